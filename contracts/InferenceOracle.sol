@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IExactVerifier} from "./interfaces/IExactVerifier.sol";
+import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
+import {IInferenceOracle} from "./interfaces/IInferenceOracle.sol";
+import {ModelRegistry} from "./ModelRegistry.sol";
+import {OperatorStaking} from "./OperatorStaking.sol";
+
+/// @title InferenceOracle
+/// @notice Optimistic inference oracle with staked attestations and on-chain fraud proofs for integer
+/// models. See `IInferenceOracle` for the game; this contract adds the storage layout and the money flows:
+///  - fees are escrowed at request and paid exactly once: to the operator (finalize), to a successful
+///    challenger (fraud) or back to the requester (refund); all payouts are pull-payment credits;
+///  - a bond of the model's `bond` is locked from the operator's stake per attestation, released at
+///    finalize, slashed on fraud: half to the challenger, half burned;
+///  - the consumer callback runs last, with exactly its requested gas, and its outcome moves no money.
+contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
+    /// @notice Seconds a result can be challenged after submission.
+    uint256 public immutable CHALLENGE_WINDOW;
+    /// @notice Seconds after a request during which a result may be submitted; afterwards it can be refunded.
+    uint256 public immutable REQUEST_TIMEOUT;
+    /// @notice Largest callback gas a requester may ask for.
+    uint256 public immutable MAX_CALLBACK_GAS;
+    /// @notice The on-chain re-execution engine for EXACT models.
+    IExactVerifier public immutable VERIFIER;
+
+    /// @notice Where burned halves of slashed bonds go (no key can move funds from it).
+    address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
+
+    /// @dev Gas kept back for the checks around the callback (the 63/64 rule is applied on top).
+    uint256 private constant CALLBACK_GAS_RESERVE = 5_000;
+
+    uint8 private constant FLAG_FINALIZED = 1;
+    uint8 private constant FLAG_FRAUD = 2;
+    uint8 private constant FLAG_REFUNDED = 4;
+    uint8 private constant FLAG_CALLBACK_OK = 8;
+
+    /// @dev Written once at request; one slot.
+    struct Request {
+        address requester; // consumer called back at settlement; receives refunds
+        uint32 modelId;
+        uint24 callbackGasLimit; // exact gas for the callback
+        uint40 requestedAt; // submission deadline = requestedAt + REQUEST_TIMEOUT
+    }
+
+    /// @dev Written at submit (or refund); one slot. Status is derived from these timestamps and flags.
+    struct Result {
+        address operator; // attesting operator
+        uint40 submittedAt; // 0 = no result; challenge window ends at submittedAt + CHALLENGE_WINDOW
+        uint8 flags; // FLAG_* bits
+    }
+
+    uint64 private _nonce;
+    mapping(uint256 requestId => Request) private _requests;
+    mapping(uint256 requestId => Result) private _results;
+    mapping(uint256 requestId => bytes32) private _outputHash;
+    mapping(address account => uint256) private _credits;
+
+    /// @param verifier the EXACT-mode re-execution engine.
+    /// @param challengeWindow seconds a result stays challengeable (e.g. 1 hour; minutes on a devnet).
+    /// @param requestTimeout seconds an operator has to answer (e.g. 1 hour).
+    /// @param unbondingPeriod seconds before unstaked funds can be withdrawn; must exceed the window.
+    /// @param minBondRatio bond >= minBondRatio * fee for every model (protocol default 4).
+    /// @param maxCallbackGas cap on a request's callback gas (e.g. 1,000,000; at most 2^24 - 1).
+    constructor(
+        IExactVerifier verifier,
+        uint256 challengeWindow,
+        uint256 requestTimeout,
+        uint256 unbondingPeriod,
+        uint256 minBondRatio,
+        uint256 maxCallbackGas
+    ) ModelRegistry(minBondRatio) OperatorStaking(unbondingPeriod) {
+        // INVARIANT: unbonding outlasts the window, so stake backing an open result cannot escape a slash.
+        if (
+            challengeWindow == 0 || requestTimeout == 0 || unbondingPeriod <= challengeWindow || minBondRatio < 2
+                || maxCallbackGas >= 2 ** 24
+        ) revert InvalidParameters();
+        VERIFIER = verifier;
+        CHALLENGE_WINDOW = challengeWindow;
+        REQUEST_TIMEOUT = requestTimeout;
+        MAX_CALLBACK_GAS = maxCallbackGas;
+    }
+
+    // ---------------------------------------------------------------- requests
+
+    /// @inheritdoc IInferenceOracle
+    /// @dev Not `nonReentrant` on purpose: a consumer may chain a new request from its callback, and a
+    /// request moves no money out. It only writes a fresh record.
+    function requestInference(uint32 modelId, bytes calldata input, uint24 callbackGasLimit)
+        external
+        payable
+        returns (uint256 requestId)
+    {
+        ModelCore memory model = _modelCore[modelId];
+        if (model.inputLength == 0) revert UnknownModel(modelId);
+        if (model.retired) revert ModelIsRetired(modelId);
+        if (msg.value != model.fee) revert IncorrectFee(model.fee, msg.value);
+        if (input.length != model.inputLength) revert InputLengthMismatch(model.inputLength, input.length);
+        if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
+
+        uint64 nonce = ++_nonce;
+        requestId = _requestId(nonce, keccak256(input));
+        _requests[requestId] = Request({
+            requester: msg.sender,
+            modelId: modelId,
+            callbackGasLimit: callbackGasLimit,
+            requestedAt: uint40(block.timestamp)
+        });
+        emit InferenceRequested(requestId, modelId, msg.sender, model.fee, callbackGasLimit, input);
+    }
+
+    // ---------------------------------------------------------------- results
+
+    /// @inheritdoc IInferenceOracle
+    function submitResult(uint256 requestId, bytes calldata output) external nonReentrant {
+        // First valid submission wins: a late one reverts after one SLOAD.
+        Result memory result = _results[requestId];
+        if (result.submittedAt != 0) revert AlreadySubmitted(requestId);
+        _submit(requestId, output, result);
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function submitResults(uint256[] calldata requestIds, bytes[] calldata outputs)
+        external
+        nonReentrant
+        returns (uint256 submitted)
+    {
+        if (requestIds.length != outputs.length) revert LengthMismatch();
+        for (uint256 i; i < requestIds.length; ++i) {
+            uint256 id = requestIds[i];
+            Result memory result = _results[id];
+            Request memory request = _requests[id];
+            // Lost races and expired requests are skipped, so one late answer cannot sink the batch.
+            if (
+                result.submittedAt != 0 || result.flags != 0 || request.requester == address(0)
+                    || block.timestamp >= request.requestedAt + REQUEST_TIMEOUT
+            ) continue;
+            _submit(id, outputs[i], result);
+            ++submitted;
+        }
+    }
+
+    function _submit(uint256 requestId, bytes calldata output, Result memory result) private {
+        Request memory request = _requests[requestId];
+        if (request.requester == address(0)) revert UnknownRequest(requestId);
+        if (result.flags & FLAG_REFUNDED != 0) revert AlreadyRefunded(requestId);
+        uint256 deadline = request.requestedAt + REQUEST_TIMEOUT;
+        if (block.timestamp >= deadline) revert RequestExpired(requestId, deadline);
+        ModelCore memory model = _modelCore[request.modelId];
+        if (output.length != model.outputLength) revert OutputLengthMismatch(model.outputLength, output.length);
+
+        _lockBond(msg.sender, model.bond);
+        _results[requestId] = Result({operator: msg.sender, submittedAt: uint40(block.timestamp), flags: 0});
+        _outputHash[requestId] = keccak256(output);
+        emit ResultSubmitted(requestId, msg.sender, output, block.timestamp + CHALLENGE_WINDOW);
+    }
+
+    // ---------------------------------------------------------------- settlement
+
+    /// @inheritdoc IInferenceOracle
+    function finalize(uint256 requestId, bytes calldata output) external nonReentrant {
+        Result memory result = _results[requestId];
+        if (result.submittedAt == 0) _revertNoResult(requestId);
+        if (result.flags & FLAG_FINALIZED != 0) revert AlreadyFinalized(requestId);
+        uint256 deadline = result.submittedAt + CHALLENGE_WINDOW;
+        if (block.timestamp < deadline) revert ChallengeWindowOpen(requestId, deadline);
+        _finalize(requestId, output, result);
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function finalizeBatch(uint256[] calldata requestIds, bytes[] calldata outputs)
+        external
+        nonReentrant
+        returns (uint256 finalized)
+    {
+        if (requestIds.length != outputs.length) revert LengthMismatch();
+        for (uint256 i; i < requestIds.length; ++i) {
+            Result memory result = _results[requestIds[i]];
+            if (
+                result.submittedAt == 0 || result.flags & FLAG_FINALIZED != 0
+                    || block.timestamp < result.submittedAt + CHALLENGE_WINDOW
+            ) continue;
+            _finalize(requestIds[i], outputs[i], result);
+            ++finalized;
+        }
+    }
+
+    function _finalize(uint256 requestId, bytes calldata output, Result memory result) private {
+        if (keccak256(output) != _outputHash[requestId]) revert OutputMismatch(requestId);
+        Request memory request = _requests[requestId];
+        ModelCore memory model = _modelCore[request.modelId];
+
+        // Effects first: once these are written the request is settled whatever the callback does.
+        _results[requestId].flags = FLAG_FINALIZED;
+        _unlockBond(result.operator, model.bond);
+        _credits[result.operator] += model.fee;
+
+        bool ok = _callback(request, requestId, output);
+        // Only a record of the callback's outcome; guarded by nonReentrant and moves no money.
+        if (ok) _results[requestId].flags = FLAG_FINALIZED | FLAG_CALLBACK_OK;
+        emit RequestFinalized(requestId, result.operator, model.fee, ok);
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function challenge(uint256 requestId, bytes calldata input) external nonReentrant {
+        Result memory result = _results[requestId];
+        if (result.submittedAt == 0) _revertNoResult(requestId);
+        if (result.flags & FLAG_FINALIZED != 0) revert AlreadyFinalized(requestId);
+        uint256 deadline = result.submittedAt + CHALLENGE_WINDOW;
+        if (block.timestamp >= deadline) revert ChallengeWindowClosed(requestId, deadline);
+        if (_requestId(uint64(requestId >> 192), keccak256(input)) != requestId) revert InputMismatch(requestId);
+        Request memory request = _requests[requestId];
+        ModelCore memory model = _modelCore[request.modelId];
+        if (model.mode != Mode.EXACT) revert NotChallengeable(request.modelId);
+
+        bytes memory correct = VERIFIER.executeStored(_modelMeta[request.modelId].programChunks, input);
+        bytes32 correctHash = keccak256(correct);
+        if (correctHash == _outputHash[requestId]) revert ResultIsCorrect(requestId);
+
+        // Effects: the request is resolved by proven fraud before any value or control leaves.
+        _results[requestId].flags = FLAG_FINALIZED | FLAG_FRAUD;
+        _outputHash[requestId] = correctHash;
+        _slashBond(result.operator, model.bond, requestId);
+        uint256 burned = model.bond / 2;
+        // The challenger gets the fee too: the requester still receives the correct output for it.
+        uint256 reward = model.bond - burned + model.fee;
+        _credits[msg.sender] += reward;
+
+        (bool sent,) = BURN_ADDRESS.call{value: burned}("");
+        if (!sent) revert TransferFailed(BURN_ADDRESS, burned);
+        bool ok = _callback(request, requestId, correct);
+        if (ok) _results[requestId].flags = FLAG_FINALIZED | FLAG_FRAUD | FLAG_CALLBACK_OK;
+        emit FraudProven(requestId, result.operator, msg.sender, correct, reward, burned, ok);
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function refund(uint256 requestId) external nonReentrant {
+        Request memory request = _requests[requestId];
+        if (request.requester == address(0)) revert UnknownRequest(requestId);
+        Result memory result = _results[requestId];
+        if (result.submittedAt != 0) revert AlreadySubmitted(requestId);
+        if (result.flags & FLAG_REFUNDED != 0) revert AlreadyRefunded(requestId);
+        uint256 deadline = request.requestedAt + REQUEST_TIMEOUT;
+        if (block.timestamp < deadline) revert RequestNotExpired(requestId, deadline);
+
+        uint96 fee = _modelCore[request.modelId].fee;
+        _results[requestId].flags = FLAG_REFUNDED;
+        _credits[request.requester] += fee;
+        emit RequestRefunded(requestId, request.requester, fee);
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function withdraw(address payable to) external nonReentrant {
+        uint256 amount = _credits[msg.sender];
+        if (amount == 0) revert NoCredits(msg.sender);
+        _credits[msg.sender] = 0;
+        emit CreditsWithdrawn(msg.sender, to, amount);
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert TransferFailed(to, amount);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IInferenceOracle
+    function statusOf(uint256 requestId) public view returns (Status) {
+        Request memory request = _requests[requestId];
+        if (request.requester == address(0)) return Status.None;
+        return _status(request, _results[requestId]);
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function getRequest(uint256 requestId) external view returns (RequestView memory view_) {
+        Request memory request = _requests[requestId];
+        if (request.requester == address(0)) revert UnknownRequest(requestId);
+        Result memory result = _results[requestId];
+        view_ = RequestView({
+            requester: request.requester,
+            modelId: request.modelId,
+            callbackGasLimit: request.callbackGasLimit,
+            requestedAt: request.requestedAt,
+            operator: result.operator,
+            submittedAt: result.submittedAt,
+            outputHash: _outputHash[requestId],
+            callbackSucceeded: result.flags & FLAG_CALLBACK_OK != 0,
+            status: _status(request, result)
+        });
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function isAttestedOutput(uint256 requestId, bytes calldata output) external view returns (bool) {
+        bytes32 stored = _outputHash[requestId];
+        return stored != bytes32(0) && stored == keccak256(output);
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function creditsOf(address account) external view returns (uint256) {
+        return _credits[account];
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function computeRequestId(uint64 nonce, bytes calldata input) external pure returns (uint256) {
+        return _requestId(nonce, keccak256(input));
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _status(Request memory request, Result memory result) private view returns (Status) {
+        if (result.submittedAt == 0) {
+            if (result.flags & FLAG_REFUNDED != 0) return Status.Refunded;
+            return block.timestamp < request.requestedAt + REQUEST_TIMEOUT ? Status.Pending : Status.Expired;
+        }
+        if (result.flags & FLAG_FRAUD != 0) return Status.FraudProven;
+        if (result.flags & FLAG_FINALIZED != 0) return Status.Finalized;
+        return block.timestamp < result.submittedAt + CHALLENGE_WINDOW ? Status.Submitted : Status.Finalizable;
+    }
+
+    function _revertNoResult(uint256 requestId) private view {
+        if (_requests[requestId].requester == address(0)) revert UnknownRequest(requestId);
+        revert NotSubmitted(requestId);
+    }
+
+    /// @dev The nonce in the top 64 bits keeps ids unique; the low 192 bits bind the input so a challenge
+    /// can prove which input it re-executes (second preimages of 192 bits are out of reach).
+    function _requestId(uint64 nonce, bytes32 inputHash) private pure returns (uint256) {
+        return (uint256(nonce) << 192) | uint256(uint192(uint256(keccak256(abi.encode(nonce, inputHash)))));
+    }
+
+    /// @dev Calls the consumer with exactly `callbackGasLimit` gas, after all state changes. Reverts (instead
+    /// of silently starving the callback) if the caller forwarded too little gas: by the 63/64 rule the
+    /// callee would otherwise get less than it asked for and a griefer could fail it on purpose.
+    function _callback(Request memory request, uint256 requestId, bytes memory output) private returns (bool ok) {
+        uint256 gasLimit = request.callbackGasLimit;
+        address target = request.requester;
+        if (gasLimit == 0 || target.code.length == 0) return false;
+        bytes memory payload = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, output));
+        bool enoughGas;
+        assembly ("memory-safe") {
+            let g := gas()
+            if gt(g, CALLBACK_GAS_RESERVE) {
+                g := sub(g, CALLBACK_GAS_RESERVE)
+                // The call can forward at most g - g/64 (EIP-150); it must exceed the limit.
+                enoughGas := gt(sub(g, div(g, 64)), gasLimit)
+            }
+            if enoughGas {
+                // No return data is copied: a consumer cannot grief with a huge revert reason.
+                ok := call(gasLimit, target, 0, add(payload, 0x20), mload(payload), 0, 0)
+            }
+        }
+        if (!enoughGas) revert InsufficientGasForCallback(gasLimit + gasLimit / 63 + CALLBACK_GAS_RESERVE);
+    }
+}

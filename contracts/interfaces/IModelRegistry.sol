@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IModelRegistry
+/// @notice Immutable, versioned model registrations. A registration fixes everything a worker and a
+/// challenger need to agree on what "running model M" means: the ONNX file's keccak256, where to fetch it,
+/// the canonical I/O sizes, the fee and bond, the verification mode and, for `EXACT` models, the
+/// commitment to the integer program stored on-chain. A version is never edited; its owner may retire it
+/// so that no new request can use it (requests already made still settle).
+interface IModelRegistry {
+    /// @notice How results for a model are trusted.
+    /// @dev `EXACT`: integer-profile model; a wrong result is proven wrong on-chain by re-execution.
+    ///      `ATTESTED`: any ONNX model; results rest on the operator's stake and are final after the window.
+    enum Mode {
+        EXACT,
+        ATTESTED
+    }
+
+    /// @notice Parameters of a new model version.
+    struct ModelSpec {
+        bytes32 onnxHash; // keccak256 of the ONNX file bytes
+        bytes32 programCommitment; // keccak256 of the integer program bytes (EXACT), zero for ATTESTED
+        uint96 fee; // wei a requester pays per inference
+        uint96 bond; // wei of operator stake locked per attestation (>= minBondRatio * fee)
+        uint24 inputLength; // bytes of canonical input
+        uint24 outputLength; // bytes of canonical output
+        Mode mode;
+        string uri; // where the ONNX file can be fetched (file://, https://, ...)
+    }
+
+    /// @notice A registered model version as stored.
+    struct Model {
+        address owner;
+        bool retired;
+        Mode mode;
+        uint96 fee;
+        uint96 bond;
+        uint24 inputLength;
+        uint24 outputLength;
+        bytes32 onnxHash;
+        bytes32 programCommitment;
+        string uri;
+    }
+
+    /// @notice Emitted when a model version is registered.
+    event ModelRegistered(
+        uint32 indexed modelId,
+        address indexed owner,
+        bytes32 indexed onnxHash,
+        Mode mode,
+        bytes32 programCommitment,
+        uint96 fee,
+        uint96 bond,
+        uint24 inputLength,
+        uint24 outputLength,
+        string uri
+    );
+    /// @notice Emitted when the owner retires a model version.
+    event ModelRetired(uint32 indexed modelId);
+    /// @notice Emitted when a program data chunk is written (see `writeProgramChunk`).
+    event ProgramChunkWritten(address indexed chunk, uint256 length);
+
+    /// @notice No model with this id exists.
+    error UnknownModel(uint32 modelId);
+    /// @notice The model was retired by its owner; it accepts no new requests.
+    error ModelIsRetired(uint32 modelId);
+    /// @notice Only the model's owner may do this.
+    error NotModelOwner(uint32 modelId, address caller);
+    /// @notice A model must charge a non-zero fee (the fee funds the operator and the challenger reward).
+    error ZeroFee();
+    /// @notice The bond is below `minBondRatio * fee`.
+    error BondTooLow(uint256 bond, uint256 minimum);
+    /// @notice Input and output lengths must be between 1 and `MAX_IO_LENGTH` bytes.
+    error InvalidIOLength(uint256 inputLength, uint256 outputLength);
+    /// @notice The ONNX hash and URI must be set.
+    error MissingModelData();
+    /// @notice `EXACT` models need program chunks and a commitment; `ATTESTED` models must have neither.
+    error ProgramModeMismatch(Mode mode);
+    /// @notice The stored program chunks do not hash to the declared commitment.
+    error ProgramCommitmentMismatch(bytes32 declared, bytes32 actual);
+
+    /// @notice Registers a new immutable model version.
+    /// @param spec the model's parameters.
+    /// @param programChunks for `EXACT`: addresses from `writeProgramChunk`, in order; empty for `ATTESTED`.
+    /// @return modelId the new version's id (ids start at 1).
+    function registerModel(ModelSpec calldata spec, address[] calldata programChunks) external returns (uint32 modelId);
+
+    /// @notice Stores `data` on-chain as code (one chunk of an integer program) and returns its address.
+    /// @dev Each chunk is at most 24,575 bytes, so large programs take several transactions, each well under
+    /// the 128 KiB that many nodes accept.
+    function writeProgramChunk(bytes calldata data) external returns (address chunk);
+
+    /// @notice Retires a model version: no new requests; open requests still settle.
+    function retireModel(uint32 modelId) external;
+
+    /// @notice Returns a model version.
+    function getModel(uint32 modelId) external view returns (Model memory);
+
+    /// @notice Returns the program chunks of an `EXACT` model (empty for `ATTESTED`).
+    function programChunks(uint32 modelId) external view returns (address[] memory);
+
+    /// @notice Number of registered model versions (the latest id).
+    function modelCount() external view returns (uint32);
+}

@@ -1,0 +1,213 @@
+"""Typed wrapper around the deployed `InferenceOracle` (registry, staking and lifecycle in one contract).
+
+Shared by the worker, the challenger, the SDK, scripts and tests: the ABI comes from the shipped
+artifacts, reverts come back as :class:`oracle.errors.ContractRevert` by name. Each transaction has a
+``*_fn`` builder (a web3 ``ContractFunction``) for callers that sign and send themselves (the worker's
+submitter), and a convenience method that sends with a :data:`oracle.chain.tx.Signer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eth_utils import keccak
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError
+from web3.types import TxReceipt
+
+from oracle.chain import artifacts
+from oracle.chain.reverts import from_web3_error
+from oracle.chain.tx import Signer, send
+from oracle.chain.types import (
+    InferenceRequested,
+    Mode,
+    Model,
+    ModelSpec,
+    RequestView,
+    ResultSubmitted,
+    StakeInfo,
+    Status,
+)
+
+#: Largest chunk of program bytes per `writeProgramChunk` transaction (DataChunks.MAX_CHUNK).
+MAX_CHUNK = 24_575
+
+
+class OracleClient:
+    """Client for one `InferenceOracle` deployment."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.w3 = w3
+        self.address = Web3.to_checksum_address(address)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifacts.load("InferenceOracle").abi)
+
+    # ------------------------------------------------------------- calls
+    def _call(self, fn: ContractFunction, block: Any = "latest") -> Any:
+        try:
+            return fn.call(block_identifier=block)
+        except ContractLogicError as exc:
+            raise from_web3_error(exc) from exc
+
+    def parameters(self) -> dict[str, int]:
+        c = self.contract.functions
+        return {
+            "challenge_window": self._call(c.CHALLENGE_WINDOW()),
+            "request_timeout": self._call(c.REQUEST_TIMEOUT()),
+            "unbonding_period": self._call(c.UNBONDING_PERIOD()),
+            "min_bond_ratio": self._call(c.MIN_BOND_RATIO()),
+            "max_callback_gas": self._call(c.MAX_CALLBACK_GAS()),
+        }
+
+    def verifier_address(self) -> str:
+        return str(self._call(self.contract.functions.VERIFIER()))
+
+    def get_model(self, model_id: int) -> Model:
+        m = self._call(self.contract.functions.getModel(model_id))
+        return Model(model_id, m[0], m[1], Mode(m[2]), m[3], m[4], m[5], m[6], bytes(m[7]), bytes(m[8]), m[9])
+
+    def model_count(self) -> int:
+        return int(self._call(self.contract.functions.modelCount()))
+
+    def program_chunks(self, model_id: int) -> list[str]:
+        return list(self._call(self.contract.functions.programChunks(model_id)))
+
+    def status_of(self, request_id: int, block: Any = "latest") -> Status:
+        return Status(self._call(self.contract.functions.statusOf(request_id), block))
+
+    def get_request(self, request_id: int, block: Any = "latest") -> RequestView:
+        r = self._call(self.contract.functions.getRequest(request_id), block)
+        return RequestView(request_id, r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7], Status(r[8]))
+
+    def stake_of(self, operator: str) -> StakeInfo:
+        s = self._call(self.contract.functions.stakeOf(Web3.to_checksum_address(operator)))
+        return StakeInfo(s[0], s[1], s[2], s[3])
+
+    def credits_of(self, account: str) -> int:
+        return int(self._call(self.contract.functions.creditsOf(Web3.to_checksum_address(account))))
+
+    def is_attested_output(self, request_id: int, output: bytes) -> bool:
+        return bool(self._call(self.contract.functions.isAttestedOutput(request_id, output)))
+
+    @staticmethod
+    def compute_request_id(nonce: int, data: bytes) -> int:
+        """Mirror of the contract's id scheme (see `IInferenceOracle`)."""
+        from eth_abi import encode
+
+        digest = keccak(encode(["uint64", "bytes32"], [nonce, keccak(data)]))
+        return (nonce << 192) | (int.from_bytes(digest, "big") & ((1 << 192) - 1))
+
+    # ------------------------------------------------------------- transaction builders
+    def request_fn(self, model_id: int, data: bytes, callback_gas: int = 0) -> ContractFunction:
+        return self.contract.functions.requestInference(model_id, data, callback_gas)
+
+    def submit_fn(self, request_id: int, output: bytes) -> ContractFunction:
+        return self.contract.functions.submitResult(request_id, output)
+
+    def submit_batch_fn(self, request_ids: Sequence[int], outputs: Sequence[bytes]) -> ContractFunction:
+        return self.contract.functions.submitResults(list(request_ids), list(outputs))
+
+    def finalize_fn(self, request_id: int, output: bytes) -> ContractFunction:
+        return self.contract.functions.finalize(request_id, output)
+
+    def finalize_batch_fn(self, request_ids: Sequence[int], outputs: Sequence[bytes]) -> ContractFunction:
+        return self.contract.functions.finalizeBatch(list(request_ids), list(outputs))
+
+    def challenge_fn(self, request_id: int, data: bytes) -> ContractFunction:
+        return self.contract.functions.challenge(request_id, data)
+
+    def refund_fn(self, request_id: int) -> ContractFunction:
+        return self.contract.functions.refund(request_id)
+
+    def withdraw_fn(self, to: str) -> ContractFunction:
+        return self.contract.functions.withdraw(Web3.to_checksum_address(to))
+
+    # ------------------------------------------------------------- convenience senders
+    def request(self, signer: Signer, model_id: int, data: bytes, callback_gas: int = 0,
+                fee: int | None = None) -> tuple[int, TxReceipt]:
+        """Requests an inference paying the model's fee; returns (request id, receipt)."""
+        if fee is None:
+            fee = self.get_model(model_id).fee
+        receipt = send(self.w3, self.request_fn(model_id, data, callback_gas), signer, value=fee)
+        events = self.contract.events.InferenceRequested().process_receipt(receipt)
+        return int(events[0]["args"]["requestId"]), receipt
+
+    def submit(self, signer: Signer, request_id: int, output: bytes) -> TxReceipt:
+        return send(self.w3, self.submit_fn(request_id, output), signer)
+
+    def finalize(self, signer: Signer, request_id: int, output: bytes, gas: int | None = None) -> TxReceipt:
+        return send(self.w3, self.finalize_fn(request_id, output), signer, gas=gas)
+
+    def challenge(self, signer: Signer, request_id: int, data: bytes, gas: int | None = None) -> TxReceipt:
+        return send(self.w3, self.challenge_fn(request_id, data), signer, gas=gas)
+
+    def refund(self, signer: Signer, request_id: int) -> TxReceipt:
+        return send(self.w3, self.refund_fn(request_id), signer)
+
+    def withdraw(self, signer: Signer, to: str) -> TxReceipt:
+        return send(self.w3, self.withdraw_fn(to), signer)
+
+    def stake(self, signer: Signer, amount: int) -> TxReceipt:
+        return send(self.w3, self.contract.functions.stake(), signer, value=amount)
+
+    def request_unstake(self, signer: Signer, amount: int) -> TxReceipt:
+        return send(self.w3, self.contract.functions.requestUnstake(amount), signer)
+
+    def withdraw_stake(self, signer: Signer, to: str) -> TxReceipt:
+        return send(self.w3, self.contract.functions.withdrawStake(Web3.to_checksum_address(to)), signer)
+
+    def retire_model(self, signer: Signer, model_id: int) -> TxReceipt:
+        return send(self.w3, self.contract.functions.retireModel(model_id), signer)
+
+    def write_program(self, signer: Signer, program: bytes) -> list[str]:
+        """Stores program bytes on-chain as data chunks; returns the chunk addresses in order."""
+        chunks: list[str] = []
+        for start in range(0, len(program), MAX_CHUNK):
+            piece = program[start:start + MAX_CHUNK]
+            receipt = send(self.w3, self.contract.functions.writeProgramChunk(piece), signer)
+            ev = self.contract.events.ProgramChunkWritten().process_receipt(receipt)
+            chunks.append(ev[0]["args"]["chunk"])
+        return chunks
+
+    def register_model(self, signer: Signer, spec: ModelSpec, program: bytes | None = None) -> int:
+        """Registers a model version (writing its program chunks first for EXACT); returns its id."""
+        chunks: list[str] = []
+        if spec.mode is Mode.EXACT:
+            if program is None:
+                raise ValueError("an EXACT model needs its program bytes (oracle model compile ...)")
+            chunks = self.write_program(signer, program)
+        receipt = send(self.w3, self.contract.functions.registerModel(spec.as_tuple(), chunks), signer)
+        ev = self.contract.events.ModelRegistered().process_receipt(receipt)
+        return int(ev[0]["args"]["modelId"])
+
+    # ------------------------------------------------------------- events
+    def requested_events(self, from_block: int, to_block: int) -> list[InferenceRequested]:
+        logs = self.contract.events.InferenceRequested().get_logs(from_block=from_block, to_block=to_block)
+        return [
+            InferenceRequested(
+                request_id=int(l["args"]["requestId"]), model_id=int(l["args"]["modelId"]),
+                requester=l["args"]["requester"], fee=int(l["args"]["fee"]),
+                callback_gas_limit=int(l["args"]["callbackGasLimit"]), input=bytes(l["args"]["input"]),
+                block_number=l["blockNumber"], block_hash=bytes(l["blockHash"]),
+                tx_hash=bytes(l["transactionHash"]), log_index=l["logIndex"],
+            )
+            for l in logs
+        ]
+
+    def submitted_events(self, from_block: int, to_block: int) -> list[ResultSubmitted]:
+        logs = self.contract.events.ResultSubmitted().get_logs(from_block=from_block, to_block=to_block)
+        return [
+            ResultSubmitted(
+                request_id=int(l["args"]["requestId"]), operator=l["args"]["operator"],
+                output=bytes(l["args"]["output"]), challenge_deadline=int(l["args"]["challengeDeadline"]),
+                block_number=l["blockNumber"], block_hash=bytes(l["blockHash"]),
+                tx_hash=bytes(l["transactionHash"]), log_index=l["logIndex"],
+            )
+            for l in logs
+        ]
+
+    def events_in(self, receipt: TxReceipt, name: str) -> list[dict[str, Any]]:
+        """Decoded `name` events of this contract in a receipt (args only)."""
+        return [dict(e["args"]) for e in getattr(self.contract.events, name)().process_receipt(receipt)]

@@ -1,0 +1,82 @@
+"""Deploy the whole system: the EXACT-mode verifier and the oracle (registry + staking + lifecycle)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from web3 import Web3
+
+from oracle.chain import artifacts
+from oracle.chain.client import OracleClient
+from oracle.chain.tx import Signer, deploy
+
+VERIFIER_CONTRACT = "IntegerVerifier"
+
+
+@dataclass(frozen=True)
+class DeployParams:
+    """Deployment parameters with production-minded defaults (all constructor arguments).
+
+    - ``challenge_window``: 1 hour, far above validator timestamp drift, long enough for challengers to act
+      early; a devnet demo uses seconds.
+    - ``request_timeout``: 1 hour for an operator to answer before the requester can take the fee back.
+    - ``unbonding_period``: 7 days, far longer than window + dispute (v1 disputes are one transaction).
+    - ``min_bond_ratio``: 4, so bond >= 4 x fee: fraud never pays and a self-challenge always loses.
+    - ``max_callback_gas``: 1,000,000, enough for real consumers, bounded so finalize stays cheap to call.
+    """
+
+    challenge_window: int = 3600
+    request_timeout: int = 3600
+    unbonding_period: int = 7 * 24 * 3600
+    min_bond_ratio: int = 4
+    max_callback_gas: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Addresses of one deployment; saved as JSON so workers and the SDK can find it."""
+
+    chain_id: int
+    oracle: str
+    verifier: str
+    block: int
+    params: DeployParams
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "params": asdict(self.params)}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Deployment:
+        data = json.loads(text)
+        return cls(data["chain_id"], data["oracle"], data["verifier"], data["block"],
+                   DeployParams(**data["params"]))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        return cls.from_json(path.read_text())
+
+
+def deploy_system(
+    w3: Web3, signer: Signer, params: DeployParams | None = None, verifier: str | None = None
+) -> Deployment:
+    """Deploys the verifier (unless an existing ``verifier`` address is given) and the oracle."""
+    params = params or DeployParams()
+    if verifier is None:
+        v = artifacts.load(VERIFIER_CONTRACT)
+        verifier = deploy(w3, v.abi, v.bytecode, signer)
+    o = artifacts.load("InferenceOracle")
+    oracle = deploy(
+        w3, o.abi, o.bytecode, signer, verifier, params.challenge_window, params.request_timeout,
+        params.unbonding_period, params.min_bond_ratio, params.max_callback_gas,
+    )
+    return Deployment(w3.eth.chain_id, oracle, verifier, w3.eth.block_number, params)
+
+
+def client_for(w3: Web3, deployment: Deployment) -> OracleClient:
+    return OracleClient(w3, deployment.oracle)

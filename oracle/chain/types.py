@@ -1,0 +1,117 @@
+"""Typed mirrors of the contracts' enums, structs and events (frozen dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Mode(IntEnum):
+    """`IModelRegistry.Mode`."""
+
+    EXACT = 0
+    ATTESTED = 1
+
+
+class Status(IntEnum):
+    """`IInferenceOracle.Status` (derived on-chain from timestamps and flags)."""
+
+    NONE = 0
+    PENDING = 1
+    EXPIRED = 2
+    REFUNDED = 3
+    SUBMITTED = 4
+    FINALIZABLE = 5
+    FINALIZED = 6
+    FRAUD_PROVEN = 7
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Status.REFUNDED, Status.FINALIZED, Status.FRAUD_PROVEN)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Parameters of a new model version (`IModelRegistry.ModelSpec`)."""
+
+    onnx_hash: bytes
+    fee: int
+    bond: int
+    input_length: int
+    output_length: int
+    mode: Mode
+    uri: str
+    program_commitment: bytes = b"\x00" * 32
+
+    def as_tuple(self) -> tuple[object, ...]:
+        return (self.onnx_hash, self.program_commitment, self.fee, self.bond, self.input_length,
+                self.output_length, int(self.mode), self.uri)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A registered model version (`IModelRegistry.Model`)."""
+
+    model_id: int
+    owner: str
+    retired: bool
+    mode: Mode
+    fee: int
+    bond: int
+    input_length: int
+    output_length: int
+    onnx_hash: bytes
+    program_commitment: bytes
+    uri: str
+
+
+@dataclass(frozen=True)
+class StakeInfo:
+    staked: int
+    locked: int
+    pending: int
+    withdrawable_at: int
+
+    @property
+    def free(self) -> int:
+        return self.staked - self.locked
+
+
+@dataclass(frozen=True)
+class RequestView:
+    request_id: int
+    requester: str
+    model_id: int
+    callback_gas_limit: int
+    requested_at: int
+    operator: str
+    submitted_at: int
+    output_hash: bytes
+    callback_succeeded: bool
+    status: Status
+
+
+@dataclass(frozen=True)
+class InferenceRequested:
+    request_id: int
+    model_id: int
+    requester: str
+    fee: int
+    callback_gas_limit: int
+    input: bytes
+    block_number: int
+    block_hash: bytes
+    tx_hash: bytes
+    log_index: int
+
+
+@dataclass(frozen=True)
+class ResultSubmitted:
+    request_id: int
+    operator: str
+    output: bytes
+    challenge_deadline: int
+    block_number: int
+    block_hash: bytes
+    tx_hash: bytes
+    log_index: int

@@ -1,0 +1,38 @@
+"""Shared fixtures: one real anvil per test session, chain snapshot/revert around every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from web3 import Web3
+
+from oracle.chain.devnet import Devnet
+
+
+@pytest.fixture(scope="session")
+def devnet() -> Iterator[Devnet]:
+    with Devnet() as d:
+        yield d
+
+
+@pytest.fixture(scope="session")
+def session_w3(devnet: Devnet) -> Web3:
+    w3 = Web3(Web3.HTTPProvider(devnet.url, request_kwargs={"timeout": 60}))
+    assert w3.is_connected()
+    return w3
+
+
+@pytest.fixture
+def w3(session_w3: Web3) -> Iterator[Web3]:
+    """The session's chain, reverted to its previous state after the test (cheap: evm_snapshot)."""
+    snap = session_w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    try:
+        yield session_w3
+    finally:
+        session_w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def accounts(session_w3: Web3) -> list[str]:
+    return list(session_w3.eth.accounts)

@@ -1,0 +1,121 @@
+"""Compile ``contracts/`` into ABI + bytecode artifacts shipped inside the ``oracle`` package.
+
+Run with ``make build`` (or ``python tools/build_artifacts.py``). Operators who install the package
+never compile: ``oracle.chain.artifacts`` loads the JSON written here. ``--check`` exits non-zero when
+the shipped artifacts are stale against the sources (a test runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from oracle.chain.toolchain import EVM_VERSION, SOLC_VERSION, solc_path  # noqa: E402
+
+CONTRACTS = ROOT / "contracts"
+OUT = ROOT / "oracle" / "artifacts"
+SETTINGS = {
+    "evmVersion": EVM_VERSION,
+    "optimizer": {"enabled": True, "runs": 10_000},
+    "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+}
+
+
+def source_files() -> list[Path]:
+    return sorted(p for p in CONTRACTS.rglob("*.sol"))
+
+
+def sources_digest() -> str:
+    """Digest of every contract source plus compiler version and settings: what the artifacts depend on."""
+    h = hashlib.sha256()
+    h.update(SOLC_VERSION.encode())
+    h.update(json.dumps(SETTINGS, sort_keys=True).encode())
+    oz = ROOT / "node_modules" / "@openzeppelin" / "contracts" / "package.json"
+    if oz.exists():
+        h.update(json.loads(oz.read_text())["version"].encode())
+    for p in source_files():
+        h.update(str(p.relative_to(ROOT)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def compile_all() -> dict[str, dict[str, object]]:
+    sources = {str(p.relative_to(ROOT)): {"content": p.read_text()} for p in source_files()}
+    std_input = {"language": "Solidity", "sources": sources, "settings": SETTINGS}
+    proc = subprocess.run(
+        [str(solc_path()), "--standard-json", "--base-path", str(ROOT), "--allow-paths", str(ROOT)],
+        input=json.dumps(std_input),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"solc failed: {proc.stderr}")
+    output = json.loads(proc.stdout)
+    errors = [e for e in output.get("errors", []) if e["severity"] == "error"]
+    for e in output.get("errors", []):
+        print(e["formattedMessage"], file=sys.stderr)
+    if errors:
+        sys.exit(f"compilation failed with {len(errors)} error(s)")
+    artifacts: dict[str, dict[str, object]] = {}
+    for src, contracts in output["contracts"].items():
+        if not src.startswith("contracts/"):
+            continue
+        for name, data in contracts.items():
+            bytecode = data["evm"]["bytecode"]["object"]
+            if name in artifacts:
+                sys.exit(f"duplicate contract name {name} in {src}")
+            artifacts[name] = {
+                "contractName": name,
+                "sourceName": src,
+                "abi": data["abi"],
+                "bytecode": "0x" + bytecode,
+                "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
+            }
+    return artifacts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if the shipped artifacts are stale")
+    args = parser.parse_args()
+    digest = sources_digest()
+    manifest = OUT / "manifest.json"
+    if args.check:
+        if not manifest.exists():
+            print("artifacts missing: run `make build`", file=sys.stderr)
+            return 1
+        shipped = json.loads(manifest.read_text())
+        if shipped.get("sourcesDigest") != digest:
+            print("artifacts are stale against contracts/: run `make build` and commit", file=sys.stderr)
+            return 1
+        print("artifacts up to date")
+        return 0
+    artifacts = compile_all()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.json"):
+        old.unlink()
+    for name, art in sorted(artifacts.items()):
+        (OUT / f"{name}.json").write_text(json.dumps(art, indent=1, sort_keys=True) + "\n")
+    manifest.write_text(
+        json.dumps(
+            {"solcVersion": SOLC_VERSION, "evmVersion": EVM_VERSION, "sourcesDigest": digest,
+             "contracts": sorted(artifacts)},
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"wrote {len(artifacts)} artifacts to {OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
