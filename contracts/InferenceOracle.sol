@@ -113,7 +113,8 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     // ---------------------------------------------------------------- results
 
     /// @inheritdoc IInferenceOracle
-    function submitResult(uint256 requestId, bytes calldata output) external nonReentrant {
+    /// @dev No `nonReentrant`: submission makes no external call, so there is nothing to re-enter from.
+    function submitResult(uint256 requestId, bytes calldata output) external {
         // First valid submission wins: a late one reverts after one SLOAD.
         Result memory result = _results[requestId];
         if (result.submittedAt != 0) revert AlreadySubmitted(requestId);
@@ -123,7 +124,6 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     /// @inheritdoc IInferenceOracle
     function submitResults(uint256[] calldata requestIds, bytes[] calldata outputs)
         external
-        nonReentrant
         returns (uint256 submitted)
     {
         if (requestIds.length != outputs.length) revert LengthMismatch();

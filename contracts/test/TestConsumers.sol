@@ -8,15 +8,11 @@ import {IInferenceOracle} from "../interfaces/IInferenceOracle.sol";
 
 /// @notice Base: makes requests on behalf of tests and counts deliveries.
 abstract contract TestConsumerBase is InferenceConsumer {
-    uint256 public deliveries;
-    uint256 public lastRequestId;
-    bytes public lastOutput;
-
     constructor(IInferenceOracle oracle) InferenceConsumer(oracle) {}
 
+    /// @dev Forwards a request paying `msg.value`; stores nothing, so gas figures show the oracle's cost.
     function request(uint32 modelId, bytes calldata input, uint24 gasLimit) external payable returns (uint256 id) {
-        id = _requestInference(modelId, input, gasLimit, msg.value);
-        lastRequestId = id;
+        return _requestInference(modelId, input, gasLimit, msg.value);
     }
 
     function withdrawCredits(address payable to) external {
@@ -46,6 +42,10 @@ contract StoringConsumer is TestConsumerBase {
 
 /// @notice Records what it received (request id, output, delivery count).
 contract RecordingConsumer is TestConsumerBase {
+    uint256 public deliveries;
+    uint256 public lastRequestId;
+    bytes public lastOutput;
+
     constructor(IInferenceOracle oracle) TestConsumerBase(oracle) {}
 
     function _onInferenceResult(uint256 requestId, bytes calldata output) internal override {

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError
 
@@ -45,7 +45,10 @@ def decode_revert_data(data: bytes | str | None) -> ContractRevert:
         return ContractRevert(f"UnknownError(0x{sel.hex()})", (), raw)
     name, types = known
     try:
-        args: tuple[Any, ...] = tuple(abi_decode(types, raw[4:]))
+        decoded = abi_decode(types, raw[4:])
+        args: tuple[Any, ...] = tuple(
+            to_checksum_address(v) if t == "address" else v for t, v in zip(types, decoded)
+        )
     except Exception:  # malformed arguments: keep the name, drop the args
         args = ()
     return ContractRevert(name, args, raw)

@@ -28,9 +28,9 @@ def solc_path() -> Path:
     env = os.environ.get("ORACLE_SOLC")
     path = Path(env) if env else repo_root() / "tools" / "solc"
     if not path.exists():
-        raise ToolchainError(f"solc shim not found at {path}; run `make setup` (npm ci) in the repository")
+        raise ToolchainError(f"solc shim not found at {path}; run `make setup` (npm install) in the repository")
     if not (repo_root() / "node_modules" / "solc").exists() and not env:
-        raise ToolchainError("npm package 'solc' is missing; run `npm ci` in the repository root")
+        raise ToolchainError("npm package 'solc' is missing; run `make setup` (npm install) in the repository root")
     return path
 
 
@@ -49,4 +49,4 @@ def anvil_path() -> Path:
     found = shutil.which("anvil")
     if found:
         return Path(found)
-    raise ToolchainError("anvil not found; run `npm ci` in the repository root or set ORACLE_ANVIL")
+    raise ToolchainError("anvil not found; run `make setup` (npm install) in the repository root or set ORACLE_ANVIL")

@@ -1,0 +1,54 @@
+"""Deploy the verifier and the oracle with ape, to anvil or any network given on the command line.
+
+    ape run deploy                                   # local anvil started by ape-foundry
+    ape run deploy --network ethereum:sepolia:node --account deployer --window 3600
+
+On a local network the first test account deploys; elsewhere pass ``--account`` (an ape account alias).
+Prints the addresses as JSON (the same shape as ``oracle.chain.deploy.Deployment``) and writes it to
+``--out`` when given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from ape import accounts, chain, project
+from ape.cli import ConnectedProviderCommand
+
+from oracle.chain.deploy import DeployParams
+
+
+@click.command(cls=ConnectedProviderCommand)
+@click.option("--account", "alias", default=None, help="ape account alias (default: first test account)")
+@click.option("--window", default=DeployParams.challenge_window, show_default=True, help="challenge window, s")
+@click.option("--timeout", default=DeployParams.request_timeout, show_default=True, help="request timeout, s")
+@click.option("--unbonding", default=DeployParams.unbonding_period, show_default=True, help="unbonding, s")
+@click.option("--bond-ratio", default=DeployParams.min_bond_ratio, show_default=True)
+@click.option("--max-callback-gas", default=DeployParams.max_callback_gas, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="write the deployment JSON here")
+def cli(network, alias, window, timeout, unbonding, bond_ratio, max_callback_gas, out):  # type: ignore[no-untyped-def]
+    """Deploy IntegerVerifier + InferenceOracle."""
+    sender = accounts.load(alias) if alias else accounts.test_accounts[0]
+    verifier = project.IntegerVerifier.deploy(sender=sender)
+    oracle = project.InferenceOracle.deploy(
+        verifier.address, window, timeout, unbonding, bond_ratio, max_callback_gas, sender=sender
+    )
+    deployment = {
+        "chain_id": chain.chain_id,
+        "oracle": oracle.address,
+        "verifier": verifier.address,
+        "block": chain.blocks.head.number,
+        "params": {
+            "challenge_window": window,
+            "request_timeout": timeout,
+            "unbonding_period": unbonding,
+            "min_bond_ratio": bond_ratio,
+            "max_callback_gas": max_callback_gas,
+        },
+    }
+    text = json.dumps(deployment, indent=2)
+    if out:
+        out.write_text(text + "\n")
+    click.echo(text)
