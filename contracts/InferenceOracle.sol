@@ -118,7 +118,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         // First valid submission wins: a late one reverts after one SLOAD.
         Result memory result = _results[requestId];
         if (result.submittedAt != 0) revert AlreadySubmitted(requestId);
-        _submit(requestId, output, result);
+        _submit(requestId, output);
     }
 
     /// @inheritdoc IInferenceOracle
@@ -136,16 +136,16 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
                 result.submittedAt != 0 || result.flags != 0 || request.requester == address(0)
                     || block.timestamp >= request.requestedAt + REQUEST_TIMEOUT
             ) continue;
-            _submit(id, outputs[i], result);
+            _submit(id, outputs[i]);
             ++submitted;
         }
     }
 
-    function _submit(uint256 requestId, bytes calldata output, Result memory result) private {
+    function _submit(uint256 requestId, bytes calldata output) private {
         Request memory request = _requests[requestId];
         if (request.requester == address(0)) revert UnknownRequest(requestId);
-        if (result.flags & FLAG_REFUNDED != 0) revert AlreadyRefunded(requestId);
         uint256 deadline = request.requestedAt + REQUEST_TIMEOUT;
+        // Also covers refunded requests: a refund is only possible once this deadline has passed.
         if (block.timestamp >= deadline) revert RequestExpired(requestId, deadline);
         ModelCore memory model = _modelCore[request.modelId];
         if (output.length != model.outputLength) revert OutputLengthMismatch(model.outputLength, output.length);
@@ -153,7 +153,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         _lockBond(msg.sender, model.bond);
         _results[requestId] = Result({operator: msg.sender, submittedAt: uint40(block.timestamp), flags: 0});
         _outputHash[requestId] = keccak256(output);
-        emit ResultSubmitted(requestId, msg.sender, output, block.timestamp + CHALLENGE_WINDOW);
+        emit ResultSubmitted(requestId, msg.sender, output);
     }
 
     // ---------------------------------------------------------------- settlement
@@ -193,8 +193,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
 
         // Effects first: once these are written the request is settled whatever the callback does.
         _results[requestId].flags = FLAG_FINALIZED;
-        _unlockBond(result.operator, model.bond);
-        _credits[result.operator] += model.fee;
+        _releaseBondAndCredit(result.operator, model.bond, model.fee);
 
         bool ok = _callback(request, requestId, output);
         // Only a record of the callback's outcome; guarded by nonReentrant and moves no money.
@@ -252,7 +251,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
 
     /// @inheritdoc IInferenceOracle
     function withdraw(address payable to) external nonReentrant {
-        uint256 amount = _credits[msg.sender];
+        uint256 amount = _credits[msg.sender] + _takeOperatorCredits(msg.sender);
         if (amount == 0) revert NoCredits(msg.sender);
         _credits[msg.sender] = 0;
         emit CreditsWithdrawn(msg.sender, to, amount);
@@ -295,7 +294,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
 
     /// @inheritdoc IInferenceOracle
     function creditsOf(address account) external view returns (uint256) {
-        return _credits[account];
+        return _credits[account] + _operatorCredits(account);
     }
 
     /// @inheritdoc IInferenceOracle
@@ -334,19 +333,24 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         address target = request.requester;
         if (gasLimit == 0 || target.code.length == 0) return false;
         bytes memory payload = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, output));
-        bool enoughGas;
+        if (!_enoughGasFor(gasLimit)) {
+            revert InsufficientGasForCallback(gasLimit + gasLimit / 63 + CALLBACK_GAS_RESERVE);
+        }
+        assembly ("memory-safe") {
+            // No return data is copied: a consumer cannot grief with a huge revert reason.
+            ok := call(gasLimit, target, 0, add(payload, 0x20), mload(payload), 0, 0)
+        }
+    }
+
+    /// @dev True when a CALL made right after this check can forward `gasLimit` in full: at most
+    /// g - g/64 of the remaining gas g is forwarded (EIP-150), after a small reserve for the code between.
+    function _enoughGasFor(uint256 gasLimit) private view returns (bool enough) {
         assembly ("memory-safe") {
             let g := gas()
             if gt(g, CALLBACK_GAS_RESERVE) {
                 g := sub(g, CALLBACK_GAS_RESERVE)
-                // The call can forward at most g - g/64 (EIP-150); it must exceed the limit.
-                enoughGas := gt(sub(g, div(g, 64)), gasLimit)
-            }
-            if enoughGas {
-                // No return data is copied: a consumer cannot grief with a huge revert reason.
-                ok := call(gasLimit, target, 0, add(payload, 0x20), mload(payload), 0, 0)
+                enough := gt(sub(g, div(g, 64)), gasLimit)
             }
         }
-        if (!enoughGas) revert InsufficientGasForCallback(gasLimit + gasLimit / 63 + CALLBACK_GAS_RESERVE);
     }
 }

@@ -12,15 +12,22 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
     /// @notice Seconds between `requestUnstake` and `withdrawStake`.
     uint256 public immutable UNBONDING_PERIOD;
 
-    /// @dev Hot path state, one slot per operator.
+    /// @dev Hot path state, one slot per operator: submit locks a bond and finalize releases it and credits
+    /// the fee with one SSTORE to this slot. 80-bit stake amounts cap an operator at ~1.2M ETH.
     struct StakeSlot {
-        uint96 staked; // active stake, locked bonds included
-        uint96 locked; // bonds of open attestations; INVARIANT: locked <= staked
-        uint40 withdrawableAt; // unbonding end of `_pending`
+        uint80 staked; // active stake, locked bonds included
+        uint80 locked; // bonds of open attestations; INVARIANT: locked <= staked
+        uint96 credits; // earned fees not yet withdrawn (pull payment, see the oracle's `withdraw`)
+    }
+
+    /// @dev Unbonding state, touched only by requestUnstake / withdrawStake.
+    struct PendingSlot {
+        uint96 amount; // requested for withdrawal, still slashable until withdrawn
+        uint40 withdrawableAt; // unbonding end
     }
 
     mapping(address operator => StakeSlot) private _stakes;
-    mapping(address operator => uint96) private _pending;
+    mapping(address operator => PendingSlot) private _pending;
 
     constructor(uint256 unbondingPeriod) {
         UNBONDING_PERIOD = unbondingPeriod;
@@ -31,8 +38,8 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
         if (msg.value == 0) revert ZeroAmount();
         StakeSlot storage s = _stakes[msg.sender];
         uint256 total = uint256(s.staked) + msg.value;
-        if (total > type(uint96).max) revert StakeOverflow();
-        s.staked = uint96(total);
+        if (total > type(uint80).max) revert StakeOverflow();
+        s.staked = uint80(total);
         emit Staked(msg.sender, msg.value, total);
     }
 
@@ -43,20 +50,21 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
         uint256 free = s.staked - s.locked;
         // INVARIANT: locked bonds never leave `staked`, so they stay slashable whatever the operator does.
         if (amount > free) revert InsufficientFreeStake(msg.sender, amount, free);
-        s.staked -= amount;
-        _pending[msg.sender] += amount;
+        s.staked -= uint80(amount); // amount <= free <= staked < 2^80
+        PendingSlot storage p = _pending[msg.sender];
+        p.amount += amount;
         uint256 readyAt = block.timestamp + UNBONDING_PERIOD;
-        s.withdrawableAt = uint40(readyAt);
+        p.withdrawableAt = uint40(readyAt);
         emit UnstakeRequested(msg.sender, amount, readyAt);
     }
 
     /// @inheritdoc IOperatorStaking
     function withdrawStake(address payable to) external nonReentrant {
-        uint256 amount = _pending[msg.sender];
-        if (amount == 0) revert NothingToWithdraw();
-        uint256 readyAt = _stakes[msg.sender].withdrawableAt;
-        if (block.timestamp < readyAt) revert UnbondingNotOver(readyAt);
-        _pending[msg.sender] = 0;
+        PendingSlot memory p = _pending[msg.sender];
+        if (p.amount == 0) revert NothingToWithdraw();
+        if (block.timestamp < p.withdrawableAt) revert UnbondingNotOver(p.withdrawableAt);
+        uint256 amount = p.amount;
+        delete _pending[msg.sender];
         emit StakeWithdrawn(msg.sender, to, amount);
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert TransferFailed(to, amount);
@@ -65,9 +73,8 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
     /// @inheritdoc IOperatorStaking
     function stakeOf(address operator) external view returns (StakeInfo memory) {
         StakeSlot memory s = _stakes[operator];
-        return StakeInfo({
-            staked: s.staked, locked: s.locked, pending: _pending[operator], withdrawableAt: s.withdrawableAt
-        });
+        PendingSlot memory p = _pending[operator];
+        return StakeInfo({staked: s.staked, locked: s.locked, pending: p.amount, withdrawableAt: p.withdrawableAt});
     }
 
     /// @inheritdoc IOperatorStaking
@@ -79,27 +86,42 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
     /// @dev Locks `bond` of `operator`'s free stake for an attestation.
     function _lockBond(address operator, uint96 bond) internal {
         StakeSlot storage s = _stakes[operator];
-        uint96 staked = s.staked;
-        uint96 locked = s.locked;
-        // unchecked: locked <= staked always holds, so staked - locked cannot underflow, and
-        // locked + bond <= staked after the check, so it cannot overflow.
+        uint256 staked = s.staked;
+        uint256 locked = s.locked;
+        // unchecked: locked <= staked always holds, so staked - locked cannot underflow, and after the check
+        // locked + bond <= staked < 2^80, so the narrowing below is lossless.
         unchecked {
             if (staked - locked < bond) revert InsufficientFreeStake(operator, bond, staked - locked);
-            s.locked = locked + bond;
+            s.locked = uint80(locked + bond);
         }
     }
 
-    /// @dev Releases the bond of a finalized attestation.
-    function _unlockBond(address operator, uint96 bond) internal {
-        _stakes[operator].locked -= bond;
+    /// @dev Releases the bond of a finalized attestation and credits its fee, in one slot write.
+    function _releaseBondAndCredit(address operator, uint96 bond, uint96 fee) internal {
+        StakeSlot storage s = _stakes[operator];
+        s.locked -= uint80(bond); // bond <= locked: it was locked at submit
+        s.credits += fee;
     }
 
     /// @dev Takes the bond of a fraudulent attestation out of the operator's stake. The bond is still locked
-    /// (it was locked at submit and only finalize or this function releases it), so `staked` covers it.
+    /// (it was locked at submit and only finalize or this function releases it), so `staked` covers it;
+    /// pending withdrawals are never needed to cover it and stay untouched until unbonding ends.
     function _slashBond(address operator, uint96 bond, uint256 requestId) internal {
         StakeSlot storage s = _stakes[operator];
-        s.locked -= bond;
-        s.staked -= bond;
+        s.locked -= uint80(bond);
+        s.staked -= uint80(bond);
         emit Slashed(operator, requestId, bond);
+    }
+
+    /// @dev Fee credits earned as an operator (part of `creditsOf`).
+    function _operatorCredits(address operator) internal view returns (uint256) {
+        return _stakes[operator].credits;
+    }
+
+    /// @dev Zeroes and returns the operator's fee credits (for `withdraw`).
+    function _takeOperatorCredits(address operator) internal returns (uint256 amount) {
+        StakeSlot storage s = _stakes[operator];
+        amount = s.credits;
+        if (amount != 0) s.credits = 0;
     }
 }

@@ -52,8 +52,9 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
         uint24 callbackGasLimit,
         bytes input
     );
-    /// @notice Emitted when an operator attests a result and its bond is locked.
-    event ResultSubmitted(uint256 indexed requestId, address indexed operator, bytes output, uint256 challengeDeadline);
+    /// @notice Emitted when an operator attests a result and its bond is locked. The challenge window ends at
+    /// this block's timestamp + `CHALLENGE_WINDOW`.
+    event ResultSubmitted(uint256 indexed requestId, address indexed operator, bytes output);
     /// @notice Emitted when a result is finalized; `callbackSucceeded` reports the consumer's callback.
     event RequestFinalized(uint256 indexed requestId, address indexed operator, uint96 fee, bool callbackSucceeded);
     /// @notice Emitted when a challenge proves a result wrong.

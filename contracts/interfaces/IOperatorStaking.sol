@@ -33,7 +33,7 @@ interface IOperatorStaking {
     error UnbondingNotOver(uint256 withdrawableAt);
     /// @notice There is no pending withdrawal.
     error NothingToWithdraw();
-    /// @notice Stake amounts must fit in 96 bits.
+    /// @notice An operator's stake must fit in 80 bits (about 1.2 million ETH).
     error StakeOverflow();
     /// @notice An ETH transfer failed.
     error TransferFailed(address to, uint256 amount);

@@ -16,6 +16,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from oracle.chain import artifacts
@@ -131,7 +132,7 @@ class OracleClient:
         if fee is None:
             fee = self.get_model(model_id).fee
         receipt = send(self.w3, self.request_fn(model_id, data, callback_gas), signer, value=fee)
-        events = self.contract.events.InferenceRequested().process_receipt(receipt)
+        events = self.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["requestId"]), receipt
 
     def submit(self, signer: Signer, request_id: int, output: bytes) -> TxReceipt:
@@ -167,7 +168,7 @@ class OracleClient:
         for start in range(0, len(program), MAX_CHUNK):
             piece = program[start:start + MAX_CHUNK]
             receipt = send(self.w3, self.contract.functions.writeProgramChunk(piece), signer)
-            ev = self.contract.events.ProgramChunkWritten().process_receipt(receipt)
+            ev = self.contract.events.ProgramChunkWritten().process_receipt(receipt, errors=DISCARD)
             chunks.append(ev[0]["args"]["chunk"])
         return chunks
 
@@ -179,7 +180,7 @@ class OracleClient:
                 raise ValueError("an EXACT model needs its program bytes (oracle model compile ...)")
             chunks = self.write_program(signer, program)
         receipt = send(self.w3, self.contract.functions.registerModel(spec.as_tuple(), chunks), signer)
-        ev = self.contract.events.ModelRegistered().process_receipt(receipt)
+        ev = self.contract.events.ModelRegistered().process_receipt(receipt, errors=DISCARD)
         return int(ev[0]["args"]["modelId"])
 
     # ------------------------------------------------------------- events
@@ -201,7 +202,7 @@ class OracleClient:
         return [
             ResultSubmitted(
                 request_id=int(l["args"]["requestId"]), operator=l["args"]["operator"],
-                output=bytes(l["args"]["output"]), challenge_deadline=int(l["args"]["challengeDeadline"]),
+                output=bytes(l["args"]["output"]),
                 block_number=l["blockNumber"], block_hash=bytes(l["blockHash"]),
                 tx_hash=bytes(l["transactionHash"]), log_index=l["logIndex"],
             )
@@ -210,4 +211,4 @@ class OracleClient:
 
     def events_in(self, receipt: TxReceipt, name: str) -> list[dict[str, Any]]:
         """Decoded `name` events of this contract in a receipt (args only)."""
-        return [dict(e["args"]) for e in getattr(self.contract.events, name)().process_receipt(receipt)]
+        return [dict(e["args"]) for e in getattr(self.contract.events, name)().process_receipt(receipt, errors=DISCARD)]

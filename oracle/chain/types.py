@@ -110,7 +110,6 @@ class ResultSubmitted:
     request_id: int
     operator: str
     output: bytes
-    challenge_deadline: int
     block_number: int
     block_hash: bytes
     tx_hash: bytes

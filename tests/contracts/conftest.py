@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from web3 import Web3
+from web3.logs import DISCARD
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
@@ -19,6 +20,7 @@ from oracle.chain.reverts import decode_revert_data
 from oracle.chain.tx import deploy
 from oracle.chain.types import Mode, ModelSpec
 from oracle.errors import ContractRevert
+from oracle.profile.models import model_entry, program_bytes
 
 FEE = 10**15
 BOND = 4 * FEE
@@ -87,7 +89,11 @@ class System:
     client: OracleClient
     oracle: Contract
     accounts: list[str]
-    model_id: int  # ATTESTED, 64-byte input, 32-byte output
+    model_id: int  # ATTESTED, 64-byte input, 32-byte output; model_id + 1 is the EXACT digits model
+
+    @property
+    def exact_id(self) -> int:
+        return self.model_id + 1
 
     @property
     def owner(self) -> str:
@@ -118,11 +124,11 @@ class System:
                 **kw: Any) -> int:
         receipt = self.chain.ok(self.oracle.functions.requestInference(model_id or self.model_id, data, 0),
                                 sender or self.user, value=kw.pop("value", FEE), **kw)
-        return int(self.oracle.events.InferenceRequested().process_receipt(receipt)[0]["args"]["requestId"])
+        return int(self.oracle.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)[0]["args"]["requestId"])
 
     def consumer_request(self, consumer: Contract, gas_limit: int = 100_000, data: bytes = INPUT) -> int:
         receipt = self.chain.ok(consumer.functions.request(self.model_id, data, gas_limit), self.user, value=FEE)
-        return int(self.oracle.events.InferenceRequested().process_receipt(receipt)[0]["args"]["requestId"])
+        return int(self.oracle.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)[0]["args"]["requestId"])
 
     def submit(self, request_id: int, output: bytes = OUTPUT, operator: str | None = None, **kw: Any) -> TxReceipt:
         return self.chain.ok(self.oracle.functions.submitResult(request_id, output), operator or self.operator, **kw)
@@ -155,18 +161,19 @@ class System:
 
 @pytest.fixture(scope="session")
 def deployed(session_w3: Web3, accounts: list[str]) -> tuple[Deployment, int]:
-    verifier = None
-    try:
-        artifacts.load("IntegerVerifier")
-    except Exception:
-        verifier = accounts[19]  # only while the verifier is not built; EXACT tests then skip
     params = DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, unbonding_period=UNBONDING,
                           min_bond_ratio=4, max_callback_gas=1_000_000)
-    dep = deploy_system(session_w3, accounts[0], params, verifier=verifier)
+    dep = deploy_system(session_w3, accounts[0], params)
     client = OracleClient(session_w3, dep.oracle)
     spec = ModelSpec(onnx_hash=b"\x11" * 32, fee=FEE, bond=BOND, input_length=64, output_length=32,
                      mode=Mode.ATTESTED, uri="file:///models/test.onnx")
     model_id = client.register_model(accounts[0], spec)
+    digits = model_entry("digits")
+    exact = ModelSpec(onnx_hash=bytes.fromhex(digits["onnx_keccak256"][2:]), fee=FEE, bond=BOND,
+                      input_length=64, output_length=1, mode=Mode.EXACT, uri="file:///models/digits.onnx",
+                      program_commitment=bytes.fromhex(digits["program_commitment"][2:]))
+    exact_id = client.register_model(accounts[0], exact, program_bytes("digits"))
+    assert exact_id == model_id + 1
     for op in accounts[1:3]:
         client.stake(op, 10**18)
     return dep, model_id

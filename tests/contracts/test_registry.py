@@ -21,7 +21,7 @@ def test_register_emits_and_reads_back(system: System) -> None:
     receipt = system.chain.ok(system.oracle.functions.registerModel(spec(), []), system.user)
     (ev,) = system.client.events_in(receipt, "ModelRegistered")
     mid = ev["modelId"]
-    assert mid == system.model_id + 1 == system.client.model_count()
+    assert mid == system.exact_id + 1 == system.client.model_count()
     m = system.client.get_model(mid)
     assert (m.owner, m.fee, m.bond, m.input_length, m.output_length, m.mode, m.retired) == (
         system.user, FEE, BOND, 64, 32, Mode.ATTESTED, False)
@@ -40,7 +40,7 @@ def test_registration_errors(system: System) -> None:
     system.chain.reverts(f(spec(uri=""), []), system.user, "MissingModelData")
     system.chain.reverts(f(spec(mode=Mode.EXACT), []), system.user, "ProgramModeMismatch")
     system.chain.reverts(f(spec(program_commitment=b"\x01" * 32), []), system.user, "ProgramModeMismatch")
-    assert system.client.model_count() == system.model_id  # nothing stored
+    assert system.client.model_count() == system.exact_id  # nothing stored
 
 
 def test_exact_model_program_chunks_checked_against_commitment(system: System) -> None:
