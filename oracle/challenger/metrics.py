@@ -1,0 +1,24 @@
+"""Prometheus metrics of the challenger (own registry, so tests can run several daemons)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ChallengerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.claims_seen = Counter("challenger_claims_seen", "Attested results seen", registry=r)
+        self.verified_correct = Counter("challenger_verified_correct", "Results re-executed and correct",
+                                        registry=r)
+        self.frauds_found = Counter("challenger_frauds_found", "Wrong results found by re-execution", registry=r)
+        self.challenges_sent = Counter("challenger_challenges_sent", "Challenge transactions sent", registry=r)
+        self.challenges_won = Counter("challenger_challenges_won", "Challenges that proved fraud", registry=r)
+        self.missed = Counter("challenger_missed", "Wrong results whose window closed before we acted", registry=r)
+        self.errors = Counter("challenger_errors", "Errors while polling or verifying", ["kind"], registry=r)
+        self.verify_seconds = Histogram("challenger_verify_seconds", "Time to re-execute one claim", registry=r)
+        self.margin_seconds = Histogram(
+            "challenger_margin_seconds", "Seconds left in the window when a challenge was sent", registry=r,
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, float("inf")))
+        self.cursor = Gauge("challenger_cursor_block", "Last confirmed block processed", registry=r)

@@ -1,0 +1,103 @@
+"""``oracle challenger ...``: run the challenger daemon, show what it has seen."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from eth_account import Account
+from prometheus_client import start_http_server
+from web3 import Web3
+
+from oracle.chain.client import OracleClient
+from oracle.chain.deploy import Deployment
+from oracle.chain.tx import Signer
+from oracle.challenger.daemon import Challenger, ChallengerConfig
+from oracle.challenger.metrics import ChallengerMetrics
+from oracle.challenger.store import Store
+from oracle.challenger.verify import ClaimVerifier
+from oracle.errors import ConfigError
+from oracle.worker.executor import ProcessExecutor
+from oracle.worker.models import ModelStore
+
+app = typer.Typer(help="Challenger: re-execute every EXACT result and prove wrong ones on-chain.",
+                  no_args_is_help=True)
+
+KEY_ENV = "ORACLE_CHALLENGER_PRIVATE_KEY"
+
+
+def _signer(keystore: Path | None, password_env: str, unlocked: str | None) -> Signer:
+    if unlocked:
+        return Web3.to_checksum_address(unlocked)
+    if keystore:
+        password = os.environ.get(password_env)
+        if password is None:
+            raise ConfigError(f"set {password_env} to the keystore password (it is never read from a file)")
+        return Account.from_key(Account.decrypt(json.loads(keystore.read_text()), password))
+    key = os.environ.get(KEY_ENV)
+    if key:
+        return Account.from_key(key)
+    raise ConfigError(f"no key: pass --keystore FILE (password in ${password_env}), set ${KEY_ENV}, "
+                      "or --unlocked ADDRESS for a devnet account")
+
+
+def _client(rpc: str, deployment: Path | None, oracle: str | None) -> tuple[OracleClient, int]:
+    w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+    if deployment:
+        dep = Deployment.load(deployment)
+        return OracleClient(w3, dep.oracle), dep.block
+    if oracle:
+        return OracleClient(w3, oracle), 0
+    raise ConfigError("pass --deployment FILE (written by `oracle deploy`) or --oracle ADDRESS")
+
+
+@app.command()
+def run(
+    rpc: Annotated[str, typer.Option(envvar="ORACLE_RPC_URL", help="JSON-RPC endpoint.")] = "http://127.0.0.1:8545",
+    deployment: Annotated[Path | None, typer.Option(help="Deployment JSON (oracle address, start block).")] = None,
+    oracle: Annotated[str | None, typer.Option(help="InferenceOracle address (instead of --deployment).")] = None,
+    db: Annotated[Path, typer.Option(help="SQLite state file.")] = Path("challenger.sqlite3"),
+    model_dir: Annotated[Path, typer.Option(help="Model cache directory.")] = Path("model-cache"),
+    keystore: Annotated[Path | None, typer.Option(help="Encrypted keystore of the challenger account.")] = None,
+    password_env: Annotated[str, typer.Option(help="Env var holding the keystore password.")] = (
+        "ORACLE_KEYSTORE_PASSWORD"),
+    unlocked: Annotated[str | None, typer.Option(help="Devnet only: an account the node unlocks.")] = None,
+    confirmations: Annotated[int, typer.Option(help="Blocks to trail the head by.")] = 0,
+    poll: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port (0: off).")] = 0,
+) -> None:
+    """Watch every attested result, re-execute EXACT ones, challenge the wrong ones."""
+    try:
+        client, start = _client(rpc, deployment, oracle)
+        signer = _signer(keystore, password_env, unlocked)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    metrics = ChallengerMetrics()
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    executor = ProcessExecutor()
+    models = ModelStore(model_dir, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
+    daemon = Challenger(client, Store(db), ClaimVerifier(client, models, executor), signer,
+                        ChallengerConfig(confirmations=confirmations, poll_interval=poll, start_block=start),
+                        metrics)
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
+    signal.signal(signal.SIGINT, lambda *_: daemon.stop())
+    try:
+        daemon.run()
+    finally:
+        executor.close()
+
+
+@app.command()
+def status(db: Annotated[Path, typer.Option(help="SQLite state file.")] = Path("challenger.sqlite3")) -> None:
+    """Counts of claims by state, and the cursor."""
+    if not db.exists():
+        typer.echo(f"error: {db} does not exist; run `oracle challenger run` first", err=True)
+        raise typer.Exit(2)
+    store = Store(db)
+    typer.echo(json.dumps({"cursor": store.cursor(), "claims": store.counts()}, indent=2))
