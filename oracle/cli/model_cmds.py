@@ -1,0 +1,88 @@
+"""``oracle model ...``: recompute program commitments, compile and convert models.
+
+Anyone can check a registered ``EXACT`` model with ``oracle model commitment FILE``: it compiles the
+ONNX file exactly as the registry did and prints the keccak256 to compare with the on-chain value.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from oracle.errors import OracleError
+
+app = typer.Typer(help="Integer-profile models: commitments, compilation, conversion.", no_args_is_help=True)
+
+InputWidth = Annotated[int, typer.Option("--input-width", help="Input element width in bytes (1, 2, 4, 8).")]
+OutputWidth = Annotated[int, typer.Option("--output-width", help="Output element width in bytes (1, 2, 4, 8).")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def commitment(
+    onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Integer-profile ONNX file.")],
+    input_width: InputWidth = 1,
+    output_width: OutputWidth = 1,
+) -> None:
+    """Print the program commitment (keccak256 of the canonical program) and the program size."""
+    from oracle.profile.compiler import commitment_of_file
+
+    try:
+        program_bytes, digest = commitment_of_file(onnx_file, input_width, output_width)
+    except (OracleError, OSError) as exc:
+        raise _fail(exc) from None
+    typer.echo(f"commitment {digest}")
+    typer.echo(f"program_size {len(program_bytes)}")
+
+
+@app.command("compile")
+def compile_cmd(
+    onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Integer-profile ONNX file.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the program bytes.")],
+    input_width: InputWidth = 1,
+    output_width: OutputWidth = 1,
+) -> None:
+    """Compile an ONNX file into its canonical program bytes."""
+    from oracle.profile.compiler import commitment_of_file
+
+    try:
+        program_bytes, digest = commitment_of_file(onnx_file, input_width, output_width)
+        out.write_bytes(program_bytes)
+    except (OracleError, OSError) as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {out} ({len(program_bytes)} bytes), commitment {digest}")
+
+
+@app.command()
+def convert(
+    float_onnx: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Float classifier ONNX file.")],
+    dataset: Annotated[str, typer.Option(help="Bundled dataset to calibrate and score on: digits, "
+                                        "breast_cancer, iris, wine.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the integer ONNX model.")],
+    input_width: InputWidth = 2,
+    weight_width: Annotated[int, typer.Option(help="Weight width in bytes; 0 picks the narrowest that "
+                                              "keeps calibration accuracy.")] = 0,
+    identity_input: Annotated[bool, typer.Option(help="Features already are integers: no input scaling.")] = False,
+) -> None:
+    """Convert a float classifier into an integer-profile model; prints the quantizer and accuracies."""
+    from oracle.profile.converter import Quantizer, convert_onnx
+    from oracle.profile.datasets import load_split
+
+    try:
+        split = load_split(dataset)
+        quantizer = Quantizer.identity(split.x_train.shape[1], input_width) if identity_input else None
+        model, quantizer, report = convert_onnx(
+            float_onnx.read_bytes(), split.x_train, split.y_train, split.x_test, split.y_test,
+            input_width=input_width, quantizer=quantizer, weight_width=weight_width or None,
+        )
+        out.write_bytes(model.SerializeToString(deterministic=True))
+    except (OracleError, OSError, ValueError) as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps({"out": str(out), "quantizer": quantizer.to_dict(), "report": report.to_dict()}, indent=2))

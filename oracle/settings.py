@@ -1,0 +1,225 @@
+"""Operator node settings (pydantic-settings: the only place configuration enters the worker).
+
+Sources, highest priority first: keyword arguments, environment variables (prefix ``ORACLE_``, e.g.
+``ORACLE_RPC_URLS='["http://127.0.0.1:8545"]'``), then an optional TOML / YAML / JSON config file
+(``ORACLE_CONFIG`` or ``--config``). The signing key never comes from the config file: it is either an
+encrypted keystore (``keystore_path`` + the password in the environment variable named by
+``keystore_password_env``) or ``ORACLE_PRIVATE_KEY`` in the environment. A key or password in the file is
+refused with an error, and the key is held as a ``SecretStr`` so it is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from oracle.errors import ConfigError
+
+#: Keys that must never appear in a config file (secrets come from the environment or a keystore).
+FORBIDDEN_FILE_KEYS = frozenset({"private_key", "key", "password", "keystore_password", "mnemonic", "secret"})
+
+_file_values: ContextVar[dict[str, Any]] = ContextVar("_file_values", default={})
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Values read from the config file by :meth:`NodeSettings.load` (lowest priority)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        values = _file_values.get()
+        return values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in _file_values.get().items() if k in self.settings_cls.model_fields}
+
+
+class NodeSettings(BaseSettings):
+    """Everything an operator node needs. Every field has an ``ORACLE_<NAME>`` environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="ORACLE_", extra="ignore", validate_default=True)
+
+    # --- chain
+    rpc_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8545"],
+                                description="JSON-RPC endpoints; the first healthy one is used, the others "
+                                            "are fallbacks.")
+    deployment_file: Path | None = Field(None, description="Deployment JSON written by `oracle deploy`.")
+    oracle_address: str | None = Field(None, description="InferenceOracle address (instead of a deployment file).")
+    start_block: int | None = Field(None, description="First block to scan when there is no cursor yet "
+                                                      "(default: the deployment block, else the head).")
+    confirmations: int = Field(0, ge=0, description="Blocks to trail the head by (0 on a devnet, 6+ in prod).")
+    poll_interval: float = Field(0.5, gt=0, description="Seconds between polls when idle.")
+    block_range: int = Field(500, ge=1, description="Largest block range per eth_getLogs call.")
+    rpc_timeout: float = Field(10.0, gt=0, description="Seconds before an RPC call is abandoned.")
+
+    # --- key (never from the file)
+    keystore_path: Path | None = Field(None, description="Encrypted JSON keystore (geth/eth-account format).")
+    keystore_password_env: str = Field("ORACLE_KEYSTORE_PASSWORD",
+                                       description="Name of the environment variable holding the keystore "
+                                                   "password.")
+    private_key: SecretStr | None = Field(None, description="Hex private key; environment only (devnets).")
+
+    # --- storage and models
+    db_path: Path = Field(Path("oracle-node.sqlite3"), description="SQLite database (jobs, cursor, nonces).")
+    model_dir: Path = Field(Path("model-cache"), description="Content-addressed model cache (<keccak>.onnx).")
+    model_mirrors: list[str] = Field(default_factory=list,
+                                     description="Base URLs of other nodes' APIs to fetch /models/<hash> from.")
+    max_model_bytes: int = Field(64 * 1024 * 1024, gt=0, description="Largest model file accepted.")
+    max_tensor_bytes: int = Field(16 * 1024 * 1024, gt=0,
+                                  description="Largest declared input/output/initializer tensor accepted.")
+    fetch_timeout: float = Field(30.0, gt=0, description="Seconds to download a model file.")
+    model_ids: list[int] | None = Field(None, description="Model ids to serve (default: all).")
+
+    # --- inference
+    inference_timeout: float = Field(10.0, gt=0, description="Wall-time limit per inference batch (s).")
+    inference_memory_mb: int = Field(2048, ge=256, description="Address-space limit of the inference child.")
+    execute_batch: int = Field(256, ge=1, description="Jobs run per call into the inference child.")
+    max_attempts: int = Field(3, ge=1, description="Tries per job before it is marked failed.")
+
+    # --- transactions
+    max_fee_gwei: float = Field(500.0, gt=0, description="Cap on maxFeePerGas.")
+    priority_fee_gwei: float = Field(1.0, ge=0, description="Default maxPriorityFeePerGas.")
+    fee_bump_percent: int = Field(25, ge=11, description="Fee increase of a replacement transaction (>= 11%).")
+    stuck_after: float = Field(30.0, gt=0, description="Seconds without a receipt before replacing a tx.")
+    min_time_left: int = Field(30, ge=0, description="Skip a request with fewer seconds than this before its "
+                                                     "deadline.")
+    batch_size: int = Field(50, ge=1, le=500, description="Results (or finalizations) per transaction.")
+    auto_finalize: bool = Field(True, description="Finalize own results after the challenge window.")
+
+    # --- operator API
+    api_host: str = Field("127.0.0.1", description="Operator API bind address.")
+    api_port: int = Field(8600, ge=0, le=65535, description="Operator API port (0: do not serve).")
+    admin_key: SecretStr | None = Field(None, description="API key for /admin routes (header X-API-Key); "
+                                                          "admin routes are disabled without one.")
+    max_body_bytes: int = Field(64 * 1024, gt=0, description="Largest HTTP request body accepted.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _need_rpc(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one RPC url is needed (ORACLE_RPC_URLS)")
+        return v
+
+    @field_validator("admin_key")
+    @classmethod
+    def _strong_admin_key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("admin_key must be at least 16 characters (generate one: openssl rand -hex 24)")
+        return v
+
+    @model_validator(mode="after")
+    def _need_target(self) -> NodeSettings:
+        if self.deployment_file is None and self.oracle_address is None:
+            raise ValueError("set deployment_file (ORACLE_DEPLOYMENT_FILE) or oracle_address "
+                             "(ORACLE_ORACLE_ADDRESS)")
+        return self
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> NodeSettings:
+        """Builds settings from ``overrides``, the environment and ``config_file`` (or ``ORACLE_CONFIG``)."""
+        path = config_file or (Path(os.environ["ORACLE_CONFIG"]) if os.environ.get("ORACLE_CONFIG") else None)
+        values = read_config_file(path) if path else {}
+        token = _file_values.set(values)
+        try:
+            return cls(**overrides)
+        except ValueError as exc:  # pydantic ValidationError is a ValueError
+            raise ConfigError(f"invalid node settings: {exc}") from exc
+        finally:
+            _file_values.reset(token)
+
+    def resolve_oracle_address(self) -> str:
+        if self.oracle_address:
+            return self.oracle_address
+        from oracle.chain.deploy import Deployment
+
+        assert self.deployment_file is not None
+        try:
+            return Deployment.load(self.deployment_file).oracle
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"cannot read deployment file {self.deployment_file}: {exc}; "
+                              "deploy first or set ORACLE_ORACLE_ADDRESS") from exc
+
+    def default_start_block(self) -> int | None:
+        if self.start_block is not None:
+            return self.start_block
+        if self.deployment_file is not None and self.deployment_file.exists():
+            from oracle.chain.deploy import Deployment
+
+            return Deployment.load(self.deployment_file).block
+        return None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Reads a TOML, YAML or JSON config file; refuses secrets in it."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ConfigError(f"config file {path} must end in .toml, .yaml, .yml or .json")
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parse error, reported with the file name
+        raise ConfigError(f"cannot parse config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must contain a table/mapping at the top level")
+    secrets = sorted(k for k in data if str(k).lower() in FORBIDDEN_FILE_KEYS)
+    if secrets:
+        raise ConfigError(
+            f"config file {path} contains {', '.join(secrets)}: keys are never read from a config file. "
+            "Remove it and use an encrypted keystore (keystore_path + ORACLE_KEYSTORE_PASSWORD) or the "
+            "ORACLE_PRIVATE_KEY environment variable."
+        )
+    return data
+
+
+def load_account(settings: NodeSettings) -> Any:
+    """The operator's ``LocalAccount`` from the keystore or ``ORACLE_PRIVATE_KEY`` (never logged)."""
+    from eth_account import Account
+
+    if settings.keystore_path is not None:
+        password = os.environ.get(settings.keystore_password_env)
+        if password is None:
+            raise ConfigError(f"keystore {settings.keystore_path} needs its password in the environment "
+                              f"variable {settings.keystore_password_env}")
+        try:
+            blob = json.loads(settings.keystore_path.read_text())
+            key = Account.decrypt(blob, password)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot decrypt keystore {settings.keystore_path}: wrong password or not a "
+                              "keystore file") from exc
+        return Account.from_key(key)
+    if settings.private_key is not None:
+        try:
+            return Account.from_key(settings.private_key.get_secret_value())
+        except (ValueError, TypeError) as exc:
+            raise ConfigError("ORACLE_PRIVATE_KEY is not a valid hex private key") from None
+    raise ConfigError("no signing key: set keystore_path (with its password in ORACLE_KEYSTORE_PASSWORD) or "
+                      "the ORACLE_PRIVATE_KEY environment variable")

@@ -1,0 +1,390 @@
+"""SQLite persistence of the worker: every job's state, the block cursor, seen blocks and transactions.
+
+The database is the worker's memory across ``kill -9``: every step is written before the next one starts,
+and a signed transaction is stored *before* it is broadcast, so a restart re-broadcasts the same bytes
+(same hash, same nonce) instead of sending a second submission.
+
+Schema (WAL mode; request ids are uint256, stored as 0x-prefixed 64-digit hex text)::
+
+    jobs(request_id TEXT PK, model_id INT, requester TEXT, fee TEXT, input BLOB,
+         block_number INT, block_hash TEXT, requested_at INT,       -- where and when the request was mined
+         state TEXT,                                                  -- see JobState
+         output BLOB, tx_hash TEXT, nonce INT,                        -- last submission transaction
+         submit_block INT, challenge_deadline INT, attempts INT, error TEXT,
+         created_at REAL, updated_at REAL)
+    cursor(id INT PK = 1, block_number INT, block_hash TEXT)         -- last fully processed block
+    blocks(number INT PK, hash TEXT)                                  -- recent blocks, for reorg detection
+    txs(tx_hash TEXT PK, nonce INT, kind TEXT, request_ids TEXT,      -- every signed tx, before broadcast
+        raw BLOB, max_fee INT, priority_fee INT, state TEXT, block_number INT, sent_at REAL, updated_at REAL)
+    meta(key TEXT PK, value TEXT)                                     -- next_nonce, account
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    request_id TEXT PRIMARY KEY,
+    model_id INTEGER NOT NULL,
+    requester TEXT NOT NULL,
+    fee TEXT NOT NULL,
+    input BLOB NOT NULL,
+    block_number INTEGER NOT NULL,
+    block_hash TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    output BLOB,
+    tx_hash TEXT,
+    nonce INTEGER,
+    submit_block INTEGER,
+    challenge_deadline INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    block_number INTEGER NOT NULL,
+    block_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS txs (
+    tx_hash TEXT PRIMARY KEY,
+    nonce INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    request_ids TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    max_fee INTEGER NOT NULL,
+    priority_fee INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    block_number INTEGER,
+    sent_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txs_state ON txs(state);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+#: How many recent blocks to remember for finding a fork point.
+KEEP_BLOCKS = 512
+
+
+class JobState(str, Enum):
+    """Where a request is in the worker's pipeline."""
+
+    SEEN = "seen"  # request event ingested, not executed yet
+    EXECUTED = "executed"  # output computed, ready to submit
+    SENT = "sent"  # submission transaction signed, stored and (maybe) broadcast
+    SUBMITTED = "submitted"  # our ResultSubmitted is mined
+    FINALIZING = "finalizing"  # finalize transaction signed, stored and (maybe) broadcast
+    FINALIZED = "finalized"  # paid
+    LOST = "lost"  # another operator answered first
+    SKIPPED = "skipped"  # not served here, or too little time left
+    EXPIRED = "expired"  # deadline passed before we could submit
+    FAILED = "failed"  # model refused, inference failed max_attempts times, or the tx kept reverting
+    ORPHANED = "orphaned"  # the request's block was reorganised away
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = {JobState.FINALIZED, JobState.LOST, JobState.SKIPPED, JobState.EXPIRED, JobState.FAILED,
+          JobState.ORPHANED}
+
+
+class TxState(str, Enum):
+    PENDING = "pending"  # stored; broadcast or about to be
+    MINED = "mined"
+    REPLACED = "replaced"  # another tx with the same nonce was mined, or this one was superseded
+    DROPPED = "dropped"  # the nonce was used by something else / the tx vanished
+    ORPHANED = "orphaned"  # mined in a block that was reorganised away
+
+
+def rid_hex(request_id: int) -> str:
+    return f"0x{request_id:064x}"
+
+
+@dataclass(frozen=True)
+class Job:
+    request_id: int
+    model_id: int
+    requester: str
+    fee: int
+    input: bytes
+    block_number: int
+    block_hash: str
+    requested_at: int
+    state: JobState
+    output: bytes | None
+    tx_hash: str | None
+    nonce: int | None
+    submit_block: int | None
+    challenge_deadline: int | None
+    attempts: int
+    error: str | None
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, r: sqlite3.Row) -> Job:
+        return cls(int(r["request_id"], 16), r["model_id"], r["requester"], int(r["fee"]), bytes(r["input"]),
+                   r["block_number"], r["block_hash"], r["requested_at"], JobState(r["state"]),
+                   bytes(r["output"]) if r["output"] is not None else None, r["tx_hash"], r["nonce"],
+                   r["submit_block"], r["challenge_deadline"], r["attempts"], r["error"], r["created_at"],
+                   r["updated_at"])
+
+
+@dataclass(frozen=True)
+class TxRecord:
+    tx_hash: str
+    nonce: int
+    kind: str  # "submit" | "finalize" | "withdraw"
+    request_ids: tuple[int, ...]
+    raw: bytes
+    max_fee: int
+    priority_fee: int
+    state: TxState
+    block_number: int | None
+    sent_at: float
+
+    @classmethod
+    def from_row(cls, r: sqlite3.Row) -> TxRecord:
+        return cls(r["tx_hash"], r["nonce"], r["kind"], tuple(int(x, 16) for x in json.loads(r["request_ids"])),
+                   bytes(r["raw"]), r["max_fee"], r["priority_fee"], TxState(r["state"]), r["block_number"],
+                   r["sent_at"])
+
+
+@dataclass(frozen=True)
+class NewJob:
+    request_id: int
+    model_id: int
+    requester: str
+    fee: int
+    input: bytes
+    block_number: int
+    block_hash: str
+    requested_at: int
+
+
+class Database:
+    """Thread-safe access to the worker database (one connection, one lock; WAL lets readers in)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One atomic transaction (BEGIN IMMEDIATE ... COMMIT / ROLLBACK)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._conn.execute(sql, args))
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str, conn: sqlite3.Connection | None = None) -> None:
+        sql = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+        if conn is not None:
+            conn.execute(sql, (key, value))
+        else:
+            with self.tx() as c:
+                c.execute(sql, (key, value))
+
+    # ------------------------------------------------------------------ cursor and blocks
+    def cursor(self) -> tuple[int, str] | None:
+        rows = self._query("SELECT block_number, block_hash FROM cursor WHERE id=1")
+        return (rows[0]["block_number"], rows[0]["block_hash"]) if rows else None
+
+    def block_hash(self, number: int) -> str | None:
+        rows = self._query("SELECT hash FROM blocks WHERE number=?", (number,))
+        return rows[0]["hash"] if rows else None
+
+    def recent_blocks(self) -> list[tuple[int, str]]:
+        return [(r["number"], r["hash"]) for r in self._query("SELECT number, hash FROM blocks ORDER BY number DESC")]
+
+    def advance(self, jobs: Sequence[NewJob], blocks: Sequence[tuple[int, str]], cursor: tuple[int, str],
+                reactivate: bool = True) -> int:
+        """Atomically ingests request events and moves the cursor; idempotent per request id.
+
+        Returns how many jobs were new (or re-activated after a reorg had orphaned them).
+        """
+        now = time.time()
+        added = 0
+        with self.tx() as c:
+            for j in jobs:
+                rid = rid_hex(j.request_id)
+                cur = c.execute("SELECT state FROM jobs WHERE request_id=?", (rid,)).fetchone()
+                if cur is None:
+                    c.execute(
+                        "INSERT INTO jobs(request_id, model_id, requester, fee, input, block_number, block_hash,"
+                        " requested_at, state, attempts, created_at, updated_at)"
+                        " VALUES(?,?,?,?,?,?,?,?,?,0,?,?)",
+                        (rid, j.model_id, j.requester, str(j.fee), j.input, j.block_number, j.block_hash,
+                         j.requested_at, JobState.SEEN.value, now, now))
+                    added += 1
+                elif cur["state"] == JobState.ORPHANED.value and reactivate:
+                    c.execute(
+                        "UPDATE jobs SET state=?, block_number=?, block_hash=?, requested_at=?, output=NULL,"
+                        " tx_hash=NULL, nonce=NULL, submit_block=NULL, challenge_deadline=NULL, attempts=0,"
+                        " error=NULL, updated_at=? WHERE request_id=?",
+                        (JobState.SEEN.value, j.block_number, j.block_hash, j.requested_at, now, rid))
+                    added += 1
+            for number, h in blocks:
+                c.execute("INSERT OR REPLACE INTO blocks(number, hash) VALUES(?, ?)", (number, h))
+            c.execute("INSERT OR REPLACE INTO cursor(id, block_number, block_hash) VALUES(1, ?, ?)", cursor)
+            c.execute("DELETE FROM blocks WHERE number < ?", (cursor[0] - KEEP_BLOCKS,))
+        return added
+
+    def rollback_to(self, fork_number: int, fork_hash: str) -> dict[str, int]:
+        """Undoes everything above ``fork_number`` after a reorg.
+
+        Requests mined above the fork are orphaned (they may come back: re-ingesting re-activates them);
+        our transactions mined above the fork are marked orphaned and their jobs go back to be resubmitted
+        (or re-finalized) after a fresh on-chain check.
+        """
+        now = time.time()
+        with self.tx() as c:
+            orphaned = c.execute(
+                "UPDATE jobs SET state=?, error='request block reorganised away', updated_at=?"
+                " WHERE block_number > ? AND state != ?",
+                (JobState.ORPHANED.value, now, fork_number, JobState.ORPHANED.value)).rowcount
+            resubmit = c.execute(
+                "UPDATE jobs SET state=?, tx_hash=NULL, nonce=NULL, submit_block=NULL, challenge_deadline=NULL,"
+                " updated_at=? WHERE submit_block > ? AND state IN (?, ?, ?)",
+                (JobState.EXECUTED.value, now, fork_number, JobState.SUBMITTED.value, JobState.FINALIZING.value,
+                 JobState.FINALIZED.value)).rowcount
+            txs = c.execute("UPDATE txs SET state=?, updated_at=? WHERE block_number > ? AND state=?",
+                            (TxState.ORPHANED.value, now, fork_number, TxState.MINED.value)).rowcount
+            c.execute("DELETE FROM blocks WHERE number > ?", (fork_number,))
+            c.execute("INSERT OR REPLACE INTO cursor(id, block_number, block_hash) VALUES(1, ?, ?)",
+                      (fork_number, fork_hash))
+        return {"orphaned_jobs": orphaned, "resubmit_jobs": resubmit, "orphaned_txs": txs}
+
+    # ------------------------------------------------------------------ jobs
+    def job(self, request_id: int) -> Job | None:
+        rows = self._query("SELECT * FROM jobs WHERE request_id=?", (rid_hex(request_id),))
+        return Job.from_row(rows[0]) if rows else None
+
+    def jobs(self, state: JobState | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
+        if state is None:
+            rows = self._query("SELECT * FROM jobs ORDER BY block_number DESC, request_id LIMIT ? OFFSET ?",
+                               (limit, offset))
+        else:
+            rows = self._query("SELECT * FROM jobs WHERE state=? ORDER BY block_number, request_id LIMIT ? OFFSET ?",
+                               (state.value, limit, offset))
+        return [Job.from_row(r) for r in rows]
+
+    def ready_to_finalize(self, now: int, limit: int) -> list[Job]:
+        rows = self._query("SELECT * FROM jobs WHERE state=? AND challenge_deadline <= ?"
+                           " ORDER BY challenge_deadline LIMIT ?", (JobState.SUBMITTED.value, now, limit))
+        return [Job.from_row(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in self._query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")}
+
+    def set_state(self, request_ids: Sequence[int], state: JobState, *, error: str | None = None,
+                  conn: sqlite3.Connection | None = None, **fields: Any) -> None:
+        cols = ", ".join(f"{k}=?" for k in fields)
+        sql = f"UPDATE jobs SET state=?, error=?, updated_at=?{', ' + cols if cols else ''} WHERE request_id=?"
+        now = time.time()
+        args = [(state.value, error, now, *fields.values(), rid_hex(r)) for r in request_ids]
+        if conn is not None:
+            conn.executemany(sql, args)
+        else:
+            with self.tx() as c:
+                c.executemany(sql, args)
+
+    def bump_attempts(self, request_ids: Sequence[int]) -> None:
+        with self.tx() as c:
+            c.executemany("UPDATE jobs SET attempts=attempts+1, updated_at=? WHERE request_id=?",
+                          [(time.time(), rid_hex(r)) for r in request_ids])
+
+    def record_outputs(self, results: Sequence[tuple[int, bytes]]) -> None:
+        now = time.time()
+        with self.tx() as c:
+            c.executemany("UPDATE jobs SET state=?, output=?, error=NULL, updated_at=? WHERE request_id=? AND state=?",
+                          [(JobState.EXECUTED.value, out, now, rid_hex(r), JobState.SEEN.value) for r, out in results])
+
+    # ------------------------------------------------------------------ transactions
+    def store_tx(self, rec: TxRecord, job_state: JobState | None, next_nonce: int) -> None:
+        """Stores a signed transaction and moves its jobs, *before* the broadcast (one atomic write)."""
+        now = time.time()
+        with self.tx() as c:
+            c.execute(
+                "INSERT INTO txs(tx_hash, nonce, kind, request_ids, raw, max_fee, priority_fee, state, sent_at,"
+                " updated_at) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (rec.tx_hash, rec.nonce, rec.kind, json.dumps([rid_hex(r) for r in rec.request_ids]), rec.raw,
+                 rec.max_fee, rec.priority_fee, TxState.PENDING.value, rec.sent_at, now))
+            if job_state is not None:
+                c.executemany("UPDATE jobs SET state=?, tx_hash=?, nonce=?, updated_at=? WHERE request_id=?",
+                              [(job_state.value, rec.tx_hash, rec.nonce, now, rid_hex(r)) for r in rec.request_ids])
+            self.set_meta("next_nonce", str(next_nonce), conn=c)
+
+    def pending_txs(self) -> list[TxRecord]:
+        rows = self._query("SELECT * FROM txs WHERE state=? ORDER BY nonce, sent_at", (TxState.PENDING.value,))
+        return [TxRecord.from_row(r) for r in rows]
+
+    def txs_for_nonce(self, nonce: int) -> list[TxRecord]:
+        rows = self._query("SELECT * FROM txs WHERE nonce=? ORDER BY sent_at", (nonce,))
+        return [TxRecord.from_row(r) for r in rows]
+
+    def mined_txs_between(self, first: int, last: int) -> list[TxRecord]:
+        rows = self._query("SELECT * FROM txs WHERE state=? AND block_number BETWEEN ? AND ? ORDER BY nonce",
+                           (TxState.MINED.value, first, last))
+        return [TxRecord.from_row(r) for r in rows]
+
+    def all_txs(self) -> list[TxRecord]:
+        return [TxRecord.from_row(r) for r in self._query("SELECT * FROM txs ORDER BY nonce, sent_at")]
+
+    def set_tx_state(self, tx_hashes: Sequence[str], state: TxState, block_number: int | None = None,
+                     conn: sqlite3.Connection | None = None) -> None:
+        sql = "UPDATE txs SET state=?, block_number=?, updated_at=? WHERE tx_hash=?"
+        args = [(state.value, block_number, time.time(), h) for h in tx_hashes]
+        if conn is not None:
+            conn.executemany(sql, args)
+        else:
+            with self.tx() as c:
+                c.executemany(sql, args)

@@ -1,0 +1,19 @@
+"""Worker-specific errors (all under :class:`oracle.errors.OracleError`)."""
+
+from __future__ import annotations
+
+from oracle.errors import ChainError, InferenceError, ModelError, OracleError
+
+__all__ = ["ChainError", "InferenceError", "ModelError", "WorkerError", "TransientRpcError", "NonceError"]
+
+
+class WorkerError(OracleError, RuntimeError):
+    """The worker cannot continue (misconfiguration found at run time); the message says what to fix."""
+
+
+class TransientRpcError(ChainError):
+    """The RPC endpoint failed in a way worth retrying (5xx, reset, timeout); the worker backs off."""
+
+
+class NonceError(ChainError):
+    """The account's nonce moved under the worker (another process uses the same key?)."""

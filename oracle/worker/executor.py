@@ -1,0 +1,238 @@
+"""Runs models on onnxruntime inside a child process with a wall-time and a memory limit.
+
+A hostile or broken model can hang, allocate without bound or crash onnxruntime; none of that may take the
+worker down. The :class:`ProcessExecutor` keeps one long-lived child (started with ``spawn``) that caches
+sessions by model hash; the child sets ``RLIMIT_AS`` on itself before loading any model, and the parent
+kills and restarts it when a call exceeds the wall-time limit or the child dies. A batch that fails that way
+is retried one input at a time so one bad input cannot fail its neighbours.
+
+Session options are pinned (one thread, sequential execution, no graph optimisations, deterministic compute,
+CPU provider only) so that the same bytes give the same output run after run.
+
+The :class:`Executor` protocol is the seam for wrappers (e.g. a dishonest demo worker that alters outputs).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import structlog
+
+from oracle.worker.errors import InferenceError
+from oracle.worker.models import ModelInfo, TensorSpec
+
+log = structlog.get_logger("oracle.worker.executor")
+
+Result = bytes | InferenceError
+
+
+class Executor(Protocol):
+    """Runs a verified model on canonical input bytes and returns canonical output bytes (or the error)."""
+
+    def run(self, model: ModelInfo, inputs: Sequence[bytes]) -> list[Result]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExecutorLimits:
+    timeout: float = 10.0  # seconds per call into the child
+    memory_bytes: int = 2 * 1024**3  # RLIMIT_AS of the child
+
+
+class ProcessExecutor:
+    """The default :class:`Executor`: onnxruntime in a supervised child process."""
+
+    def __init__(self, limits: ExecutorLimits | None = None) -> None:
+        self.limits = limits or ExecutorLimits()
+        self._ctx = mp.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        #: onnxruntime seconds spent in the last call (reported by the child), for metrics and the benchmark.
+        self.last_inference_seconds = 0.0
+        self.restarts = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(target=_child_main, args=(child, self.limits.memory_bytes),
+                                       name="oracle-inference", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        if not parent.poll(60):
+            self._kill()
+            raise InferenceError("inference child did not start within 60 s")
+        hello = parent.recv()
+        if hello != ("ready",):
+            self._kill()
+            raise InferenceError(f"inference child failed to start: {hello!r}")
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
+        if self._proc is not None:
+            self._proc.join(timeout=2)
+        self._kill()
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(timeout=5)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc, self._conn = None, None
+
+    # ------------------------------------------------------------------ running
+    def run(self, model: ModelInfo, inputs: Sequence[bytes]) -> list[Result]:
+        if not inputs:
+            return []
+        try:
+            return self._call(model, list(inputs))
+        except InferenceError as exc:
+            if len(inputs) == 1:
+                return [exc]
+            log.warning("inference_batch_failed", model_id=model.model_id, size=len(inputs), reason=str(exc))
+        out: list[Result] = []
+        for data in inputs:
+            try:
+                out.extend(self._call(model, [data]))
+            except InferenceError as exc:
+                out.append(exc)
+        return out
+
+    def _call(self, model: ModelInfo, inputs: list[bytes]) -> list[Result]:
+        self.start()
+        assert self._conn is not None
+        try:
+            self._conn.send(("run", str(model.path), model.onnx_hash, model.input, model.output, inputs))
+            if not self._conn.poll(self.limits.timeout):
+                self._restart("timeout")
+                raise InferenceError(f"inference exceeded the {self.limits.timeout:.1f} s wall-time limit")
+            reply = self._conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            code = self._proc.exitcode if self._proc is not None else None
+            self._restart("died")
+            raise InferenceError(f"inference child died (exit code {code}); memory limit or a crash "
+                                 "in onnxruntime") from exc
+        kind, payload, seconds = reply
+        self.last_inference_seconds = float(seconds)
+        if kind == "error":
+            raise InferenceError(str(payload))
+        return [p if isinstance(p, bytes) else InferenceError(str(p)) for p in payload]
+
+    def _restart(self, why: str) -> None:
+        log.warning("inference_child_restarted", reason=why, pid=self.pid)
+        self.restarts += 1
+        self._kill()
+
+
+# ---------------------------------------------------------------------- in the child
+def session_options() -> Any:
+    """The pinned onnxruntime session options every operator should use."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.use_deterministic_compute = True
+    so.enable_mem_pattern = False
+    so.log_severity_level = 3
+    return so
+
+
+def run_once(session: Any, spec_in: TensorSpec, spec_out: TensorSpec, data: bytes) -> bytes:
+    """Decode → run → encode for one input (used by the child and by in-process tools)."""
+    import numpy as np
+
+    from oracle.worker import codec
+
+    if spec_in.is_float:
+        x: Any = codec.decode_float(data, spec_in.shape)
+    else:
+        x = codec.decode_int(data, spec_in.shape, spec_in.width)
+        x = x.astype(_np_int_type(spec_in.elem_type), copy=False)
+    (y,) = session.run([spec_out.name], {spec_in.name: x})
+    y = np.asarray(y)
+    if tuple(y.shape) != spec_out.shape:
+        raise ValueError(f"output shape {list(y.shape)} differs from the declared {list(spec_out.shape)}")
+    if spec_out.is_float:
+        return codec.encode_float(y)
+    return codec.encode_int(y, spec_out.width)
+
+
+def _np_int_type(elem_type: int) -> Any:
+    import numpy as np
+
+    return {2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32, 7: np.int64, 12: np.uint32,
+            13: np.uint64}[elem_type]
+
+
+def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in the child
+    import resource
+
+    import onnxruntime as ort
+    from eth_utils import keccak
+
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    except (ValueError, OSError) as exc:
+        conn.send(("error", f"cannot set the memory limit: {exc}", 0.0))
+        return
+    sessions: dict[bytes, Any] = {}
+    opts = session_options()
+    conn.send(("ready",))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg[0] == "stop":
+            return
+        _, path, onnx_hash, spec_in, spec_out, inputs = msg
+        try:
+            sess = sessions.get(onnx_hash)
+            if sess is None:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                if keccak(data) != onnx_hash:
+                    raise ValueError("cached model file changed on disk (hash mismatch); it will be refetched")
+                sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+                sessions[onnx_hash] = sess
+        except MemoryError:
+            conn.send(("error", "model load exceeded the memory limit", 0.0))
+            continue
+        except Exception as exc:  # noqa: BLE001 - report any load failure to the parent
+            conn.send(("error", f"cannot load model: {exc}", 0.0))
+            continue
+        results: list[bytes | str] = []
+        spent = 0.0
+        for item in inputs:
+            t0 = time.perf_counter()
+            try:
+                results.append(run_once(sess, spec_in, spec_out, item))
+            except MemoryError:
+                results.append("inference exceeded the memory limit")
+            except Exception as exc:  # noqa: BLE001 - bad input or runtime failure for this item only
+                results.append(f"inference failed: {exc}")
+            spent += time.perf_counter() - t0
+        conn.send(("ok", results, spent))

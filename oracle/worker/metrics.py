@@ -1,0 +1,42 @@
+"""Prometheus metrics of one node, on their own registry (no global state; tests make as many as they like)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests_seen = Counter("oracle_worker_requests_seen", "Request events ingested", registry=r)
+        self.requests_executed = Counter("oracle_worker_requests_executed", "Inferences completed", registry=r)
+        self.requests_submitted = Counter("oracle_worker_requests_submitted", "Results attested on-chain",
+                                          registry=r)
+        self.requests_failed = Counter("oracle_worker_requests_failed", "Jobs given up", ["reason"], registry=r)
+        self.requests_skipped = Counter("oracle_worker_requests_skipped", "Jobs skipped", ["reason"], registry=r)
+        self.requests_lost = Counter("oracle_worker_requests_lost", "Requests another operator answered first",
+                                     registry=r)
+        self.requests_finalized = Counter("oracle_worker_requests_finalized", "Own results finalized", registry=r)
+        self.txs_sent = Counter("oracle_worker_txs_sent", "Transactions broadcast", ["kind"], registry=r)
+        self.txs_replaced = Counter("oracle_worker_txs_replaced", "Fee-bumped replacements", registry=r)
+        self.reorgs = Counter("oracle_worker_reorgs", "Reorgs detected", registry=r)
+        self.rpc_errors = Counter("oracle_worker_rpc_errors", "Transient RPC failures (retried)", registry=r)
+        self.inference_seconds = Histogram("oracle_worker_inference_seconds", "Inference wall time per job",
+                                           buckets=_LATENCY_BUCKETS, registry=r)
+        self.submission_seconds = Histogram("oracle_worker_submission_seconds", "Broadcast to receipt",
+                                            buckets=_LATENCY_BUCKETS, registry=r)
+        self.balance_wei = Gauge("oracle_worker_balance_wei", "Operator account balance", registry=r)
+        self.stake_wei = Gauge("oracle_worker_stake_wei", "Operator stake", ["kind"], registry=r)
+        self.credits_wei = Gauge("oracle_worker_credits_wei", "Withdrawable credits", registry=r)
+        self.cursor_block = Gauge("oracle_worker_cursor_block", "Last processed block", registry=r)
+        self.paused = Gauge("oracle_worker_paused", "1 while submissions are paused", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,341 @@
+"""Node supervisor: wires the components and runs their loop with one lifecycle (setup / run / stop / cleanup).
+
+One loop thread does, per iteration: read the head, let the listener ingest confirmed requests, let the
+processor execute them, advance the in-flight transaction, send the next result batch, finalize what is due.
+Everything is persisted between steps, so the loop can die anywhere. Transient RPC failures back off
+exponentially (with jitter, capped) and rotate to the next endpoint; SIGTERM / SIGINT stop the loop at the
+next step boundary. The operator API runs in a second thread and talks to the loop through :class:`NodeControl`
+(commands that need the nonce, like withdraw, are queued to the loop thread).
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from oracle.settings import NodeSettings, load_account
+from oracle.worker.db import Database
+from oracle.worker.executor import Executor, ExecutorLimits, ProcessExecutor
+from oracle.worker.finalizer import Finalizer
+from oracle.worker.listener import Listener
+from oracle.worker.metrics import Metrics
+from oracle.worker.models import ModelStore
+from oracle.worker.processor import Processor
+from oracle.worker.rpc import Head, Rpc, is_transient
+from oracle.worker.submitter import GWEI, FeePolicy, SubmitPolicy, Submitter
+
+log = structlog.get_logger("oracle.worker.node")
+
+MAX_BACKOFF = 10.0
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """A snapshot for /health, /ready and the CLI."""
+
+    address: str
+    oracle: str
+    rpc_url: str
+    started: bool
+    paused: bool
+    caught_up: bool
+    cursor_block: int | None
+    head_block: int | None
+    last_error: str | None
+    consecutive_errors: int
+    executor_alive: bool
+    job_counts: dict[str, int] = field(default_factory=dict)
+
+
+class Node:
+    """The operator worker. Build with :meth:`from_settings` (or pass components for tests)."""
+
+    def __init__(self, *, settings: NodeSettings, rpc: Rpc, db: Database, account: Any, metrics: Metrics,
+                 store: ModelStore, executor: Executor) -> None:
+        self.settings = settings
+        self.rpc = rpc
+        self.db = db
+        self.account = account
+        self.metrics = metrics
+        self.store = store
+        self.executor = executor
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._commands: queue.Queue[tuple[Callable[[Head], Any], Future[Any]]] = queue.Queue()
+        self._caught_up = False
+        self._head: Head | None = None
+        self._last_error: str | None = None
+        self._errors = 0
+        self._started = False
+        self._api: Any = None
+        self._api_thread: threading.Thread | None = None
+        self.listener: Listener
+        self.processor: Processor
+        self.submitter: Submitter
+        self.finalizer: Finalizer
+
+    @classmethod
+    def from_settings(cls, settings: NodeSettings, executor: Executor | None = None,
+                      account: Any | None = None) -> Node:
+        account = account or load_account(settings)
+        rpc = Rpc(settings.rpc_urls, settings.resolve_oracle_address(), timeout=settings.rpc_timeout)
+        store = ModelStore(settings.model_dir, max_model_bytes=settings.max_model_bytes,
+                           max_tensor_bytes=settings.max_tensor_bytes, mirrors=tuple(settings.model_mirrors),
+                           fetch_timeout=settings.fetch_timeout)
+        executor = executor or ProcessExecutor(ExecutorLimits(settings.inference_timeout,
+                                                              settings.inference_memory_mb * 1024 * 1024))
+        return cls(settings=settings, rpc=rpc, db=Database(settings.db_path), account=account, metrics=Metrics(),
+                   store=store, executor=executor)
+
+    # ------------------------------------------------------------------ lifecycle
+    def setup(self) -> None:
+        """Connects, reads the contract's parameters, re-broadcasts in-flight txs, starts the executor."""
+        s = self.settings
+        params = self._retry(self.rpc.client.parameters, "setup")
+        self.submitter = Submitter(
+            self.rpc, self.db, self.account, self.metrics,
+            fees=FeePolicy(int(s.max_fee_gwei * GWEI), int(s.priority_fee_gwei * GWEI), s.fee_bump_percent),
+            policy=SubmitPolicy(s.batch_size, s.stuck_after, s.min_time_left, params["request_timeout"],
+                                params["challenge_window"], s.max_attempts))
+        self.listener = Listener(self.rpc, self.db, self.metrics, confirmations=s.confirmations,
+                                 block_range=s.block_range, start_block=s.default_start_block())
+        self.processor = Processor(self.rpc, self.db, self.store, self.executor, self.metrics,
+                                   request_timeout=params["request_timeout"], min_time_left=s.min_time_left,
+                                   max_attempts=s.max_attempts, batch=s.execute_batch,
+                                   model_ids=frozenset(s.model_ids) if s.model_ids is not None else None)
+        self.listener.on_range = self.submitter.verify_mined
+        self.finalizer = Finalizer(self.rpc, self.db, self.submitter, batch_size=s.batch_size)
+        self._retry(self.submitter.setup, "setup")
+        start = getattr(self.executor, "start", None)
+        if callable(start):
+            start()
+        self._started = True
+        log.info("node_started", address=self.account.address, oracle=self.rpc.oracle_address,
+                 confirmations=s.confirmations)
+
+    def _retry(self, fn: Callable[[], Any], where: str) -> Any:
+        delay = 0.2
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                if not is_transient(exc) or self._stop.is_set():
+                    raise
+                self._note_error(exc, where)
+                time.sleep(delay)
+                delay = min(MAX_BACKOFF, delay * 2)
+
+    def run(self) -> None:
+        """The main loop; returns when :meth:`stop` is called."""
+        backoff = 0.0
+        last_account = 0.0
+        while not self._stop.is_set():
+            try:
+                busy = self.step()
+                if time.monotonic() - last_account > 5:
+                    self._update_account_metrics()
+                    last_account = time.monotonic()
+                self._errors = 0
+                backoff = 0.0
+                if not busy:
+                    self._stop.wait(self.settings.poll_interval)
+            except Exception as exc:  # noqa: BLE001 - the loop must survive anything; transient ones back off
+                self._note_error(exc, "loop")
+                if not is_transient(exc):
+                    log.exception("loop_error")
+                backoff = min(MAX_BACKOFF, max(0.2, backoff * 2))
+                if self._errors % 3 == 0:
+                    self.rpc.rotate()
+                self._stop.wait(backoff * (0.5 + random.random()))
+
+    def step(self) -> bool:
+        """One iteration; returns True when work was done (so the loop goes on without sleeping)."""
+        head = self.rpc.head()
+        self._head = head
+        self._run_commands(head)
+        polled = self.listener.poll(head)
+        self._caught_up = polled.caught_up
+        if polled.reorg_depth:
+            self.submitter.resync_nonce()  # our orphaned transactions gave their nonces back
+        self.metrics.cursor_block.set(polled.cursor)
+        executed = 0 if self._paused.is_set() else self.processor.step(head)
+        inflight = self.submitter.tick(head)
+        sent = 0
+        if not inflight:
+            if not self._paused.is_set():
+                sent = self.submitter.submit_ready(head)
+            if not sent and self.settings.auto_finalize:
+                sent = self.finalizer.step(head)
+        return bool(polled.new_jobs or executed or sent or polled.reorg_depth or not polled.caught_up)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def cleanup(self) -> None:
+        self.stop_api()
+        try:
+            self.executor.close()
+        finally:
+            self.db.close()
+        log.info("node_stopped")
+
+    def serve(self, install_signals: bool = True) -> None:
+        """setup → (API) → run until SIGTERM/SIGINT → cleanup."""
+        if install_signals:
+            def _on_signal(signum: int, _frame: Any) -> None:
+                log.info("node_stopping", signal=signal.Signals(signum).name)
+                self.stop()
+
+            signal.signal(signal.SIGTERM, _on_signal)
+            signal.signal(signal.SIGINT, _on_signal)
+        try:
+            self.setup()
+            if self.settings.api_port:
+                self.start_api()
+            self.run()
+        finally:
+            self.cleanup()
+
+    # ------------------------------------------------------------------ API thread
+    def start_api(self, port: int | None = None) -> int:
+        import uvicorn
+
+        from oracle.api.app import create_app
+
+        app = create_app(control=NodeControl(self))
+        config = uvicorn.Config(app, host=self.settings.api_host, port=port if port is not None
+                                else self.settings.api_port, log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._api = server
+        self._api_thread = threading.Thread(target=server.run, name="oracle-api", daemon=True)
+        self._api_thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else config.port
+        log.info("api_started", host=self.settings.api_host, port=bound)
+        return int(bound)
+
+    def stop_api(self) -> None:
+        if self._api is not None:
+            self._api.should_exit = True
+            if self._api_thread is not None:
+                self._api_thread.join(timeout=5)
+            self._api = None
+
+    # ------------------------------------------------------------------ control
+    def _run_commands(self, head: Head) -> None:
+        while True:
+            try:
+                fn, fut = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fut.set_result(fn(head))
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                fut.set_exception(exc)
+
+    def submit_command(self, fn: Callable[[Head], Any], timeout: float = 60.0) -> Any:
+        fut: Future[Any] = Future()
+        self._commands.put((fn, fut))
+        return fut.result(timeout=timeout)
+
+    def pause(self) -> None:
+        self._paused.set()
+        self.metrics.paused.set(1)
+        log.info("node_paused")
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self.metrics.paused.set(0)
+        log.info("node_resumed")
+
+    def withdraw_credits(self, to: str | None = None) -> dict[str, Any]:
+        """Queues ``withdraw(to)`` to the loop thread (the nonce owner) and waits for it to be sent."""
+        def _do(head: Head) -> dict[str, Any]:
+            credits = self.rpc.client.credits_of(self.account.address)
+            if credits == 0:
+                return {"sent": False, "credits": 0, "tx_hash": None}
+            if self.submitter.busy:
+                raise RuntimeError("a transaction is in flight; retry in a few seconds")
+            fn = self.rpc.client.withdraw_fn(to or self.account.address)
+            ok = self.submitter.send("withdraw", fn, [], None, head)
+            pending = self.db.pending_txs() or self.db.all_txs()[-1:]
+            return {"sent": ok, "credits": credits, "tx_hash": pending[-1].tx_hash if pending and ok else None}
+
+        return dict(self.submit_command(_do))
+
+    def status(self) -> NodeStatus:
+        cur = self.db.cursor()
+        alive = getattr(self.executor, "alive", None)
+        return NodeStatus(self.account.address, self.rpc.oracle_address, self.rpc.url, self._started,
+                          self._paused.is_set(), self._caught_up, cur[0] if cur else None,
+                          self._head.number if self._head else None, self._last_error, self._errors,
+                          bool(alive()) if callable(alive) else True, self.db.counts())
+
+    def _note_error(self, exc: BaseException, where: str) -> None:
+        self._errors += 1
+        self._last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if is_transient(exc):
+            self.metrics.rpc_errors.inc()
+        log.warning("rpc_error" if is_transient(exc) else "step_error", where=where, error=self._last_error,
+                    consecutive=self._errors)
+
+    def _update_account_metrics(self) -> None:
+        addr = self.account.address
+        self.metrics.balance_wei.set(self.rpc.w3.eth.get_balance(addr))
+        st = self.rpc.client.stake_of(addr)
+        self.metrics.stake_wei.labels(kind="staked").set(st.staked)
+        self.metrics.stake_wei.labels(kind="locked").set(st.locked)
+        self.metrics.stake_wei.labels(kind="pending").set(st.pending)
+        self.metrics.credits_wei.set(self.rpc.client.credits_of(addr))
+
+
+class NodeControl:
+    """What the operator API may see and do (a narrow facade over :class:`Node`)."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    @property
+    def db(self) -> Database:
+        return self._node.db
+
+    @property
+    def store(self) -> ModelStore:
+        return self._node.store
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._node.metrics
+
+    @property
+    def admin_key(self) -> str | None:
+        k = self._node.settings.admin_key
+        return k.get_secret_value() if k is not None else None
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self._node.settings.max_body_bytes
+
+    def status(self) -> NodeStatus:
+        return self._node.status()
+
+    def pause(self) -> None:
+        self._node.pause()
+
+    def resume(self) -> None:
+        self._node.resume()
+
+    def withdraw(self, to: str | None) -> dict[str, Any]:
+        return self._node.withdraw_credits(to)

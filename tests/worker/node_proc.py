@@ -1,0 +1,37 @@
+"""Runs an operator node as its own process for the kill -9 tests (settings from ORACLE_* variables).
+
+Test-only knobs (environment, never in the node's settings): ``WORKER_TEST_SLOW`` seconds to sleep inside
+each inference call and ``WORKER_TEST_MARKER`` a file created when an inference call starts, so a test can
+kill the process exactly mid-inference.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from oracle.settings import NodeSettings
+from oracle.worker.executor import ProcessExecutor, Result
+from oracle.worker.models import ModelInfo
+from oracle.worker.node import Node
+
+
+class SlowExecutor(ProcessExecutor):
+    def run(self, model: ModelInfo, inputs: Sequence[bytes]) -> list[Result]:
+        marker = os.environ.get("WORKER_TEST_MARKER")
+        if marker:
+            Path(marker).write_text(str(os.getpid()))
+        time.sleep(float(os.environ.get("WORKER_TEST_SLOW", "0")))
+        return super().run(model, inputs)
+
+
+def main() -> None:
+    node = Node.from_settings(NodeSettings.load(None), executor=SlowExecutor())
+    node.serve(install_signals=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
