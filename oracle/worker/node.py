@@ -15,12 +15,13 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from fastapi import APIRouter
 
 from oracle.settings import NodeSettings, load_account
 from oracle.worker.db import Database
@@ -206,12 +207,13 @@ class Node:
             self.cleanup()
 
     # ------------------------------------------------------------------ API thread
-    def start_api(self, port: int | None = None) -> int:
+    def start_api(self, port: int | None = None, extra_routers: Sequence[APIRouter] = ()) -> int:
+        """Serves the operator API (plus e.g. the dashboard routers) on a background thread; returns the port."""
         import uvicorn
 
         from oracle.api.app import create_app
 
-        app = create_app(control=NodeControl(self))
+        app = create_app(control=NodeControl(self), extra_routers=extra_routers)
         config = uvicorn.Config(app, host=self.settings.api_host, port=port if port is not None
                                 else self.settings.api_port, log_level="warning", access_log=False)
         server = uvicorn.Server(config)

@@ -1,0 +1,3 @@
+from oracle.demo.story import main
+
+raise SystemExit(main())
