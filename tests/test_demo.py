@@ -10,7 +10,7 @@ from oracle.chain.toolchain import repo_root
 
 
 def test_demo_runs_the_whole_story_and_exits_zero() -> None:
-    proc = subprocess.run([sys.executable, "-m", "oracle.demo", "--window", "5", "--honest", "2"],
+    proc = subprocess.run([sys.executable, "-m", "oracle.demo", "--window", "8", "--honest", "2"],
                           cwd=repo_root(), capture_output=True, text=True, timeout=600)
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]

@@ -63,8 +63,21 @@ class Challenger:
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
         self._window = self.client.parameters()["challenge_window"]
+        self.warm_up()
         log.info("challenger_started", address=self.address, oracle=self.client.address,
                  cursor=self.store.cursor(), window=self._window)
+
+    def warm_up(self) -> None:
+        """Loads every registered EXACT model before the first claim arrives: the first challenge must not
+        wait for a model download, an onnxruntime start-up and a program read while its window runs."""
+        for model_id in range(1, self.client.model_count() + 1):
+            model = self._model(model_id)
+            if model.mode is not Mode.EXACT or model.retired:
+                continue
+            try:
+                self.verifier.warm(model)
+            except OracleError as exc:
+                log.warning("warm_up_failed", model_id=model_id, error=str(exc))
 
     def run(self) -> None:
         self.setup()

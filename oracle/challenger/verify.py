@@ -83,6 +83,13 @@ class ClaimVerifier:
         self._loaded[model.model_id] = loaded
         return loaded
 
+    def warm(self, model: Model) -> None:
+        """Loads a model ahead of its first claim (fetch, hash check, program read, fast-path check) and runs
+        it once on an all-zero input, which also starts the inference child and its session."""
+        loaded = self._load(model)
+        if loaded.onnx is not None:
+            self.executor.run(loaded.onnx, [bytes(model.input_length)])
+
     def verify(self, model: Model, data: bytes, claimed: bytes) -> Verdict:
         loaded = self._load(model)
         if loaded.onnx is not None:

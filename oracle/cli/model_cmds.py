@@ -17,7 +17,9 @@ from oracle.errors import OracleError
 app = typer.Typer(help="Integer-profile models: commitments, compilation, conversion.", no_args_is_help=True)
 
 InputWidth = Annotated[int, typer.Option("--input-width", help="Input element width in bytes (1, 2, 4, 8).")]
-OutputWidth = Annotated[int, typer.Option("--output-width", help="Output element width in bytes (1, 2, 4, 8).")]
+OutputWidth = Annotated[
+    int, typer.Option("--output-width", help="Output element width in bytes (1, 2, 4, 8).")
+]
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -27,7 +29,9 @@ def _fail(exc: Exception) -> typer.Exit:
 
 @app.command()
 def commitment(
-    onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Integer-profile ONNX file.")],
+    onnx_file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Integer-profile ONNX file.")
+    ],
     input_width: InputWidth = 1,
     output_width: OutputWidth = 1,
 ) -> None:
@@ -44,7 +48,9 @@ def commitment(
 
 @app.command("compile")
 def compile_cmd(
-    onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Integer-profile ONNX file.")],
+    onnx_file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Integer-profile ONNX file.")
+    ],
     out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the program bytes.")],
     input_width: InputWidth = 1,
     output_width: OutputWidth = 1,
@@ -62,14 +68,22 @@ def compile_cmd(
 
 @app.command()
 def convert(
-    float_onnx: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Float classifier ONNX file.")],
-    dataset: Annotated[str, typer.Option(help="Bundled dataset to calibrate and score on: digits, "
-                                        "breast_cancer, iris, wine.")],
+    float_onnx: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Float classifier ONNX file.")
+    ],
+    dataset: Annotated[
+        str,
+        typer.Option(help="Bundled dataset to calibrate and score on: digits, breast_cancer, iris, wine."),
+    ],
     out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the integer ONNX model.")],
     input_width: InputWidth = 2,
-    weight_width: Annotated[int, typer.Option(help="Weight width in bytes; 0 picks the narrowest that "
-                                              "keeps calibration accuracy.")] = 0,
-    identity_input: Annotated[bool, typer.Option(help="Features already are integers: no input scaling.")] = False,
+    weight_width: Annotated[
+        int,
+        typer.Option(help="Weight width in bytes; 0 picks the narrowest that keeps calibration accuracy."),
+    ] = 0,
+    identity_input: Annotated[
+        bool, typer.Option(help="Features already are integers: no input scaling.")
+    ] = False,
 ) -> None:
     """Convert a float classifier into an integer-profile model; prints the quantizer and accuracies."""
     from oracle.profile.converter import Quantizer, convert_onnx
@@ -79,10 +93,18 @@ def convert(
         split = load_split(dataset)
         quantizer = Quantizer.identity(split.x_train.shape[1], input_width) if identity_input else None
         model, quantizer, report = convert_onnx(
-            float_onnx.read_bytes(), split.x_train, split.y_train, split.x_test, split.y_test,
-            input_width=input_width, quantizer=quantizer, weight_width=weight_width or None,
+            float_onnx.read_bytes(),
+            split.x_train,
+            split.y_train,
+            split.x_test,
+            split.y_test,
+            input_width=input_width,
+            quantizer=quantizer,
+            weight_width=weight_width or None,
         )
         out.write_bytes(model.SerializeToString(deterministic=True))
     except (OracleError, OSError, ValueError) as exc:
         raise _fail(exc) from None
-    typer.echo(json.dumps({"out": str(out), "quantizer": quantizer.to_dict(), "report": report.to_dict()}, indent=2))
+    typer.echo(
+        json.dumps({"out": str(out), "quantizer": quantizer.to_dict(), "report": report.to_dict()}, indent=2)
+    )

@@ -1,0 +1,219 @@
+"""Train, convert and write the shipped models in ``oracle/models/`` (deterministic).
+
+Usage: ``.venv/bin/python scripts/build_models.py [--out DIR] [--check]``
+
+* ``digits.onnx`` (EXACT): a 64-32-10 ReLU MLP on the 8x8 handwritten digits, converted from the
+  PyTorch-style float graph ``digits_float.onnx`` (ATTESTED, the same network in float32). Input: the
+  64 pixel intensities 0..16 as int8; output: the predicted digit.
+* ``breast_cancer.onnx`` (EXACT): standardised logistic regression exported by skl2onnx, converted
+  with a calibrated int16 input quantizer.
+* ``manifest.json``: hashes, commitments, I/O specs, quantizers, accuracies and conformance samples.
+
+Everything is seeded; ``--check`` builds twice into temporary directories and fails unless the bytes
+are identical, then compares with what is in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from eth_utils.crypto import keccak
+
+from oracle.profile.compiler import compile_onnx
+from oracle.profile.converter import Conversion, Quantizer, convert_onnx, convert_sklearn
+from oracle.profile.datasets import SPLIT_SEED, TEST_SIZE, Split, load_split
+from oracle.profile.float_graphs import torch_style_mlp
+from oracle.profile.program import commitment, encode, encode_tensor
+from oracle.profile.reference import run
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "oracle" / "models"
+N_SAMPLES = 8
+SEED = 0
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+def _save(model: onnx.ModelProto, path: Path) -> bytes:
+    data: bytes = model.SerializeToString(deterministic=True)
+    path.write_bytes(data)
+    return data
+
+
+def _dataset_info(split: Split) -> dict[str, Any]:
+    return {
+        "name": split.name,
+        "source": "sklearn.datasets (bundled)",
+        "test_size": TEST_SIZE,
+        "split_seed": SPLIT_SEED,
+        "n_train": len(split.y_train),
+        "n_test": len(split.y_test),
+    }
+
+
+def _exact_entry(name: str, conv: Conversion, split: Split, out: Path) -> dict[str, Any]:
+    model, quantizer, report = conv
+    onnx_bytes = _save(model, out / f"{name}.onnx")
+    output_width = 1
+    program = compile_onnx(onnx_bytes, quantizer.width, output_width)
+    program_bytes = encode(program)
+    (out / f"{name}.program").write_bytes(program_bytes)
+    q = quantizer.quantize(split.x_test)
+    samples = []
+    for i in range(N_SAMPLES):
+        x = q[i].reshape(quantizer.shape)
+        y = run(program, x)
+        samples.append(
+            {
+                "input_hex": _hex(encode_tensor(x, quantizer.width)),
+                "expected_output_hex": _hex(encode_tensor(y, output_width)),
+                "expected_output": [int(v) for v in y.reshape(-1)],
+                "label": int(split.y_test[i]),
+            }
+        )
+    return {
+        "file": f"{name}.onnx",
+        "mode": "EXACT",
+        "onnx_keccak256": _hex(bytes(keccak(onnx_bytes))),
+        "program_file": f"{name}.program",
+        "program_commitment": _hex(commitment(program_bytes)),
+        "program_size": len(program_bytes),
+        "input_shape": list(program.input_shape),
+        "input_dtype": "int64",
+        "input_width": program.input_width,
+        "output_shape": list(program.output_shape),
+        "output_dtype": "int64",
+        "output_width": program.output_width,
+        "quantizer": quantizer.to_dict(),
+        "class_labels": list(report.class_labels) if report.class_labels else None,
+        "weight_width": report.weight_width,
+        "constant_widths": sorted({c.width for c in program.constants}),
+        "float_accuracy": report.float_accuracy,
+        "int_accuracy": report.int_accuracy,
+        "agreement": report.agreement,
+        "dataset": _dataset_info(split),
+        "samples": samples,
+    }
+
+
+def build_digits(out: Path) -> dict[str, Any]:
+    """Digits MLP: float graph in PyTorch's export layout, then its integer conversion."""
+    from sklearn.neural_network import MLPClassifier
+
+    split = load_split("digits")
+    mlp = MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, random_state=SEED)
+    mlp.fit(split.x_train, split.y_train)
+    float_model = torch_style_mlp(mlp.coefs_, mlp.intercepts_, "Softmax", dynamic_batch=False)
+    float_bytes = _save(float_model, out / "digits_float.onnx")
+    conv = convert_onnx(
+        float_model,
+        split.x_train,
+        split.y_train,
+        split.x_test,
+        split.y_test,
+        quantizer=Quantizer.identity(64, width=1),
+    )
+    exact = _exact_entry("digits", conv, split, out)
+    exact["float_source"] = "digits_float.onnx"
+    attested = {
+        "file": "digits_float.onnx",
+        "mode": "ATTESTED",
+        "onnx_keccak256": _hex(bytes(keccak(float_bytes))),
+        "input_shape": [1, 64],
+        "input_dtype": "float32",
+        "input_width": 4,
+        "output_shape": [1, 10],
+        "output_dtype": "float32",
+        "output_width": 4,
+        "output_meaning": "class probabilities (softmax) for digits 0..9",
+        "float_accuracy": conv.report.float_accuracy,
+        "dataset": _dataset_info(split),
+        "samples": [
+            {
+                "input": [float(v) for v in split.x_test[i]],
+                "expected_class": int(np.argmax(mlp.predict_proba(split.x_test[i : i + 1])[0])),
+                "label": int(split.y_test[i]),
+            }
+            for i in range(N_SAMPLES)
+        ],
+    }
+    return {"digits": exact, "digits_float": attested}
+
+
+def build_breast_cancer(out: Path) -> dict[str, Any]:
+    """Standardised logistic regression exported by skl2onnx (Scaler + LinearClassifier + ZipMap)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    split = load_split("breast_cancer")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=SEED))
+    clf.fit(split.x_train, split.y_train)
+    _, conv = convert_sklearn(clf, split.x_train, split.y_train, split.x_test, split.y_test, input_width=2)
+    return {"breast_cancer": _exact_entry("breast_cancer", conv, split, out)}
+
+
+def build(out: Path) -> dict[str, Any]:
+    """Write every shipped model and the manifest into ``out``; returns the manifest."""
+    warnings.filterwarnings("ignore", category=Warning, module="sklearn")
+    out.mkdir(parents=True, exist_ok=True)
+    models: dict[str, Any] = {}
+    models.update(build_digits(out))
+    models.update(build_breast_cancer(out))
+    manifest = {
+        "format": "integer-profile v1 (docs/integer-profile.md)",
+        "generator": "scripts/build_models.py",
+        "models": models,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _same_dirs(a: Path, b: Path) -> list[str]:
+    names = sorted(p.name for p in a.iterdir())
+    if names != sorted(p.name for p in b.iterdir()):
+        return ["file lists differ"]
+    return [n for n in names if not filecmp.cmp(a / n, b / n, shallow=False)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--check", action="store_true", help="build twice and compare, write nothing")
+    args = parser.parse_args(argv)
+    if args.check:
+        with tempfile.TemporaryDirectory() as t1, tempfile.TemporaryDirectory() as t2:
+            build(Path(t1))
+            build(Path(t2))
+            diff = _same_dirs(Path(t1), Path(t2))
+            if diff:
+                print(f"NOT deterministic: {diff}", file=sys.stderr)
+                return 1
+            stale = _same_dirs(Path(t1), args.out) if args.out.exists() else ["missing"]
+            if stale:
+                print(f"deterministic, but {args.out} differs from a fresh build: {stale}", file=sys.stderr)
+                return 1
+        print("deterministic; shipped models are up to date")
+        return 0
+    manifest = build(args.out)
+    for name, entry in manifest["models"].items():
+        acc = f"float {entry['float_accuracy']:.4f}"
+        if entry["mode"] == "EXACT":
+            acc += f", int {entry['int_accuracy']:.4f}, program {entry['program_size']} bytes"
+        print(f"{name:15s} {entry['mode']:8s} {acc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
