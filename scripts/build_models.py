@@ -30,7 +30,7 @@ from eth_utils.crypto import keccak
 
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.converter import Conversion, Quantizer, convert_onnx, convert_sklearn
-from oracle.profile.datasets import SPLIT_SEED, TEST_SIZE, Split, load_split
+from oracle.profile.datasets import CREDIT_FEATURES, SPLIT_SEED, TEST_SIZE, Split, load_split
 from oracle.profile.float_graphs import torch_style_mlp
 from oracle.profile.program import commitment, encode, encode_tensor
 from oracle.profile.reference import run
@@ -54,7 +54,7 @@ def _save(model: onnx.ModelProto, path: Path) -> bytes:
 def _dataset_info(split: Split) -> dict[str, Any]:
     return {
         "name": split.name,
-        "source": "sklearn.datasets (bundled)",
+        "source": "synthetic: oracle.profile.datasets.synthetic_credit" if split.name == "credit" else "sklearn.datasets (bundled)",
         "test_size": TEST_SIZE,
         "split_seed": SPLIT_SEED,
         "n_train": len(split.y_train),
@@ -164,6 +164,22 @@ def build_breast_cancer(out: Path) -> dict[str, Any]:
     return {"breast_cancer": _exact_entry("breast_cancer", conv, split, out)}
 
 
+def build_credit_risk(out: Path) -> dict[str, Any]:
+    """Standardised logistic regression on the SYNTHETIC credit data set (the lender example's model)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    split = load_split("credit")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=SEED))
+    clf.fit(split.x_train, split.y_train)
+    _, conv = convert_sklearn(clf, split.x_train, split.y_train, split.x_test, split.y_test, input_width=2)
+    entry = _exact_entry("credit_risk", conv, split, out)
+    entry["features"] = list(CREDIT_FEATURES)
+    entry["output_meaning"] = "1 = likely to default (decline), 0 = approve"
+    return {"credit_risk": entry}
+
+
 def build(out: Path) -> dict[str, Any]:
     """Write every shipped model and the manifest into ``out``; returns the manifest."""
     warnings.filterwarnings("ignore", category=Warning, module="sklearn")
@@ -171,6 +187,7 @@ def build(out: Path) -> dict[str, Any]:
     models: dict[str, Any] = {}
     models.update(build_digits(out))
     models.update(build_breast_cancer(out))
+    models.update(build_credit_risk(out))
     manifest = {
         "format": "integer-profile v1 (docs/integer-profile.md)",
         "generator": "scripts/build_models.py",

@@ -1,0 +1,80 @@
+"""The example dApps behave as a person would expect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web3.logs import DISCARD
+
+from oracle.chain import artifacts
+from oracle.chain.tx import deploy
+from oracle.chain.types import Mode, ModelSpec
+from oracle.profile.models import model_entry, program_bytes
+from tests.contracts.conftest import BOND, FEE, System
+
+DIGITS = model_entry("digits")["samples"]
+CREDIT = model_entry("credit_risk")
+
+
+def contract(system: System, name: str, *args: Any) -> Any:
+    art = artifacts.load(name)
+    return system.w3.eth.contract(address=deploy(system.w3, art.abi, art.bytecode, system.owner, *args), abi=art.abi)
+
+
+def settle(system: System, receipt: Any, output: bytes) -> int:
+    rid = system.client.events_in(receipt, "InferenceRequested")[0]["requestId"]
+    system.submit(rid, output)
+    system.finalize(rid, output, gas=1_000_000)
+    return rid
+
+
+def test_digit_mint_mints_only_recognised_digits(system: System) -> None:
+    mint = contract(system, "DigitMint", system.deployment.oracle, system.exact_id, 1)
+    sample = DIGITS[0]
+    pixels, digit = bytes.fromhex(sample["input_hex"][2:]), int(sample["expected_output"][0])
+    ok = system.chain.ok(mint.functions.requestMint(digit, pixels), system.user, value=FEE)
+    settle(system, ok, bytes([digit]))
+    assert mint.functions.totalMinted().call() == 1
+    assert mint.functions.ownerOf(1).call() == system.user and mint.functions.digitOf(1).call() == digit
+    other = (digit + 1) % 10
+    bad = system.chain.ok(mint.functions.requestMint(other, pixels), system.user, value=FEE)
+    settle(system, bad, bytes([digit]))
+    assert mint.functions.totalMinted().call() == 1
+    rejected = mint.events.DigitRejected().process_receipt(
+        system.w3.eth.get_transaction_receipt(system.w3.eth.get_block("latest")["transactions"][0]),
+        errors=DISCARD)
+    assert rejected and rejected[0]["args"]["claimed"] == other
+    system.chain.reverts(mint.functions.requestMint(10, pixels), system.user, "NotADigit", value=FEE)
+
+
+def test_credit_lender_approves_low_risk_declines_high_risk(system: System) -> None:
+    model_id = system.client.register_model(system.owner, ModelSpec(
+        onnx_hash=bytes.fromhex(CREDIT["onnx_keccak256"][2:]), fee=FEE, bond=BOND, input_length=12,
+        output_length=1, mode=Mode.EXACT, uri="file:///credit_risk.onnx",
+        program_commitment=bytes.fromhex(CREDIT["program_commitment"][2:])), program_bytes("credit_risk"))
+    lender = contract(system, "CreditLender", system.deployment.oracle, model_id, 10**18)
+    system.chain.ok(lender.functions.fund(), system.owner, value=15 * 10**17)
+    low = next(s for s in CREDIT["samples"] if s["expected_output"] == [0])
+    high = next(s for s in CREDIT["samples"] if s["expected_output"] == [1])
+    applicant = system.accounts[7]
+    r = system.chain.ok(lender.functions.applyForLoan(10**18, bytes.fromhex(low["input_hex"][2:])), applicant,
+                        value=FEE)
+    settle(system, r, b"\x00")
+    assert lender.functions.approved(applicant).call() == 10**18
+    assert lender.functions.available().call() == 5 * 10**17
+    r = system.chain.ok(lender.functions.applyForLoan(10**17, bytes.fromhex(high["input_hex"][2:])), applicant,
+                        value=FEE)
+    settle(system, r, b"\x01")
+    assert lender.functions.approved(applicant).call() == 10**18  # declined: unchanged
+    # Approved but the pool cannot cover it: declined, nothing reserved.
+    r = system.chain.ok(lender.functions.applyForLoan(10**18, bytes.fromhex(low["input_hex"][2:])), applicant,
+                        value=FEE)
+    settle(system, r, b"\x00")
+    assert lender.functions.available().call() == 5 * 10**17
+    before = system.chain.balance(applicant)
+    receipt = system.chain.ok(lender.functions.claimLoan(), applicant)
+    gas_cost = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert system.chain.balance(applicant) == before + 10**18 - gas_cost
+    system.chain.reverts(lender.functions.claimLoan(), applicant, "NothingApproved")
+    system.chain.reverts(lender.functions.applyForLoan(2 * 10**18, b"\x00" * 12), applicant, "LoanTooLarge",
+                         value=FEE)
