@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -21,7 +21,7 @@ class Artifact:
     deployed_bytecode: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> Artifact:
     """Loads the artifact of contract ``name``; raises :class:`ArtifactError` with the fix if absent."""
     try:

@@ -188,25 +188,25 @@ class OracleClient:
         logs = self.contract.events.InferenceRequested().get_logs(from_block=from_block, to_block=to_block)
         return [
             InferenceRequested(
-                request_id=int(l["args"]["requestId"]), model_id=int(l["args"]["modelId"]),
-                requester=l["args"]["requester"], fee=int(l["args"]["fee"]),
-                callback_gas_limit=int(l["args"]["callbackGasLimit"]), input=bytes(l["args"]["input"]),
-                block_number=l["blockNumber"], block_hash=bytes(l["blockHash"]),
-                tx_hash=bytes(l["transactionHash"]), log_index=l["logIndex"],
+                request_id=int(log["args"]["requestId"]), model_id=int(log["args"]["modelId"]),
+                requester=log["args"]["requester"], fee=int(log["args"]["fee"]),
+                callback_gas_limit=int(log["args"]["callbackGasLimit"]), input=bytes(log["args"]["input"]),
+                block_number=log["blockNumber"], block_hash=bytes(log["blockHash"]),
+                tx_hash=bytes(log["transactionHash"]), log_index=log["logIndex"],
             )
-            for l in logs
+            for log in logs
         ]
 
     def submitted_events(self, from_block: int, to_block: int) -> list[ResultSubmitted]:
         logs = self.contract.events.ResultSubmitted().get_logs(from_block=from_block, to_block=to_block)
         return [
             ResultSubmitted(
-                request_id=int(l["args"]["requestId"]), operator=l["args"]["operator"],
-                output=bytes(l["args"]["output"]),
-                block_number=l["blockNumber"], block_hash=bytes(l["blockHash"]),
-                tx_hash=bytes(l["transactionHash"]), log_index=l["logIndex"],
+                request_id=int(log["args"]["requestId"]), operator=log["args"]["operator"],
+                output=bytes(log["args"]["output"]),
+                block_number=log["blockNumber"], block_hash=bytes(log["blockHash"]),
+                tx_hash=bytes(log["transactionHash"]), log_index=log["logIndex"],
             )
-            for l in logs
+            for log in logs
         ]
 
     def events_in(self, receipt: TxReceipt, name: str) -> list[dict[str, Any]]:

@@ -71,7 +71,7 @@ class Devnet:
                 threading.Thread(target=self._drain, daemon=True).start()
                 return self
         self.stop()
-        raise ToolchainError("anvil did not report its port within %.0fs" % timeout)
+        raise ToolchainError(f"anvil did not report its port within {timeout:.0f}s")
 
     def _drain(self) -> None:
         # Keep reading so anvil never blocks on a full pipe; keep only a short tail for errors.

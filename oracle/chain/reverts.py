@@ -47,7 +47,7 @@ def decode_revert_data(data: bytes | str | None) -> ContractRevert:
     try:
         decoded = abi_decode(types, raw[4:])
         args: tuple[Any, ...] = tuple(
-            to_checksum_address(v) if t == "address" else v for t, v in zip(types, decoded)
+            to_checksum_address(v) if t == "address" else v for t, v in zip(types, decoded, strict=True)
         )
     except Exception:  # malformed arguments: keep the name, drop the args
         args = ()

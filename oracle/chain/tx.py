@@ -7,7 +7,7 @@ address of an account the node manages (anvil's unlocked dev accounts). Reverts 
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -18,7 +18,7 @@ from web3.types import TxParams, TxReceipt
 from oracle.chain.reverts import decode_revert_data, from_web3_error
 from oracle.errors import ChainError
 
-Signer = Union[LocalAccount, str]
+Signer = LocalAccount | str
 
 
 def address_of(signer: Signer) -> str:

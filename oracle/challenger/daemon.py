@@ -217,7 +217,7 @@ class Challenger:
     def _proven_by_us(self, request_id: int) -> bool:
         logs = self.client.contract.events.FraudProven().get_logs(
             from_block=0, argument_filters={"requestId": request_id})
-        return any(l["args"]["challenger"] == self.address for l in logs)
+        return any(entry["args"]["challenger"] == self.address for entry in logs)
 
     def _challenge(self, claim: Claim, data: bytes, expected: bytes) -> None:
         fn = self.client.challenge_fn(claim.request_id, data)

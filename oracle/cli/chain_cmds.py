@@ -13,7 +13,7 @@ from eth_utils import keccak
 from web3 import Web3
 
 from oracle.chain.client import OracleClient
-from oracle.chain.deploy import DeployParams, Deployment, deploy_system
+from oracle.chain.deploy import Deployment, DeployParams, deploy_system
 from oracle.chain.tx import Signer
 from oracle.chain.types import Mode, ModelSpec
 from oracle.errors import OracleError

@@ -10,7 +10,7 @@ import pytest
 from web3 import Web3
 
 from oracle.chain.client import OracleClient
-from oracle.chain.deploy import DeployParams, Deployment, deploy_system
+from oracle.chain.deploy import Deployment, DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec
 from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.store import ClaimState, Store

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 from web3 import Web3
-from web3.logs import DISCARD
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
-from oracle.chain.deploy import DeployParams, Deployment, deploy_system
+from oracle.chain.deploy import Deployment, DeployParams, deploy_system
 from oracle.chain.reverts import decode_revert_data
 from oracle.chain.tx import deploy
 from oracle.chain.types import Mode, ModelSpec
@@ -124,11 +124,13 @@ class System:
                 **kw: Any) -> int:
         receipt = self.chain.ok(self.oracle.functions.requestInference(model_id or self.model_id, data, 0),
                                 sender or self.user, value=kw.pop("value", FEE), **kw)
-        return int(self.oracle.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)[0]["args"]["requestId"])
+        events = self.oracle.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
+        return int(events[0]["args"]["requestId"])
 
     def consumer_request(self, consumer: Contract, gas_limit: int = 100_000, data: bytes = INPUT) -> int:
         receipt = self.chain.ok(consumer.functions.request(self.model_id, data, gas_limit), self.user, value=FEE)
-        return int(self.oracle.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)[0]["args"]["requestId"])
+        events = self.oracle.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
+        return int(events[0]["args"]["requestId"])
 
     def submit(self, request_id: int, output: bytes = OUTPUT, operator: str | None = None, **kw: Any) -> TxReceipt:
         return self.chain.ok(self.oracle.functions.submitResult(request_id, output), operator or self.operator, **kw)
