@@ -98,19 +98,32 @@ def withdraw(to: Annotated[str | None, typer.Option(help="Recipient (default: th
 
 
 @app.command()
-def run(config: ConfigOpt = None) -> None:
+def run(
+    config: ConfigOpt = None,
+    dashboard: Annotated[bool, typer.Option(help="Also serve the read-only dashboard at /dashboard.")] = False,
+) -> None:
     """Run the worker (listener, executor, submitter, finalizer, operator API) until SIGTERM / Ctrl-C."""
     import logging
 
     import structlog
+    from web3 import Web3
 
+    from oracle.api.dashboard import dashboard_router
+    from oracle.chain.client import OracleClient
     from oracle.settings import NodeSettings
     from oracle.worker.node import Node
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     try:
-        node = Node.from_settings(NodeSettings.load(config))
-        node.serve(install_signals=True)
+        settings = NodeSettings.load(config)
+        node = Node.from_settings(settings)
+        routers = []
+        if dashboard:
+            # Its own client: the node's loop owns (and may rotate) the node's RPC connection.
+            w3 = Web3(Web3.HTTPProvider(settings.rpc_urls[0], request_kwargs={"timeout": settings.rpc_timeout}))
+            routers.append(dashboard_router(OracleClient(w3, node.rpc.client.address),
+                                            start_block=settings.default_start_block() or 0))
+        node.serve(install_signals=True, extra_routers=routers)
     except OracleError as exc:
         raise _fail(exc) from None
 

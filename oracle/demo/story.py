@@ -215,7 +215,8 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
     console.rule("act 2: the honest operator comes online")
     honest = make_node("honest", dev.url, dep.oracle, start, workdir, 1)
     cast.append(honest.start(serve_api=True, extra_routers=_dashboard(client, start, w3, exact_id)))
-    console.print(f"honest worker up; operator API and dashboard on http://127.0.0.1:{honest.api_port}/dashboard")
+    console.print(f"honest worker up; dashboard http://127.0.0.1:{honest.api_port}/dashboard, "
+                  f"draw a digit at http://127.0.0.1:{honest.api_port}/try (while the demo runs)")
     second = [ask(s) for s in samples[args.cheats: args.cheats + args.honest]]
     pixels = np.frombuffer(bytes.fromhex(samples[0]["input_hex"][2:]), dtype=np.int8).astype(">f4")
     rid_float, receipt = client.request(user, float_id, pixels.tobytes())
@@ -232,12 +233,12 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
 
 
 def _dashboard(client: OracleClient, start: int, w3: Web3, model_id: int) -> list[Any]:
-    """The dashboard routers, when the dashboard package is installed."""
-    try:
-        from oracle.api.dashboard import dashboard_router
-    except ImportError:
-        return []
-    return [dashboard_router(client, start_block=start, try_signer=w3.eth.accounts[5], try_model_id=model_id)]
+    """The dashboard and try-it pages. The dashboard gets its own client (the node owns its connection) and
+    try-it sends from its own devnet account (the node owns the operator's nonces)."""
+    from oracle.api.dashboard import dashboard_router
+
+    own = OracleClient(Web3(Web3.HTTPProvider(w3.provider.endpoint_uri)), client.address)  # type: ignore[attr-defined]
+    return [dashboard_router(own, start_block=start, try_signer=w3.eth.accounts[5], try_model_id=model_id)]
 
 
 def _summarize(w3: Web3, client: OracleClient, narrator: Narrator, mint: Any, receipts: dict[str, list[int]],

@@ -189,8 +189,8 @@ class Node:
             self.db.close()
         log.info("node_stopped")
 
-    def serve(self, install_signals: bool = True) -> None:
-        """setup → (API) → run until SIGTERM/SIGINT → cleanup."""
+    def serve(self, install_signals: bool = True, extra_routers: Sequence[APIRouter] = ()) -> None:
+        """setup → (API, plus ``extra_routers`` such as the dashboard) → run until SIGTERM/SIGINT → cleanup."""
         if install_signals:
             def _on_signal(signum: int, _frame: Any) -> None:
                 log.info("node_stopping", signal=signal.Signals(signum).name)
@@ -201,7 +201,7 @@ class Node:
         try:
             self.setup()
             if self.settings.api_port:
-                self.start_api()
+                self.start_api(extra_routers=extra_routers)
             self.run()
         finally:
             self.cleanup()

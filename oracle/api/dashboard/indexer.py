@@ -1,0 +1,489 @@
+"""The dashboard's read model: one oracle's events folded into requests, operators, disputes and models.
+
+How it reads the chain:
+
+- one ``eth_getLogs`` per block range (all of the oracle's events at once, decoded by topic), from
+  ``start_block`` to the head minus ``confirmations``, continuing where the last refresh stopped;
+- the hash of the last indexed block is remembered; if it changes (a reorg, or a devnet snapshot revert)
+  the index is dropped and rebuilt from ``start_block``;
+- status is derived exactly as ``InferenceOracle.statusOf`` does (flags from events, timestamps from the
+  events' blocks, evaluated at the indexed block's timestamp), so no call is needed per request;
+- stakes and credits are read at the indexed block, only when new events arrived.
+
+Refreshes are rate-limited (``min_interval``) and serialized by a lock; readers get an immutable
+:class:`Snapshot`. Records are frozen dataclasses replaced on change, so a snapshot is a set of references.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import structlog
+from hexbytes import HexBytes
+from web3 import Web3
+
+from oracle.chain.client import OracleClient
+from oracle.chain.types import Mode, Status
+
+log = structlog.get_logger("oracle.api.dashboard")
+
+ZERO32 = b"\x00" * 32
+
+
+def derive_status(
+    *,
+    requested_at: int,
+    submitted_at: int | None,
+    finalized: bool,
+    fraud: bool,
+    refunded: bool,
+    now: int,
+    challenge_window: int,
+    request_timeout: int,
+) -> Status:
+    """Mirror of ``InferenceOracle._status``; bounds never overlap (``<`` before a deadline, ``>=`` after)."""
+    if submitted_at is None:
+        if refunded:
+            return Status.REFUNDED
+        return Status.PENDING if now < requested_at + request_timeout else Status.EXPIRED
+    if fraud:
+        return Status.FRAUD_PROVEN
+    if finalized:
+        return Status.FINALIZED
+    return Status.SUBMITTED if now < submitted_at + challenge_window else Status.FINALIZABLE
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    request_id: int
+    model_id: int
+    requester: str
+    fee: int
+    callback_gas_limit: int
+    input: bytes
+    requested_at: int
+    requested_block: int
+    request_tx: str
+    operator: str | None = None
+    output: bytes | None = None
+    submitted_at: int | None = None
+    submit_tx: str | None = None
+    finalized: bool = False
+    fraud: bool = False
+    refunded: bool = False
+    correct_output: bytes | None = None
+    challenger: str | None = None
+    callback_succeeded: bool | None = None
+    settled_at: int | None = None
+    settle_tx: str | None = None
+
+    def status(self, now: int, challenge_window: int, request_timeout: int) -> Status:
+        return derive_status(
+            requested_at=self.requested_at,
+            submitted_at=self.submitted_at,
+            finalized=self.finalized,
+            fraud=self.fraud,
+            refunded=self.refunded,
+            now=now,
+            challenge_window=challenge_window,
+            request_timeout=request_timeout,
+        )
+
+
+@dataclass(frozen=True)
+class OperatorRecord:
+    address: str
+    staked: int = 0
+    locked: int = 0
+    pending: int = 0
+    withdrawable_at: int = 0
+    credits: int = 0
+    results_submitted: int = 0
+    results_finalized: int = 0
+    fees_earned: int = 0
+    slashes: int = 0
+    slashed: int = 0
+
+
+@dataclass(frozen=True)
+class DisputeRecord:
+    request_id: int
+    model_id: int | None
+    operator: str
+    challenger: str
+    claimed_output: bytes | None
+    correct_output: bytes
+    reward: int
+    burned: int
+    slashed: int
+    callback_succeeded: bool
+    block: int
+    time: int
+    tx: str
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_id: int
+    owner: str
+    mode: Mode
+    fee: int
+    bond: int
+    input_length: int
+    output_length: int
+    onnx_hash: bytes
+    program_commitment: bytes
+    uri: str
+    registered_block: int
+    retired: bool = False
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class Parameters:
+    challenge_window: int
+    request_timeout: int
+    unbonding_period: int
+    min_bond_ratio: int
+    max_callback_gas: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the dashboard shows, as of block ``block`` (timestamp ``chain_time``)."""
+
+    chain_id: int
+    oracle: str
+    start_block: int
+    block: int
+    chain_time: int
+    indexed_at: float  # wall clock (unix seconds) of the refresh that produced this snapshot
+    params: Parameters
+    requests: tuple[RequestRecord, ...]  # chronological
+    requests_by_id: dict[int, RequestRecord]
+    requests_seen: int  # including ones evicted from memory
+    operators: tuple[OperatorRecord, ...]
+    disputes: tuple[DisputeRecord, ...]
+    models: tuple[ModelRecord, ...]
+    error: str | None = None  # the last refresh failed; this snapshot is older than it could be
+
+    def status_of(self, r: RequestRecord) -> Status:
+        return r.status(self.chain_time, self.params.challenge_window, self.params.request_timeout)
+
+
+class ChainUnavailable(RuntimeError):
+    """The chain could not be read and there is no earlier snapshot to fall back on."""
+
+
+@dataclass
+class _Index:
+    """Mutable fold state; only touched under the indexer's lock."""
+
+    cursor: int | None = None  # last indexed block
+    cursor_hash: bytes | None = None
+    requests: dict[int, RequestRecord] = field(default_factory=dict)
+    requests_seen: int = 0
+    operators: dict[str, OperatorRecord] = field(default_factory=dict)
+    disputes: list[DisputeRecord] = field(default_factory=list)
+    models: dict[int, ModelRecord] = field(default_factory=dict)
+    slashed_by_request: dict[int, int] = field(default_factory=dict)
+    accounts_stale: bool = False  # events arrived since stakes and credits were last read
+
+
+class DashboardIndexer:
+    """Incremental, cached, thread-safe index of one oracle deployment (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: OracleClient,
+        *,
+        start_block: int = 0,
+        confirmations: int = 0,
+        min_interval: float = 0.5,
+        block_range: int = 2000,
+        max_requests: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.w3: Web3 = client.w3
+        self.start_block = start_block
+        self.confirmations = confirmations
+        self.min_interval = min_interval
+        self.block_range = block_range
+        self.max_requests = max_requests
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._index = _Index()
+        self._snapshot: Snapshot | None = None
+        self._refreshed_at: float | None = None
+        self._params: Parameters | None = None
+        self._chain_id: int | None = None
+        events = [
+            getattr(client.contract.events, e["name"])() for e in client.contract.abi if e["type"] == "event"
+        ]
+        self._events: dict[bytes, Any] = {bytes(HexBytes(ev.topic)): ev for ev in events}
+
+    # ------------------------------------------------------------------ public
+    def snapshot(self, force: bool = False) -> Snapshot:
+        """The current snapshot, refreshed first if it is older than ``min_interval`` (or ``force``).
+
+        While another thread refreshes, readers get the previous snapshot at once instead of queueing behind
+        a slow RPC (they share the API's thread pool with /health); only the first read and ``force`` wait.
+        """
+        current = self._snapshot
+        if current is not None and not force and not self._due():
+            return current
+        if not self._lock.acquire(blocking=force or current is None):
+            assert current is not None
+            return current
+        try:
+            if self._snapshot is not None and not force and not self._due():
+                return self._snapshot  # refreshed while we waited for the lock
+            self._refreshed_at = self._clock()
+            try:
+                self._snapshot = self._refresh()
+            except Exception as exc:  # noqa: BLE001 - serve the last good snapshot, flagged stale
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                log.warning("dashboard_refresh_failed", error=reason)
+                if self._snapshot is None:
+                    raise ChainUnavailable(
+                        f"cannot read the oracle at {self.client.address} ({reason}); "
+                        "check that the RPC endpoint is up"
+                    ) from exc
+                self._snapshot = replace(self._snapshot, error=reason)
+            return self._snapshot
+        finally:
+            self._lock.release()
+
+    def _due(self) -> bool:
+        return self._refreshed_at is None or self._clock() - self._refreshed_at >= self.min_interval
+
+    # ------------------------------------------------------------------ refresh
+    def _refresh(self) -> Snapshot:
+        if self._params is None:
+            p = self.client.parameters()
+            self._params = Parameters(
+                p["challenge_window"],
+                p["request_timeout"],
+                p["unbonding_period"],
+                p["min_bond_ratio"],
+                p["max_callback_gas"],
+            )
+            self._chain_id = int(self.w3.eth.chain_id)
+        head = self.w3.eth.get_block("latest")
+        target = max(int(head["number"]) - self.confirmations, 0)
+        tblock = head if target == head["number"] else self.w3.eth.get_block(target)
+        idx = self._index
+        if idx.cursor is not None and (
+            target < idx.cursor or bytes(self.w3.eth.get_block(idx.cursor)["hash"]) != idx.cursor_hash
+        ):
+            log.info("dashboard_reindex", cursor=idx.cursor, target=target)
+            idx = self._index = _Index()
+        if idx.cursor is None:
+            idx.accounts_stale = True
+        start = self.start_block if idx.cursor is None else max(self.start_block, idx.cursor + 1)
+        while start <= target:
+            end = min(target, start + self.block_range - 1)
+            logs = self.w3.eth.get_logs({"address": self.client.address, "fromBlock": start, "toBlock": end})
+            # Everything a range needs is fetched before it is folded, and the cursor moves with the fold:
+            # a failed RPC never leaves a half-counted range behind to be counted again.
+            times = {
+                n: int(self.w3.eth.get_block(n)["timestamp"]) for n in {int(x["blockNumber"]) for x in logs}
+            }
+            end_hash = bytes(tblock["hash"]) if end == target else bytes(self.w3.eth.get_block(end)["hash"])
+            self._fold(idx, logs, times)
+            idx.cursor, idx.cursor_hash = end, end_hash
+            idx.accounts_stale = idx.accounts_stale or bool(logs)
+            start = end + 1
+        idx.cursor, idx.cursor_hash = target, bytes(tblock["hash"])
+        if idx.accounts_stale:
+            self._read_accounts(idx, target)
+            idx.accounts_stale = False
+            self._evict(idx, int(tblock["timestamp"]))
+        assert self._params is not None and self._chain_id is not None
+        return Snapshot(
+            chain_id=self._chain_id,
+            oracle=self.client.address,
+            start_block=self.start_block,
+            block=target,
+            chain_time=int(tblock["timestamp"]),
+            indexed_at=time.time(),
+            params=self._params,
+            requests=tuple(idx.requests.values()),
+            requests_by_id=dict(idx.requests),
+            requests_seen=idx.requests_seen,
+            operators=tuple(idx.operators.values()),
+            disputes=tuple(idx.disputes),
+            models=tuple(idx.models.values()),
+        )
+
+    def _read_accounts(self, idx: _Index, block: int) -> None:
+        fns = self.client.contract.functions
+        for addr, op in list(idx.operators.items()):
+            s = fns.stakeOf(addr).call(block_identifier=block)
+            credits = fns.creditsOf(addr).call(block_identifier=block)
+            idx.operators[addr] = replace(
+                op,
+                staked=int(s[0]),
+                locked=int(s[1]),
+                pending=int(s[2]),
+                withdrawable_at=int(s[3]),
+                credits=int(credits),
+            )
+
+    def _evict(self, idx: _Index, now: int) -> None:
+        """Keeps memory bounded on a long-lived node: drops the oldest settled requests over the cap."""
+        excess = len(idx.requests) - self.max_requests
+        if excess <= 0:
+            return
+        assert self._params is not None
+        p = self._params
+        for rid in [
+            rid
+            for rid, r in idx.requests.items()
+            if r.status(now, p.challenge_window, p.request_timeout).is_final
+        ][:excess]:
+            del idx.requests[rid]
+
+    # ------------------------------------------------------------------ fold
+    def _fold(self, idx: _Index, logs: Iterable[Any], times: dict[int, int]) -> None:
+        """Applies decoded events in chain order (no RPC: ``times`` holds the blocks' timestamps)."""
+        for raw in logs:
+            topics = raw["topics"]
+            event = self._events.get(bytes(topics[0])) if topics else None
+            if event is None:
+                continue
+            ev = event.process_log(raw)
+            handler = getattr(self, f"_on_{ev['event']}", None)  # e.g. _on_ResultSubmitted; others ignored
+            if handler is not None:
+                block = int(raw["blockNumber"])
+                handler(idx, ev["args"], block, "0x" + bytes(raw["transactionHash"]).hex(), times[block])
+
+    @staticmethod
+    def _op(idx: _Index, address: str) -> OperatorRecord:
+        addr = Web3.to_checksum_address(address)
+        if addr not in idx.operators:
+            idx.operators[addr] = OperatorRecord(addr)
+        return idx.operators[addr]
+
+    def _on_InferenceRequested(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
+        rid = int(a["requestId"])
+        model_id = int(a["modelId"])
+        idx.requests[rid] = RequestRecord(
+            request_id=rid,
+            model_id=model_id,
+            requester=a["requester"],
+            fee=int(a["fee"]),
+            callback_gas_limit=int(a["callbackGasLimit"]),
+            input=bytes(a["input"]),
+            requested_at=at,
+            requested_block=block,
+            request_tx=tx,
+        )
+        idx.requests_seen += 1
+        if model_id in idx.models:
+            m = idx.models[model_id]
+            idx.models[model_id] = replace(m, requests=m.requests + 1)
+
+    def _on_ResultSubmitted(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
+        op = self._op(idx, a["operator"])
+        idx.operators[op.address] = replace(op, results_submitted=op.results_submitted + 1)
+        r = idx.requests.get(int(a["requestId"]))
+        if r is not None:
+            idx.requests[r.request_id] = replace(
+                r, operator=op.address, output=bytes(a["output"]), submitted_at=at, submit_tx=tx
+            )
+
+    def _on_RequestFinalized(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
+        op = self._op(idx, a["operator"])
+        idx.operators[op.address] = replace(
+            op, results_finalized=op.results_finalized + 1, fees_earned=op.fees_earned + int(a["fee"])
+        )
+        r = idx.requests.get(int(a["requestId"]))
+        if r is not None:
+            idx.requests[r.request_id] = replace(
+                r,
+                finalized=True,
+                callback_succeeded=bool(a["callbackSucceeded"]),
+                settled_at=at,
+                settle_tx=tx,
+            )
+
+    def _on_Slashed(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
+        op = self._op(idx, a["operator"])
+        amount = int(a["amount"])
+        idx.operators[op.address] = replace(op, slashes=op.slashes + 1, slashed=op.slashed + amount)
+        rid = int(a["requestId"])
+        if idx.disputes and idx.disputes[-1].request_id == rid:  # emitted after FraudProven
+            idx.disputes[-1] = replace(idx.disputes[-1], slashed=idx.disputes[-1].slashed + amount)
+        else:
+            idx.slashed_by_request[rid] = idx.slashed_by_request.get(rid, 0) + amount
+
+    def _on_FraudProven(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
+        rid = int(a["requestId"])
+        r = idx.requests.get(rid)
+        correct = bytes(a["correctOutput"])
+        if r is not None:
+            idx.requests[rid] = replace(
+                r,
+                fraud=True,
+                correct_output=correct,
+                challenger=a["challenger"],
+                callback_succeeded=bool(a["callbackSucceeded"]),
+                settled_at=at,
+                settle_tx=tx,
+            )
+        reward, burned = int(a["reward"]), int(a["burned"])
+        idx.disputes.append(
+            DisputeRecord(
+                request_id=rid,
+                model_id=r.model_id if r else None,
+                operator=Web3.to_checksum_address(a["operator"]),
+                challenger=a["challenger"],
+                claimed_output=r.output if r else None,
+                correct_output=correct,
+                reward=reward,
+                burned=burned,
+                slashed=idx.slashed_by_request.pop(rid, 0),
+                callback_succeeded=bool(a["callbackSucceeded"]),
+                block=block,
+                time=at,
+                tx=tx,
+            )
+        )
+
+    def _on_RequestRefunded(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
+        r = idx.requests.get(int(a["requestId"]))
+        if r is not None:
+            idx.requests[r.request_id] = replace(r, refunded=True, settled_at=at, settle_tx=tx)
+
+    def _on_ModelRegistered(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
+        mid = int(a["modelId"])
+        idx.models[mid] = ModelRecord(
+            model_id=mid,
+            owner=a["owner"],
+            mode=Mode(int(a["mode"])),
+            fee=int(a["fee"]),
+            bond=int(a["bond"]),
+            input_length=int(a["inputLength"]),
+            output_length=int(a["outputLength"]),
+            onnx_hash=bytes(a["onnxHash"]),
+            program_commitment=bytes(a["programCommitment"]),
+            uri=str(a["uri"]),
+            registered_block=block,
+        )
+
+    def _on_ModelRetired(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
+        m = idx.models.get(int(a["modelId"]))
+        if m is not None:
+            idx.models[m.model_id] = replace(m, retired=True)
+
+    def _on_Staked(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
+        self._op(idx, a["operator"])
+
+    _on_UnstakeRequested = _on_Staked
+    _on_StakeWithdrawn = _on_Staked
