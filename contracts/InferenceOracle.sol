@@ -304,6 +304,19 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
 
     // ---------------------------------------------------------------- internals
 
+    /// @dev Registration-time dry run of an EXACT program on the verifier (see `ModelRegistry`).
+    function _checkProgram(address[] calldata chunks, uint256 inputLength, uint256 outputLength)
+        internal
+        view
+        override
+    {
+        try VERIFIER.executeStored(chunks, new bytes(inputLength)) returns (bytes memory output) {
+            if (output.length != outputLength) revert ProgramOutputLengthMismatch(outputLength, output.length);
+        } catch (bytes memory reason) {
+            revert ProgramNotExecutable(reason);
+        }
+    }
+
     function _status(Request memory request, Result memory result) private view returns (Status) {
         if (result.submittedAt == 0) {
             if (result.flags & FLAG_REFUNDED != 0) return Status.Refunded;

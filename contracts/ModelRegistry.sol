@@ -59,6 +59,9 @@ abstract contract ModelRegistry is IModelRegistry {
             // re-executes what the registration promised.
             bytes32 actual = DataChunks.hash(chunks);
             if (actual != spec.programCommitment) revert ProgramCommitmentMismatch(spec.programCommitment, actual);
+            // INVARIANT: an EXACT model's program runs on the verifier and yields outputs of the registered
+            // length; otherwise every challenge would revert and wrong results could never be proven.
+            _checkProgram(chunks, spec.inputLength, spec.outputLength);
         } else if (chunks.length != 0 || spec.programCommitment != bytes32(0)) {
             revert ProgramModeMismatch(spec.mode);
         }
@@ -92,6 +95,10 @@ abstract contract ModelRegistry is IModelRegistry {
             spec.uri
         );
     }
+
+    /// @dev Must revert if the program cannot be executed with inputs of `inputLength` bytes or does not
+    /// produce `outputLength` bytes. Implemented by the oracle, which owns the verifier.
+    function _checkProgram(address[] calldata chunks, uint256 inputLength, uint256 outputLength) internal view virtual;
 
     /// @inheritdoc IModelRegistry
     function writeProgramChunk(bytes calldata data) external returns (address chunk) {

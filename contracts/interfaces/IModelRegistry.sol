@@ -78,6 +78,11 @@ interface IModelRegistry {
     error ProgramModeMismatch(Mode mode);
     /// @notice The stored program chunks do not hash to the declared commitment.
     error ProgramCommitmentMismatch(bytes32 declared, bytes32 actual);
+    /// @notice The verifier cannot execute the program on an all-zero input of `inputLength` bytes (malformed
+    /// program, or an input length that does not match it); `reason` is the verifier's revert data.
+    error ProgramNotExecutable(bytes reason);
+    /// @notice The program's output is not `outputLength` bytes.
+    error ProgramOutputLengthMismatch(uint256 expected, uint256 actual);
 
     /// @notice Registers a new immutable model version.
     /// @param spec the model's parameters.

@@ -222,8 +222,9 @@ class Challenger:
     def _challenge(self, claim: Claim, data: bytes, expected: bytes) -> None:
         fn = self.client.challenge_fn(claim.request_id, data)
         try:
-            # Simulation: the chain itself re-executes; only a proof that would succeed is ever sent.
-            fn.estimate_gas({"from": self.address})
+            # Simulation: the chain itself re-executes; only a proof that would succeed is ever sent. The
+            # estimate is reused as the gas limit, so the proof is not simulated a second time.
+            estimate = fn.estimate_gas({"from": self.address})
         except ContractLogicError as exc:
             err = from_web3_error(exc)
             self._settle_refused(claim, err, expected)
@@ -231,7 +232,8 @@ class Challenger:
         margin = claim.deadline - self._now()
         self.metrics.margin_seconds.observe(max(margin, 0))
         try:
-            receipt = send(self.w3, fn, self.signer, gas=self.config.challenge_gas, wait=False)
+            gas = self.config.challenge_gas or int(estimate * 1.25) + 50_000
+            receipt = send(self.w3, fn, self.signer, gas=gas, wait=False)
             tx_hash = Web3.to_hex(receipt["transactionHash"])
             self.store.set_state(claim.request_id, ClaimState.CHALLENGING, expected=expected, tx_hash=tx_hash)
             self.metrics.challenges_sent.inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from eth_utils import keccak
 
 from oracle.chain.types import Mode, ModelSpec
+from oracle.profile.models import program_bytes
 from tests.contracts.conftest import BOND, FEE, INPUT, System
 
 ZERO = b"\x00" * 32
@@ -44,19 +45,32 @@ def test_registration_errors(system: System) -> None:
 
 
 def test_exact_model_program_chunks_checked_against_commitment(system: System) -> None:
-    program = bytes(range(256)) * 200  # 51,200 bytes -> 3 chunks
-    chunks = system.client.write_program(system.user, program)
+    junk = bytes(range(256)) * 200  # 51,200 bytes -> 3 chunks
+    chunks = system.client.write_program(system.user, junk)
     assert len(chunks) == 3
+    # Chunks are code-as-data: reading them back gives the bytes (after the STOP byte).
+    assert b"".join(bytes(system.w3.eth.get_code(c))[1:] for c in chunks) == junk
     f = system.oracle.functions.registerModel
     err = system.chain.reverts(f(spec(mode=Mode.EXACT, program_commitment=b"\x05" * 32), chunks), system.user,
                                "ProgramCommitmentMismatch")
-    assert err.args_decoded[1] == keccak(program)
-    receipt = system.chain.ok(f(spec(mode=Mode.EXACT, program_commitment=keccak(program)), chunks), system.user)
+    assert err.args_decoded[1] == keccak(junk)
+    # Matching commitment, but not a program the verifier can run: refused at registration, because every
+    # challenge of such a model would revert and its wrong results could never be proven.
+    system.chain.reverts(f(spec(mode=Mode.EXACT, program_commitment=keccak(junk)), chunks), system.user,
+                         "ProgramNotExecutable", gas=10_000_000)
+
+    program = program_bytes("digits")
+    real = system.client.write_program(system.user, program)
+    exact = dict(mode=Mode.EXACT, program_commitment=keccak(program), input_length=64, output_length=1)
+    err = system.chain.reverts(f(spec(**{**exact, "output_length": 2}), real), system.user,
+                               "ProgramOutputLengthMismatch", gas=10_000_000)
+    assert err.args_decoded == (2, 1)
+    system.chain.reverts(f(spec(**{**exact, "input_length": 63}), real), system.user, "ProgramNotExecutable",
+                         gas=10_000_000)
+    receipt = system.chain.ok(f(spec(**exact), real), system.user, gas=10_000_000)
     mid = system.client.events_in(receipt, "ModelRegistered")[0]["modelId"]
-    assert system.client.program_chunks(mid) == chunks
+    assert system.client.program_chunks(mid) == real
     assert system.client.get_model(mid).program_commitment == keccak(program)
-    # Chunks are code-as-data: reading them back gives the program (after the STOP byte).
-    assert b"".join(bytes(system.w3.eth.get_code(c))[1:] for c in chunks) == program
 
 
 def test_retire_only_by_owner_blocks_new_requests_not_settlement(system: System) -> None:
