@@ -34,7 +34,7 @@ def run() -> dict[str, float]:
     from oracle.chain.types import Mode, ModelSpec
     from oracle.settings import NodeSettings
     from oracle.worker.node import Node
-    from tests.worker.conftest import dev_account, int_input, int_model
+    from tests.worker.conftest import dev_account, int_input, int_model, placeholder_program
 
     import structlog
     import logging
@@ -45,11 +45,11 @@ def run() -> dict[str, float]:
         w3 = Web3(Web3.HTTPProvider(dev.url, request_kwargs={"timeout": 60}))
         acc = w3.eth.accounts
         dep = deploy_system(w3, acc[0], DeployParams(challenge_window=600, request_timeout=3600,
-                                                     unbonding_period=3 * 24 * 3600), verifier=acc[19])
+                                                     unbonding_period=3 * 24 * 3600))
         client = OracleClient(w3, dep.oracle)
         data = int_model().SerializeToString()
         (tmp / "m.onnx").write_bytes(data)
-        program = b"bench-program"
+        program = placeholder_program(8, 16)
         mid = client.register_model(acc[0], ModelSpec(keccak(data), 10**15, 4 * 10**15, 8, 16, Mode.EXACT,
                                                       (tmp / "m.onnx").as_uri(), keccak(program)), program)
         op = dev_account(5)

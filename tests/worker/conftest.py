@@ -40,6 +40,19 @@ W_FLOAT = np.array([[0.5, -1.0], [2.0, 0.25], [-0.125, 4.0]], dtype=np.float32)
 B_FLOAT = np.array([[1.0, -1.0]], dtype=np.float32)
 
 
+def placeholder_program(input_length: int, output_length: int) -> bytes:
+    """A valid integer program with the given canonical I/O lengths (1-byte elements; MatMul by zeros).
+
+    The registry dry-runs every EXACT program on the verifier, so even worker tests that never challenge
+    need an executable one; the worker itself only runs the ONNX file.
+    """
+    from oracle.profile.program import Constant, Op, Opcode, Program, encode
+
+    weights = np.zeros((input_length, output_length), dtype=np.int64)
+    return encode(Program(1, 1, ((1, input_length), (input_length, output_length), (1, output_length)), 0, 2,
+                          (Constant(1, 1, weights),), (Op(Opcode.MATMUL, (0, 1), 2),)))
+
+
 def dev_account(index: int) -> Any:
     return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
 
@@ -120,7 +133,7 @@ class WorkerSystem:
         name = name or keccak(data).hex()[:16]
         path = self.model_dir / f"{name}.onnx"
         path.write_bytes(data)
-        program = b"IOP1-test-program-" + keccak(data)
+        program = placeholder_program(input_length, output_length)
         spec = ModelSpec(onnx_hash=onnx_hash or keccak(data), fee=FEE, bond=BOND, input_length=input_length,
                          output_length=output_length, mode=mode, uri=uri or path.as_uri(),
                          program_commitment=keccak(program) if mode is Mode.EXACT else b"\x00" * 32)
@@ -140,14 +153,9 @@ class WorkerSystem:
 @pytest.fixture(scope="session")
 def worker_deployed(session_w3: Web3, accounts: list[str], devnet: Any,
                     tmp_path_factory: pytest.TempPathFactory) -> WorkerSystem:
-    verifier = None
-    try:
-        artifacts.load("IntegerVerifier")
-    except Exception:
-        verifier = accounts[19]
     params = DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, unbonding_period=UNBONDING,
                           min_bond_ratio=4, max_callback_gas=1_000_000)
-    dep = deploy_system(session_w3, accounts[0], params, verifier=verifier)
+    dep = deploy_system(session_w3, accounts[0], params)
     client = OracleClient(session_w3, dep.oracle)
     model_dir = tmp_path_factory.mktemp("registered-models")
     ws = WorkerSystem(session_w3, devnet.url, dep, client, accounts, model_dir, 0, 0)
