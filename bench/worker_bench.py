@@ -25,6 +25,9 @@ N_LATENCY = 30
 
 
 def run() -> dict[str, float]:
+    import logging
+
+    import structlog
     from eth_utils import keccak
     from web3 import Web3
 
@@ -35,9 +38,6 @@ def run() -> dict[str, float]:
     from oracle.settings import NodeSettings
     from oracle.worker.node import Node
     from tests.worker.conftest import dev_account, int_input, int_model, placeholder_program
-
-    import structlog
-    import logging
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     with Devnet() as dev, tempfile.TemporaryDirectory() as tmpd:

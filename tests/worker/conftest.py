@@ -17,9 +17,8 @@ from eth_utils import keccak
 from onnx import TensorProto, helper, numpy_helper
 from web3 import Web3
 
-from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
-from oracle.chain.deploy import DeployParams, Deployment, deploy_system
+from oracle.chain.deploy import Deployment, DeployParams, deploy_system
 from oracle.chain.devnet import DEV_MNEMONIC
 from oracle.chain.types import Mode, ModelSpec
 from oracle.settings import NodeSettings
