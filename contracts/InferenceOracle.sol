@@ -73,7 +73,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     ) ModelRegistry(minBondRatio) OperatorStaking(unbondingPeriod) {
         // INVARIANT: unbonding outlasts the window, so stake backing an open result cannot escape a slash.
         if (
-            challengeWindow == 0 || requestTimeout == 0 || unbondingPeriod <= challengeWindow || minBondRatio < 2
+            challengeWindow == 0 || requestTimeout == 0 || unbondingPeriod <= challengeWindow || minBondRatio < 3
                 || maxCallbackGas >= 2 ** 24
         ) revert InvalidParameters();
         VERIFIER = verifier;

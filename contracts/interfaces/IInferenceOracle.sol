@@ -111,7 +111,7 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     /// @notice Too little gas was forwarded to give the callback its exact gas limit; retry with more gas.
     error InsufficientGasForCallback(uint256 required);
     /// @notice Deployment parameters are inconsistent (zero periods, unbonding not longer than the challenge
-    /// window, bond ratio below 2, callback gas cap of 2^24 or more).
+    /// window, bond ratio below 3 (at 2 a self-challenge would cost nothing), callback gas cap of 2^24 or more).
     error InvalidParameters();
     /// @notice The caller has no credits.
     error NoCredits(address account);

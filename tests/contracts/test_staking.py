@@ -80,7 +80,7 @@ def test_invalid_deployment_parameters_rejected(system: System) -> None:
     from oracle.chain.deploy import DeployParams, deploy_system
     from oracle.errors import ContractRevert
 
-    for bad in (DeployParams(challenge_window=100, unbonding_period=100), DeployParams(min_bond_ratio=1),
+    for bad in (DeployParams(challenge_window=100, unbonding_period=100), DeployParams(min_bond_ratio=1), DeployParams(min_bond_ratio=2),
                 DeployParams(max_callback_gas=2**24), DeployParams(challenge_window=0)):
         try:
             deploy_system(system.w3, system.owner, bad, verifier=system.deployment.verifier)
