@@ -29,9 +29,15 @@ def create_app(control: Control, extra_routers: Sequence[APIRouter] = (), max_bo
             if too_big:
                 return JSONResponse({"detail": f"body over {limit} bytes"}, status_code=413)
         elif request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()  # chunked: read (bounded by the server) and check
-            if len(body) > limit:
-                return JSONResponse({"detail": f"body over {limit} bytes"}, status_code=413)
+            # Chunked upload: count while streaming and stop at the limit, never buffering more than it.
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return JSONResponse({"detail": f"body over {limit} bytes"}, status_code=413)
+                chunks.append(chunk)
+            request._body = b"".join(chunks)  # replayed to the route by Starlette's cached request
         return await call_next(request)
 
     for r in (health.router, metrics.router, jobs.router, models.router, admin.router, *extra_routers):
