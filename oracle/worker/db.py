@@ -353,9 +353,14 @@ class Database:
         """Stores a signed transaction and moves its jobs, *before* the broadcast (one atomic write)."""
         now = time.time()
         with self.tx() as c:
+            # A transaction re-signed after a reorg orphaned it can have exactly the same bytes (same nonce,
+            # fees and calldata), hence the same hash: the record then comes back to life as pending.
             c.execute(
                 "INSERT INTO txs(tx_hash, nonce, kind, request_ids, raw, max_fee, priority_fee, state, sent_at,"
-                " updated_at) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                " updated_at) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tx_hash) DO UPDATE SET"
+                " nonce=excluded.nonce, kind=excluded.kind, request_ids=excluded.request_ids, raw=excluded.raw,"
+                " max_fee=excluded.max_fee, priority_fee=excluded.priority_fee, state=excluded.state,"
+                " block_number=NULL, sent_at=excluded.sent_at, updated_at=excluded.updated_at",
                 (rec.tx_hash, rec.nonce, rec.kind, json.dumps([rid_hex(r) for r in rec.request_ids]), rec.raw,
                  rec.max_fee, rec.priority_fee, TxState.PENDING.value, rec.sent_at, now))
             if job_state is not None:
