@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from web3 import Web3
@@ -164,8 +165,7 @@ class Challenger:
         if not logs:
             raise OracleError(f"request {claim.request_id:#x} has no InferenceRequested event")
         data = bytes(logs[0]["args"]["input"])
-        self.store.advance([(claim.request_id, claim.model_id, data, logs[0]["blockNumber"])], [],
-                           self.store.cursor() or (0, "0x"))
+        self.store.add_request(claim.request_id, claim.model_id, data, logs[0]["blockNumber"])
         return data
 
     # ------------------------------------------------------------------ processing
@@ -244,8 +244,8 @@ class Challenger:
             return
         self._settle_receipt(claim, mined, expected)
 
-    def _settle_receipt(self, claim: Claim, receipt: object, expected: bytes) -> None:
-        if getattr(receipt, "get", lambda _k: None)("status") == 1:
+    def _settle_receipt(self, claim: Claim, receipt: Any, expected: bytes) -> None:
+        if receipt["status"] == 1:
             self.metrics.challenges_won.inc()
             self.store.set_state(claim.request_id, ClaimState.PROVEN, expected=expected)
             log.info("fraud_proven", request_id=hex(claim.request_id), operator=claim.operator)

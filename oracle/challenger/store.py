@@ -118,6 +118,12 @@ class Store:
             c.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_number', ?)", (str(cursor[0]),))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_hash', ?)", (cursor[1],))
 
+    def add_request(self, request_id: int, model_id: int, data: bytes, block_number: int) -> None:
+        """Remembers a request found outside the scanned range (the cursor does not move)."""
+        with self.tx() as c:
+            c.execute("INSERT OR IGNORE INTO requests VALUES (?,?,?,?)",
+                      (rid(request_id), model_id, data, block_number))
+
     def rewind(self, to_block: int, to_hash: str) -> int:
         """Forgets everything seen after ``to_block`` (a reorg); returns how many claims were dropped.
 
