@@ -44,7 +44,7 @@ def test_solc_shim_standard_json_with_paths(tmp_path: Path) -> None:
     src = ('// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\nimport {L} from "lib/L.sol";\n'
            "contract C { function f() external pure returns (uint) { return L.one(); } }\n")
     std = {"language": "Solidity", "sources": {"C.sol": {"content": src}},
-           "settings": {"evmVersion": "cancun", "outputSelection": {"*": {"*": ["abi"]}}}}
+           "settings": {"evmVersion": "prague", "outputSelection": {"*": {"*": ["abi"]}}}}
     proc = subprocess.run(
         [str(solc_path()), "--standard-json", "--base-path", str(tmp_path), "--include-path", str(tmp_path / "lib"),
          "--allow-paths", str(tmp_path)],
