@@ -38,6 +38,11 @@ abstract contract ModelRegistry is IModelRegistry {
     uint32 private _modelCount;
     mapping(uint32 modelId => ModelCore) internal _modelCore;
     mapping(uint32 modelId => ModelMeta) internal _modelMeta;
+    /// @dev Chunks this registry deployed itself (`writeProgramChunk`): contracts created with CREATE whose
+    /// runtime code starts with STOP, so nothing can ever run them, let alone self-destruct them or change
+    /// their code. No other address is accepted as a chunk: an EOA's code is its EIP-7702 delegation
+    /// designator, which its owner rewrites at will, and any other contract is outside our control.
+    mapping(address chunk => bool) private _ownChunk;
 
     constructor(uint256 minBondRatio) {
         MIN_BOND_RATIO = minBondRatio;
@@ -55,6 +60,10 @@ abstract contract ModelRegistry is IModelRegistry {
         if (spec.onnxHash == bytes32(0) || bytes(spec.uri).length == 0) revert MissingModelData();
         if (spec.mode == Mode.EXACT) {
             if (chunks.length == 0 || spec.programCommitment == bytes32(0)) revert ProgramModeMismatch(spec.mode);
+            // INVARIANT: a program is immutable once registered: every chunk is code this registry wrote.
+            for (uint256 i; i < chunks.length; ++i) {
+                if (!_ownChunk[chunks[i]]) revert ForeignProgramChunk(chunks[i]);
+            }
             // INVARIANT: an EXACT model's on-chain program is exactly the committed one, so a challenge
             // re-executes what the registration promised.
             bytes32 actual = DataChunks.hash(chunks);
@@ -103,6 +112,7 @@ abstract contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function writeProgramChunk(bytes calldata data) external returns (address chunk) {
         chunk = DataChunks.write(data);
+        _ownChunk[chunk] = true;
         emit ProgramChunkWritten(chunk, data.length);
     }
 

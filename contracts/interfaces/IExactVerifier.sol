@@ -15,8 +15,6 @@ interface IExactVerifier {
     error UnsupportedOpcode(uint8 opcode);
     /// @notice An op's operand shapes do not fit the op (e.g. MatMul inner dimensions differ).
     error ShapeMismatch(uint256 opIndex);
-    /// @notice The output value does not fit the declared output width (the compiler forbids this).
-    error OutputOutOfRange(uint256 index);
 
     /// @notice Runs `program` on the canonical `input` and returns the canonical output bytes.
     function execute(bytes calldata program, bytes calldata input) external pure returns (bytes memory output);

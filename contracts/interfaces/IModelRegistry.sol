@@ -76,6 +76,9 @@ interface IModelRegistry {
     error MissingModelData();
     /// @notice `EXACT` models need program chunks and a commitment; `ATTESTED` models must have neither.
     error ProgramModeMismatch(Mode mode);
+    /// @notice `chunk` was not written by this registry's `writeProgramChunk`: its code could change
+    /// (an EIP-7702 delegated account, a contract we do not control), so it cannot hold a program.
+    error ForeignProgramChunk(address chunk);
     /// @notice The stored program chunks do not hash to the declared commitment.
     error ProgramCommitmentMismatch(bytes32 declared, bytes32 actual);
     /// @notice The verifier cannot execute the program on an all-zero input of `inputLength` bytes (malformed
@@ -86,7 +89,8 @@ interface IModelRegistry {
 
     /// @notice Registers a new immutable model version.
     /// @param spec the model's parameters.
-    /// @param programChunks for `EXACT`: addresses from `writeProgramChunk`, in order; empty for `ATTESTED`.
+    /// @param programChunks for `EXACT`: addresses returned by this registry's `writeProgramChunk`, in order
+    /// (any other address reverts `ForeignProgramChunk`); empty for `ATTESTED`.
     /// @return modelId the new version's id (ids start at 1).
     function registerModel(ModelSpec calldata spec, address[] calldata programChunks) external returns (uint32 modelId);
 

@@ -147,14 +147,16 @@ contract IntegerVerifier is IIntegerVerifier {
         }
     }
 
-    /// @dev Canonical output at width `w`; a value that does not fit reverts OutputOutOfRange(index).
+    /// @dev Canonical output at width `w`. Total: a value that does not fit `w` bytes saturates to the
+    /// width's range (docs/integer-profile.md, "Semantics"), exactly like the reference's `saturate`.
     function _encodeOutput(int256[] memory v, uint256 w) private pure returns (bytes memory out) {
         uint256 count = v.length;
         out = new bytes(count * w);
-        uint256 bad = type(uint256).max;
         assembly ("memory-safe") {
             let sh := sub(256, shl(3, w))
             let wm1 := sub(w, 1)
+            // Largest value of the width: 2^(8w-1) - 1; the smallest is its bitwise not.
+            let hi := sub(shl(sub(shl(3, w), 1), 1), 1)
             let dst := add(out, 0x20)
             // Each element is stored as a full word shifted to its top `w` bytes; the next store
             // overwrites the spill. The last spill lands past the array, in free memory, which
@@ -162,14 +164,14 @@ contract IntegerVerifier is IIntegerVerifier {
             for { let i := 0 } lt(i, count) { i := add(i, 1) } {
                 let x := mload(add(v, shl(5, add(i, 1))))
                 if iszero(eq(signextend(wm1, x), x)) {
-                    bad := i
-                    break
+                    switch slt(x, 0)
+                    case 0 { x := hi }
+                    default { x := not(hi) }
                 }
                 mstore(add(dst, mul(i, w)), shl(sh, x))
             }
             mstore(0x40, add(mload(0x40), 0x20))
         }
-        if (bad != type(uint256).max) revert OutputOutOfRange(bad);
     }
 
     /// @dev Validates the `runOp` operands and views each as a packed tensor (data copied to memory).
