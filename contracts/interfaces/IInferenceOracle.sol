@@ -78,7 +78,8 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     error InputLengthMismatch(uint256 expected, uint256 actual);
     /// @notice The output is not the model's declared output length.
     error OutputLengthMismatch(uint256 expected, uint256 actual);
-    /// @notice The requested callback gas exceeds `MAX_CALLBACK_GAS`.
+    /// @notice The requested callback gas exceeds the model's cap (`proofGasBound`: MAX_CALLBACK_GAS, or
+    /// less for an EXACT model whose proof transaction leaves less room under TX_GAS_CAP).
     error CallbackGasTooHigh(uint256 requested, uint256 maximum);
     /// @notice No request with this id exists.
     error UnknownRequest(uint256 requestId);

@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {IExactVerifier} from "../interfaces/IExactVerifier.sol";
 import {DataChunks} from "../libraries/DataChunks.sol";
 import {IIntegerVerifier} from "./IIntegerVerifier.sol";
+import {ProgramGasBound} from "./ProgramGasBound.sol";
 import {Op, Program, ProgramDecoder} from "./ProgramDecoder.sol";
 import {Pool, Tensor, TensorKernels} from "./TensorKernels.sol";
 
@@ -16,6 +17,13 @@ import {Pool, Tensor, TensorKernels} from "./TensorKernels.sol";
 /// Constants are never copied out of the program bytes; MatMul reads its weights there in packed form
 /// (see `MatMulKernels`), which is what keeps a whole MLP inside one block.
 contract IntegerVerifier is IIntegerVerifier {
+    /// @notice Computes `executionGasBound` (deployed by this contract, immutable like it).
+    ProgramGasBound public immutable GAS_BOUND;
+
+    constructor() {
+        GAS_BOUND = new ProgramGasBound();
+    }
+
     /// @inheritdoc IExactVerifier
     function execute(bytes calldata program, bytes calldata input) external pure returns (bytes memory output) {
         return _run(program, input);
@@ -28,6 +36,16 @@ contract IntegerVerifier is IIntegerVerifier {
         returns (bytes memory output)
     {
         return _run(DataChunks.read(chunks), input);
+    }
+
+    /// @inheritdoc IExactVerifier
+    /// @dev Computed by `GAS_BOUND` (the bound's code does not fit in this contract next to the kernels).
+    function executionGasBound(address[] calldata chunks)
+        external
+        view
+        returns (uint256 gas, uint256 inputLength, uint256 outputLength)
+    {
+        return GAS_BOUND.executionGasBound(chunks);
     }
 
     /// @inheritdoc IIntegerVerifier
