@@ -136,13 +136,15 @@ def _matmul_packed(f: dict[str, int], m: int, k: int, n: int, w: int, bits_a: in
     f[f"MM_PER_FLUSH_WORD_{w}"] += m * (levels + mid_flushes) * words
 
 
-def execution_features(program: Program, program_length: int) -> tuple[dict[str, int], Bound]:
+def execution_features(program: Program, program_length: int,
+                       n_chunks: int | None = None) -> tuple[dict[str, int], Bound]:
     """Upper bound on the gas ``executeStored`` spends on ``program`` (stored in
     ``ceil(program_length / MAX_CHUNK)`` chunks), for any input of its declared width."""
     features: dict[str, int] = dict.fromkeys(PRICES, 0)
     shapes = program.shapes
     t_count = len(shapes)
-    n_chunks = (program_length + MAX_CHUNK - 1) // MAX_CHUNK
+    if n_chunks is None:
+        n_chunks = (program_length + MAX_CHUNK - 1) // MAX_CHUNK
     consts = program.constant_map()
     f = features
     f["BASE"] += 1
@@ -186,7 +188,7 @@ def execution_features(program: Program, program_length: int) -> tuple[dict[str,
             root[op.output] = root[op.inputs[0]]
     last_use[root[program.output_id]] = -1
     packed = [t in consts for t in range(t_count)]  # a constant, or an alias of one
-    for i, op in enumerate(program.ops):
+    for op in program.ops:
         if op.opcode in (Opcode.RESHAPE, Opcode.FLATTEN, Opcode.IDENTITY, Opcode.CAST):
             packed[op.output] = packed[op.inputs[0]]
 
@@ -306,7 +308,7 @@ def execution_features(program: Program, program_length: int) -> tuple[dict[str,
     return features, Bound(gas, mem, count_in * program.input_width, out_len)
 
 
-def execution_bound(program: Program, program_length: int) -> Bound:
-    """Upper bound on the gas ``executeStored`` spends on ``program`` (stored in
-    ``ceil(program_length / MAX_CHUNK)`` chunks), for any input of its declared width."""
-    return execution_features(program, program_length)[1]
+def execution_bound(program: Program, program_length: int, n_chunks: int | None = None) -> Bound:
+    """Upper bound on the gas ``executeStored`` spends on ``program`` (``program_length`` bytes stored in
+    ``n_chunks`` chunks, by default ``ceil(program_length / MAX_CHUNK)``), for any input of its width."""
+    return execution_features(program, program_length, n_chunks)[1]
