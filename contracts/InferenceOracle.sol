@@ -163,10 +163,12 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         uint256 deadline = request.requestedAt + REQUEST_TIMEOUT;
         // Also covers refunded requests: a refund is only possible once this deadline has passed.
         if (block.timestamp >= deadline) revert RequestExpired(requestId, deadline);
-        ModelCore memory model = _modelCore[request.modelId];
-        if (output.length != model.outputLength) revert OutputLengthMismatch(model.outputLength, output.length);
+        // Only two fields of the model's slot: no memory copy of the whole struct (hot path).
+        ModelCore storage model = _modelCore[request.modelId];
+        (uint256 outputLength, uint96 bond) = (model.outputLength, model.bond);
+        if (output.length != outputLength) revert OutputLengthMismatch(outputLength, output.length);
 
-        _lockBond(msg.sender, model.bond);
+        _lockBond(msg.sender, bond);
         _results[requestId] = Result({operator: msg.sender, submittedAt: uint40(block.timestamp), flags: 0});
         _outputHash[requestId] = keccak256(output);
         emit ResultSubmitted(requestId, msg.sender, output);
