@@ -33,48 +33,48 @@ MAX_CHUNK = 24_575
 # ---- Prices (gas). Mirrored in contracts/verifier/GasBound.sol; keep both in step. ----
 PRICES: dict[str, int] = {
     "BASE": 5_000,
-    "PER_CHUNK": 13_902,
-    "PER_PROGRAM_WORD": 11,
+    "PER_CHUNK": 14_715,
+    "PER_PROGRAM_WORD": 0,
     "PER_TENSOR": 200,
-    "PER_DIM": 1_148,
-    "PER_CONST": 6_181,
-    "PER_CONST_ELEMENT_SCAN": 85,
+    "PER_DIM": 1_156,
+    "PER_CONST": 4_760,
+    "PER_CONST_ELEMENT_SCAN": 86,
     "PER_OP": 1_500,
-    "PER_OP_INPUT": 8_561,
-    "PER_ATTR": 706,
-    "PER_POOL_PROBE": 60,
-    "PER_INPUT_ELEMENT": 138,
-    "PER_OUTPUT_ELEMENT": 141,
+    "PER_OP_INPUT": 8_732,
+    "PER_ATTR": 591,
+    "PER_POOL_PROBE": 1_433,
+    "PER_INPUT_ELEMENT": 116,
+    "PER_OUTPUT_ELEMENT": 168,
     "PER_UNPACK_ELEMENT": 40,
     "ALIAS_OP": 300,
-    "PER_ADD_ELEMENT": 82,
-    "PER_SUB_ELEMENT": 83,
-    "PER_MUL_ELEMENT": 86,
-    "PER_DIV_ELEMENT": 84,
-    "PER_MAX_ELEMENT": 106,
-    "PER_MIN_ELEMENT": 102,
-    "PER_BINARY_ROW": 495,
-    "PER_CLIP_ELEMENT": 138,
-    "PER_TRANSPOSE_ELEMENT": 54,
-    "PER_TRANSPOSE_ROW": 149,
-    "PER_ARGMAX_IN_ELEMENT": 95,
-    "PER_ARGMAX_OUT_ELEMENT": 25,
+    "PER_ADD_ELEMENT": 83,
+    "PER_SUB_ELEMENT": 96,
+    "PER_MUL_ELEMENT": 131,
+    "PER_DIV_ELEMENT": 85,
+    "PER_MAX_ELEMENT": 107,
+    "PER_MIN_ELEMENT": 103,
+    "PER_BINARY_ROW": 527,
+    "PER_CLIP_ELEMENT": 192,
+    "PER_TRANSPOSE_ELEMENT": 60,
+    "PER_TRANSPOSE_ROW": 91,
+    "PER_ARGMAX_IN_ELEMENT": 121,
+    "PER_ARGMAX_OUT_ELEMENT": 0,
     "MM_PER_ROW": 1_000,
-    "MM_PER_ACTIVATION": 32,
-    "MM_PER_PUSH": 522,
+    "MM_PER_ACTIVATION": 89,
+    "MM_PER_PUSH": 541,
     "MM_PER_ENTRY_WORD_1": 197,
-    "MM_PER_ENTRY_WORD_2": 195,
-    "MM_PER_ENTRY_WORD_4": 262,
+    "MM_PER_ENTRY_WORD_2": 200,
+    "MM_PER_ENTRY_WORD_4": 298,
     "MM_PER_FLUSH": 500,
-    "MM_PER_FLUSH_WORD_1": 2_542,
-    "MM_PER_FLUSH_WORD_2": 1_831,
-    "MM_PER_FLUSH_WORD_4": 4_151,
-    "MM8_PER_ACTIVATION": 60,
-    "MM8_PER_QUAD": 253,
-    "MM8_PER_COLUMN_REM": 333,
-    "MM8_PER_OUTPUT": 356,
+    "MM_PER_FLUSH_WORD_1": 2_473,
+    "MM_PER_FLUSH_WORD_2": 2_535,
+    "MM_PER_FLUSH_WORD_4": 1_333,
+    "MM8_PER_ACTIVATION": 245,
+    "MM8_PER_QUAD": 287,
+    "MM8_PER_COLUMN_REM": 17,
+    "MM8_PER_OUTPUT": 58,
     "MMW_PER_ACTIVATION": 60,
-    "MMW_PER_MAC": 143,
+    "MMW_PER_MAC": 147,
     "MMW_PER_OUTPUT": 40,
 }
 
@@ -312,3 +312,41 @@ def execution_bound(program: Program, program_length: int, n_chunks: int | None 
     """Upper bound on the gas ``executeStored`` spends on ``program`` (``program_length`` bytes stored in
     ``n_chunks`` chunks, by default ``ceil(program_length / MAX_CHUNK)``), for any input of its width."""
     return execution_features(program, program_length, n_chunks)[1]
+
+
+# ---- The oracle's side (InferenceOracle._proofGasBound / _checkProgram); keep in step. ----
+PROOF_FIXED_GAS = 100_000
+PROOF_GAS_PER_CHUNK = 2_400
+PROOF_GAS_PER_IO_BYTE = 16
+CALLBACK_FIXED_GAS = 20_000
+CALLBACK_GAS_RESERVE = 5_000
+DEFAULT_TX_GAS_CAP = 16_777_216  # EIP-7825
+
+
+def proof_gas_bound(program: Program, program_length: int, n_chunks: int | None = None) -> int:
+    """``proofGasBound`` the registry stores for ``program``: the gas limit a ``challenge`` of it needs at
+    most, on any input, without callback (calldata at 16 gas a byte or the EIP-7623 floor of 40)."""
+    if n_chunks is None:
+        n_chunks = (program_length + MAX_CHUNK - 1) // MAX_CHUNK
+    b = execution_bound(program, program_length, n_chunks)
+    calldata = 4 + 3 * 32 + (b.input_length + 31) // 32 * 32
+    standard = (21_000 + 16 * calldata + PROOF_FIXED_GAS + PROOF_GAS_PER_CHUNK * n_chunks
+                + PROOF_GAS_PER_IO_BYTE * (b.input_length + b.output_length) + (b.total * 64 + 62) // 63)
+    return max(standard, 21_000 + 40 * calldata)
+
+
+def callback_gas_cap(program: Program, program_length: int, n_chunks: int | None = None, *,
+                     tx_gas_cap: int = DEFAULT_TX_GAS_CAP, max_callback_gas: int = 1_000_000) -> int | None:
+    """The largest callback gas a request for this model may ask for, or None if the registry refuses
+    the model (its proof alone exceeds ``tx_gas_cap``). As stored: rounded up to 256 gas, at most
+    ``max_callback_gas``."""
+    proof = proof_gas_bound(program, program_length, n_chunks)
+    if proof > tx_gas_cap:
+        return None
+    out_len = execution_bound(program, program_length, n_chunks).output_length
+    overhead = CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE + 2 * PROOF_GAS_PER_IO_BYTE * out_len + 256
+    room = tx_gas_cap - proof
+    cap = (room - overhead) * 63 // 64 if room > overhead else 0
+    cap = min(cap, max_callback_gas)
+    stored = 65_535 if cap >= 65_535 << 8 else (cap + 255) >> 8
+    return min(stored << 8, max_callback_gas)

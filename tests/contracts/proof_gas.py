@@ -171,3 +171,16 @@ def chained_matmuls(depth: int, width: int, seed: int = 0) -> Program:
         ops.append(Op(Opcode.MATMUL, (cur, 1), len(shapes) - 1))
         cur = len(shapes) - 1
     return Program(1, 8, tuple(shapes), 0, cur, (Constant(1, 1, w),), tuple(ops))
+
+
+def matmul_with_callback_cap(low: int, high: int) -> Program:
+    """The smallest ``[1,k] x [k,1024]`` int8 MatMul (k a multiple of 10) whose registered callback gas
+    cap (predicted by the Python mirror) lies in ``[low, high]``: a model whose proof nearly fills the cap."""
+    from oracle.profile.program import encode
+
+    for k in range(1000, 2000, 10):
+        program = single_matmul(1, k, 1024, 1, 1)
+        cap = gas_bound.callback_gas_cap(program, len(encode(program)))
+        if cap is not None and low <= cap <= high:
+            return program
+    raise AssertionError("no MatMul size has a callback cap in range")

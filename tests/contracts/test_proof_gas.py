@@ -21,6 +21,7 @@ from tests.contracts.proof_gas import (
     chained_matmuls,
     encode_input,
     extreme_inputs,
+    matmul_with_callback_cap,
     random_inputs,
     single_matmul,
 )
@@ -59,14 +60,18 @@ def test_shipped_models_challenges_fit_their_bound(pg: ProofGas, name: str) -> N
     assert worst <= bound <= 1.5 * worst
 
 
-def test_bound_is_the_python_mirror_plus_the_oracle_overhead(pg: ProofGas) -> None:
-    """proofGasBound = the verifier's static bound scaled by 64/63, plus the oracle's own costs: the
-    registry's figure can be predicted off-chain from the program bytes alone."""
-    program = decode(program_bytes("digits"))
+@pytest.mark.parametrize("name", ["digits", "near-cap", "tight", "no-room"])
+def test_registry_figures_are_the_python_mirror(pg: ProofGas, name: str) -> None:
+    """proofGasBound and the callback cap can be predicted off-chain from the program bytes alone."""
+    program = {"digits": lambda: decode(program_bytes("digits")),
+               "near-cap": lambda: single_matmul(1, 1200, 1024, 1, 1),
+               "tight": lambda: matmul_with_callback_cap(100_000, 900_000),
+               "no-room": lambda: matmul_with_callback_cap(0, 0)}[name]()
     reg = pg.register(program)
     exec_gas, _, _ = pg.verifier.functions.executionGasBound(reg.chunks).call()
     assert exec_gas == gas_bound.execution_bound(program, len(reg.data)).total
-    assert exec_gas < reg.bound < exec_gas * 64 // 63 + 200_000
+    assert reg.bound == gas_bound.proof_gas_bound(program, len(reg.data))
+    assert reg.callback_cap == gas_bound.callback_gas_cap(program, len(reg.data))
 
 
 def test_near_cap_model_fits_on_its_worst_inputs(pg: ProofGas) -> None:

@@ -18,7 +18,7 @@ from oracle.chain.tx import deploy
 from oracle.profile.program import encode_tensor
 from oracle.profile.reference import run_bytes
 from tests.contracts.conftest import BOND, FEE, System, deployed, system  # noqa: F401  (fixtures)
-from tests.contracts.proof_gas import TX_GAS_CAP, ProofGas, chained_matmuls, single_matmul
+from tests.contracts.proof_gas import TX_GAS_CAP, ProofGas, chained_matmuls, matmul_with_callback_cap
 
 
 def _pg(system: System) -> ProofGas:  # noqa: F811
@@ -51,7 +51,8 @@ def test_cheap_on_zeros_expensive_on_real_inputs_is_refused(system: System) -> N
 def test_colluding_requester_cannot_push_a_challenge_over_the_cap(system: System) -> None:  # noqa: F811
     pg = _pg(system)
     # A model whose proof alone leaves only ~0.5M gas under the cap.
-    program = single_matmul(1, 1340, 1024, 1, 1)
+    program = matmul_with_callback_cap(300_000, 800_000)
+    k = program.input_shape[1]
     reg = pg.register(program)
     assert TX_GAS_CAP - 1_000_000 < reg.bound < TX_GAS_CAP
     assert 0 < reg.callback_cap < 1_000_000
@@ -60,7 +61,7 @@ def test_colluding_requester_cannot_push_a_challenge_over_the_cap(system: System
     art = artifacts.load("GasHungryConsumer")
     hungry = system.w3.eth.contract(address=deploy(system.w3, art.abi, art.bytecode, system.owner,
                                                    system.deployment.oracle), abi=art.abi)
-    x = encode_tensor(np.full((1, 1340), 127, dtype=np.int64), 1)  # no zero activation: the worst input
+    x = encode_tensor(np.full((1, k), 127, dtype=np.int64), 1)  # no zero activation: the worst input
     system.chain.reverts(hungry.functions.request(reg.model_id, x, reg.callback_cap + 1), system.user,
                          "CallbackGasTooHigh", value=FEE)
     system.chain.reverts(hungry.functions.request(reg.model_id, x, 1_000_000), system.user,
@@ -82,9 +83,11 @@ def test_colluding_requester_cannot_push_a_challenge_over_the_cap(system: System
 
 def test_a_model_with_no_room_left_takes_no_callbacks(system: System) -> None:  # noqa: F811
     pg = _pg(system)
-    reg = pg.register(single_matmul(1, 1380, 1024, 1, 1))
+    program = matmul_with_callback_cap(0, 0)
+    k = program.input_shape[1]
+    reg = pg.register(program)
     assert reg.bound <= TX_GAS_CAP and reg.callback_cap == 0
-    x = encode_tensor(np.full((1, 1380), -128, dtype=np.int64), 1)
+    x = encode_tensor(np.full((1, k), -128, dtype=np.int64), 1)
     system.chain.reverts(system.oracle.functions.requestInference(reg.model_id, x, 1), system.user,
                          "CallbackGasTooHigh", value=FEE)
     rid = pg.open_wrong(reg, x)
