@@ -72,6 +72,11 @@ class OracleClient:
     def model_count(self) -> int:
         return int(self._call(self.contract.functions.modelCount()))
 
+    def proof_gas_bound(self, model_id: int) -> tuple[int, int]:
+        """(bound on a challenge's gas limit without callback, largest callback gas a request may ask for)."""
+        bound, cap = self._call(self.contract.functions.proofGasBound(model_id))
+        return int(bound), int(cap)
+
     def program_chunks(self, model_id: int) -> list[str]:
         return list(self._call(self.contract.functions.programChunks(model_id)))
 

@@ -119,8 +119,7 @@ def test_bound_refusal_follows_the_deployment_cap(system: System, pg: ProofGas) 
 
 
 def test_attested_models_have_no_bound_and_the_global_callback_cap(system: System) -> None:
-    bound, cap = system.oracle.functions.proofGasBound(system.model_id).call()
-    assert bound == 0 and cap == 1_000_000
-    bound, cap = system.oracle.functions.proofGasBound(system.exact_id).call()
+    assert system.client.proof_gas_bound(system.model_id) == (0, 1_000_000)
+    bound, cap = system.client.proof_gas_bound(system.exact_id)
     assert 0 < bound < 1_000_000 and cap == 1_000_000
     system.chain.reverts(system.oracle.functions.proofGasBound(999), system.user, "UnknownModel")
