@@ -37,6 +37,10 @@ TARGETS: dict[str, tuple[str, float]] = {
     "worker.latency_ms_p50": ("<=", 150),
     "fraudproof.gas_per_mac": ("<=", 30),
     "fraudproof.max_macs_30m": (">=", 500_000),
+    "fraudproof.bound_over_measured_min": (">=", 1.0),
+    "fraudproof.bound_over_measured_max": ("<=", 1.5),
+    "fraudproof.max_macs_per_tx_worst": (">=", 1_000_000),
+    "fraudproof.gas_per_mac_worst": ("<=", 15),
     "runtime.ort_vs_reference_speedup": (">=", 10),
 }
 
