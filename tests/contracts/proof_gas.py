@@ -20,7 +20,7 @@ from oracle.chain.tx import deploy
 from oracle.chain.types import Mode, ModelSpec
 from oracle.profile import gas_bound
 from oracle.profile.program import Constant, IntArray, Op, Opcode, Program, encode, encode_tensor, width_range
-from oracle.profile.reference import run_bytes
+from oracle.profile.reference import run_all, run_bytes
 
 FEE = 10**15
 BOND = 4 * FEE
@@ -130,21 +130,54 @@ def random_inputs(shape: tuple[int, ...], width: int, count: int, seed: int) -> 
     return [rng.integers(lo, hi + 1, size=shape) for _ in range(count)]
 
 
-def adversarial_inputs(program: Program) -> list[IntArray]:
-    """Inputs meant to keep every MatMul activation non-zero (the kernel skips zeros): the first layer's
-    input aligned with the sign of its weights' column sums, so ReLUs open, and its negation."""
+def _matmul_work(program: Program, x: IntArray) -> int:
+    """Non-zero MatMul activations times output columns: the work the kernel cannot skip on ``x``."""
+    outs = run_all(program, x)
+    env: dict[int, IntArray] = {program.input_id: np.asarray(x)}
+    env.update({op.output: out for op, out in zip(program.ops, outs, strict=True)})
+    consts = program.constant_map()
+    work = 0
+    for op in program.ops:
+        if op.opcode is Opcode.MATMUL:
+            a = consts[op.inputs[0]].values if op.inputs[0] in consts else env[op.inputs[0]]
+            work += int(np.count_nonzero(a)) * program.shapes[op.inputs[1]][1]
+    return work
+
+
+def adversarial_inputs(program: Program, iterations: int = 300, seed: int = 0) -> list[IntArray]:
+    """Inputs searched to keep MatMul activations non-zero (the kernel skips zeros, so a ReLU network is
+    cheapest when its units are closed): starting from the first layer's input aligned with the sign of
+    its weights' column sums (and its negation), a local search flips coordinates to the width's ends or
+    random values and keeps every change that does not lower the unskippable work (reference interpreter)."""
+    if not any(op.opcode is Opcode.MATMUL for op in program.ops):
+        return []
     lo, hi = width_range(program.input_width)
     consts = program.constant_map()
-    out = []
+    shape = program.input_shape
+    rng = np.random.default_rng(seed)
+    starts = [rng.integers(lo, hi + 1, size=shape)]
     for op in program.ops:
         if op.opcode is Opcode.MATMUL and op.inputs[0] == program.input_id and op.inputs[1] in consts:
             w = consts[op.inputs[1]].values
             s = np.sign(w.sum(axis=1))
             s[s == 0] = 1
-            x = np.where(s > 0, hi, lo).astype(np.int64).reshape(1, -1)
-            x = np.broadcast_to(x, program.input_shape).copy()
-            out += [x, np.where(x == hi, lo, hi)]
+            x = np.broadcast_to(np.where(s > 0, hi, lo).astype(np.int64).reshape(1, -1), shape).copy()
+            starts += [x, np.where(x == hi, lo, hi)]
             break
+    out = []
+    n = int(np.prod(shape))
+    for start in starts:
+        best = np.asarray(start, dtype=np.int64).copy()
+        best_work = _matmul_work(program, best)
+        for _ in range(iterations):
+            cand = best.copy().reshape(-1)
+            idx = rng.integers(0, n, size=int(rng.integers(1, 9)))
+            cand[idx] = rng.choice([lo, hi, int(rng.integers(lo, hi + 1))], size=idx.size)
+            cand = cand.reshape(shape)
+            work = _matmul_work(program, cand)
+            if work >= best_work:
+                best, best_work = cand, work
+        out.append(best)
     return out
 
 
