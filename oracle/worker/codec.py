@@ -2,7 +2,8 @@
 
 - Integer tensors (``EXACT`` models, and integer tensors of ``ATTESTED`` models): row-major, each element a
   big-endian two's complement integer of the declared width (1, 2, 4 or 8 bytes), as in
-  ``docs/integer-profile.md``. The width is the registered byte length divided by the element count.
+  ``docs/integer-profile.md``. The width is the registered byte length divided by the element count. An
+  output value that does not fit the width saturates to its range (the profile's defined output).
 - Float tensors (``ATTESTED`` models): row-major, each element a **big-endian IEEE-754 binary32**
   (4 bytes). Every NaN output is written as the canonical quiet NaN ``0x7FC00000`` so that two honest
   operators never differ on NaN payload bits; ``-0.0`` is kept as is.
