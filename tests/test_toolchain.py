@@ -106,3 +106,13 @@ def test_ape_compile_and_run_deploy_on_foundry_and_on_a_named_network(tmp_path: 
         oracle = w3.eth.contract(address=deployment["oracle"], abi=artifacts.load("InferenceOracle").abi)
         assert oracle.functions.CHALLENGE_WINDOW().call() == 120
         assert oracle.functions.VERIFIER().call() == deployment["verifier"]
+
+
+def test_abi_reference_for_non_python_clients_is_current() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "abi_reference.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = (ROOT / "docs" / "abi-reference.md").read_text()
+    # The selector of a well-known error, computed independently of the generator.
+    assert f"`0x{Web3.keccak(text='ResultIsCorrect(uint256)')[:4].hex()}` | `ResultIsCorrect(uint256)`" in text
+    assert "| 7 | `FraudProven` |" in text
