@@ -76,6 +76,13 @@ class NodeSettings(BaseSettings):
     fetch_timeout: float = Field(30.0, gt=0, description="Seconds to download a model file.")
     model_ids: list[int] | None = Field(None, description="Model ids to serve (default: all).")
 
+    # --- risk (what the node is willing to lock and serve)
+    max_bond_wei: int | None = Field(10**18, ge=0,
+                                     description="Largest bond (wei) the node locks for one request; requests "
+                                                 "for models with a larger bond are skipped (None: no limit).")
+    deny_model_ids: list[int] = Field(default_factory=list,
+                                      description="Model ids never to serve, whatever model_ids says.")
+
     # --- inference
     inference_timeout: float = Field(10.0, gt=0, description="Wall-time limit per inference batch (s).")
     inference_memory_mb: int = Field(2048, ge=256, description="Address-space limit of the inference child.")

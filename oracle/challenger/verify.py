@@ -20,8 +20,7 @@ from oracle.chain.client import OracleClient
 from oracle.chain.types import Model
 from oracle.errors import ModelError, OracleError
 from oracle.profile import reference
-from oracle.profile.compiler import compile_onnx
-from oracle.profile.program import Program, decode, encode
+from oracle.profile.program import Program, decode
 from oracle.worker.executor import Executor
 from oracle.worker.models import ModelInfo, ModelStore
 
@@ -69,13 +68,9 @@ class ClaimVerifier:
         program = self.onchain_program(model)
         onnx_info: ModelInfo | None = None
         try:
+            # The model store binds EXACT files (oracle.profile.binding): it returns a model only when the file
+            # compiles to exactly the committed program, and the executor then runs that program.
             onnx_info = self.models.get(model)
-            with open(onnx_info.path, "rb") as fh:
-                compiled = encode(compile_onnx(fh.read(), program.input_width, program.output_width))
-            if keccak(compiled) != model.program_commitment:
-                log.warning("fast_path_disabled", model_id=model.model_id,
-                            reason="the ONNX file does not compile to the committed program")
-                onnx_info = None
         except (ModelError, OracleError) as exc:
             log.warning("fast_path_disabled", model_id=model.model_id, reason=str(exc))
             onnx_info = None
