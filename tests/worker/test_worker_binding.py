@@ -103,3 +103,28 @@ def test_risk_settings_skip_models_over_the_bond_limit_or_denied(ws: WorkerSyste
     for r in (*over, denied):
         assert ws.client.status_of(r) == Status.PENDING
     assert rn.error is None
+
+
+def test_the_dead_div_file_really_kills_onnxruntime(tmp_path) -> None:
+    """Control for the test above: run as a plain file (what the worker did before binding), the same bytes and
+    input make onnxruntime die with SIGFPE; the sandboxed child absorbs it, the request burns an attempt."""
+    from eth_utils import keccak
+
+    from oracle.chain.types import Model
+    from oracle.worker.errors import InferenceError
+    from oracle.worker.executor import ExecutorLimits, ProcessExecutor
+    from oracle.worker.models import ModelStore
+
+    data = _identity_model(dead_div=True)
+    path = tmp_path / "dead.onnx"
+    path.write_bytes(data)
+    store = ModelStore(tmp_path / "cache", max_model_bytes=1 << 20, max_tensor_bytes=1 << 20)
+    as_file = store.get(Model(1, "0x" + "00" * 20, False, Mode.ATTESTED, 1, 4, 16, 16, keccak(data), b"\x00" * 32,
+                              path.as_uri()))
+    ex = ProcessExecutor(ExecutorLimits(timeout=10.0))
+    try:
+        (res,) = ex.run(as_file, [np.array([[-(2**63), 5]], dtype=">i8").tobytes()])
+        assert isinstance(res, InferenceError) and "died" in str(res)
+        assert ex.restarts == 1
+    finally:
+        ex.close()
