@@ -39,7 +39,6 @@ from oracle.profile.program import (
     Opcode,
     Program,
     commitment,
-    decode,
     encode,
     numel,
     width_range,
@@ -65,10 +64,6 @@ class Binding:
 
     program_bytes: bytes
     commitment: bytes
-
-    @property
-    def program(self) -> Program:
-        return decode(self.program_bytes)
 
 
 def io_widths(onnx_bytes: bytes, input_length: int, output_length: int) -> tuple[int, int]:
