@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import structlog
 from eth_utils import keccak
-from web3 import Web3
 
 from oracle.chain.client import OracleClient
 from oracle.chain.types import Model
 from oracle.errors import ModelError, OracleError
 from oracle.profile import reference
+from oracle.profile.binding import read_onchain_program
 from oracle.profile.program import Program, decode
 from oracle.worker.executor import Executor
 from oracle.worker.models import ModelInfo, ModelStore
@@ -54,9 +54,7 @@ class ClaimVerifier:
         self._loaded: dict[int, _Loaded] = {}
 
     def onchain_program(self, model: Model) -> Program:
-        w3: Web3 = self.client.w3
-        chunks = self.client.program_chunks(model.model_id)
-        data = b"".join(bytes(w3.eth.get_code(Web3.to_checksum_address(c)))[1:] for c in chunks)
+        data = read_onchain_program(self.client, model.model_id)
         if keccak(data) != model.program_commitment:
             raise ProgramMismatch(f"model {model.model_id}: on-chain program does not match its commitment")
         return decode(data)

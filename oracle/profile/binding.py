@@ -184,7 +184,11 @@ def bind_in_child(onnx_bytes: bytes, *, program_commitment: bytes, input_length:
 
 
 def read_onchain_program(client: Any, model_id: int) -> bytes:
-    """The program bytes the chain's verifier would execute for ``model_id`` (its data chunks, in order)."""
+    """The program bytes the chain's verifier would execute for ``model_id`` (its data chunks, in order).
+
+    The one place off-chain code knows the chunk layout (a data contract's code is a STOP byte then the
+    bytes); the worker, the challenger and the binding all read the chain's program through it.
+    """
     from web3 import Web3
 
     w3 = client.w3
