@@ -79,7 +79,7 @@ class NodeSettings(BaseSettings):
     # --- risk (what the node is willing to lock and serve)
     max_bond_wei: int | None = Field(10**18, ge=0,
                                      description="Largest bond (wei) the node locks for one request; requests "
-                                                 "for models with a larger bond are skipped (None: no limit).")
+                                                 "for models with a larger bond are skipped ('none': no limit).")
     deny_model_ids: list[int] = Field(default_factory=list,
                                       description="Model ids never to serve, whatever model_ids says.")
 
@@ -122,6 +122,13 @@ class NodeSettings(BaseSettings):
     def _need_rpc(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("at least one RPC url is needed (ORACLE_RPC_URLS)")
+        return v
+
+    @field_validator("max_bond_wei", mode="before")
+    @classmethod
+    def _no_bond_limit(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("", "none", "null", "unlimited"):
+            return None  # the environment and TOML have no null: ORACLE_MAX_BOND_WEI=none lifts the limit
         return v
 
     @field_validator("admin_key")

@@ -128,3 +128,17 @@ def test_the_dead_div_file_really_kills_onnxruntime(tmp_path) -> None:
         assert ex.restarts == 1
     finally:
         ex.close()
+
+
+def test_risk_settings_defaults_and_environment(monkeypatch) -> None:
+    from oracle.settings import NodeSettings
+
+    monkeypatch.setenv("ORACLE_ORACLE_ADDRESS", "0x" + "00" * 19 + "01")
+    s = NodeSettings.load(None)
+    assert (s.max_bond_wei, s.deny_model_ids, s.model_ids) == (10**18, [], None)  # 1 ETH, nothing denied
+    monkeypatch.setenv("ORACLE_MAX_BOND_WEI", "5000000000000000000")
+    monkeypatch.setenv("ORACLE_DENY_MODEL_IDS", "[3, 4]")
+    s = NodeSettings.load(None)
+    assert (s.max_bond_wei, s.deny_model_ids) == (5 * 10**18, [3, 4])
+    monkeypatch.setenv("ORACLE_MAX_BOND_WEI", "none")
+    assert NodeSettings.load(None).max_bond_wei is None
