@@ -79,6 +79,10 @@ class ModelInfo:
     program_commitment: bytes | None = None
 
 
+class BindingRefused(ModelError):
+    """An EXACT file is not bound to its registered program (see step 7); final for this registration."""
+
+
 def hash_hex(h: bytes) -> str:
     return "0x" + h.hex()
 
@@ -114,7 +118,7 @@ class ModelStore:
             if key in self._ready:
                 return self._ready[key]
             refused = self._refused.get(key)
-            if refused and time.monotonic() - refused[0] < REFUSAL_TTL:
+            if refused and (refused[0] == float("inf") or time.monotonic() - refused[0] < REFUSAL_TTL):
                 raise refused[1]
         try:
             data = self._fetch(model)
@@ -127,7 +131,10 @@ class ModelStore:
             log.warning("model_refused", model_id=model.model_id, onnx_hash=hash_hex(model.onnx_hash),
                         reason=str(exc))
             with self._lock:
-                self._refused[key] = (time.monotonic(), exc)
+                # A binding refusal is a fact about immutable registry data: never retried in this process, so
+                # a file built to compile slowly cannot make the node spend a compile every minute.
+                permanent = isinstance(exc, BindingRefused)
+                self._refused[key] = (float("inf") if permanent else time.monotonic(), exc)
             raise
         with self._lock:
             self._ready[key] = info
@@ -148,7 +155,7 @@ class ModelStore:
                                     onchain_program=onchain, timeout=self.bind_timeout,
                                     memory_bytes=self.bind_memory_bytes)
         except BindingError as exc:
-            raise ModelError(f"model {model.model_id}: refused, not bound to its program: {exc}") from None
+            raise BindingRefused(f"model {model.model_id}: refused, not bound to its program: {exc}") from None
         path = self.program_path(binding.commitment)
         try:
             current = path.read_bytes() if path.exists() else None

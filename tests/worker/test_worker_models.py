@@ -228,3 +228,31 @@ def test_executor_refuses_a_tampered_program_file(tmp_path: Path, executor: Proc
         assert isinstance(res, InferenceError) and "hash mismatch" in str(res)
     finally:
         fresh.close()
+
+
+def test_a_binding_refusal_is_final_for_the_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import oracle.profile.binding as binding
+
+    calls = []
+    real = binding.bind_in_child
+
+    def counting(*args: object, **kw: object) -> object:  # the real compiler child, counted
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(binding, "bind_in_child", counting)
+    monkeypatch.setattr("oracle.worker.models.REFUSAL_TTL", 0.0)  # other refusals are retried at once now
+    data = int_model().SerializeToString()
+    model = _model(tmp_path / "m.onnx", data, Mode.EXACT, 8, 16, program=compiled_program(data, 8, 16) + b"\x00")
+    store = _store(tmp_path)
+    for _ in range(3):
+        with pytest.raises(ModelError, match="not bound to its program"):
+            store.get(model)
+    assert len(calls) == 1
+    fdata = float_model().SerializeToString()
+    later = _model(tmp_path / "later.onnx", fdata, Mode.ATTESTED, 12, 8)
+    (tmp_path / "later.onnx").unlink()
+    with pytest.raises(ModelError, match="no source produced"):
+        store.get(later)
+    (tmp_path / "later.onnx").write_bytes(fdata)  # a fetch failure is not final: the file came back
+    assert store.get(later).onnx_hash == keccak(fdata)
