@@ -38,6 +38,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "fraudproof.gas_per_mac": ("<=", 30),
     "fraudproof.max_macs_30m": (">=", 500_000),
     "runtime.ort_vs_reference_speedup": (">=", 10),
+    "worker.exact_answer_overhead": ("<=", 2),
 }
 
 #: name -> (module, needs a chain)
@@ -47,6 +48,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "verifier": ("bench.verifier_bench", True),
     "profile": ("bench.profile_bench", False),
     "worker": ("bench.worker_bench", False),
+    "binding": ("bench.binding_bench", False),
 }
 
 

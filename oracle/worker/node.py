@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter
 
+from oracle.profile.binding import read_onchain_program
 from oracle.settings import NodeSettings, load_account
 from oracle.worker.db import Database
 from oracle.worker.executor import Executor, ExecutorLimits, ProcessExecutor
@@ -91,7 +92,9 @@ class Node:
         rpc = Rpc(settings.rpc_urls, settings.resolve_oracle_address(), timeout=settings.rpc_timeout)
         store = ModelStore(settings.model_dir, max_model_bytes=settings.max_model_bytes,
                            max_tensor_bytes=settings.max_tensor_bytes, mirrors=tuple(settings.model_mirrors),
-                           fetch_timeout=settings.fetch_timeout)
+                           fetch_timeout=settings.fetch_timeout,
+                           program_reader=lambda m: read_onchain_program(rpc.client, m.model_id),
+                           bind_memory_bytes=settings.inference_memory_mb * 1024 * 1024)
         executor = executor or ProcessExecutor(ExecutorLimits(settings.inference_timeout,
                                                               settings.inference_memory_mb * 1024 * 1024))
         return cls(settings=settings, rpc=rpc, db=Database(settings.db_path), account=account, metrics=Metrics(),
@@ -112,7 +115,8 @@ class Node:
         self.processor = Processor(self.rpc, self.db, self.store, self.executor, self.metrics,
                                    request_timeout=params["request_timeout"], min_time_left=s.min_time_left,
                                    max_attempts=s.max_attempts, batch=s.execute_batch,
-                                   model_ids=frozenset(s.model_ids) if s.model_ids is not None else None)
+                                   model_ids=frozenset(s.model_ids) if s.model_ids is not None else None,
+                                   deny_model_ids=frozenset(s.deny_model_ids), max_bond_wei=s.max_bond_wei)
         self.listener.on_range = self.submitter.verify_mined
         self.finalizer = Finalizer(self.rpc, self.db, self.submitter, batch_size=s.batch_size)
         self._retry(self.submitter.setup, "setup")
