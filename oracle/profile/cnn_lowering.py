@@ -119,7 +119,10 @@ def conv_matrix(shape: tuple[int, ...], weight: FloatArray, bias: FloatArray | N
     if int(attrs.get("group", 1)) != 1:
         raise ProfileError(f"grouped convolution (group={attrs['group']}) is not supported; export it as "
                            "group=1 with a block-diagonal kernel", node=where)
-    if weight.ndim != 4 or weight.shape[1] != shape[0]:
+    if weight.ndim != 4:
+        raise ProfileError(f"only 2-D convolutions are supported (weight {list(weight.shape)}); "
+                           "reshape 1-D/3-D inputs to [N,C,H,W]", node=where)
+    if weight.shape[1] != shape[0]:
         raise ProfileError(f"Conv weight {list(weight.shape)} does not match input channels {shape[0]}",
                            node=where)
     co, ci, kh, kw = weight.shape
