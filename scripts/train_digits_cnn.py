@@ -248,8 +248,8 @@ def export(p: dict[str, Arr], bn: list[tuple[Arr, Arr]], pixel_scale: float) -> 
                                       kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0], ceil_mode=0))
         cur = pool_out
     nodes.append(helper.make_node("Flatten", [cur], ["/Flatten_output_0"], name="/Flatten", axis=1))
-    nodes.append(helper.make_node("Gemm", ["/Flatten_output_0", init("fc.weight", p["fc.w"]), init("fc.bias", p["fc.b"])],
-                                  ["/fc/Gemm_output_0"], name="/fc/Gemm", alpha=1.0, beta=1.0, transB=1))
+    fc_in = ["/Flatten_output_0", init("fc.weight", p["fc.w"]), init("fc.bias", p["fc.b"])]
+    nodes.append(helper.make_node("Gemm", fc_in, ["/fc/Gemm_output_0"], name="/fc/Gemm", alpha=1.0, beta=1.0, transB=1))
     nodes.append(helper.make_node("Softmax", ["/fc/Gemm_output_0"], ["output"], name="/Softmax", axis=1))
     graph = helper.make_graph(
         nodes, "main_graph",

@@ -142,7 +142,9 @@ def conv_matrix(shape: tuple[int, ...], weight: FloatArray, bias: FloatArray | N
     return t, vec, (co, ho, wo)
 
 
-def pool_selections(shape: tuple[int, ...], attrs: dict, where: str) -> tuple[list[npt.NDArray[np.int64]], tuple[int, ...]]:
+def pool_selections(
+    shape: tuple[int, ...], attrs: dict, where: str
+) -> tuple[list[npt.NDArray[np.int64]], tuple[int, ...]]:
     """MaxPool: per window offset, the flat input index feeding each flat output (padding -> same window)."""
     (ho, wo), rows, cols, (h, w) = _windows(shape, attrs, where)
     c = shape[0]
@@ -259,7 +261,8 @@ def extract_cnn(model: onnx.ModelProto | bytes) -> FloatCNN:
             for m, v in zip(mats, vecs, strict=True):
                 for s in sels:
                     cand_m, cand_v = m[:, s], v[s]
-                    if not any(np.array_equal(cand_m, a) and np.array_equal(cand_v, b) for a, b in zip(new_m, new_v)):
+                    seen = zip(new_m, new_v, strict=True)
+                    if not any(np.array_equal(cand_m, a) and np.array_equal(cand_v, b) for a, b in seen):
                         new_m.append(cand_m)
                         new_v.append(cand_v)
             mats, vecs, pooled = new_m, new_v, True
