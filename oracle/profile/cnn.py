@@ -255,6 +255,7 @@ def convert_cnn(
     q = quantizer.quantize(xt)
     int_pred = np.array([int(run(program, q[i].reshape(quantizer.shape))[0]) for i in range(len(q))])
     flt_pred = float_predict_cnn(model, xt, net)
+    say(f"{program_macs(program)} MACs, {len(program.ops)} ops")
     report = AccuracyReport(
         float_accuracy=float(np.mean(flt_pred == yt)),
         int_accuracy=float(np.mean(int_pred == yt)),

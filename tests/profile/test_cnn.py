@@ -249,3 +249,28 @@ def test_gemm_on_unflattened_activations_is_refused() -> None:
     model.graph.node[1].input[0] = "t0"
     with pytest.raises(ProfileError, match="Gemm needs flat activations; add a Flatten"):
         extract_cnn(model)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_convert_dispatches_cnn_and_refuses_in_one_line(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from oracle.cli import app
+
+    src = tmp_path / "cnn.onnx"
+    src.write_bytes(model_bytes("digits_cnn_float"))
+    out = tmp_path / "cnn_int.onnx"
+    args = ["model", "convert", str(src), "--dataset", "digits", "--input-width", "1", "--identity-input"]
+    result = CliRunner().invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == model_bytes("digits_cnn")  # the shipped model is exactly this conversion
+
+    bad = onnx.load_model_from_string(model_bytes("digits_cnn_float"))
+    next(a for a in bad.graph.node[0].attribute if a.name == "dilations").ints[:] = [2, 2]
+    src.write_bytes(bad.SerializeToString())
+    result = CliRunner().invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "/conv0/Conv" in errors[0] and "dilations [2, 2] are not supported" in errors[0]
