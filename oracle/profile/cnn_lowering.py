@@ -233,6 +233,7 @@ def extract_cnn(model: onnx.ModelProto | bytes) -> FloatCNN:
         where, op = _node_name(node, index), node.op_type
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if op in TERMINAL_OPS:
+            _check_terminal_tail(node, consumers, where)
             final = op
             break
         if op in _LINEAR and (relu or pooled):
@@ -279,6 +280,18 @@ def extract_cnn(model: onnx.ModelProto | bytes) -> FloatCNN:
         raise ProfileError("the float graph has no layers the CNN converter can lower")
     close()
     return FloatCNN(tuple(stages), in_shape, final)
+
+
+def _check_terminal_tail(node: onnx.NodeProto, consumers: dict, where: str) -> None:
+    """A monotone final op (Softmax, ...) may only be followed by more of them: it must not sit mid-graph."""
+    pending = list(node.output)
+    while pending:
+        for index, user in consumers.get(pending.pop(), []):
+            if user.op_type not in TERMINAL_OPS and user.op_type not in _SHAPE_ONLY | {"Cast"}:
+                raise ProfileError(f"float op {node.op_type} is only supported as the final activation, but "
+                                   f"{user.op_type} {_node_name(user, index)!r} follows it; use Relu between "
+                                   "layers", node=where)
+            pending.extend(user.output)
 
 
 def _linear(op: str, node: onnx.NodeProto, attrs: dict, consts: dict[str, FloatArray], shape: tuple[int, ...],

@@ -213,6 +213,8 @@ REFUSALS = {
     "ceil_mode": ([("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1})], (1, 5, 5),
                   r"ceil_mode=1 is not supported"),
     "tanh": ([("Conv", {"co": 2}), ("Tanh", {})], (1, 6, 6), r"float op Tanh is not supported .*Relu"),
+    "sigmoid_mid_graph": ([("Conv", {"co": 2}), ("Sigmoid", {}), ("MaxPool", {"kernel_shape": [2, 2]})], (1, 6, 6),
+                          r"Sigmoid is only supported as the final activation, but MaxPool '/MaxPool2' follows"),
     "3d_kernel": ([("Conv", {"co": 1, "kernel_shape": [3]})], (1, 6, 6), r"only 2-D convolutions are supported"),
 }
 
