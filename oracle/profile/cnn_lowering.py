@@ -258,7 +258,8 @@ def extract_cnn(model: onnx.ModelProto | bytes) -> FloatCNN:
             if len(node.output) > 1 and node.output[1]:
                 raise ProfileError("MaxPool's Indices output is not supported", node=where)
             sels, shape = pool_selections(shape, attrs, where)
-            new_m, new_v = [], []
+            new_m: list[FloatArray] = []
+            new_v: list[FloatArray] = []
             for m, v in zip(mats, vecs, strict=True):
                 for s in sels:
                     cand_m, cand_v = m[:, s], v[s]
