@@ -204,6 +204,23 @@ def test_rescale_before_max_gives_identical_integers(tiny: Any) -> None:
         assert run(a, xi).tolist() == run(b, xi).tolist() == int_net.predict_index(xi).tolist()
 
 
+def test_wide_inputs_fall_back_to_rescale_before_max_and_stay_bit_exact(tiny: Any) -> None:
+    """int32 inputs: the pooling Max operands would leave int32 unless every branch is rescaled first."""
+    model, x, y = tiny
+    conv = convert_cnn(model, x, y, input_width=4)
+    ops = [n.op_type for n in conv.model.graph.node]
+    assert ops.count("Div") == 9 and ops.count("MatMul") == 10  # 9 pool offsets (3x3 MaxPool) + the Gemm
+    assert conv.report.agreement >= 0.95
+    program = compile_onnx(conv.model, 4, 1)
+    session = ort_session(conv.model)
+    lo, hi = width_range(4)
+    xs = [np.full((1, 64), lo), np.full((1, 64), hi), np.where(np.arange(64) % 2, lo, hi).reshape(1, 64)]
+    xs += [RNG.integers(lo, hi, size=(1, 64), endpoint=True) for _ in range(40)]
+    for q in xs:
+        q = q.astype(np.int64)
+        assert session.run(None, {"input": q})[0].tolist() == run(program, q).tolist()
+
+
 # ----------------------------------------------------------------------------- refusals
 
 

@@ -10,7 +10,7 @@ from test_cnn import _tiny_cnn
 from web3.contract import Contract
 
 from oracle.chain.types import Mode, ModelSpec
-from oracle.profile.cnn import quantize_cnn, to_onnx
+from oracle.profile.cnn import convert_cnn, quantize_cnn, to_onnx
 from oracle.profile.cnn_lowering import extract_cnn
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.converter import Quantizer
@@ -49,6 +49,18 @@ def test_verifier_equals_reference_for_both_layouts(verifier: Contract, rescale_
     program = compile_onnx(to_onnx(quantize_cnn(extract_cnn(model), quantizer, 1, 8), quantizer, rescale_first), 1, 1)
     for x in _extremes_and_random(10, seed=6):
         assert_conforms(verifier, program, x)
+
+
+def test_verifier_equals_reference_for_int32_input_conversion(verifier: Contract) -> None:  # noqa: F811
+    model = _tiny_cnn()
+    x = load_split("digits").x_train[:200]
+    conv = convert_cnn(model, x, extract_cnn(model).predict_index(x), input_width=4)
+    program = compile_onnx(conv.model, 4, 1)
+    lo, hi = width_range(4)
+    rng = np.random.default_rng(8)
+    xs = [np.full((1, 64), lo), np.full((1, 64), hi), np.where(np.arange(64) % 2, lo, hi).reshape(1, 64)]
+    for q in xs + [rng.integers(lo, hi, size=(1, 64), endpoint=True) for _ in range(8)]:
+        assert_conforms(verifier, program, q)
 
 
 def test_execute_gas_of_digits_cnn_is_far_below_one_transaction(verifier: Contract) -> None:  # noqa: F811
