@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from profile_helpers import ort_session
 
@@ -121,6 +123,30 @@ def test_dense_lowering_equals_onnxruntime_float(case: str) -> None:
     got = extract_cnn(model).scores(x.reshape(16, -1))
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@settings(derandomize=True, max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_dense_lowering_equals_onnxruntime_for_random_conv_and_pool_shapes(data: st.DataObject) -> None:
+    h, w, c = data.draw(st.integers(3, 9)), data.draw(st.integers(3, 9)), data.draw(st.integers(1, 3))
+    kh, kw = data.draw(st.integers(1, min(h, 4))), data.draw(st.integers(1, min(w, 4)))
+    conv = {"co": data.draw(st.integers(1, 3)), "kernel_shape": [kh, kw],
+            "strides": [data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))],
+            "pads": [data.draw(st.integers(0, k - 1)) for k in (kh, kw, kh, kw)],
+            "bias": data.draw(st.booleans())}
+    ho = (h + conv["pads"][0] + conv["pads"][2] - kh) // conv["strides"][0] + 1
+    wo = (w + conv["pads"][1] + conv["pads"][3] - kw) // conv["strides"][1] + 1
+    pk = [data.draw(st.integers(1, min(ho, 3))), data.draw(st.integers(1, min(wo, 3)))]
+    pool = {"kernel_shape": pk, "strides": [data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))],
+            "pads": [data.draw(st.integers(0, k - 1)) for k in (pk[0], pk[1], pk[0], pk[1])]}
+    kind = data.draw(st.sampled_from(["MaxPool", "AveragePool"]))
+    if kind == "AveragePool":
+        pool["count_include_pad"] = data.draw(st.integers(0, 1))
+    layers = [("Conv", conv), ("Relu", {}), (kind, pool)]
+    model = float_graph(layers, (c, h, w), seed=data.draw(st.integers(0, 1000)))
+    x = RNG.normal(0, 1, size=(4, c, h, w))
+    want = ort_float(model, x).reshape(4, -1)
+    np.testing.assert_allclose(extract_cnn(model).scores(x.reshape(4, -1)), want, rtol=1e-4, atol=1e-4)
 
 
 def test_shipped_float_cnn_lowers_exactly_to_its_predictions() -> None:
