@@ -319,3 +319,31 @@ def test_cli_convert_dispatches_cnn_and_refuses_in_one_line(tmp_path: Any) -> No
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "/conv0/Conv" in errors[0] and "dilations [2, 2] are not supported" in errors[0]
+
+
+# ----------------------------------------------------------------------------- the worker's side
+
+
+def test_worker_accepts_digits_cnn_and_its_session_matches_the_manifest(tmp_path: Any) -> None:
+    """The operator's model store validates the file (ops, sizes, I/O) and its onnxruntime settings give
+    the manifest's outputs: the narrow weights + Cast layout is what a worker really runs."""
+    import onnxruntime as ort
+    from eth_utils.crypto import keccak
+
+    from oracle.chain.types import Mode, Model
+    from oracle.profile.models import model_entry, model_path
+    from oracle.worker.executor import run_once, session_options
+    from oracle.worker.models import ModelStore
+
+    entry = model_entry("digits_cnn")
+    data = model_bytes("digits_cnn")
+    model = Model(model_id=1, owner="0x" + "00" * 20, retired=False, mode=Mode.EXACT, fee=1, bond=1,
+                  input_length=64, output_length=1, onnx_hash=bytes(keccak(data)),
+                  program_commitment=bytes.fromhex(entry["program_commitment"][2:]),
+                  uri=model_path("digits_cnn").as_uri())
+    info = ModelStore(tmp_path, max_model_bytes=2**20, max_tensor_bytes=2**20).get(model)
+    session = ort.InferenceSession(data, sess_options=session_options(), providers=["CPUExecutionProvider"])
+    for sample in entry["samples"]:
+        out = run_once(session, info.input, info.output, bytes.fromhex(sample["input_hex"][2:]))
+        assert out == bytes.fromhex(sample["expected_output_hex"][2:])
+    assert len(data) < 2 * entry["program_size"]  # int8 weights in the file too, not int64
