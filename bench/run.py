@@ -39,6 +39,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "fraudproof.max_macs_30m": (">=", 500_000),
     "runtime.ort_vs_reference_speedup": (">=", 10),
     "worker.exact_answer_overhead": ("<=", 2),
+    "models.cnn.challenge_gas_worst": ("<=", 16_777_216),
+    "models.cnn.int_accuracy_drop_pp": ("<=", 1),
 }
 
 #: name -> (module, needs a chain)
@@ -49,6 +51,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "profile": ("bench.profile_bench", False),
     "worker": ("bench.worker_bench", False),
     "binding": ("bench.binding_bench", False),
+    "cnn": ("bench.cnn_bench", True),
 }
 
 

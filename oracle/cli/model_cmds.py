@@ -85,15 +85,20 @@ def convert(
         bool, typer.Option(help="Features already are integers: no input scaling.")
     ] = False,
 ) -> None:
-    """Convert a float classifier into an integer-profile model; prints the quantizer and accuracies."""
+    """Convert a float classifier (dense, linear, or a CNN) into an integer-profile model; prints the
+    quantizer and accuracies."""
+    from oracle.profile.cnn import convert_cnn, is_cnn
     from oracle.profile.converter import Quantizer, convert_onnx
     from oracle.profile.datasets import load_split
 
     try:
         split = load_split(dataset)
         quantizer = Quantizer.identity(split.x_train.shape[1], input_width) if identity_input else None
-        model, quantizer, report = convert_onnx(
-            float_onnx.read_bytes(),
+        data = float_onnx.read_bytes()
+        cnn = is_cnn(data)  # Conv/MaxPool/AveragePool: lowered to dense stages by oracle.profile.cnn
+        extra = {"progress": lambda msg: typer.echo(f"[convert] {msg}", err=True)} if cnn else {}
+        model, quantizer, report = (convert_cnn if cnn else convert_onnx)(
+            data,
             split.x_train,
             split.y_train,
             split.x_test,
@@ -101,6 +106,7 @@ def convert(
             input_width=input_width,
             quantizer=quantizer,
             weight_width=weight_width or None,
+            **extra,
         )
         out.write_bytes(model.SerializeToString(deterministic=True))
     except (OracleError, OSError, ValueError) as exc:
