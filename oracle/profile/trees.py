@@ -11,10 +11,11 @@ when a feature is within half a quantum of a threshold (or saturated by the quan
 *Box form.* Each reachable leaf is the box ``lo_f < q_f <= hi_f`` (one interval per feature) cut out by
 its path. The program tests every leaf's box at once, with no traversal and no data-dependent control:
 
-``qs = q @ SEL`` (only if some features are unused) ``; below = Clip(qs - (LO + 1), -1, 0)``
-``; above = Clip(qs - HI, 0, 1); outside = above - below`` (``[leaves, features]``, 1 where the
-feature leaves the box) ``; leaf = Clip(1 - outside @ 1, 0, 1)`` (one-hot per tree)
-``; score = Reshape(leaf, [1, leaves]) @ V + BASE`` then ``ArgMax`` (``K`` scores) or
+``qs = q @ SEL`` (only if some features are unused), as a column ``[F, 1]``;
+``below = Clip(qs - (LO + 1), -1, 0)``, ``above = Clip(qs - HI, 0, 1)`` (``[F, leaves]``: -1 / 1 where
+the feature lies below / above the leaf's interval); ``outside = 1 @ above - 1 @ below`` (``[1, leaves]``
+MatMuls with a row of ones: how many features leave the box); ``leaf = Clip(1 - outside, 0, 1)``
+(exactly one 1 per tree); ``score = leaf @ V + BASE``, then ``ArgMax`` (``K`` scores) or
 ``Clip(score, 0, 1)`` (binary margin: class 1 iff score > 0).
 
 Leaf values and the base are stored at scale ``2^s`` (``round(value * 2^s)``, ``s`` the largest
@@ -163,15 +164,18 @@ def to_onnx(it: IntTrees, quantizer: Quantizer) -> onnx.ModelProto:
         sel = np.zeros((it.n_inputs, n_used), dtype=np.int64)
         sel[list(it.features), np.arange(n_used)] = 1
         cur = node("MatMul", [cur, const("select", sel)], "features")
-    below = node("Sub", [cur, const("box.lo_plus_1", it.lo + 1)], "box.minus_lo")
+    cur = node("Reshape", [cur, const("column_shape", np.array([n_used, 1]))], "features.column")
+    # [features, leaves] layout: the reductions below are [1, F] x [F, L] MatMuls (one row, cheap on-chain).
+    below = node("Sub", [cur, const("box.lo_plus_1", (it.lo + 1).T)], "box.minus_lo")
     below = node("Clip", [below, const("minus_one", np.array(-1)), const("zero", np.array(0))], "box.below")
-    above = node("Sub", [cur, const("box.hi", it.hi)], "box.minus_hi")
+    above = node("Sub", [cur, const("box.hi", it.hi.T)], "box.minus_hi")
     above = node("Clip", [above, "zero", const("one", np.array(1))], "box.above")
-    outside = node("Sub", [above, below], "box.outside")
-    count = node("MatMul", [outside, const("ones", np.ones((n_used, 1)))], "leaf.outside_count")
-    leaf = node("Sub", ["one", count], "leaf.one_minus_count")
+    ones = const("ones", np.ones((1, n_used)))
+    n_above = node("MatMul", [ones, above], "leaf.features_above")
+    n_below = node("MatMul", [ones, below], "leaf.minus_features_below")
+    outside = node("Sub", [n_above, n_below], "leaf.features_outside")
+    leaf = node("Sub", ["one", outside], "leaf.one_minus_outside")
     leaf = node("Clip", [leaf, "zero", "one"], "leaf.reached")
-    leaf = node("Reshape", [leaf, const("leaf_row_shape", np.array([1, n_leaves]))], "leaf.row")
     score = node("MatMul", [leaf, const("leaf.values", it.values)], "score.trees")
     score = node("Add", [score, const("score.base", it.base.reshape(1, -1))], "score")
     if it.binary_margin:
