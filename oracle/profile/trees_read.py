@@ -142,8 +142,10 @@ def read_sklearn(model: Any, x: FloatArray) -> TreeEnsemble:
     from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
     from sklearn.tree import DecisionTreeClassifier
 
-    labels = tuple(int(c) for c in model.classes_) if np.issubdtype(np.asarray(model.classes_).dtype,
-                                                                    np.integer) else None
+    if getattr(model, "n_outputs_", 1) != 1:
+        raise _refuse("multi-output trees", "train one classifier per target")
+    classes = np.asarray(model.classes_)
+    labels = tuple(int(c) for c in classes) if np.issubdtype(classes.dtype, np.integer) else None
     common: dict[str, Any] = dict(n_features=int(model.n_features_in_), left_if_equal=True,
                                   float32_inputs=True, class_labels=labels)
     if isinstance(model, GradientBoostingClassifier):
@@ -171,8 +173,8 @@ def read_sklearn(model: Any, x: FloatArray) -> TreeEnsemble:
         return ens
     raise _refuse(f"scikit-learn estimator {type(model).__name__}",
                   "use GradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier or a "
-                  "DecisionTreeClassifier (pipelines: convert the final estimator and apply the "
-                  "preprocessing before quantizing)")
+                  "DecisionTreeClassifier; linear models and MLPs go through `oracle model convert` "
+                  "(export ONNX with skl2onnx); pipelines: convert the final estimator")
 
 
 # --------------------------------------------------------------------------------------------------
