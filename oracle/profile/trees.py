@@ -41,7 +41,9 @@ from oracle.profile.compiler import compile_onnx
 from oracle.profile.converter import IR_VERSION, OPSET, Quantizer
 from oracle.profile.program import IntArray, Program, width_range
 from oracle.profile.reference import run
-from oracle.profile.trees_read import FloatArray, TreeEnsemble, read_ensemble
+from oracle.profile.trees_read import FloatArray, TreeEnsemble, load_tree_model, read_ensemble
+
+__all__ = ["convert_trees", "load_tree_model", "quantize_trees", "to_onnx"]
 
 #: Leaves x features above which the program is refused (the on-chain proof would not fit a block).
 MAX_BOX_ELEMENTS = 2_000_000
@@ -371,3 +373,4 @@ def convert_trees(
         yt = np.asarray(y_test)
     rep = report(model, (ens, it, program, quantizer), xt, yt, use_program=use_program)
     return TreeConversion(onnx_model, program, quantizer, ens, it, rep)
+

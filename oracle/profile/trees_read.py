@@ -112,6 +112,14 @@ def _recover_base(raw: FloatArray, trees: list[Tree], ens_args: dict[str, Any], 
     return np.asarray(base, dtype=np.float64)
 
 
+def _check_width(n_features: int, x: FloatArray) -> None:
+    if x.ndim != 2 or x.shape[1] != n_features:
+        raise ProfileError(
+            f"the model takes {n_features} features but the data has {x.shape[-1]}; calibrate with the data "
+            "set the model was trained on"
+        )
+
+
 def _no_nan(x: FloatArray) -> None:
     if not np.all(np.isfinite(x)):
         raise _refuse("missing (NaN) or infinite feature values", "impute missing values before the model")
@@ -146,6 +154,7 @@ def read_sklearn(model: Any, x: FloatArray) -> TreeEnsemble:
         raise _refuse("multi-output trees", "train one classifier per target")
     classes = np.asarray(model.classes_)
     labels = tuple(int(c) for c in classes) if np.issubdtype(classes.dtype, np.integer) else None
+    _check_width(int(model.n_features_in_), x)
     common: dict[str, Any] = dict(n_features=int(model.n_features_in_), left_if_equal=True,
                                   float32_inputs=True, class_labels=labels)
     if isinstance(model, GradientBoostingClassifier):
@@ -217,6 +226,7 @@ def read_xgboost(model: Any, x: FloatArray) -> TreeEnsemble:
         trees.append(Tree(np.where(left < 0, -1, np.asarray(t["split_indices"], dtype=np.int64)),
                           cond, left, np.asarray(t["right_children"], dtype=np.int64), value))
     n_features = int(doc["learner_model_param"]["num_feature"])
+    _check_width(n_features, x)
     raw = np.asarray(booster.predict(xgb.DMatrix(x), output_margin=True), dtype=np.float64).reshape(len(x), -1)
     labels = None
     if hasattr(model, "classes_"):
@@ -287,6 +297,7 @@ def read_lightgbm(model: Any, x: FloatArray) -> TreeEnsemble:
     if best > 0 and best * per_iter != len(dump["tree_info"]):
         raise _refuse("an early-stopped LightGBM model that still holds trees after its best iteration",
                       "save it with num_iteration=best_iteration and load that")
+    _check_width(int(dump["max_feature_idx"]) + 1, x)
     k = per_iter if per_iter > 1 else 1
     trees = [_lgb_tree(info["tree_structure"], k, i % per_iter if k > 1 else 0)
              for i, info in enumerate(dump["tree_info"])]
@@ -312,3 +323,33 @@ def read_ensemble(model: Any, x_calib: npt.ArrayLike) -> TreeEnsemble:
     raise _refuse(f"a {type(model).__module__}.{type(model).__name__}",
                   "convert a scikit-learn, XGBoost or LightGBM tree classifier (other float models: "
                   "export ONNX and use `oracle model convert`)")
+
+
+def load_tree_model(path: Any) -> Any:
+    """A fitted tree model from a file: XGBoost ``.json``/``.ubj``, LightGBM ``.txt``, else a pickle/joblib.
+
+    Unpickling runs code from the file: only load models you trust. Failures are a one-line
+    :class:`ProfileError` saying which formats are accepted.
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".json", ".ubj"):
+            import xgboost as xgb
+
+            return xgb.Booster(model_file=str(p))
+        if suffix == ".txt":
+            import lightgbm as lgb
+
+            return lgb.Booster(model_file=str(p))
+        import joblib
+
+        return joblib.load(p)
+    except Exception as exc:  # noqa: BLE001 - each library raises its own error types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProfileError(
+            f"cannot load {p.name} as a tree model ({first}); give a pickle/joblib of a fitted classifier, an "
+            "XGBoost .json/.ubj saved model or a LightGBM .txt model file"
+        ) from None
