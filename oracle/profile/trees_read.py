@@ -231,7 +231,7 @@ def read_xgboost(model: Any, x: FloatArray) -> TreeEnsemble:
     labels = None
     if hasattr(model, "classes_"):
         labels = tuple(int(c) for c in model.classes_)
-    args = dict(library="xgboost", n_features=n_features, left_if_equal=False, float32_inputs=True,
+    args: dict[str, Any] = dict(library="xgboost", n_features=n_features, left_if_equal=False, float32_inputs=True,
                 binary_margin=(k == 1), class_labels=labels)
     base = _recover_base(raw, trees, args, x, 1e-4)
     return TreeEnsemble(trees=tuple(trees), base=base, **args)
@@ -303,8 +303,9 @@ def read_lightgbm(model: Any, x: FloatArray) -> TreeEnsemble:
              for i, info in enumerate(dump["tree_info"])]
     raw = np.asarray(booster.predict(x, raw_score=True), dtype=np.float64).reshape(len(x), -1)
     labels = tuple(int(c) for c in model.classes_) if hasattr(model, "classes_") else None
-    args = dict(library="lightgbm", n_features=int(dump["max_feature_idx"]) + 1, left_if_equal=True,
-                float32_inputs=False, binary_margin=(k == 1), class_labels=labels)
+    args: dict[str, Any] = dict(library="lightgbm", n_features=int(dump["max_feature_idx"]) + 1,
+                                left_if_equal=True, float32_inputs=False, binary_margin=(k == 1),
+                                class_labels=labels)
     base = _recover_base(raw, trees, args, x, 1e-7)
     return TreeEnsemble(trees=tuple(trees), base=base, **args)
 
