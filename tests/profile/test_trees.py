@@ -178,3 +178,34 @@ def test_refuses_multi_output_forests() -> None:
     model = RandomForestClassifier(n_estimators=2, random_state=0).fit(x, np.column_stack([y, 1 - y]))
     with pytest.raises(ProfileError, match="multi-output"):
         convert_trees(model, x)
+
+
+def test_refuses_xgboost_early_stopped_with_extra_trees() -> None:
+    import xgboost as xgb
+
+    x, y = _xy()
+    early = xgb.XGBClassifier(n_estimators=60, max_depth=4, learning_rate=0.8, early_stopping_rounds=2, n_jobs=1)
+    early.fit(x[:120], y[:120], eval_set=[(x[120:], y[120:])], verbose=False)
+    assert early.best_iteration + 1 < 60
+    with pytest.raises(ProfileError, match="best_iteration"):
+        convert_trees(early, x)
+
+
+def test_refuses_xgboost_categorical_splits() -> None:
+    import xgboost as xgb
+
+    pd = pytest.importorskip("pandas")  # installed with the dev extra (eth-ape needs it)
+    xi, yi = _integer_data()
+    frame = pd.DataFrame(xi.astype(np.int64), columns=list("abcd")).astype({"c": "category"})
+    cat = xgb.XGBClassifier(n_estimators=3, enable_categorical=True, tree_method="hist", n_jobs=1).fit(frame, yi)
+    with pytest.raises(ProfileError, match="categorical"):
+        convert_trees(cat, xi)
+
+
+def test_refuses_lightgbm_zero_as_missing() -> None:
+    import lightgbm as lgb
+
+    x, y = _integer_data()
+    model = lgb.LGBMClassifier(n_estimators=3, zero_as_missing=True, verbose=-1, n_jobs=1, min_child_samples=5)
+    with pytest.raises(ProfileError, match="zero-as-missing"):
+        convert_trees(model.fit(x, y), x)
