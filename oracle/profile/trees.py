@@ -352,6 +352,12 @@ def convert_trees(
     ``use_program=False`` scores with the vectorised integer arithmetic instead of the reference
     interpreter (same values; faster for large ensembles).
     """
+    width = quantizer.width if quantizer is not None else input_width
+    if width not in (1, 2):
+        raise ProfileError(
+            f"tree programs take 1- or 2-byte inputs, not {width}: the box tests subtract thresholds from "
+            "features and Clip the difference, which must stay inside int32; use an input width of 2"
+        )
     xc = np.asarray(x_calib, dtype=np.float64)
     ens = read_ensemble(model, xc)
     if quantizer is None:

@@ -123,6 +123,14 @@ def _xy() -> tuple[np.ndarray, np.ndarray]:
     return split.x_train[:200, :6], split.y_train[:200]
 
 
+def test_refuses_inputs_wider_than_int16() -> None:
+    x, y = _xy()
+    model = make_model("sklearn-gbt", n=3).fit(x, y)
+    with pytest.raises(ProfileError, match="1- or 2-byte inputs, not 4"):
+        convert_trees(model, x, input_width=4)
+    assert convert_trees(model, x, input_width=1).report.agreement > 0.9
+
+
 def test_refuses_missing_values() -> None:
     x, y = _xy()
     model = make_model("sklearn-gbt", n=3).fit(x, y)
