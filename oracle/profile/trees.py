@@ -104,12 +104,14 @@ def _leaf_shift(ens: TreeEnsemble, leaf_width: int) -> int:
     return min(40, math.floor(math.log2(wmax / top)))
 
 
-def quantize_trees(ens: TreeEnsemble, quantizer: Quantizer, leaf_width: int = 2) -> IntTrees:
-    """Leaf boxes on the integer grid and integer leaf values (see module doc)."""
+def quantize_trees(ens: TreeEnsemble, quantizer: Quantizer, leaf_width: int = 2,
+                   leaf_shift: int | None = None) -> IntTrees:
+    """Leaf boxes on the integer grid and integer leaf values (see module doc); ``leaf_shift`` defaults to
+    the largest keeping every leaf inside ``leaf_width`` bytes."""
     if quantizer.n_features != ens.n_features:
         raise ProfileError(f"quantizer has {quantizer.n_features} features, the model has {ens.n_features}")
     qmin, qmax = width_range(quantizer.width)
-    shift = _leaf_shift(ens, leaf_width)
+    shift = _leaf_shift(ens, leaf_width) if leaf_shift is None else leaf_shift
     scale = 2.0**shift
     los: list[IntArray] = []
     his: list[IntArray] = []
@@ -368,8 +370,17 @@ def convert_trees(
             f"the ensemble has {it.n_leaves} reachable leaves x {len(it.features)} features = {it.lo.size} box "
             f"tests (limit {MAX_BOX_ELEMENTS}); use fewer or shallower trees"
         )
-    onnx_model = to_onnx(it, quantizer)
-    program = compile_onnx(onnx_model, quantizer.width, 1)
+    # A large base score (or many leaves) can push the binary margin's Clip operand out of int32: give up
+    # leaf precision two bits at a time until the compiler's interval analysis accepts the graph.
+    while True:
+        onnx_model = to_onnx(it, quantizer)
+        try:
+            program = compile_onnx(onnx_model, quantizer.width, 1)
+            break
+        except ProfileError:
+            if it.leaf_shift <= -8:
+                raise
+            it = quantize_trees(ens, quantizer, leaf_width, it.leaf_shift - 2)
     xt = xc if x_test is None else np.asarray(x_test, dtype=np.float64)
     if y_test is None:
         yt = float_predict(model, ens, xt)

@@ -217,3 +217,23 @@ def test_refuses_lightgbm_zero_as_missing() -> None:
     model = lgb.LGBMClassifier(n_estimators=3, zero_as_missing=True, verbose=-1, n_jobs=1, min_child_samples=5)
     with pytest.raises(ProfileError, match="zero-as-missing"):
         convert_trees(model.fit(x, y), x)
+
+
+def test_large_base_score_gives_up_leaf_precision_instead_of_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prior of +-3000 logits at the default leaf scale would put the margin's Clip operand out of int32."""
+    from oracle.profile import trees as trees_mod
+    from oracle.profile.trees import quantize_trees
+    from oracle.profile.trees_read import Tree, TreeEnsemble
+
+    stump = Tree(np.array([0, -1, -1]), np.array([0.5, 0, 0]), np.array([1, -1, -1]), np.array([2, -1, -1]),
+                 np.array([[0.0], [-0.01], [0.01]]))
+    quant = Quantizer((0.0,), (64.0,), 2, (1, 1))
+    for base in (3000.0, -3000.0):
+        ens = TreeEnsemble("t", (stump,), 1, np.array([base]), True, False, True, None)
+        default = quantize_trees(ens, quant)
+        assert abs(int(default.base[0])) >= 2**31  # what the compiler refuses under a Clip
+        monkeypatch.setattr(trees_mod, "read_ensemble", lambda model, x, e=ens: e)
+        conv = convert_trees(object(), np.array([[0.0], [1.0]]), quantizer=quant)
+        assert conv.int_trees.leaf_shift < default.leaf_shift
+        for q in (-32768, 0, 32, 33, 32767):
+            assert int(run(conv.program, np.array([[q]]))[0]) == int(base > 0)
