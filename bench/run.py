@@ -48,6 +48,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "gas": ("bench.gas_bench", True),
     "challenge": ("bench.challenge_bench", True),
     "verifier": ("bench.verifier_bench", True),
+    "trees": ("bench.trees_bench", True),
     "profile": ("bench.profile_bench", False),
     "worker": ("bench.worker_bench", False),
     "binding": ("bench.binding_bench", False),
