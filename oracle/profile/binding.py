@@ -54,6 +54,11 @@ class BindingError(OracleError, ValueError):
     """An ONNX file and a registered program are not the same model (or the file cannot be compiled)."""
 
 
+class BindingLimitExceeded(BindingError):
+    """Compiling the file hit the child's time or memory limit, or the child died: not a verdict on the file
+    (a frozen or overloaded machine can cause it too), so callers may try again later."""
+
+
 def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
@@ -164,12 +169,12 @@ def bind_in_child(onnx_bytes: bytes, *, program_commitment: bytes, input_length:
     child.close()
     try:
         if not parent.poll(timeout):
-            raise BindingError(f"compiling the ONNX file exceeded the {timeout:.0f} s limit")
+            raise BindingLimitExceeded(f"compiling the ONNX file exceeded the {timeout:.0f} s limit")
         try:
             kind, payload = parent.recv()
         except (EOFError, OSError):
-            raise BindingError(f"the compiler child died (exit code {proc.exitcode}); memory limit or a crash "
-                               "while compiling the ONNX file") from None
+            raise BindingLimitExceeded(f"the compiler child died (exit code {proc.exitcode}); memory limit or a "
+                                       "crash while compiling the ONNX file") from None
     finally:
         if proc.is_alive():
             proc.kill()
