@@ -195,6 +195,8 @@ class Database:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        #: committed write transactions so far: the node loop's measure of progress (its backoff resets on it)
+        self.writes = 0
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
@@ -215,6 +217,7 @@ class Database:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self.writes += 1
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -251,8 +254,16 @@ class Database:
 
         Returns how many jobs were new (or re-activated after a reorg had orphaned them).
         """
+        return self.ingest(jobs, blocks, cursor, (), reactivate)[0]
+
+    def ingest(self, jobs: Sequence[NewJob], blocks: Sequence[tuple[int, str]], cursor: tuple[int, str],
+               lost: Sequence[tuple[int, int, str]] = (), reactivate: bool = True) -> tuple[int, int]:
+        """:meth:`advance`, plus ``lost``: ``(request id, block, operator)`` of submissions by other operators
+        in the range; our jobs for them that were not sent yet become ``lost`` (``submit_block`` records the
+        winner's block, so a reorg dropping it brings the job back). Returns (new jobs, jobs lost)."""
         now = time.time()
         added = 0
+        n_lost = 0
         with self.tx() as c:
             for j in jobs:
                 rid = rid_hex(j.request_id)
@@ -272,11 +283,17 @@ class Database:
                         " error=NULL, updated_at=? WHERE request_id=?",
                         (JobState.SEEN.value, j.block_number, j.block_hash, j.requested_at, now, rid))
                     added += 1
+            for rid, block, operator in lost:
+                n_lost += c.execute(
+                    "UPDATE jobs SET state=?, submit_block=?, error=?, updated_at=? WHERE request_id=?"
+                    " AND state IN (?, ?)",
+                    (JobState.LOST.value, block, f"answered by {operator}", now, rid_hex(rid), JobState.SEEN.value,
+                     JobState.EXECUTED.value)).rowcount
             for number, h in blocks:
                 c.execute("INSERT OR REPLACE INTO blocks(number, hash) VALUES(?, ?)", (number, h))
             c.execute("INSERT OR REPLACE INTO cursor(id, block_number, block_hash) VALUES(1, ?, ?)", cursor)
             c.execute("DELETE FROM blocks WHERE number < ?", (cursor[0] - KEEP_BLOCKS,))
-        return added
+        return added, n_lost
 
     def rollback_to(self, fork_number: int, fork_hash: str) -> dict[str, int]:
         """Undoes everything above ``fork_number`` after a reorg.
@@ -296,12 +313,24 @@ class Database:
                 " updated_at=? WHERE submit_block > ? AND state IN (?, ?, ?)",
                 (JobState.EXECUTED.value, now, fork_number, JobState.SUBMITTED.value, JobState.FINALIZING.value,
                  JobState.FINALIZED.value)).rowcount
+            # A finalize mined above the fork (its result below it) is undone: the result is open again.
+            refinalize = c.execute(
+                "UPDATE jobs SET state=?, updated_at=? WHERE state IN (?, ?) AND nonce IN"
+                " (SELECT nonce FROM txs WHERE kind='finalize' AND block_number > ? AND state=?)",
+                (JobState.SUBMITTED.value, now, JobState.FINALIZING.value, JobState.FINALIZED.value, fork_number,
+                 TxState.MINED.value)).rowcount
+            # Lost to a submission above the fork: ours to answer again.
+            unlost = c.execute(
+                "UPDATE jobs SET state=CASE WHEN output IS NULL THEN ? ELSE ? END, submit_block=NULL, error=NULL,"
+                " updated_at=? WHERE state=? AND submit_block > ?",
+                (JobState.SEEN.value, JobState.EXECUTED.value, now, JobState.LOST.value, fork_number)).rowcount
             txs = c.execute("UPDATE txs SET state=?, updated_at=? WHERE block_number > ? AND state=?",
                             (TxState.ORPHANED.value, now, fork_number, TxState.MINED.value)).rowcount
             c.execute("DELETE FROM blocks WHERE number > ?", (fork_number,))
             c.execute("INSERT OR REPLACE INTO cursor(id, block_number, block_hash) VALUES(1, ?, ?)",
                       (fork_number, fork_hash))
-        return {"orphaned_jobs": orphaned, "resubmit_jobs": resubmit, "orphaned_txs": txs}
+        return {"orphaned_jobs": orphaned, "resubmit_jobs": resubmit, "refinalize_jobs": refinalize,
+                "unlost_jobs": unlost, "orphaned_txs": txs}
 
     # ------------------------------------------------------------------ jobs
     def job(self, request_id: int) -> Job | None:
@@ -337,10 +366,14 @@ class Database:
             with self.tx() as c:
                 c.executemany(sql, args)
 
-    def bump_attempts(self, request_ids: Sequence[int]) -> None:
-        with self.tx() as c:
-            c.executemany("UPDATE jobs SET attempts=attempts+1, updated_at=? WHERE request_id=?",
-                          [(time.time(), rid_hex(r)) for r in request_ids])
+    def bump_attempts(self, request_ids: Sequence[int], conn: sqlite3.Connection | None = None) -> None:
+        sql = "UPDATE jobs SET attempts=attempts+1, updated_at=? WHERE request_id=?"
+        args = [(time.time(), rid_hex(r)) for r in request_ids]
+        if conn is not None:
+            conn.executemany(sql, args)
+        else:
+            with self.tx() as c:
+                c.executemany(sql, args)
 
     def record_outputs(self, results: Sequence[tuple[int, bytes]]) -> None:
         now = time.time()
@@ -380,6 +413,36 @@ class Database:
         rows = self._query("SELECT * FROM txs WHERE state=? AND block_number BETWEEN ? AND ? ORDER BY nonce",
                            (TxState.MINED.value, first, last))
         return [TxRecord.from_row(r) for r in rows]
+
+    def txs_in_state(self, state: TxState) -> list[TxRecord]:
+        rows = self._query("SELECT * FROM txs WHERE state=? ORDER BY nonce, sent_at", (state.value,))
+        return [TxRecord.from_row(r) for r in rows]
+
+    def top_nonce(self) -> int | None:
+        """The highest nonce of a transaction of ours that is pending, mined or orphaned by a reorg."""
+        rows = self._query("SELECT MAX(nonce) AS n FROM txs WHERE state IN (?, ?, ?)",
+                           (TxState.PENDING.value, TxState.MINED.value, TxState.ORPHANED.value))
+        return rows[0]["n"] if rows and rows[0]["n"] is not None else None
+
+    def revive_tx(self, rec: TxRecord, job_state: JobState | None, from_states: Sequence[JobState],
+                  now: float) -> list[int]:
+        """A transaction a reorg dropped is pending again (same bytes), and so are its jobs that were in one of
+        ``from_states`` (and not since sent in another transaction); returns their request ids."""
+        with self.tx() as c:
+            c.execute("UPDATE txs SET state=?, block_number=NULL, sent_at=?, updated_at=? WHERE tx_hash=?",
+                      (TxState.PENDING.value, now, now, rec.tx_hash))
+            if job_state is None or not rec.request_ids:
+                return []
+            marks = ",".join("?" * len(from_states))
+            revived = []
+            for rid in rec.request_ids:
+                n = c.execute(f"UPDATE jobs SET state=?, tx_hash=?, nonce=?, updated_at=? WHERE request_id=?"
+                              f" AND state IN ({marks}) AND (tx_hash IS NULL OR nonce=?)",
+                              (job_state.value, rec.tx_hash, rec.nonce, now, rid_hex(rid),
+                               *[s.value for s in from_states], rec.nonce)).rowcount
+                if n:
+                    revived.append(rid)
+            return revived
 
     def all_txs(self) -> list[TxRecord]:
         return [TxRecord.from_row(r) for r in self._query("SELECT * FROM txs ORDER BY nonce, sent_at")]
