@@ -513,7 +513,8 @@ class SoakDriver:
             "challenger_started", "fraud_found", "challenge_sent", "fraud_proven", "challenger_iteration_failed",
             "local_reexecution_disagrees_with_chain", "claim_failed")}
         for w in workers:
-            run.worker_rpc_errors[w.name] = w.log_count("rpc_error")
+            # faults the node saw: retried in place by the RPC layer, or surfacing as a failed step
+            run.worker_rpc_errors[w.name] = w.log_count("rpc_error") + w.log_count("rpc_retry")
             run.worker_restarted_lines[w.name] = w.log_count("node_started")
             run.worker_jobs[w.name] = w.job_counts()
             run.worker_error_sites.update(w.error_sites())
