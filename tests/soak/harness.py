@@ -79,7 +79,7 @@ class SoakConfig:
     target_leader: float = 0.6  # share of kills / pauses aimed at the worker winning the races
     honest_poll: float = 0.2  # worker poll intervals: the cheater is a little keener, so it wins some races
     dishonest_poll: float = 0.15
-    worker_block_range: int = 50  # bounds the listener's work per poll (see the soak README: listener livelock)
+    worker_block_range: int = 500  # the node's default (the listener's catch-up is batched: no workaround needed)
     challenger_kill_every: float = 30.0  # seconds between two kill -9 of the challenger (0: never)
     challenger_down_for: tuple[float, float] = (0.5, 2.0)  # seconds it stays down (uniform)
     rpc_fault_rate: float = 0.02  # share of the workers' RPC requests that get a fault
