@@ -97,6 +97,7 @@ class RetryingHTTPProvider(HTTPProvider):
 
     def _make_request(self, method: Any, request_data: bytes) -> bytes:
         def once() -> bytes:
+            assert self.endpoint_uri is not None
             return self._request_session_manager.make_post_request(  # type: ignore[no-any-return]
                 self.endpoint_uri, request_data, **self.get_request_kwargs())
 
