@@ -141,7 +141,7 @@ class TxManager:
     def tick(self, head: Head) -> bool:
         """Advances the in-flight transactions (and repairs a nonce gap); True while one is still in flight."""
         latest = int(self.rpc.w3.eth.get_transaction_count(self.address, "latest"))
-        if self._has_gap(latest):
+        if self._has_gap(latest) or self.db.txs_in_state(TxState.ORPHANED):  # also after a half-done repair
             self.reconcile(latest)
         pending = self._latest_per_nonce()
         if not pending:
