@@ -29,6 +29,8 @@ from oracle.worker.rpc import Head, Rpc
 log = structlog.get_logger("oracle.worker.listener")
 
 ZERO_HASH = "0x" + "00" * 32
+#: remembered blocks compared with the chain per round trip while walking back to a fork point
+REORG_WALK_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -155,13 +157,17 @@ class Listener:
             return 0
         fork: tuple[int, str] | None = None
         oldest = number
-        for n, h in self.db.recent_blocks():
-            oldest = n
-            if n > head.number:
-                continue
-            canon = self._header(n)
-            if canon is not None and canon["hash"] == h:
-                fork = (n, h)
+        remembered = [(n, h) for n, h in self.db.recent_blocks() if n <= head.number]  # newest first
+        for i in range(0, len(remembered), REORG_WALK_BATCH):  # one round trip per batch of blocks walked back
+            chunk = remembered[i:i + REORG_WALK_BATCH]
+            canon_of = self.rpc.blocks([n for n, _ in chunk])
+            for n, h in chunk:
+                oldest = n
+                canon = canon_of[n]
+                if canon is not None and canon["hash"] == h:
+                    fork = (n, h)
+                    break
+            if fork is not None:
                 break
         if fork is None:
             n = max(-1, min(oldest, head.number) - 1)

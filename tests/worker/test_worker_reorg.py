@@ -34,7 +34,7 @@ def _spawn(ws: WorkerSystem, tmp: Path, index: int, start_block: int) -> subproc
         "ORACLE_PRIVATE_KEY": dev_account(index).key.hex(), "ORACLE_STUCK_AFTER": "3",
         "ORACLE_BATCH_SIZE": "1", "PYTHONPATH": str(ROOT),
     })
-    log = open(tmp / "node.log", "wb")  # noqa: SIM115 - kept for the failure message
+    log = open(tmp / "node.log", "ab")  # noqa: SIM115 - kept for the failure message (and across restarts)
     return subprocess.Popen([sys.executable, "-m", "tests.worker.node_proc"], cwd=ROOT, env=e, stdout=log,
                             stderr=subprocess.STDOUT)
 
@@ -83,8 +83,12 @@ def _no_tx_left_behind(db: Database) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_reorg_drops_five_mined_nonces_while_the_sixth_is_in_flight(ws: WorkerSystem, tmp_path: Path) -> None:
-    """The soak's case: nonces n..n+4 mined, n+5 broadcast; a reorg removes n..n+4 for good."""
+@pytest.mark.parametrize("restart", [False, True], ids=["running", "killed-and-restarted"])
+def test_reorg_drops_five_mined_nonces_while_the_sixth_is_in_flight(ws: WorkerSystem, tmp_path: Path,
+                                                                    restart: bool) -> None:
+    """The soak's case: nonces n..n+4 mined, n+5 broadcast; a reorg removes n..n+4 for good. Also with the
+    worker killed (-9) just before the reorg and restarted on the same database after it (the soak's worker
+    stayed wedged through five restarts)."""
     index = OPERATOR_INDEX + 3
     op = dev_account(index).address
     start = ws.w3.eth.block_number + 1
@@ -104,6 +108,9 @@ def test_reorg_drops_five_mined_nonces_while_the_sixth_is_in_flight(ws: WorkerSy
         dropped = [t.tx_hash for t in db.all_txs() if t.state is TxState.MINED]
         assert len(dropped) == 5
 
+        if restart:
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(timeout=10) == -signal.SIGKILL
         ws.rpc("anvil_reorg", [5, []])  # the five blocks with our submissions, replaced by empty ones
         assert _nonce(ws, op) == n0, "the reorg really dropped the five mined nonces"
         for h in dropped:
@@ -112,6 +119,9 @@ def test_reorg_drops_five_mined_nonces_while_the_sixth_is_in_flight(ws: WorkerSy
         assert all(ws.client.status_of(r) is Status.PENDING for r in rids)
         ws.rpc("evm_setAutomine", [True])
         ws.rpc("evm_mine")  # the gap: the sixth cannot mine, whatever happens to blocks
+        if restart:
+            assert _nonce(ws, op) == n0, "wedged while the worker is down"
+            proc = _spawn(ws, tmp_path, index, start)
 
         wait_for(lambda: _nonce(ws, op) >= n0 + 6, timeout=90, what="the worker mines again past the gap")
         _settle_all(ws, db, op, rids, proc, tmp_path)
