@@ -52,10 +52,9 @@ class Finalizer:
                 jobs.append(j)
         if not jobs:
             return 0
-        keep = sub.isolate(jobs, self._fn)
+        keep, count = sub.isolate_batch(jobs, self._fn)
         if not keep:
             return 0
-        count = sub.simulate(self._fn(keep))
         if count is None:
             return 0  # the items pass alone but not together: the chain moved meanwhile; next step
         if count < len(keep):

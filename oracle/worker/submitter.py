@@ -64,10 +64,9 @@ class Submitter(TxManager):
         chosen = self._affordable(fresh)
         if not chosen:
             return 0
-        keep = self.isolate(chosen, self._submit_fn)
+        keep, accepted = self.isolate_batch(chosen, self._submit_fn)
         if not keep:
             return 0
-        accepted = self.simulate(self._submit_fn(keep))
         if accepted is None:
             return 0  # the items pass alone but not together: the chain moved meanwhile; next step
         if accepted < len(keep):
@@ -91,10 +90,18 @@ class Submitter(TxManager):
             log.info("batch_simulation_reverted", error=str(from_web3_error(exc))[:200])
             return None
 
-    def isolate(self, jobs: Sequence[Job], build: Any) -> list[Job]:
+    def isolate_batch(self, jobs: Sequence[Job], build: Any) -> tuple[list[Job], int | None]:
+        """:meth:`isolate`, plus the batch's simulated return value for what is kept (None if it reverts)."""
+        count = self.simulate(build(jobs))
+        if count is not None:
+            return list(jobs), count  # the common case: one simulation
+        keep = self.isolate(jobs, build, known_bad=True)
+        return keep, (self.simulate(build(keep)) if keep else None)
+
+    def isolate(self, jobs: Sequence[Job], build: Any, known_bad: bool = False) -> list[Job]:
         """Bisects a batch whose simulation reverts down to the items that revert on their own: each of those
         has an attempt counted and is left out; the others are returned. ``build(jobs)`` makes the call."""
-        if self.simulate(build(jobs)) is not None:
+        if not known_bad and self.simulate(build(jobs)) is not None:
             return list(jobs)
         if len(jobs) == 1:
             j = jobs[0]
