@@ -34,6 +34,9 @@ __all__ = ["GWEI", "FeePolicy", "SubmitPolicy", "Submitter"]
 
 log = structlog.get_logger("oracle.worker.submitter")
 
+#: ``getRequest`` reads per JSON-RPC batch
+VIEW_BATCH = 100
+
 
 class Submitter(TxManager):
     def __init__(self, *args: Any, **kw: Any) -> None:
@@ -143,8 +146,11 @@ class Submitter(TxManager):
         calls = [("eth_call", [{"to": self.rpc.client.address,
                                 "data": c.getRequest(r)._encode_transaction_data()}, "latest"])  # noqa: SLF001
                  for r in request_ids]
+        results: list[Any] = []
+        for i in range(0, len(calls), VIEW_BATCH):  # providers cap batch sizes; 100 is accepted widely
+            results += self.rpc.batch(calls[i:i + VIEW_BATCH], errors_ok=True)
         out: dict[int, RequestView | None] = {}
-        for rid, res in zip(request_ids, self.rpc.batch(calls, errors_ok=True), strict=True):
+        for rid, res in zip(request_ids, results, strict=True):
             if isinstance(res, Web3RPCError):
                 out[rid] = None
                 continue
