@@ -183,3 +183,33 @@ def test_four_block_reorgs_drop_submissions_and_finalizations(ws: WorkerSystem, 
             assert len(ws.submissions_by(op, r)) == 2
     finally:
         _stop(proc, tmp_path)
+
+
+def test_a_gap_none_of_our_transactions_can_fill_gets_a_self_transfer(ws: WorkerSystem, node_factory) -> None:
+    """The operator used the node's key outside the node (a ``stake`` top-up) just before the node's own
+    submission; a reorg drops both. The node has nothing stored for the first nonce: it fills it with a
+    zero-value transfer to itself, then re-sends its own, instead of leaving its submission behind a gap."""
+    index = OPERATOR_INDEX + 3
+    op = dev_account(index).address
+    rid = ws.request(ws.int_model_id, int_input([6, 6, 6, 6]))
+    ws.client.stake(op, 1)  # nonce n, sent outside the node
+    n = _nonce(ws, op) - 1
+    node = node_factory(start=False, operator_index=index, start_block=ws.w3.eth.block_number - 1)
+    node.setup()
+    try:
+        wait_for(lambda: (node.step(), node.db.job(rid).state is JobState.SUBMITTED)[1], what="submitted")
+        (ours,) = node.db.all_txs()
+        assert ours.nonce == n + 1
+        ws.rpc("anvil_reorg", [2, []])  # the stake top-up and our submission
+        assert _nonce(ws, op) == n and ws.client.status_of(rid) is Status.PENDING
+        wait_for(lambda: (node.step(), ws.client.status_of(rid) is Status.SUBMITTED)[1], what="resubmitted")
+        wait_for(lambda: (node.step(), node.db.job(rid).state is JobState.SUBMITTED)[1], what="db submitted")
+        by_nonce = {t.nonce: t for t in node.db.all_txs()}
+        assert by_nonce[n].kind == "filler" and by_nonce[n].state is TxState.MINED
+        tx = ws.w3.eth.get_transaction(by_nonce[n].tx_hash)  # type: ignore[arg-type]
+        assert tx["to"] == op and tx["value"] == 0
+        assert by_nonce[n + 1].tx_hash == ours.tx_hash and by_nonce[n + 1].state is TxState.MINED
+        assert len(ws.submissions_by(op, rid)) == 1
+        _no_tx_left_behind(node.db)
+    finally:
+        node.cleanup()
