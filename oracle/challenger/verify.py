@@ -14,14 +14,13 @@ from dataclasses import dataclass
 
 import structlog
 from eth_utils import keccak
-from web3 import Web3
 
 from oracle.chain.client import OracleClient
 from oracle.chain.types import Model
 from oracle.errors import ModelError, OracleError
 from oracle.profile import reference
-from oracle.profile.compiler import compile_onnx
-from oracle.profile.program import Program, decode, encode
+from oracle.profile.binding import read_onchain_program
+from oracle.profile.program import Program, decode
 from oracle.worker.executor import Executor
 from oracle.worker.models import ModelInfo, ModelStore
 
@@ -55,9 +54,7 @@ class ClaimVerifier:
         self._loaded: dict[int, _Loaded] = {}
 
     def onchain_program(self, model: Model) -> Program:
-        w3: Web3 = self.client.w3
-        chunks = self.client.program_chunks(model.model_id)
-        data = b"".join(bytes(w3.eth.get_code(Web3.to_checksum_address(c)))[1:] for c in chunks)
+        data = read_onchain_program(self.client, model.model_id)
         if keccak(data) != model.program_commitment:
             raise ProgramMismatch(f"model {model.model_id}: on-chain program does not match its commitment")
         return decode(data)
@@ -69,13 +66,9 @@ class ClaimVerifier:
         program = self.onchain_program(model)
         onnx_info: ModelInfo | None = None
         try:
+            # The model store binds EXACT files (oracle.profile.binding): it returns a model only when the file
+            # compiles to exactly the committed program, and the executor then runs that program.
             onnx_info = self.models.get(model)
-            with open(onnx_info.path, "rb") as fh:
-                compiled = encode(compile_onnx(fh.read(), program.input_width, program.output_width))
-            if keccak(compiled) != model.program_commitment:
-                log.warning("fast_path_disabled", model_id=model.model_id,
-                            reason="the ONNX file does not compile to the committed program")
-                onnx_info = None
         except (ModelError, OracleError) as exc:
             log.warning("fast_path_disabled", model_id=model.model_id, reason=str(exc))
             onnx_info = None

@@ -21,6 +21,7 @@ from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.store import Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.errors import ConfigError
+from oracle.profile.binding import read_onchain_program
 from oracle.worker.executor import ProcessExecutor
 from oracle.worker.models import ModelStore
 
@@ -81,7 +82,9 @@ def run(
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
     executor = ProcessExecutor()
-    models = ModelStore(model_dir, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
+    # EXACT files are bound to the committed program and to the chain's chunks (oracle.profile.binding).
+    models = ModelStore(model_dir, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20,
+                        program_reader=lambda m: read_onchain_program(client, m.model_id))
     daemon = Challenger(client, Store(db), ClaimVerifier(client, models, executor), signer,
                         ChallengerConfig(confirmations=confirmations, poll_interval=poll, start_block=start),
                         metrics)

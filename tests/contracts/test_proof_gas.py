@@ -7,6 +7,8 @@ challenge is then sent with exactly its model's ``proofGasBound`` as gas limit, 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,9 @@ from tests.contracts.proof_gas import (
     random_inputs,
     single_matmul,
 )
+
+#: Every shipped EXACT program (oracle/models/*.program).
+SHIPPED = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "oracle" / "models").glob("*.program"))
 
 
 @pytest.fixture
@@ -53,7 +58,7 @@ def _prove_all(pg: ProofGas, program, inputs) -> tuple[int, int]:  # type: ignor
     return reg.bound, worst
 
 
-@pytest.mark.parametrize("name", ["digits", "breast_cancer", "credit_risk"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models_challenges_fit_their_bound(pg: ProofGas, name: str) -> None:
     program = decode(program_bytes(name))
     bound, worst = _prove_all(pg, program, _inputs(program))

@@ -11,6 +11,7 @@ Gas is measured with `GasMeter` (gasleft() around the call), so calldata pricing
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,9 @@ from tests.contracts.proof_gas import (
 )
 from tests.verifier.helpers import call, deploy, write_chunks
 from tests.verifier.test_verifier_properties import SETTINGS, programs
+
+#: Every shipped EXACT program (oracle/models/*.program).
+SHIPPED = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "oracle" / "models").glob("*.program"))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,7 @@ def _all_inputs(program: Program, seed: int = 0) -> list[np.ndarray]:
             *adversarial_inputs(program)]
 
 
-@pytest.mark.parametrize("name", ["digits", "breast_cancer", "credit_risk"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models(session_w3: Web3, verifier: Contract, chunk_writer: Contract, meter: Contract,
                         name: str) -> None:
     program = decode(program_bytes(name))
