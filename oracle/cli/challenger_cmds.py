@@ -21,7 +21,6 @@ from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.store import Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.errors import ConfigError
-from oracle.worker.executor import ProcessExecutor
 from oracle.worker.models import ModelStore
 
 app = typer.Typer(help="Challenger: re-execute every EXACT result and prove wrong ones on-chain.",
@@ -80,24 +79,22 @@ def run(
     metrics = ChallengerMetrics()
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
-    executor = ProcessExecutor()
     models = ModelStore(model_dir, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
-    daemon = Challenger(client, Store(db), ClaimVerifier(client, models, executor), signer,
+    daemon = Challenger(client, Store(db), ClaimVerifier(client, models), signer,
                         ChallengerConfig(confirmations=confirmations, poll_interval=poll, start_block=start),
                         metrics)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop())
-    try:
-        daemon.run()
-    finally:
-        executor.close()
+    daemon.run()  # closes its sandbox children on the way out
 
 
 @app.command()
 def status(db: Annotated[Path, typer.Option(help="SQLite state file.")] = Path("challenger.sqlite3")) -> None:
-    """Counts of claims by state, and the cursor."""
+    """Counts of claims by state, the cursor, and models in quarantine or whose file is not bound."""
     if not db.exists():
         typer.echo(f"error: {db} does not exist; run `oracle challenger run` first", err=True)
         raise typer.Exit(2)
     store = Store(db)
-    typer.echo(json.dumps({"cursor": store.cursor(), "claims": store.counts()}, indent=2))
+    models = {f"{m}/{aspect}": {"status": st, "reason": why} for (m, aspect), (st, why) in store.models().items()
+              if st != "bound"}
+    typer.echo(json.dumps({"cursor": store.cursor(), "claims": store.counts(), "models": models}, indent=2))

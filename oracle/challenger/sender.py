@@ -1,0 +1,151 @@
+"""Challenge transactions: one nonce owner, sends that never wait, receipts looked up without blocking.
+
+:meth:`ChallengeSender.send` signs (a local key) or asks the node to sign (an unlocked devnet account) with an
+explicit nonce and EIP-1559 fees and returns at once. :meth:`ChallengeSender.check` says what became of a
+transaction: ``mined`` (with its receipt), ``pending`` (still in the node's pool), ``dropped`` (unknown to the
+node and its nonce still free: re-send on the same nonce) or ``consumed`` (its nonce was used by another
+transaction: send anew). :meth:`ChallengeSender.replace` re-sends on the same nonce with fees bumped over the
+pooled transaction (a stuck, underpriced one) or at today's price (a dropped one).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import TransactionNotFound
+
+from oracle.chain.tx import Signer, address_of
+
+log = structlog.get_logger("oracle.challenger.sender")
+
+GWEI = 10**9
+
+
+@dataclass(frozen=True)
+class FeePolicy:
+    priority_fee: int = 1 * GWEI
+    max_fee: int = 500 * GWEI  # cap on maxFeePerGas
+    bump_percent: int = 25  # a replacement pays at least this much more (nodes want >= 10 %)
+    stuck_after: float = 12.0  # seconds in the pool before a transaction is replaced
+
+
+@dataclass(frozen=True)
+class Sent:
+    tx_hash: str
+    nonce: int
+
+
+class SendError(Exception):
+    pass
+
+
+def _message(exc: Exception) -> str:
+    return str(getattr(exc, "message", None) or exc).lower()
+
+
+class ChallengeSender:
+    def __init__(self, w3: Web3, signer: Signer, fees: FeePolicy | None = None) -> None:
+        self.w3 = w3
+        self.signer = signer
+        self.address = address_of(signer)
+        self.fees = fees or FeePolicy()
+        self.next_nonce: int | None = None
+        self._sent_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._chain_id: int | None = None
+
+    def sync(self) -> None:
+        """Takes the nonce from the node (its pool included); after a restart, a drop or a reorg."""
+        self.next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+
+    def _fees(self, floor: tuple[int, int] | None = None) -> tuple[int, int]:
+        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        priority = self.fees.priority_fee
+        max_fee = 2 * base + priority
+        if floor is not None:
+            bump = 100 + self.fees.bump_percent
+            max_fee = max(max_fee, floor[0] * bump // 100 + 1)
+            priority = max(priority, floor[1] * bump // 100 + 1)
+        max_fee = min(max_fee, self.fees.max_fee)
+        return max_fee, min(priority, max_fee)
+
+    def _broadcast(self, fn: ContractFunction, gas: int, nonce: int, fees: tuple[int, int]) -> str:
+        params: dict[str, Any] = {"from": self.address, "gas": gas, "nonce": nonce, "maxFeePerGas": fees[0],
+                                  "maxPriorityFeePerGas": fees[1], "value": 0}
+        if isinstance(self.signer, LocalAccount):
+            if self._chain_id is None:
+                self._chain_id = int(self.w3.eth.chain_id)
+            tx = fn.build_transaction({**params, "chainId": self._chain_id, "type": 2})  # type: ignore[arg-type]
+            signed = self.signer.sign_transaction(tx)  # type: ignore[arg-type]
+            try:
+                self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception as exc:  # noqa: BLE001 - a re-broadcast of the same bytes is fine
+                if "already" not in _message(exc):
+                    raise
+            tx_hash = signed.hash.to_0x_hex()
+        else:
+            tx_hash = Web3.to_hex(fn.transact(params))  # type: ignore[arg-type]
+        self._sent_at[tx_hash] = time.monotonic()
+        return tx_hash
+
+    def send(self, fn: ContractFunction, gas: int) -> Sent:
+        """A new transaction on the next nonce (re-synced once if the node says the nonce was used)."""
+        with self._lock:
+            if self.next_nonce is None:
+                self.sync()
+            for attempt in range(3):
+                nonce = self.next_nonce
+                assert nonce is not None
+                try:
+                    tx_hash = self._broadcast(fn, gas, nonce, self._fees())
+                except Exception as exc:  # noqa: BLE001 - classified below
+                    msg = _message(exc)
+                    if attempt < 2 and ("nonce too low" in msg or "underpriced" in msg or "already" in msg):
+                        self.sync()
+                        if self.next_nonce is not None and self.next_nonce <= nonce:
+                            self.next_nonce = nonce + 1
+                        continue
+                    raise SendError(msg) from exc
+                self.next_nonce = nonce + 1
+                return Sent(tx_hash, nonce)
+        raise SendError("no usable nonce")
+
+    def replace(self, fn: ContractFunction, gas: int, nonce: int, old_hash: str | None) -> Sent:
+        """The same nonce again: fees bumped over the pooled transaction, or today's fees if it was dropped."""
+        floor = None
+        if old_hash:
+            try:
+                old = self.w3.eth.get_transaction(old_hash)  # type: ignore[arg-type]
+                floor = (int(old.get("maxFeePerGas") or old.get("gasPrice") or 0),
+                         int(old.get("maxPriorityFeePerGas") or 0))
+            except TransactionNotFound:
+                floor = None
+        with self._lock:
+            try:
+                return Sent(self._broadcast(fn, gas, nonce, self._fees(floor)), nonce)
+            except Exception as exc:  # noqa: BLE001
+                raise SendError(_message(exc)) from exc
+
+    def check(self, tx_hash: str, nonce: int | None) -> tuple[str, Any]:
+        try:
+            return "mined", self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            pass
+        try:
+            if self.w3.eth.get_transaction(tx_hash) is not None:  # type: ignore[arg-type]
+                self._sent_at.setdefault(tx_hash, time.monotonic())
+                return "pending", None
+        except TransactionNotFound:
+            pass
+        mined = int(self.w3.eth.get_transaction_count(self.address, "latest"))
+        return ("consumed" if nonce is None or nonce < mined else "dropped"), None
+
+    def stuck(self, tx_hash: str) -> bool:
+        return time.monotonic() - self._sent_at.setdefault(tx_hash, time.monotonic()) > self.fees.stuck_after
