@@ -60,13 +60,21 @@ class ChallengeSender:
         self._sent_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._chain_id: int | None = None
+        self._base = (-1e9, 0)
 
     def sync(self) -> None:
         """Takes the nonce from the node (its pool included); after a restart, a drop or a reorg."""
         self.next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
 
+    def _base_fee(self) -> int:
+        """The latest base fee, read at most once a second (a burst of challenges shares one read)."""
+        now = time.monotonic()
+        if now - self._base[0] > 1.0:
+            self._base = (now, int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0))
+        return self._base[1]
+
     def _fees(self, floor: tuple[int, int] | None = None) -> tuple[int, int]:
-        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        base = self._base_fee()
         priority = self.fees.priority_fee
         max_fee = 2 * base + priority
         if floor is not None:
