@@ -51,6 +51,7 @@ class ChallengerConfig:
     workers: int = 4  # challenge simulations in parallel
     batch_size: int = 256  # claims of one model re-executed per sandbox call
     recheck_interval: float = 3.0  # seconds between on-chain re-checks of proven claims
+    retry_unprovable: float = 30.0  # seconds between new attempts at an unprovable wrong result
     audit_models: bool = True  # check every model's ONNX file against its program in the background
     fees: FeePolicy = field(default_factory=FeePolicy)
 
@@ -70,7 +71,8 @@ class Challenger:
                                  block_range=self.config.block_range, start_block=self.config.start_block)
         self.prover = Prover(client, store, self.sender, self.metrics, self._input, workers=self.config.workers,
                              max_tx_gas=self.config.max_tx_gas, challenge_gas=self.config.challenge_gas,
-                             recheck_interval=self.config.recheck_interval)
+                             recheck_interval=self.config.recheck_interval,
+                             retry_unprovable=self.config.retry_unprovable)
         self._stop = threading.Event()
         self._models: dict[int, Model] = {}
         self._window = 0

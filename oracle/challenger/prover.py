@@ -10,7 +10,8 @@
 
 A refused simulation is classified: ``ResultIsCorrect`` (the chain disagrees with our re-execution: alarm,
 never sent), window closed (``missed``), already resolved by someone else (``lost_race``), anything else while
-the result is still challengeable (``unprovable``: alarm, log, metric).
+the result is still challengeable, or a proof that needs more gas than fits (``unprovable``: alarm, log, metric; retried
+while the window is open in case the cause goes away).
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ from oracle.errors import ContractRevert, OracleError
 log = structlog.get_logger("oracle.challenger")
 
 
+class ProofTooBig(OracleError):
+    """The node will not run the proof: it needs more gas than a block (or a transaction) may use."""
+
+
 class Prover:
     def __init__(self, client: OracleClient, store: Store, sender: ChallengeSender, metrics: ChallengerMetrics,
                  input_of: Callable[[Claim], bytes], *, workers: int = 4, max_tx_gas: int = 16_777_216,
-                 challenge_gas: int | None = None, recheck_interval: float = 3.0) -> None:
+                 challenge_gas: int | None = None, recheck_interval: float = 3.0,
+                 retry_unprovable: float = 30.0) -> None:
         self.client = client
         self.store = store
         self.sender = sender
@@ -46,6 +52,8 @@ class Prover:
         self.max_tx_gas = max_tx_gas
         self.challenge_gas = challenge_gas
         self.recheck_interval = recheck_interval
+        self.retry_unprovable = retry_unprovable
+        self._last_retry = 0.0
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="challenge-sim")
         self._last_recheck = 0.0
 
@@ -58,13 +66,20 @@ class Prover:
             return int(fn.estimate_gas({"from": self.sender.address}))
         except ContractLogicError as exc:
             return from_web3_error(exc)
-        except Exception as exc:  # noqa: BLE001 - RPC trouble: retried next round
+        except Exception as exc:  # noqa: BLE001 - RPC trouble (retried next round) or a proof that cannot fit
+            if any(m in str(exc).lower() for m in ("gas required exceeds", "out of gas")):
+                return ProofTooBig(f"the proof does not fit: {exc}")
             return exc
 
     def challenge(self, now: int) -> int:
-        """Simulates and sends a challenge for every ``wrong`` claim; returns how many were sent."""
+        """Simulates and sends a challenge for every ``wrong`` claim, and every ``retry_unprovable`` seconds for
+        the unprovable ones whose window is open (the alarm stays raised); returns how many were sent."""
+        due = self.store.claims([ClaimState.WRONG])
+        if time.monotonic() - self._last_retry >= self.retry_unprovable:
+            self._last_retry = time.monotonic()
+            due += [c for c in self.store.claims([ClaimState.UNPROVABLE]) if c.deadline > now]
         jobs = []
-        for claim in self.store.claims([ClaimState.WRONG]):
+        for claim in due:
             try:
                 jobs.append((claim, self.client.challenge_fn(claim.request_id, self.input_of(claim))))
             except OracleError as exc:
@@ -76,6 +91,8 @@ class Prover:
         for (claim, fn), est in zip(jobs, self._pool.map(self._simulate, [fn for _, fn in jobs]), strict=True):
             if isinstance(est, ContractRevert):
                 self.refused(claim, est)
+            elif isinstance(est, ProofTooBig):
+                self.alarm(claim, "unprovable", str(est))
             elif isinstance(est, Exception):
                 self.metrics.errors.labels(kind=type(est).__name__).inc()
                 log.warning("challenge_simulation_failed", request_id=hex(claim.request_id), error=str(est))
@@ -111,10 +128,12 @@ class Prover:
         return True
 
     def alarm(self, claim: Claim, kind: str, reason: str, state: ClaimState = ClaimState.UNPROVABLE) -> None:
-        self.metrics.alarms.labels(kind=kind).inc()
-        log.error("alarm", kind=kind, request_id=hex(claim.request_id), model_id=claim.model_id,
-                  operator=claim.operator, deadline=claim.deadline, reason=reason)
-        self.store.set_state(claim.request_id, state, error=reason)
+        """Moves a claim to an alarming state; raised (metric, error log) once per claim and state."""
+        if claim.state is not state:
+            self.metrics.alarms.labels(kind=kind).inc()
+            log.error("alarm", kind=kind, request_id=hex(claim.request_id), model_id=claim.model_id,
+                      operator=claim.operator, deadline=claim.deadline, reason=reason)
+        self.store.set_state(claim.request_id, state, expected=claim.expected, error=reason)
 
     def refused(self, claim: Claim, err: ContractRevert) -> None:
         """The chain would revert our challenge: why, and what that means for the claim."""

@@ -58,7 +58,7 @@ class ClaimState(str, Enum):
     CHALLENGING = "challenging"  # challenge transaction sent, receipt not yet seen
     PROVEN = "proven"  # our challenge proved the fraud (re-checked on-chain until the window is over)
     LOST_RACE = "lost_race"  # someone else proved it first
-    UNPROVABLE = "unprovable"  # wrong, but the chain refuses our proof: an alarm
+    UNPROVABLE = "unprovable"  # wrong, but the chain refuses our proof: an alarm (retried while the window is open)
     QUARANTINED = "quarantined"  # its model's program cannot be re-executed within the limits: an alarm
     NOT_EXACT = "not_exact"  # ATTESTED model: no on-chain proof possible
     MISSED = "missed"  # the window closed before we could act
@@ -66,7 +66,7 @@ class ClaimState(str, Enum):
 
     @property
     def final(self) -> bool:
-        return self not in (ClaimState.PENDING, ClaimState.WRONG, ClaimState.CHALLENGING)
+        return self not in (ClaimState.PENDING, ClaimState.WRONG, ClaimState.CHALLENGING, ClaimState.UNPROVABLE)
 
 
 @dataclass(frozen=True)

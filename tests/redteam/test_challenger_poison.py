@@ -24,8 +24,19 @@ from web3 import Web3
 from oracle.chain.deploy import Deployment
 from oracle.chain.types import Mode, ModelSpec
 from oracle.challenger.store import ClaimState
-from tests.challenger.harness import (BOND, FEE, Daemon, Env, deploy, env_of, make_challenger, proven_on_chain,
-                                      sample_io, state_of, wait_for)
+from tests.challenger.harness import (
+    BOND,
+    FEE,
+    Daemon,
+    Env,
+    deploy,
+    env_of,
+    make_challenger,
+    proven_on_chain,
+    sample_io,
+    state_of,
+    wait_for,
+)
 from tests.worker.conftest import placeholder_program
 
 WINDOW = 120

@@ -18,8 +18,19 @@ from web3 import Web3
 
 from oracle.chain.deploy import Deployment
 from oracle.challenger.store import ClaimState
-from tests.challenger.harness import (BOND, Daemon, Env, answer, deploy, env_of, make_challenger, proven_on_chain,
-                                      resent, state_of, wait_for)
+from tests.challenger.harness import (
+    BOND,
+    Daemon,
+    Env,
+    answer,
+    deploy,
+    env_of,
+    make_challenger,
+    proven_on_chain,
+    resent,
+    state_of,
+    wait_for,
+)
 
 WINDOW = 120
 

@@ -29,8 +29,18 @@ from oracle.chain.deploy import Deployment
 from oracle.challenger.daemon import ChallengerConfig
 from oracle.challenger.sender import GWEI, FeePolicy, Sent
 from oracle.challenger.store import ClaimState
-from tests.challenger.harness import (Daemon, Env, answer, deploy, env_of, make_challenger, proven_on_chain, resent,
-                                      state_of, wait_for)
+from tests.challenger.harness import (
+    Daemon,
+    Env,
+    answer,
+    deploy,
+    env_of,
+    make_challenger,
+    proven_on_chain,
+    resent,
+    state_of,
+    wait_for,
+)
 
 WINDOW = 120
 
