@@ -52,6 +52,7 @@ class ChallengerConfig:
     batch_size: int = 256  # claims of one model re-executed per sandbox call
     recheck_interval: float = 3.0  # seconds between on-chain re-checks of proven claims
     retry_unprovable: float = 30.0  # seconds between new attempts at an unprovable wrong result
+    quarantine_seconds: float = 3600.0  # a quarantined program is tried again after this long
     audit_models: bool = True  # check every model's ONNX file against its program in the background
     fees: FeePolicy = field(default_factory=FeePolicy)
 
@@ -92,7 +93,7 @@ class Challenger:
         fails is quarantined; nothing here can stop the daemon."""
         for model_id in range(1, self.client.model_count() + 1):
             model = self._model(model_id)
-            if model.mode is not Mode.EXACT or model.retired or model_id in self._quarantined():
+            if model.mode is not Mode.EXACT or model.retired or model_id in self._quarantined(self._now()):
                 continue
             try:
                 self.verifier.warm(model)
@@ -198,15 +199,15 @@ class Challenger:
         self.prover.track(now)
         self.prover.recheck(now, force=self._reorged)
         self._reorged = False
-        self.verify_pending()
+        self.verify_pending(now)
         if self.prover.challenge(now):
             self.prover.track(now)  # what mined at once (automining devnets) is settled in this round
 
-    def verify_pending(self) -> None:
+    def verify_pending(self, now: int) -> None:
+        quarantined = self._quarantined(now)
         by_model: dict[int, list[Claim]] = defaultdict(list)
         for claim in self.store.claims([ClaimState.PENDING]):
             by_model[claim.model_id].append(claim)
-        quarantined = self._quarantined()
         for model_id, claims in by_model.items():
             if self._stop.is_set():
                 return
@@ -258,9 +259,17 @@ class Challenger:
         return True
 
     # ------------------------------------------------------------------ models
-    def _quarantined(self) -> dict[int, str]:
-        return {m: reason or "" for (m, aspect), (status, reason) in self.store.models().items()
-                if aspect == "program" and status == "quarantined"}
+    def _quarantined(self, now: int | None = None) -> dict[int, str]:
+        """Models whose program is in quarantine. With ``now`` (chain time), a quarantine older than
+        ``quarantine_seconds`` ends: the model's claims still in their window are verified again."""
+        out = {}
+        for model_id, (since, reason) in self.store.quarantined_since().items():
+            if now is not None and time.time() - since >= self.config.quarantine_seconds:
+                again = self.store.release(model_id, now)
+                log.warning("model_quarantine_ended", model_id=model_id, claims_to_verify=again)
+                continue
+            out[model_id] = reason or ""
+        return out
 
     def _quarantine(self, model_id: int, reason: str) -> None:
         self.store.set_model(model_id, "program", "quarantined", reason)

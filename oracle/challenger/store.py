@@ -236,3 +236,16 @@ class Store:
     def models(self) -> dict[tuple[int, str], tuple[str, str | None]]:
         """(model id, aspect) -> (status, reason)."""
         return {(r[0], r[1]): (r[2], r[3]) for r in self._rows("SELECT model_id, aspect, status, reason FROM models")}
+
+    def quarantined_since(self) -> dict[int, tuple[float, str | None]]:
+        """Models whose program is quarantined -> (since when, why)."""
+        return {r[0]: (r[1], r[2]) for r in self._rows(
+            "SELECT model_id, updated_at, reason FROM models WHERE aspect='program' AND status='quarantined'")}
+
+    def release(self, model_id: int, open_after: int) -> int:
+        """Ends a model's quarantine: its quarantined claims whose window ends after ``open_after`` are verified
+        again; returns how many."""
+        with self.tx() as c:
+            c.execute("DELETE FROM models WHERE model_id=? AND aspect='program'", (model_id,))
+            return c.execute("UPDATE claims SET state='pending', error=NULL WHERE model_id=? AND state='quarantined'"
+                             " AND deadline > ?", (model_id, open_after)).rowcount
