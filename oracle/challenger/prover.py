@@ -138,6 +138,7 @@ class Prover:
     def refused(self, claim: Claim, err: ContractRevert) -> None:
         """The chain would revert our challenge: why, and what that means for the claim."""
         if err.name == "ResultIsCorrect":
+            log.error("local_reexecution_disagrees_with_chain", request_id=hex(claim.request_id))
             self.alarm(claim, "chain_disagrees", "the chain's re-execution agrees with the claim; not challenged",
                        ClaimState.CORRECT)
             return

@@ -18,6 +18,8 @@ from oracle.chain.deploy import Deployment
 from oracle.chain.tx import Signer
 from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.metrics import ChallengerMetrics
+from oracle.challenger.sandbox import SandboxLimits
+from oracle.challenger.sender import GWEI, FeePolicy
 from oracle.challenger.store import Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.errors import ConfigError
@@ -68,6 +70,12 @@ def run(
     confirmations: Annotated[int, typer.Option(help="Blocks to trail the head by.")] = 0,
     poll: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
     metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port (0: off).")] = 0,
+    sandbox_timeout: Annotated[float, typer.Option(help="Seconds one re-execution batch may take.")] = 10.0,
+    sandbox_memory_mb: Annotated[int, typer.Option(help="Address-space limit of each sandbox child.")] = 2048,
+    quarantine_seconds: Annotated[float, typer.Option(help="How long a model over the limits is left alone.")] = (
+        3600.0),
+    max_fee_gwei: Annotated[int, typer.Option(help="Cap on a challenge's maxFeePerGas.")] = 500,
+    stuck_after: Annotated[float, typer.Option(help="Seconds before a pooled challenge is re-priced.")] = 12.0,
 ) -> None:
     """Watch every attested result, re-execute EXACT ones, challenge the wrong ones."""
     try:
@@ -80,9 +88,11 @@ def run(
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
     models = ModelStore(model_dir, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
-    daemon = Challenger(client, Store(db), ClaimVerifier(client, models), signer,
-                        ChallengerConfig(confirmations=confirmations, poll_interval=poll, start_block=start),
-                        metrics)
+    limits = SandboxLimits(timeout=sandbox_timeout, memory_bytes=sandbox_memory_mb * 2**20)
+    config = ChallengerConfig(confirmations=confirmations, poll_interval=poll, start_block=start,
+                              quarantine_seconds=quarantine_seconds,
+                              fees=FeePolicy(max_fee=max_fee_gwei * GWEI, stuck_after=stuck_after))
+    daemon = Challenger(client, Store(db), ClaimVerifier(client, models, limits), signer, config, metrics)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop())
     daemon.run()  # closes its sandbox children on the way out
