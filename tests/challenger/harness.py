@@ -132,6 +132,7 @@ def proven_on_chain(env: Env, request_id: int) -> list[dict[str, Any]]:
     for e in env.client.contract.events.FraudProven().get_logs(from_block=env.deployment.block,
                                                                argument_filters={"requestId": request_id}):
         out.append({"tx": Web3.to_hex(e["transactionHash"]), "block": e["blockNumber"],
+                    "block_hash": Web3.to_hex(e["blockHash"]),
                     "challenger": e["args"]["challenger"],
                     "timestamp": int(env.w3.eth.get_block(e["blockNumber"])["timestamp"])})
     return out

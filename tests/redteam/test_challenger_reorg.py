@@ -66,8 +66,10 @@ def test_reorg_dropping_only_the_proof_is_proven_again(env: Env, tmp_path: Path)
         assert env.client.status_of(wrong).name in ("SUBMITTED", "FRAUD_PROVEN")  # the daemon may be quick
         reorg_time = int(env.w3.eth.get_block("latest")["timestamp"])
 
-        again = wait_for(lambda: [e for e in proven_on_chain(env, wrong) if e["tx"] != first.tx_hash], 30,
-                         "the wrong result proven again after the reorg")
+        # Proven again: a proof in a block of the new branch (re-broadcasting the same signed bytes is a
+        # legitimate re-send, so the transaction hash may be the same).
+        again = wait_for(lambda: [e for e in proven_on_chain(env, wrong) if e["block_hash"] != event["block_hash"]],
+                         30, "the wrong result proven again after the reorg")
         assert env.client.status_of(wrong).name == "FRAUD_PROVEN"
         submitted_at = env.client.get_request(wrong).submitted_at
         assert again[0]["timestamp"] < submitted_at + WINDOW, "proven only after the window closed"
@@ -101,11 +103,12 @@ def test_deep_reorg_rolls_back_to_the_fork_point_only(env: Env, tmp_path: Path) 
             env.rpc("evm_mine")
         wait_for(lambda: (daemon.challenger.store.cursor() or (0, ""))[0] >= env.w3.eth.block_number, 10,
                  "the daemon follows the head")
+        (event,) = proven_on_chain(env, wrong)
         head = env.w3.eth.block_number
         env.rpc("anvil_reorg", head - first.tx_block + 1, [])
         wait_for(lambda: daemon.challenger.metrics.reorgs._value.get() >= 1, 10,  # type: ignore[attr-defined]
                  "the reorg detected by block hash")
-        wait_for(lambda: [e for e in proven_on_chain(env, wrong) if e["tx"] != first.tx_hash], 30,
+        wait_for(lambda: [e for e in proven_on_chain(env, wrong) if e["block_hash"] != event["block_hash"]], 30,
                  "the wrong result proven again")
         assert state_of(daemon, honest) is ClaimState.CORRECT
         fork = daemon.challenger.store.recent_blocks()
