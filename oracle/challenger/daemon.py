@@ -195,8 +195,9 @@ class Challenger:
 
     # ------------------------------------------------------------------ processing
     def process(self) -> None:
-        now = self._now()
-        self.prover.track(now)
+        latest = self.w3.eth.get_block("latest")
+        now = int(latest["timestamp"])
+        self.prover.track(now, int(latest["number"]))
         self.prover.recheck(now, force=self._reorged)
         self._reorged = False
         self.verify_pending(now)

@@ -54,6 +54,7 @@ class Prover:
         self.recheck_interval = recheck_interval
         self.retry_unprovable = retry_unprovable
         self._last_retry = 0.0
+        self._tracked = (-1, 0.0)  # (head, when) of the last look at challenges in flight
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="challenge-sim")
         self._last_recheck = 0.0
 
@@ -173,7 +174,12 @@ class Prover:
         return int(ours[-1]["blockNumber"]) if ours else None
 
     # ------------------------------------------------------------------ in flight
-    def track(self, now: int) -> None:
+    def track(self, now: int, head: int | None = None) -> None:
+        """Looks at every challenge in flight; with ``head``, only when a block arrived since the last look or
+        a second has passed (a pool can drop a transaction between blocks)."""
+        if head is not None and head == self._tracked[0] and time.monotonic() - self._tracked[1] < 1.0:
+            return
+        self._tracked = (head if head is not None else -1, time.monotonic())
         flying = self.store.claims([ClaimState.CHALLENGING], orphaned=True)
         self.metrics.in_flight.set(len(flying))
         for claim in flying:

@@ -67,10 +67,11 @@ class ChallengeSender:
         self.next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
 
     def _base_fee(self) -> int:
-        """The latest base fee, read at most once a second (a burst of challenges shares one read)."""
+        """The next block's base fee, read at most once a second (a burst of challenges shares one read;
+        a send refused for its fee forgets it)."""
         now = time.monotonic()
         if now - self._base[0] > 1.0:
-            self._base = (now, int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0))
+            self._base = (now, int(self.w3.eth.get_block("pending").get("baseFeePerGas", 0) or 0))
         return self._base[1]
 
     def _fees(self, floor: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -95,11 +96,18 @@ class ChallengeSender:
             try:
                 self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except Exception as exc:  # noqa: BLE001 - a re-broadcast of the same bytes is fine
+                if "fee" in _message(exc):
+                    self._base = (-1e9, 0)
                 if "already" not in _message(exc):
                     raise
             tx_hash = signed.hash.to_0x_hex()
         else:
-            tx_hash = Web3.to_hex(fn.transact(params))  # type: ignore[arg-type]
+            try:
+                tx_hash = Web3.to_hex(fn.transact(params))  # type: ignore[arg-type]
+            except Exception as exc:
+                if "fee" in _message(exc):
+                    self._base = (-1e9, 0)  # priced on a stale base fee: read it again next time
+                raise
         self._sent_at[tx_hash] = time.monotonic()
         return tx_hash
 

@@ -168,3 +168,44 @@ def test_challenge_priced_out_by_a_fee_spike_is_resent_with_higher_fees(env: Env
             assert not daemon.died and daemon.alive
         finally:
             daemon.stop()
+            # anvil keeps its fee state across evm_revert: bring the base fee back down for the next tests
+            with miner.lock:
+                env.rpc("anvil_setNextBlockBaseFeePerGas", hex(GWEI))
+                env.rpc("evm_mine")
+
+
+def test_challenge_stuck_in_the_pool_is_replaced_on_its_nonce_with_higher_fees(env: Env, tmp_path: Path) -> None:
+    """No block includes the challenge for a while (congestion, a censoring producer): it stays pooled; after
+    ``stuck_after`` seconds the daemon replaces it on the same nonce with both fees 25 % higher, and it keeps
+    serving other claims meanwhile."""
+    wrong = answer(env, 0)
+    other = answer(env, 1, wrong=False)
+    config = ChallengerConfig(poll_interval=0.1, recheck_interval=0.3, fees=FeePolicy(stuck_after=3.0))
+    daemon = Daemon(make_challenger(env, tmp_path, config))
+    env.rpc("evm_setAutomine", False)  # and no block at all until the replacement is in the pool
+    try:
+        daemon.start()
+        first = wait_for(lambda: (c := daemon.claim(wrong)) and c.state is ClaimState.CHALLENGING and c, 30,
+                         "the first challenge sent")
+        assert first.tx_hash and first.nonce is not None
+        old = env.w3.eth.get_transaction(first.tx_hash)  # type: ignore[arg-type]
+        wait_for(lambda: state_of(daemon, other) is ClaimState.CORRECT, 10, "other claims go on meanwhile")
+        replaced = wait_for(lambda: (c := daemon.claim(wrong)) and c.tx_hash != first.tx_hash and c, 15,
+                            "the stuck challenge replaced")
+        new = env.w3.eth.get_transaction(replaced.tx_hash)  # type: ignore[arg-type]
+        assert new["nonce"] == old["nonce"] == first.nonce
+        assert new["maxFeePerGas"] > old["maxFeePerGas"] and new["maxPriorityFeePerGas"] > old["maxPriorityFeePerGas"]
+        assert daemon.challenger.metrics.challenges_resent.labels(reason="stuck")._value.get() >= 1  # type: ignore[attr-defined]
+    finally:
+        env.rpc("evm_setAutomine", True)
+    try:
+        env.rpc("evm_mine")
+        wait_for(lambda: env.client.status_of(wrong).name == "FRAUD_PROVEN", 30, "proven once blocks come")
+        event = assert_proven_in_time(env, wrong)
+        proof = env.w3.eth.get_transaction(event["tx"])  # type: ignore[arg-type]
+        assert proof["nonce"] == first.nonce and event["tx"] != first.tx_hash
+        assert not mined(env, first.tx_hash)
+        wait_for(lambda: state_of(daemon, wrong) is ClaimState.PROVEN, 10, "the store says proven")
+        assert not daemon.died and daemon.alive
+    finally:
+        daemon.stop()
