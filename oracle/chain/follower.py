@@ -89,9 +89,10 @@ class Follower:
         h = self.header(start - 1) if start > 0 else None
         return (start - 1, _hex(h["hash"])) if h is not None else (-1, ZERO_HASH)
 
-    def step(self, fetch: Callable[[int, int], Sequence[Event]]) -> Range | Fork | None:
-        """One range of new events, a fork point to roll back to, or None (caught up, or nothing safe to read)."""
-        head = int(self.w3.eth.block_number)
+    def step(self, fetch: Callable[[int, int], Sequence[Event]], head: int | None = None) -> Range | Fork | None:
+        """One range of new events, a fork point to roll back to, or None (caught up, or nothing safe to read).
+        ``head``: the chain head if the caller already knows it (e.g. from its own failover RPC)."""
+        head = int(self.w3.eth.block_number) if head is None else head
         safe = head - self.confirmations
         cur = self.blocks.cursor() or self.initial_cursor(head)
         number, chash = cur
