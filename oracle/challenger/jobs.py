@@ -50,18 +50,27 @@ def run_reference(commitment: bytes, inputs: list[bytes]) -> list[bytes | str]:
 
 
 def bind_onnx(model: Any, cache_dir: str, max_model_bytes: int, max_tensor_bytes: int) -> str:
-    """Fetches and validates the model's ONNX file and compiles it: "bound" when it compiles to exactly the
-    committed program, else raises with the mismatch."""
-    from oracle.profile.compiler import compile_onnx
-    from oracle.profile.program import encode
+    """Fetches the model's ONNX file (keccak256 checked) and runs the model store's checks on it, then binds
+    it to the committed program (loaded by :func:`load_program`): "bound", or raises saying why not."""
     from oracle.worker.models import ModelStore
 
-    info = ModelStore(Path(cache_dir), max_model_bytes=max_model_bytes, max_tensor_bytes=max_tensor_bytes).get(model)
+    store = ModelStore(Path(cache_dir), max_model_bytes=max_model_bytes, max_tensor_bytes=max_tensor_bytes)
+    data = store._fetch(model)  # the store's fetch and validation, without any binding step of its own
+    store._validate(model, data)
     committed = _programs.get(model.program_commitment)
     if committed is None:
         raise ValueError("the committed program is not loaded")
-    compiled = encode(compile_onnx(info.path.read_bytes(), committed.input_width, committed.output_width))
-    if keccak(compiled) != model.program_commitment:
-        raise ValueError(f"the ONNX file compiles to commitment 0x{keccak(compiled).hex()}, not the registered "
-                         f"0x{model.program_commitment.hex()}")
+    bind(data, committed, model.program_commitment)
     return "bound"
+
+
+def bind(onnx_bytes: bytes, program: Program, program_commitment: bytes) -> None:
+    """The file compiles to exactly the committed program, or raises naming the mismatch. The one place the
+    challenger relates a file to a program (a project-wide binding check, e.g. ``bind_exact``, goes here)."""
+    from oracle.profile.compiler import compile_onnx
+    from oracle.profile.program import encode
+
+    compiled = encode(compile_onnx(onnx_bytes, program.input_width, program.output_width))
+    if keccak(compiled) != program_commitment:
+        raise ValueError(f"the ONNX file compiles to commitment 0x{keccak(compiled).hex()}, not the registered "
+                         f"0x{program_commitment.hex()}")

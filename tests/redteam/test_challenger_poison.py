@@ -44,8 +44,12 @@ N = 1 << 20  # 2**20 int64 = 8 MiB per constant; folded [N, 1] + [1, N] is 2**40
 
 
 def poisoned_onnx() -> bytes:
+    """y = x + argmax(argmax(A + B)): every node reaches the output, and A + B folds to [N, N] int64."""
     g = helper.make_graph(
-        [helper.make_node("Add", ["A", "B"], ["C"]), helper.make_node("Identity", ["x"], ["y"])],
+        [helper.make_node("Add", ["A", "B"], ["C"]),
+         helper.make_node("ArgMax", ["C"], ["D"], axis=0, keepdims=1),
+         helper.make_node("ArgMax", ["D"], ["E"], axis=1, keepdims=1),
+         helper.make_node("Add", ["x", "E"], ["y"])],
         "bomb",
         [helper.make_tensor_value_info("x", TensorProto.INT64, [1, 1])],
         [helper.make_tensor_value_info("y", TensorProto.INT64, [1, 1])],
