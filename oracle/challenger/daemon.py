@@ -91,9 +91,11 @@ class Challenger:
     def warm_up(self) -> None:
         """Reads and loads every registered EXACT program before the first claim arrives. A program that
         fails is quarantined; nothing here can stop the daemon."""
+        quarantined = self._quarantined(self._now())
+        self._count_quarantined()
         for model_id in range(1, self.client.model_count() + 1):
             model = self._model(model_id)
-            if model.mode is not Mode.EXACT or model.retired or model_id in self._quarantined(self._now()):
+            if model.mode is not Mode.EXACT or model.retired or model_id in quarantined:
                 continue
             try:
                 self.verifier.warm(model)
@@ -124,9 +126,9 @@ class Challenger:
         self._stop.set()
 
     def cleanup(self) -> None:
+        self.close()  # kills an audit in progress instead of waiting for it
         if self._auditor is not None:
             self._auditor.join(timeout=5)
-        self.close()
         log.info("challenger_stopped", counts=self.store.counts())
 
     def close(self) -> None:
@@ -274,8 +276,12 @@ class Challenger:
 
     def _quarantine(self, model_id: int, reason: str) -> None:
         self.store.set_model(model_id, "program", "quarantined", reason)
-        self.metrics.quarantined_models.set(len(self._quarantined()))
+        self._count_quarantined()
         log.error("model_quarantined", model_id=model_id, aspect="program", reason=reason)
+
+    def _count_quarantined(self) -> None:
+        self.metrics.quarantined_models.set(len({m for (m, _), (status, _) in self.store.models().items()
+                                                 if status == "quarantined"}))
 
     def _audit_loop(self) -> None:
         """Checks each EXACT model's ONNX file against its committed program, in the audit child."""
@@ -301,10 +307,11 @@ class Challenger:
             reason = str(exc)
         except OracleError as exc:
             status, reason = "unbound", str(exc)
+        if self._stop.is_set():
+            return  # stopping (the child may have been killed under the audit): not a verdict on the file
         self.store.set_model(model.model_id, "onnx", status, reason)
         if status != "bound":
             self.metrics.alarms.labels(kind=f"onnx_{status}").inc()
-            if status == "quarantined":
-                self.metrics.quarantined_models.inc()
+            self._count_quarantined()
             log.error("model_quarantined" if status == "quarantined" else "model_unbound", model_id=model.model_id,
                       aspect="onnx", reason=reason)

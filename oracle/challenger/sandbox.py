@@ -105,7 +105,13 @@ class Sandbox:
         self._proc, self._conn = None, None
 
     def close(self) -> None:
-        with self._lock:
+        """Stops the child; one busy with a call (in another thread) is killed rather than waited for."""
+        if not self._lock.acquire(timeout=1.0):
+            proc = self._proc
+            if proc is not None and proc.is_alive():
+                proc.kill()  # the call in progress fails with "crash"
+            self._lock.acquire()
+        try:
             if self._conn is not None:
                 try:
                     self._conn.send(("stop", ()))
@@ -114,6 +120,8 @@ class Sandbox:
             if self._proc is not None:
                 self._proc.join(timeout=2)
             self._kill()
+        finally:
+            self._lock.release()
 
 
 def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in the child
