@@ -101,9 +101,22 @@ class Challenger:
                 self.verifier.warm(model)
             except (SandboxFailure, OracleError) as exc:
                 self._quarantine(model_id, str(exc))
+            except Exception as exc:  # noqa: BLE001 - an RPC fault: the program is loaded at its first claim
+                log.warning("warm_up_failed", model_id=model_id, error=str(exc))
 
     def run(self) -> None:
-        self.setup()
+        backoff = self.config.poll_interval
+        while not self._stop.is_set():
+            try:
+                self.setup()
+                break
+            except Exception as exc:  # noqa: BLE001 - e.g. the RPC endpoint is not up yet: never exit on it
+                log.warning("challenger_setup_failed", error=str(exc), retry_in=backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        if self._stop.is_set():
+            self.cleanup()
+            return
         if self.config.audit_models:
             self._auditor = threading.Thread(target=self._audit_loop, name="challenger-audit", daemon=True)
             self._auditor.start()

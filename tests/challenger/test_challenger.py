@@ -168,3 +168,34 @@ def test_window_already_closed_is_recorded_as_missed(env: Env, tmp_path: Path, o
     ch = make_challenger(env, tmp_path, opened)
     run_once(ch)
     assert [c.state for c in ch.store.claims()] == [ClaimState.MISSED]
+
+
+def test_daemon_waits_for_an_unreachable_rpc_instead_of_exiting(tmp_path: Path) -> None:
+    import socket
+    import threading
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 1}))
+    client = OracleClient(w3, "0x" + "11" * 20)
+    models = ModelStore(tmp_path / "models", max_model_bytes=10_000_000, max_tensor_bytes=10_000_000)
+    ch = Challenger(client, Store(tmp_path / "c.db"), ClaimVerifier(client, models), "0x" + "22" * 20,
+                    ChallengerConfig(poll_interval=0.05))
+    died: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            ch.run()
+        except BaseException as exc:  # noqa: BLE001
+            died.append(exc)
+
+    t = threading.Thread(target=main, daemon=True)
+    t.start()
+    time.sleep(1.5)
+    assert t.is_alive() and not died  # still retrying its set-up
+    ch.stop()
+    t.join(timeout=10)
+    assert not t.is_alive() and not died
+    ch.store.close()
