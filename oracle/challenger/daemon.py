@@ -83,7 +83,8 @@ class Challenger:
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
         self._window = self.client.parameters()["challenge_window"]
-        self.sender.sync()
+        held = [c.nonce for c in self.store.claims([ClaimState.CHALLENGING], orphaned=True) if c.nonce is not None]
+        self.sender.sync(floor=max(held, default=-1) + 1)
         self.warm_up()
         log.info("challenger_started", address=self.address, oracle=self.client.address,
                  cursor=self.store.cursor(), window=self._window, quarantined=self._quarantined())

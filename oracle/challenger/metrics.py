@@ -26,6 +26,9 @@ class ChallengerMetrics:
         self.challenges_won = Counter("challenger_challenges_won", "Challenges that proved fraud", registry=r)
         self.missed = Counter("challenger_missed", "Wrong results whose window closed before we acted", registry=r)
         self.alarms = Counter("challenger_alarms", "Conditions that need an operator", ["kind"], registry=r)
+        self.nonce_gaps_filled = Counter("challenger_nonce_gaps_filled",
+                                         "No-op transactions sent so later challenges are not stuck behind a gap",
+                                         registry=r)
         self.reorgs = Counter("challenger_reorgs", "Reorgs rolled back to their fork point", registry=r)
         self.errors = Counter("challenger_errors", "Errors while polling or verifying", ["kind"], registry=r)
         self.verify_seconds = Histogram("challenger_verify_seconds", "Time to re-execute one batch of claims",

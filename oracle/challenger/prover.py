@@ -187,6 +187,10 @@ class Prover:
                 self._track(claim, now)
             except OracleError as exc:
                 log.warning("challenge_tracking_failed", request_id=hex(claim.request_id), error=str(exc))
+        if flying:
+            held = {c.nonce for c in self.store.claims([ClaimState.CHALLENGING], orphaned=True) if c.nonce is not None}
+            if self.sender.fill_gap(held) is not None:
+                self.metrics.nonce_gaps_filled.inc()
 
     def _track(self, claim: Claim, now: int) -> None:
         if not claim.tx_hash:
@@ -226,7 +230,6 @@ class Prover:
         except SendError as exc:
             log.warning("challenge_resend_failed", request_id=hex(claim.request_id), error=str(exc))
             if "nonce too low" in str(exc):
-                self.sender.sync()
                 self.store.set_state(claim.request_id, ClaimState.WRONG, error="nonce used; sending anew")
             return
         self.metrics.challenges_resent.labels(reason=reason).inc()

@@ -62,9 +62,42 @@ class ChallengeSender:
         self._chain_id: int | None = None
         self._base = (-1e9, 0)
 
-    def sync(self) -> None:
-        """Takes the nonce from the node (its pool included); after a restart, a drop or a reorg."""
-        self.next_nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
+    def _pending_count(self) -> int:
+        """The node's next nonce for us: mined transactions plus the pooled ones without a gap before them."""
+        return int(self.w3.eth.get_transaction_count(self.address, "pending"))
+
+    def sync(self, floor: int = 0) -> None:
+        """Takes the nonce from the node (at start-up); ``floor``: one past the highest nonce still ours in
+        flight, so a gap in the pool never hands out a nonce a pooled challenge holds."""
+        self.next_nonce = max(self._pending_count(), floor)
+
+    def fill_gap(self, held: set[int]) -> int | None:
+        """Our later transactions cannot mine while a nonce before them is missing from the pool. If no
+        challenge in flight holds that nonce (its claim was settled after its transaction was dropped), a
+        no-op transfer to ourselves fills it; returns the nonce filled."""
+        if self.next_nonce is None:
+            return None
+        gap = self._pending_count()
+        if gap >= self.next_nonce or gap in held:
+            return None  # no gap, or the challenge holding it is re-sent by its tracker
+        params: dict[str, Any] = {"from": self.address, "to": self.address, "value": 0, "gas": 21_000,
+                                  "nonce": gap}
+        max_fee, priority = self._fees()
+        params.update(maxFeePerGas=max_fee, maxPriorityFeePerGas=priority)
+        with self._lock:
+            try:
+                if isinstance(self.signer, LocalAccount):
+                    if self._chain_id is None:
+                        self._chain_id = int(self.w3.eth.chain_id)
+                    signed = self.signer.sign_transaction({**params, "chainId": self._chain_id, "type": 2})
+                    self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                else:
+                    self.w3.eth.send_transaction(params)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - e.g. the node's pool view was stale: try next round
+                log.warning("nonce_gap_fill_failed", nonce=gap, error=_message(exc))
+                return None
+        log.warning("nonce_gap_filled", nonce=gap, next_nonce=self.next_nonce)
+        return gap
 
     def _base_fee(self) -> int:
         """The next block's base fee, read at most once a second (a burst of challenges shares one read;
@@ -124,9 +157,7 @@ class ChallengeSender:
                 except Exception as exc:  # noqa: BLE001 - classified below
                     msg = _message(exc)
                     if attempt < 2 and ("nonce too low" in msg or "underpriced" in msg or "already" in msg):
-                        self.sync()
-                        if self.next_nonce is not None and self.next_nonce <= nonce:
-                            self.next_nonce = nonce + 1
+                        self.next_nonce = max(self._pending_count(), nonce + 1)  # never back below ours
                         continue
                     raise SendError(msg) from exc
                 self.next_nonce = nonce + 1
