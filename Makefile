@@ -23,6 +23,7 @@ help:
 	@echo "make test    run the whole test suite"
 	@echo "make bench   run the benchmarks, write bench/results.json"
 	@echo "make build   compile contracts/ into oracle/artifacts/"
+	@echo "tools/ape    ape with the offline config (e.g. tools/ape compile, tools/ape run deploy)"
 
 node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --no-save
@@ -62,4 +63,4 @@ slither: setup
 	$(PY) tools/run_slither.py
 
 clean:
-	rm -rf var .pytest_cache .hypothesis
+	rm -rf var .build contracts/.cache .pytest_cache .hypothesis

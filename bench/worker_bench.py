@@ -37,7 +37,7 @@ def run() -> dict[str, float]:
     from oracle.chain.types import Mode, ModelSpec
     from oracle.settings import NodeSettings
     from oracle.worker.node import Node
-    from tests.worker.conftest import dev_account, int_input, int_model, placeholder_program
+    from tests.worker.conftest import compiled_program, dev_account, int_input, int_model
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     with Devnet() as dev, tempfile.TemporaryDirectory() as tmpd:
@@ -49,7 +49,8 @@ def run() -> dict[str, float]:
         client = OracleClient(w3, dep.oracle)
         data = int_model().SerializeToString()
         (tmp / "m.onnx").write_bytes(data)
-        program = placeholder_program(8, 16)
+        program = compiled_program(data, 8, 16)
+        assert program is not None
         mid = client.register_model(acc[0], ModelSpec(keccak(data), 10**15, 4 * 10**15, 8, 16, Mode.EXACT,
                                                       (tmp / "m.onnx").as_uri(), keccak(program)), program)
         op = dev_account(5)

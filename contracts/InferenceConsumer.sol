@@ -13,8 +13,12 @@ abstract contract InferenceConsumer is IInferenceConsumer {
     /// @notice The oracle this consumer trusts.
     IInferenceOracle public immutable ORACLE;
 
-    /// @notice A result was delivered by someone other than the oracle.
+    /// @notice A result (or ETH) was delivered by someone other than the oracle.
     error OnlyOracle(address caller);
+    /// @notice The request is neither expired nor refunded: its fee is not owed back.
+    error FeeNotRefundable(uint256 requestId, IInferenceOracle.Status status);
+    /// @notice Paying a reclaimed fee to its recipient failed.
+    error FeeTransferFailed(address to, uint256 amount);
 
     constructor(IInferenceOracle oracle) {
         ORACLE = oracle;
@@ -37,6 +41,27 @@ abstract contract InferenceConsumer is IInferenceConsumer {
     /// @notice Withdraws this contract's oracle credits (refunds of expired requests) to `to`.
     function _withdrawOracleCredits(address payable to) internal {
         ORACLE.withdraw(to);
+    }
+
+    /// @notice Pays the fee of `requestId` (a request of model `modelId` that expired unanswered) to `to`,
+    /// the person who paid for it. The oracle refunds an expired request's fee to its requester, this
+    /// contract; this refunds it (if nobody has yet), pulls this contract's credits in, and forwards the
+    /// model's fee. The caller must make sure each request is reclaimed once (e.g. delete its record first).
+    /// @dev Credits are pooled: every credit this contract holds is a refunded fee owed to someone, and a
+    /// model's fee never changes (model versions are immutable), so each reclaim pays exactly what was paid.
+    function _reclaimFee(uint256 requestId, uint32 modelId, address payable to) internal returns (uint256 fee) {
+        IInferenceOracle.Status status = ORACLE.statusOf(requestId);
+        if (status == IInferenceOracle.Status.Expired) ORACLE.refund(requestId);
+        else if (status != IInferenceOracle.Status.Refunded) revert FeeNotRefundable(requestId, status);
+        if (ORACLE.creditsOf(address(this)) != 0) ORACLE.withdraw(payable(address(this)));
+        fee = ORACLE.getModel(modelId).fee;
+        (bool ok,) = to.call{value: fee}("");
+        if (!ok) revert FeeTransferFailed(to, fee);
+    }
+
+    /// @notice Accepts only the oracle's credit withdrawals (see `_reclaimFee`).
+    receive() external payable virtual {
+        if (msg.sender != address(ORACLE)) revert OnlyOracle(msg.sender);
     }
 
     /// @notice Called with the final output of a request this contract made.

@@ -176,12 +176,17 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     {
         if (requestIds.length != outputs.length) revert LengthMismatch();
         for (uint256 i; i < requestIds.length; ++i) {
-            Result memory result = _results[requestIds[i]];
+            uint256 id = requestIds[i];
+            Result memory result = _results[id];
+            // Skipped, so one bad item cannot sink the batch: no result, already settled (finalized, or fraud
+            // proven), window still open, or an output that is not the attested one (`OutputMismatch` in
+            // `finalize`). Only a callback given too little gas still reverts, as in `finalize`.
             if (
                 result.submittedAt == 0 || result.flags & FLAG_FINALIZED != 0
                     || block.timestamp < result.submittedAt + CHALLENGE_WINDOW
+                    || keccak256(outputs[i]) != _outputHash[id]
             ) continue;
-            _finalize(requestIds[i], outputs[i], result);
+            _finalize(id, outputs[i], result);
             ++finalized;
         }
     }

@@ -76,6 +76,13 @@ class NodeSettings(BaseSettings):
     fetch_timeout: float = Field(30.0, gt=0, description="Seconds to download a model file.")
     model_ids: list[int] | None = Field(None, description="Model ids to serve (default: all).")
 
+    # --- risk (what the node is willing to lock and serve)
+    max_bond_wei: int | None = Field(10**18, ge=0,
+                                     description="Largest bond (wei) the node locks for one request; requests "
+                                                 "for models with a larger bond are skipped ('none': no limit).")
+    deny_model_ids: list[int] = Field(default_factory=list,
+                                      description="Model ids never to serve, whatever model_ids says.")
+
     # --- inference
     inference_timeout: float = Field(10.0, gt=0, description="Wall-time limit per inference batch (s).")
     inference_memory_mb: int = Field(2048, ge=256, description="Address-space limit of the inference child.")
@@ -115,6 +122,13 @@ class NodeSettings(BaseSettings):
     def _need_rpc(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("at least one RPC url is needed (ORACLE_RPC_URLS)")
+        return v
+
+    @field_validator("max_bond_wei", mode="before")
+    @classmethod
+    def _no_bond_limit(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("", "none", "null", "unlimited"):
+            return None  # the environment and TOML have no null: ORACLE_MAX_BOND_WEI=none lifts the limit
         return v
 
     @field_validator("admin_key")

@@ -30,7 +30,10 @@ SETTINGS = {
 
 
 def source_files() -> list[Path]:
-    return sorted(p for p in CONTRACTS.rglob("*.sol"))
+    # Hidden folders (ape's dependency copies in contracts/.cache) are not the project's sources.
+    return sorted(
+        p for p in CONTRACTS.rglob("*.sol") if not any(part.startswith(".") for part in p.relative_to(CONTRACTS).parts)
+    )
 
 
 def sources_digest() -> str:

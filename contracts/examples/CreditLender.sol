@@ -33,10 +33,12 @@ contract CreditLender is InferenceConsumer {
     event LoanDeclined(uint256 indexed requestId, address indexed applicant, uint256 amount, bool poolTooSmall);
     event LoanClaimed(address indexed applicant, uint256 amount);
     event PoolFunded(address indexed from, uint256 amount);
+    event FeeReclaimed(uint256 indexed requestId, address indexed applicant, uint256 fee);
 
     error LoanTooLarge(uint256 amount, uint256 maximum);
     error NothingApproved(address applicant);
     error TransferFailed();
+    error NotYourApplication(uint256 requestId, address caller);
 
     constructor(IInferenceOracle oracle, uint32 modelId, uint256 maxLoan) InferenceConsumer(oracle) {
         MODEL_ID = modelId;
@@ -66,6 +68,14 @@ contract CreditLender is InferenceConsumer {
         emit LoanClaimed(msg.sender, amount);
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed();
+    }
+
+    /// @notice Returns the fee of your application if the oracle did not answer it before its deadline.
+    function reclaimFee(uint256 requestId) external {
+        if (applications[requestId].applicant != msg.sender) revert NotYourApplication(requestId, msg.sender);
+        delete applications[requestId];
+        uint256 fee = _reclaimFee(requestId, MODEL_ID, payable(msg.sender));
+        emit FeeReclaimed(requestId, msg.sender, fee);
     }
 
     function _onInferenceResult(uint256 requestId, bytes calldata output) internal override {

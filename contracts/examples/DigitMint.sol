@@ -34,8 +34,13 @@ contract DigitMint is ERC721, InferenceConsumer {
     /// @notice Emitted when the model recognises another digit; no token.
     event DigitRejected(uint256 indexed requestId, address indexed minter, uint8 claimed, int256 recognised);
 
+    /// @notice Emitted when a minter takes back the fee of a request the oracle never answered.
+    event FeeReclaimed(uint256 indexed requestId, address indexed minter, uint256 fee);
+
     /// @notice Digits are 0..9.
     error NotADigit(uint8 digit);
+    /// @notice Only the minter of an unanswered request can take its fee back, once.
+    error NotYourRequest(uint256 requestId, address caller);
 
     constructor(IInferenceOracle oracle, uint32 modelId, uint256 outputWidth)
         ERC721("Recognised Digits", "DIGIT")
@@ -51,6 +56,14 @@ contract DigitMint is ERC721, InferenceConsumer {
         requestId = _requestInference(MODEL_ID, pixels, CALLBACK_GAS, msg.value);
         claims[requestId] = Claim({minter: msg.sender, digit: digit});
         emit MintRequested(requestId, msg.sender, digit);
+    }
+
+    /// @notice Returns the fee of your request if the oracle did not answer it before its deadline.
+    function reclaimFee(uint256 requestId) external {
+        if (claims[requestId].minter != msg.sender) revert NotYourRequest(requestId, msg.sender);
+        delete claims[requestId];
+        uint256 fee = _reclaimFee(requestId, MODEL_ID, payable(msg.sender));
+        emit FeeReclaimed(requestId, msg.sender, fee);
     }
 
     function _onInferenceResult(uint256 requestId, bytes calldata output) internal override {

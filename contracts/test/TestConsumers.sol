@@ -19,7 +19,7 @@ abstract contract TestConsumerBase is InferenceConsumer {
         _withdrawOracleCredits(to);
     }
 
-    receive() external payable {}
+    receive() external payable override {}
 }
 
 /// @notice Does nothing: measures the oracle's own overhead.

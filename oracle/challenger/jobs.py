@@ -4,9 +4,9 @@
   and keeps it, keyed by commitment, for the child's lifetime;
 - :func:`run_reference` re-executes claims with the reference interpreter: exactly what the Solidity
   verifier executes in a challenge, so its answer is the one the chain will accept;
-- :func:`bind_onnx` checks a model's ONNX file against its committed program (validation, compilation,
-  commitment). It is the one place the challenger loads a model file; a project-wide binding check can
-  replace its body.
+- :func:`bind_onnx` checks a model's ONNX file against its committed program: the model store's checks,
+  then the project's binding (:func:`oracle.profile.binding.bind_exact`). It is the one place the challenger
+  loads a model file.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from oracle.profile import reference
 from oracle.profile.program import Program, decode
 
 _programs: dict[bytes, Program] = {}
+_bytes: dict[bytes, bytes] = {}  # the chain's program bytes, by commitment
 
 
 def load_program(commitment: bytes, data: bytes) -> tuple[int, int]:
@@ -28,6 +29,7 @@ def load_program(commitment: bytes, data: bytes) -> tuple[int, int]:
         raise ValueError("program bytes do not match the commitment")
     program = decode(data)
     _programs[commitment] = program
+    _bytes[commitment] = data
     return program.input_width, program.output_width
 
 
@@ -55,22 +57,24 @@ def bind_onnx(model: Any, cache_dir: str, max_model_bytes: int, max_tensor_bytes
     from oracle.worker.models import ModelStore
 
     store = ModelStore(Path(cache_dir), max_model_bytes=max_model_bytes, max_tensor_bytes=max_tensor_bytes)
-    data = store._fetch(model)  # the store's fetch and validation, without any binding step of its own
+    data = store._fetch(model)  # the store's fetch and validation; the binding runs here, in this child
     store._validate(model, data)
-    committed = _programs.get(model.program_commitment)
-    if committed is None:
+    if model.program_commitment not in _programs:
         raise ValueError("the committed program is not loaded")
-    bind(data, committed, model.program_commitment)
+    bind(data, model)
     return "bound"
 
 
-def bind(onnx_bytes: bytes, program: Program, program_commitment: bytes) -> None:
-    """The file compiles to exactly the committed program, or raises naming the mismatch. The one place the
-    challenger relates a file to a program (a project-wide binding check, e.g. ``bind_exact``, goes here)."""
-    from oracle.profile.compiler import compile_onnx
-    from oracle.profile.program import encode
+def bind(onnx_bytes: bytes, model: Any) -> None:
+    """The project's binding (:func:`oracle.profile.binding.bind_exact`): the file compiles to exactly the
+    committed program and the chain's bytes, or it raises naming the mismatch. Running out of memory is the
+    sandbox's limit, not a verdict on the file: it goes up as ``MemoryError``."""
+    from oracle.profile.binding import BindingError, bind_exact
 
-    compiled = encode(compile_onnx(onnx_bytes, program.input_width, program.output_width))
-    if keccak(compiled) != program_commitment:
-        raise ValueError(f"the ONNX file compiles to commitment 0x{keccak(compiled).hex()}, not the registered "
-                         f"0x{program_commitment.hex()}")
+    try:
+        bind_exact(onnx_bytes, program_commitment=model.program_commitment, input_length=model.input_length,
+                   output_length=model.output_length, onchain_program=_bytes[model.program_commitment])
+    except BindingError as exc:
+        if isinstance(exc.__context__, MemoryError):
+            raise MemoryError(str(exc)) from exc
+        raise

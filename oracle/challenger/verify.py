@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_utils import keccak
-from web3 import Web3
 
 from oracle.chain.client import OracleClient
 from oracle.chain.types import Model
 from oracle.challenger.sandbox import Sandbox, SandboxFailure, SandboxLimits
 from oracle.errors import OracleError
+from oracle.profile.binding import read_onchain_program
 from oracle.worker.models import ModelStore
 
 
@@ -57,9 +57,7 @@ class ClaimVerifier:
         cached = self._programs.get(model.model_id)
         if cached is not None:
             return cached
-        w3: Web3 = self.client.w3
-        chunks = self.client.program_chunks(model.model_id)
-        data = b"".join(bytes(w3.eth.get_code(Web3.to_checksum_address(c)))[1:] for c in chunks)
+        data = read_onchain_program(self.client, model.model_id)
         if keccak(data) != model.program_commitment:
             raise ProgramMismatch(f"model {model.model_id}: on-chain program does not match its commitment")
         self._programs[model.model_id] = data

@@ -14,11 +14,15 @@ app.add_typer(chain_cmds.app, name="chain")
 
 
 @app.command()
-def demo(requests: int = 6, window: int = 6) -> None:
+def demo(
+    window: int = typer.Option(8, help="challenge window in seconds"),
+    cheats: int = typer.Option(3, help="requests sent while only the dishonest operator is up"),
+    honest: int = typer.Option(4, help="requests sent with the honest operator up"),
+) -> None:
     """Run the local devnet demo (same as `make demo`)."""
-    from oracle.demo import main as demo_main
+    from oracle.demo.story import main as demo_main
 
-    raise typer.Exit(demo_main(["--requests", str(requests), "--window", str(window)]))
+    raise typer.Exit(demo_main(["--window", str(window), "--cheats", str(cheats), "--honest", str(honest)]))
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ def deploy(
 @app.command()
 def register(
     onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
-    uri: Annotated[str, typer.Option(help="Where workers fetch the file (file://, https://).")],
+    uri: Annotated[str, typer.Option(help="Where workers fetch the file (file://, https://, cas://0x<keccak>).")],
     fee: Annotated[int, typer.Option(help="Fee in wei.")],
     input_length: Annotated[int, typer.Option(help="Canonical input bytes.")],
     output_length: Annotated[int, typer.Option(help="Canonical output bytes.")],
@@ -68,18 +68,30 @@ def register(
     program: Annotated[Path | None, typer.Option(help="EXACT: compiled program (`oracle model compile`).")] = None,
     unlocked: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Register a model version (EXACT when --program is given, else ATTESTED)."""
-    dep = Deployment.load(deployment)
-    client = OracleClient(Web3(Web3.HTTPProvider(rpc)), dep.oracle)
-    program_bytes = program.read_bytes() if program else None
-    spec = ModelSpec(onnx_hash=keccak(onnx_file.read_bytes()), fee=fee,
-                     bond=bond if bond is not None else dep.params.min_bond_ratio * fee,
-                     input_length=input_length, output_length=output_length,
-                     mode=Mode.EXACT if program_bytes else Mode.ATTESTED, uri=uri,
-                     program_commitment=keccak(program_bytes) if program_bytes else b"\x00" * 32)
+    """Register a model version (EXACT when --program is given, else ATTESTED).
+
+    Before sending anything it checks what workers check (oracle.cli.checks): the URI, a loadable single-input
+    single-output file with the registered lengths and, for EXACT, that the file compiles to exactly the
+    program being committed. A mismatched pair would make honest operators lose their bonds.
+    """
+    from oracle.cli.checks import check_model, one_line
+
     try:
+        data = onnx_file.read_bytes()
+        program_bytes = program.read_bytes() if program else None
+        check_model(onnx_file, data, input_length=input_length, output_length=output_length, uri=uri,
+                    program_file=program, program_bytes=program_bytes)
+        dep = Deployment.load(deployment)
+        client = OracleClient(Web3(Web3.HTTPProvider(rpc)), dep.oracle)
+        spec = ModelSpec(onnx_hash=keccak(data), fee=fee,
+                         bond=bond if bond is not None else dep.params.min_bond_ratio * fee,
+                         input_length=input_length, output_length=output_length,
+                         mode=Mode.EXACT if program_bytes else Mode.ATTESTED, uri=uri,
+                         program_commitment=keccak(program_bytes) if program_bytes else b"\x00" * 32)
         model_id = client.register_model(_signer(unlocked), spec, program_bytes)
-    except OracleError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback (RPC, file, revert, refusal)
+        typer.echo(f"error: {one_line(exc)}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(json.dumps({"model_id": model_id, "mode": spec.mode.name}))

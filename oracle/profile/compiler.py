@@ -2,8 +2,9 @@
 
 It validates the graph against ``docs/integer-profile.md`` (supported ops, int64 input and output,
 static shapes, integer constants, no external data), folds everything that is constant (Constant
-nodes, Cast of initializers, Clip bounds, Reshape targets, ops on constants only), drops ops that do
-not reach the output, numbers tensors canonically (input 0, constants in first-use order, then op
+nodes, Cast of initializers, Clip bounds, Reshape targets, ops on constants only), refuses nodes and
+initializers that do not reach the output (onnxruntime runs every node of a file, so the file must compute
+exactly what the program does), numbers tensors canonically (input 0, constants in first-use order, then op
 outputs in node order), picks the narrowest storage width for each constant, and finally runs the
 interval analysis. Every rejection is a :class:`ProfileError` naming the offending node.
 
@@ -215,7 +216,42 @@ class _GraphCompiler:
         for index, node in enumerate(self.graph.node):
             self._node(node, node.name or f"{node.op_type}#{index}({','.join(node.output)})")
         output_name = self._output()
+        self._refuse_dead(output_name)
         return self._emit(input_name, output_name)
+
+    def _refuse_dead(self, output_name: str) -> None:
+        """Refuse nodes and initializers that do not contribute to the output.
+
+        The program keeps only what reaches the output, but onnxruntime runs every node of the file: a dead
+        ``Div(x, -1)`` on int64 input never passes the interval analysis and still crashes onnxruntime on
+        ``INT64_MIN`` (SIGFPE). The file an operator runs must compute exactly what the program does.
+        """
+        producers = {out: k for k, node in enumerate(self.graph.node) for out in node.output if out}
+        live: set[int] = set()
+        used: set[str] = set()
+        stack = [output_name]
+        while stack:
+            name = stack.pop()
+            used.add(name)
+            k = producers.get(name)
+            if k is None or k in live:
+                continue
+            live.add(k)
+            stack.extend(n for n in self.graph.node[k].input if n)
+        for k, node in enumerate(self.graph.node):
+            if k not in live:
+                where = node.name or f"{node.op_type}#{k}({','.join(node.output)})"
+                raise ProfileError(
+                    f"{node.op_type} does not contribute to the output (dead node); onnxruntime would still "
+                    "run it, so the file would compute more than the program: remove it",
+                    node=where,
+                )
+        for t in self.graph.initializer:
+            if t.name not in used:
+                raise ProfileError(
+                    f"initializer {t.name!r} is not used by any node reaching the output; remove it",
+                    node=t.name,
+                )
 
     def _check_model(self) -> None:
         for w, what in ((self.input_width, "input"), (self.output_width, "output")):

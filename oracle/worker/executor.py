@@ -9,6 +9,11 @@ is retried one input at a time so one bad input cannot fail its neighbours.
 Session options are pinned (one thread, sequential execution, no graph optimisations, deterministic compute,
 CPU provider only) so that the same bytes give the same output run after run.
 
+An ``EXACT`` model whose :class:`ModelInfo` carries a proven program (``program_path``, set by the model store
+only after the file was bound to the registered commitment, :mod:`oracle.profile.binding`) is answered by
+running that program (:class:`oracle.profile.binding.ProgramRunner`, bit-for-bit the reference interpreter),
+in the same limited child; onnxruntime never runs an ``EXACT`` file.
+
 The :class:`Executor` protocol is the seam for wrappers (e.g. a dishonest demo worker that alters outputs).
 """
 
@@ -122,7 +127,8 @@ class ProcessExecutor:
         self.start()
         assert self._conn is not None
         try:
-            self._conn.send(("run", str(model.path), model.onnx_hash, model.input, model.output, inputs))
+            program = (str(model.program_path), model.program_commitment) if model.program_path else None
+            self._conn.send(("run", str(model.path), model.onnx_hash, model.input, model.output, inputs, program))
             if not self._conn.poll(self.limits.timeout):
                 self._restart("timeout")
                 raise InferenceError(f"inference exceeded the {self.limits.timeout:.1f} s wall-time limit")
@@ -199,6 +205,7 @@ def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cove
         conn.send(("error", f"cannot set the memory limit: {exc}", 0.0))
         return
     sessions: dict[bytes, Any] = {}
+    runners: dict[bytes, Any] = {}
     opts = session_options()
     conn.send(("ready",))
     while True:
@@ -208,7 +215,10 @@ def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cove
             return
         if msg[0] == "stop":
             return
-        _, path, onnx_hash, spec_in, spec_out, inputs = msg
+        _, path, onnx_hash, spec_in, spec_out, inputs, program = msg
+        if program is not None:
+            _run_program(conn, runners, program, inputs)
+            continue
         try:
             sess = sessions.get(onnx_hash)
             if sess is None:
@@ -236,3 +246,41 @@ def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cove
                 results.append(f"inference failed: {exc}")
             spent += time.perf_counter() - t0
         conn.send(("ok", results, spent))
+
+
+def _run_program(conn: Connection, runners: dict[bytes, Any], program: tuple[str, bytes],
+                 inputs: list[bytes]) -> None:  # pragma: no cover - runs in the child
+    """Answer with the proven program of an EXACT model (re-checked against its commitment when loaded)."""
+    from eth_utils import keccak
+
+    from oracle.profile.binding import ProgramRunner
+    from oracle.profile.program import decode
+
+    path, commitment = program
+    try:
+        runner = runners.get(commitment)
+        if runner is None:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            if keccak(data) != commitment:
+                raise ValueError("cached program file changed on disk (hash mismatch); restart the node to rebuild it")
+            runner = ProgramRunner(decode(data))
+            runners[commitment] = runner
+    except MemoryError:
+        conn.send(("error", "program load exceeded the memory limit", 0.0))
+        return
+    except Exception as exc:  # noqa: BLE001 - report any load failure to the parent
+        conn.send(("error", f"cannot load program: {exc}", 0.0))
+        return
+    results: list[bytes | str] = []
+    spent = 0.0
+    for item in inputs:
+        t0 = time.perf_counter()
+        try:
+            results.append(runner.run_bytes(item))
+        except MemoryError:
+            results.append("inference exceeded the memory limit")
+        except Exception as exc:  # noqa: BLE001 - bad input for this item only
+            results.append(f"inference failed: {exc}")
+        spent += time.perf_counter() - t0
+    conn.send(("ok", results, spent))

@@ -13,6 +13,12 @@ Order of checks for a model (all failures raise :class:`ModelError` saying why):
 6. Static I/O shapes; every declared tensor and initializer under ``max_tensor_bytes``; exactly one input
    and one output, whose byte lengths under the canonical encoding (:mod:`oracle.worker.codec`) equal the
    registered ``inputLength`` / ``outputLength``.
+7. ``EXACT`` only, the binding (:mod:`oracle.profile.binding`, in a child process with time and memory
+   limits): the file compiles to exactly the registered ``programCommitment`` and, when the store has a
+   ``program_reader``, to the bytes of the chain's program chunks; the file has no dead nodes, unused
+   initializers or extra outputs. The proven program is stored as ``<model_dir>/<commitment>.program`` and
+   the executor answers ``EXACT`` requests by running it (:class:`oracle.profile.binding.ProgramRunner`),
+   never the ONNX file: the worker's answer is the program's answer by construction.
 
 Sources, in order: the content-addressed cache ``<model_dir>/<hash>.onnx`` (re-verified), the registered URI
 (``file://``, ``http://``, ``https://``, or ``cas://<hash>`` for the cache only), then each mirror's
@@ -25,7 +31,8 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -67,6 +74,13 @@ class ModelInfo:
     path: Path
     input: TensorSpec
     output: TensorSpec
+    #: EXACT: the proven program (keccak256 == ``program_commitment``) the executor runs instead of the file.
+    program_path: Path | None = None
+    program_commitment: bytes | None = None
+
+
+class BindingRefused(ModelError):
+    """An EXACT file is not bound to its registered program (see step 7); final for this registration."""
 
 
 def hash_hex(h: bytes) -> str:
@@ -77,8 +91,14 @@ class ModelStore:
     """Fetches, verifies and caches models (thread-safe)."""
 
     def __init__(self, cache_dir: Path, *, max_model_bytes: int, max_tensor_bytes: int,
-                 mirrors: tuple[str, ...] = (), fetch_timeout: float = 30.0) -> None:
+                 mirrors: tuple[str, ...] = (), fetch_timeout: float = 30.0,
+                 program_reader: Callable[[Model], bytes] | None = None, bind_timeout: float = 120.0,
+                 bind_memory_bytes: int = 2 * 1024**3) -> None:
         self.cache_dir = Path(cache_dir)
+        #: Reads the chain's program chunks of an EXACT model (the worker passes one; None skips that check).
+        self.program_reader = program_reader
+        self.bind_timeout = bind_timeout
+        self.bind_memory_bytes = bind_memory_bytes
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.max_model_bytes = max_model_bytes
         self.max_tensor_bytes = max_tensor_bytes
@@ -98,23 +118,55 @@ class ModelStore:
             if key in self._ready:
                 return self._ready[key]
             refused = self._refused.get(key)
-            if refused and time.monotonic() - refused[0] < REFUSAL_TTL:
+            if refused and (refused[0] == float("inf") or time.monotonic() - refused[0] < REFUSAL_TTL):
                 raise refused[1]
         try:
             data = self._fetch(model)
             info = self._validate(model, data)
+            if model.mode is Mode.EXACT:
+                info = self._bind(model, data, info)
             if self.read_cached(model.onnx_hash) is None:
                 self._store(model.onnx_hash, data)  # only validated files enter the cache
         except ModelError as exc:
             log.warning("model_refused", model_id=model.model_id, onnx_hash=hash_hex(model.onnx_hash),
                         reason=str(exc))
             with self._lock:
-                self._refused[key] = (time.monotonic(), exc)
+                # A binding refusal is a fact about immutable registry data: never retried in this process, so
+                # a file built to compile slowly cannot make the node spend a compile every minute.
+                permanent = isinstance(exc, BindingRefused)
+                self._refused[key] = (float("inf") if permanent else time.monotonic(), exc)
             raise
         with self._lock:
             self._ready[key] = info
         log.info("model_ready", model_id=model.model_id, onnx_hash=hash_hex(model.onnx_hash), mode=model.mode.name)
         return info
+
+    def program_path(self, program_commitment: bytes) -> Path:
+        return self.cache_dir / f"{program_commitment.hex()}.program"
+
+    def _bind(self, model: Model, data: bytes, info: ModelInfo) -> ModelInfo:
+        """Prove the file computes the committed program (see the module docstring, step 7)."""
+        from oracle.profile.binding import BindingError, BindingLimitExceeded, bind_in_child
+
+        onchain = self.program_reader(model) if self.program_reader is not None else None
+        try:
+            binding = bind_in_child(data, program_commitment=model.program_commitment,
+                                    input_length=model.input_length, output_length=model.output_length,
+                                    onchain_program=onchain, timeout=self.bind_timeout,
+                                    memory_bytes=self.bind_memory_bytes)
+        except BindingLimitExceeded as exc:
+            # Not a fact about the file: a frozen or overloaded node times out too. Refused for REFUSAL_TTL only.
+            raise ModelError(f"model {model.model_id}: binding check did not finish: {exc}; retried later") from None
+        except BindingError as exc:
+            raise BindingRefused(f"model {model.model_id}: refused, not bound to its program: {exc}") from None
+        path = self.program_path(binding.commitment)
+        try:
+            current = path.read_bytes() if path.exists() else None
+        except OSError:
+            current = None
+        if current != binding.program_bytes:
+            self._write_atomic(path, binding.program_bytes)
+        return replace(info, program_path=path, program_commitment=binding.commitment)
 
     def read_cached(self, onnx_hash: bytes) -> bytes | None:
         """Bytes of a cached model after re-checking its hash (for serving it to others)."""
@@ -193,14 +245,21 @@ class ModelStore:
         return bytes(buf)
 
     def _store(self, onnx_hash: bytes, data: bytes) -> None:
+        self._write_atomic(self.cached_path(onnx_hash), data)
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".part")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, self.cached_path(onnx_hash))
+        os.replace(tmp, path)
 
     # ------------------------------------------------------------------ validation
+    def validate(self, model: Model, data: bytes) -> ModelInfo:
+        """Checks 3 to 6 of the module docstring on bytes already in hand (the CLI, before registering)."""
+        return self._validate(model, data)
+
     def _validate(self, model: Model, data: bytes) -> ModelInfo:
         import onnx
         from google.protobuf.message import DecodeError

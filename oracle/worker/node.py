@@ -11,7 +11,6 @@ next step boundary. The operator API runs in a second thread and talks to the lo
 from __future__ import annotations
 
 import queue
-import random
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter
 
+from oracle.profile.binding import read_onchain_program
 from oracle.settings import NodeSettings, load_account
 from oracle.worker.db import Database
 from oracle.worker.executor import Executor, ExecutorLimits, ProcessExecutor
@@ -31,7 +31,7 @@ from oracle.worker.listener import Listener
 from oracle.worker.metrics import Metrics
 from oracle.worker.models import ModelStore
 from oracle.worker.processor import Processor
-from oracle.worker.rpc import Head, Rpc, is_transient
+from oracle.worker.rpc import Backoff, Head, Rpc, is_transient
 from oracle.worker.submitter import GWEI, FeePolicy, SubmitPolicy, Submitter
 
 log = structlog.get_logger("oracle.worker.node")
@@ -91,7 +91,9 @@ class Node:
         rpc = Rpc(settings.rpc_urls, settings.resolve_oracle_address(), timeout=settings.rpc_timeout)
         store = ModelStore(settings.model_dir, max_model_bytes=settings.max_model_bytes,
                            max_tensor_bytes=settings.max_tensor_bytes, mirrors=tuple(settings.model_mirrors),
-                           fetch_timeout=settings.fetch_timeout)
+                           fetch_timeout=settings.fetch_timeout,
+                           program_reader=lambda m: read_onchain_program(rpc.client, m.model_id),
+                           bind_memory_bytes=settings.inference_memory_mb * 1024 * 1024)
         executor = executor or ProcessExecutor(ExecutorLimits(settings.inference_timeout,
                                                               settings.inference_memory_mb * 1024 * 1024))
         return cls(settings=settings, rpc=rpc, db=Database(settings.db_path), account=account, metrics=Metrics(),
@@ -112,7 +114,8 @@ class Node:
         self.processor = Processor(self.rpc, self.db, self.store, self.executor, self.metrics,
                                    request_timeout=params["request_timeout"], min_time_left=s.min_time_left,
                                    max_attempts=s.max_attempts, batch=s.execute_batch,
-                                   model_ids=frozenset(s.model_ids) if s.model_ids is not None else None)
+                                   model_ids=frozenset(s.model_ids) if s.model_ids is not None else None,
+                                   deny_model_ids=frozenset(s.deny_model_ids), max_bond_wei=s.max_bond_wei)
         self.listener.on_range = self.submitter.verify_mined
         self.finalizer = Finalizer(self.rpc, self.db, self.submitter, batch_size=s.batch_size)
         self._retry(self.submitter.setup, "setup")
@@ -124,7 +127,7 @@ class Node:
                  confirmations=s.confirmations)
 
     def _retry(self, fn: Callable[[], Any], where: str) -> Any:
-        delay = 0.2
+        backoff = Backoff(0.2, MAX_BACKOFF)
         while True:
             try:
                 return fn()
@@ -132,31 +135,32 @@ class Node:
                 if not is_transient(exc) or self._stop.is_set():
                     raise
                 self._note_error(exc, where)
-                time.sleep(delay)
-                delay = min(MAX_BACKOFF, delay * 2)
+                time.sleep(backoff.next())
 
     def run(self) -> None:
         """The main loop; returns when :meth:`stop` is called."""
-        backoff = 0.0
+        backoff = Backoff(0.2, MAX_BACKOFF)
         last_account = 0.0
         while not self._stop.is_set():
+            progress = self.db.writes
             try:
                 busy = self.step()
                 if time.monotonic() - last_account > 5:
                     self._update_account_metrics()
                     last_account = time.monotonic()
                 self._errors = 0
-                backoff = 0.0
+                backoff.reset()
                 if not busy:
                     self._stop.wait(self.settings.poll_interval)
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything; transient ones back off
                 self._note_error(exc, "loop")
                 if not is_transient(exc):
                     log.exception("loop_error")
-                backoff = min(MAX_BACKOFF, max(0.2, backoff * 2))
+                if self.db.writes != progress:  # the step failed part-way but got somewhere: no growing delay
+                    backoff.reset()
                 if self._errors % 3 == 0:
                     self.rpc.rotate()
-                self._stop.wait(backoff * (0.5 + random.random()))
+                self._stop.wait(backoff.next())
 
     def step(self) -> bool:
         """One iteration; returns True when work was done (so the loop goes on without sleeping)."""

@@ -2,7 +2,13 @@
 
 Jobs are taken in ``SEEN`` state, their attempt counter is persisted *before* inference (so a model that
 crashes the worker again and again is given up after ``max_attempts``), and outputs are stored as
-``EXECUTED``. A refused model fails only its own jobs; the worker keeps serving the others.
+``EXECUTED``. A refused model (bad file, or an ``EXACT`` file not bound to its program) fails only its own
+jobs; the worker keeps serving the others.
+
+The operator's risk settings are applied first: a request is skipped when its model is not in the allow list
+(``model_ids``), is in the deny list (``deny_model_ids``), or locks a bond above ``max_bond_wei``. Each such
+model is logged once (``model_skipped``) and every skipped job is counted in
+``oracle_worker_requests_skipped{reason=...}``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ log = structlog.get_logger("oracle.worker.processor")
 class Processor:
     def __init__(self, rpc: Rpc, db: Database, store: ModelStore, executor: Executor, metrics: Metrics, *,
                  request_timeout: int, min_time_left: int, max_attempts: int = 3, batch: int = 256,
-                 model_ids: frozenset[int] | None = None,
+                 model_ids: frozenset[int] | None = None, deny_model_ids: frozenset[int] = frozenset(),
+                 max_bond_wei: int | None = None,
                  on_inference: Callable[[float, int], None] | None = None) -> None:
         self.rpc = rpc
         self.db = db
@@ -39,8 +46,11 @@ class Processor:
         self.max_attempts = max_attempts
         self.batch = batch
         self.model_ids = model_ids
+        self.deny_model_ids = deny_model_ids
+        self.max_bond_wei = max_bond_wei
         self.on_inference = on_inference
         self._models: dict[int, Model] = {}
+        self._risk_logged: set[tuple[int, str]] = set()
 
     def model(self, model_id: int) -> Model:
         m = self._models.get(model_id)
@@ -56,8 +66,9 @@ class Processor:
             return 0
         by_model: dict[int, list[Job]] = defaultdict(list)
         for j in jobs:
-            if self.model_ids is not None and j.model_id not in self.model_ids:
-                self._skip([j], "model not served by this node")
+            risk = self._risk(j.model_id)
+            if risk is not None:
+                self._skip_for_risk(j, *risk)
             elif j.requested_at + self.request_timeout - head.timestamp < self.min_time_left:
                 self._skip([j], "too little time left before the request deadline")
             elif j.attempts >= self.max_attempts:
@@ -105,6 +116,25 @@ class Processor:
             for _ in outputs:
                 self.metrics.inference_seconds.observe(elapsed / len(good))
         return len(outputs)
+
+    def _risk(self, model_id: int) -> tuple[str, str] | None:
+        """(metric label, reason) when the operator's risk settings exclude this model, else None."""
+        if self.model_ids is not None and model_id not in self.model_ids:
+            return "model_not_allowed", "model not served by this node (not in model_ids)"
+        if model_id in self.deny_model_ids:
+            return "model_denied", "model denied by this node (deny_model_ids)"
+        if self.max_bond_wei is not None:
+            bond = self.model(model_id).bond
+            if bond > self.max_bond_wei:
+                return "bond_over_limit", f"model bond {bond} wei is over this node's max_bond_wei {self.max_bond_wei}"
+        return None
+
+    def _skip_for_risk(self, job: Job, label: str, reason: str) -> None:
+        self.db.set_state([job.request_id], JobState.SKIPPED, error=reason)
+        self.metrics.requests_skipped.labels(reason=label).inc()
+        if (job.model_id, label) not in self._risk_logged:
+            self._risk_logged.add((job.model_id, label))
+            log.warning("model_skipped", model_id=job.model_id, reason=reason)
 
     def _skip(self, jobs: list[Job], reason: str) -> None:
         self.db.set_state([j.request_id for j in jobs], JobState.SKIPPED, error=reason)

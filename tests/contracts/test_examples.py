@@ -10,7 +10,7 @@ from oracle.chain import artifacts
 from oracle.chain.tx import deploy
 from oracle.chain.types import Mode, ModelSpec
 from oracle.profile.models import model_entry, program_bytes
-from tests.contracts.conftest import BOND, FEE, System
+from tests.contracts.conftest import BOND, FEE, TIMEOUT, System
 
 DIGITS = model_entry("digits")["samples"]
 CREDIT = model_entry("credit_risk")
@@ -78,3 +78,47 @@ def test_credit_lender_approves_low_risk_declines_high_risk(system: System) -> N
     system.chain.reverts(lender.functions.claimLoan(), applicant, "NothingApproved")
     system.chain.reverts(lender.functions.applyForLoan(2 * 10**18, b"\x00" * 12), applicant, "LoanTooLarge",
                          value=FEE)
+
+
+def test_example_dapps_give_unanswered_fees_back_to_who_paid(system: System) -> None:
+    """A request nobody answers is refunded by the oracle to the dApp; the dApp forwards it to its user, once."""
+    mint = contract(system, "DigitMint", system.deployment.oracle, system.exact_id, 1)
+    pixels = bytes.fromhex(DIGITS[0]["input_hex"][2:])
+    first = system.client.events_in(system.chain.ok(mint.functions.requestMint(1, pixels), system.user, value=FEE),
+                                    "InferenceRequested")[0]["requestId"]
+    second = system.client.events_in(system.chain.ok(mint.functions.requestMint(2, pixels), system.user,
+                                                     value=FEE), "InferenceRequested")[0]["requestId"]
+    system.chain.reverts(mint.functions.reclaimFee(first), system.user, "FeeNotRefundable")  # still pending
+    system.chain.mine(system.chain.now() + TIMEOUT + 1)
+    system.chain.reverts(mint.functions.reclaimFee(first), system.accounts[7], "NotYourRequest")
+    # Someone else already refunded the second one to the dApp: the minter still gets exactly its fee.
+    system.chain.ok(system.oracle.functions.refund(second), system.accounts[7])
+    for rid in (first, second):
+        before = system.chain.balance(system.user)
+        receipt = system.chain.ok(mint.functions.reclaimFee(rid), system.user)
+        assert system.chain.balance(system.user) == before + FEE - receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        system.chain.reverts(mint.functions.reclaimFee(rid), system.user, "NotYourRequest")  # once
+    assert system.chain.balance(mint.address) == 0
+    assert system.oracle.functions.creditsOf(mint.address).call() == 0
+    # Only the oracle may send the dApp ETH (a stray transfer would be owed to nobody).
+    tx = {"from": system.user, "to": mint.address, "value": 1, "gas": 100_000}
+    receipt = system.w3.eth.wait_for_transaction_receipt(system.w3.eth.send_transaction(tx))  # type: ignore[arg-type]
+    assert receipt["status"] == 0
+
+
+def test_credit_lender_gives_unanswered_fees_back(system: System) -> None:
+    model_id = system.client.register_model(system.owner, ModelSpec(
+        onnx_hash=bytes.fromhex(CREDIT["onnx_keccak256"][2:]), fee=FEE, bond=BOND, input_length=12,
+        output_length=1, mode=Mode.EXACT, uri="file:///credit_risk.onnx",
+        program_commitment=bytes.fromhex(CREDIT["program_commitment"][2:])), program_bytes("credit_risk"))
+    lender = contract(system, "CreditLender", system.deployment.oracle, model_id, 10**18)
+    system.chain.ok(lender.functions.fund(), system.owner, value=10**18)
+    applicant = system.accounts[7]
+    r = system.chain.ok(lender.functions.applyForLoan(10**17, b"\x00" * 12), applicant, value=FEE)
+    rid = system.client.events_in(r, "InferenceRequested")[0]["requestId"]
+    system.chain.mine(system.chain.now() + TIMEOUT + 1)
+    before = system.chain.balance(applicant)
+    receipt = system.chain.ok(lender.functions.reclaimFee(rid), applicant)
+    assert system.chain.balance(applicant) == before + FEE - receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert lender.functions.available().call() == 10**18  # the pool is untouched
+    system.chain.reverts(lender.functions.reclaimFee(rid), applicant, "NotYourApplication")

@@ -83,13 +83,37 @@ def test_folds_constants_casts_and_clip_bounds() -> None:
     assert run(p, x).tolist() == ort_run(model, x).tolist() == [[100, 100]]
 
 
-def test_drops_ops_that_do_not_reach_the_output() -> None:
+def test_refuses_ops_that_do_not_reach_the_output() -> None:
+    # onnxruntime runs every node of the file; a dead x*x would overflow at width 8 unseen by the analysis.
     nodes = [
         helper.make_node("Mul", ["x", "x"], ["dead"], name="dead"),
         helper.make_node("Identity", ["x"], ["y"], name="keep"),
     ]
-    p = compile_onnx(make_model(nodes, [2], [2]), 8, 8)  # x*x would overflow at width 8, but is dead
-    assert [op.opcode for op in p.ops] == [Opcode.IDENTITY]
+    _rejects(make_model(nodes, [2], [2]), "dead", "dead node", 8, 8)
+
+
+def test_refuses_a_dead_div_by_minus_one_that_would_crash_onnxruntime() -> None:
+    # Issue 9 item 8: Div(INT64_MIN, -1) raises SIGFPE inside onnxruntime; the analysis never saw the node.
+    nodes = [
+        helper.make_node("Div", ["x", "m1"], ["boom"], name="unused_div"),
+        helper.make_node("Identity", ["x"], ["y"], name="keep"),
+    ]
+    _rejects(make_model(nodes, [1], [1], [const("m1", [-1])]), "unused_div", "dead node", 8, 8)
+
+
+def test_refuses_unused_initializers() -> None:
+    nodes = [helper.make_node("Identity", ["x"], ["y"], name="keep")]
+    _rejects(make_model(nodes, [2], [2], [const("spare", [1, 2])]), "spare", "not used", 1, 1)
+
+
+def test_constants_folded_into_a_live_op_are_live() -> None:
+    nodes = [
+        helper.make_node("Constant", [], ["k"], name="k", value_int=3),
+        helper.make_node("Add", ["k", "one"], ["k1"], name="fold"),
+        helper.make_node("Mul", ["x", "k1"], ["y"], name="scale"),
+    ]
+    p = compile_onnx(make_model(nodes, [2], [2], [const("one", 1)]), 1, 2)
+    assert [op.opcode for op in p.ops] == [Opcode.MUL]
 
 
 def test_interval_bounds_are_tight_for_constant_weights() -> None:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from eth_utils import keccak
 from onnx import TensorProto, helper, numpy_helper
@@ -81,13 +80,17 @@ def env(deployed: tuple[Deployment, int, int], w3: Web3) -> Iterator[Env]:
 
 def test_the_file_passes_the_model_stores_checks(deployed: tuple[Deployment, int, int], session_w3: Web3,
                                                  tmp_path: Path) -> None:
-    """The attack needs no bypass: the production model store accepts the file as it is."""
+    """The attack needs no bypass: the production model store's checks (fetch, hash, protobuf, checker, ops,
+    sizes, I/O) accept the file; only compiling it blows up, which the store's binding step survives too."""
     from oracle.chain.client import OracleClient
-    from oracle.worker.models import ModelStore
+    from oracle.worker.models import BindingRefused, ModelStore
 
     model = OracleClient(session_w3, deployed[0].oracle).get_model(deployed[2])
-    info = ModelStore(tmp_path, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20).get(model)
-    assert onnx.load(str(info.path)).graph.node[0].op_type == "Add"
+    store = ModelStore(tmp_path, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
+    info = store._validate(model, store._fetch(model))
+    assert info.input.shape == (1, 1) and info.output.shape == (1, 1)
+    with pytest.raises(BindingRefused, match="memory"):
+        store.get(model)
 
 
 def test_poisoned_model_is_quarantined_and_the_wrong_result_next_to_it_proven(

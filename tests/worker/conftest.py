@@ -39,11 +39,24 @@ W_FLOAT = np.array([[0.5, -1.0], [2.0, 0.25], [-0.125, 4.0]], dtype=np.float32)
 B_FLOAT = np.array([[1.0, -1.0]], dtype=np.float32)
 
 
+def compiled_program(data: bytes, input_length: int, output_length: int) -> bytes | None:
+    """The program an EXACT file compiles to at the widths its registered lengths imply, or None."""
+    from oracle.errors import OracleError
+    from oracle.profile.binding import io_widths
+    from oracle.profile.compiler import compile_onnx
+    from oracle.profile.program import encode
+
+    try:
+        return encode(compile_onnx(data, *io_widths(data, input_length, output_length)))
+    except OracleError:
+        return None
+
+
 def placeholder_program(input_length: int, output_length: int) -> bytes:
     """A valid integer program with the given canonical I/O lengths (1-byte elements; MatMul by zeros).
 
-    The registry dry-runs every EXACT program on the verifier, so even worker tests that never challenge
-    need an executable one; the worker itself only runs the ONNX file.
+    The registry dry-runs every EXACT program on the verifier, so a model whose file cannot be compiled still
+    needs an executable one; the worker refuses such a model (its file is not bound to the program).
     """
     from oracle.profile.program import Constant, Op, Opcode, Program, encode
 
@@ -128,12 +141,16 @@ class WorkerSystem:
         return rid
 
     def register(self, data: bytes, mode: Mode, input_length: int, output_length: int,
-                 onnx_hash: bytes | None = None, uri: str | None = None, name: str | None = None) -> int:
+                 onnx_hash: bytes | None = None, uri: str | None = None, name: str | None = None,
+                 program: bytes | None = None, bond: int = BOND) -> int:
+        """Registers ``data``; an EXACT model gets the program its file compiles to unless ``program`` is given."""
         name = name or keccak(data).hex()[:16]
         path = self.model_dir / f"{name}.onnx"
         path.write_bytes(data)
-        program = placeholder_program(input_length, output_length)
-        spec = ModelSpec(onnx_hash=onnx_hash or keccak(data), fee=FEE, bond=BOND, input_length=input_length,
+        if program is None:
+            program = compiled_program(data, input_length, output_length) or placeholder_program(
+                input_length, output_length)
+        spec = ModelSpec(onnx_hash=onnx_hash or keccak(data), fee=FEE, bond=bond, input_length=input_length,
                          output_length=output_length, mode=mode, uri=uri or path.as_uri(),
                          program_commitment=keccak(program) if mode is Mode.EXACT else b"\x00" * 32)
         return self.client.register_model(self.accounts[0], spec, program if mode is Mode.EXACT else None)

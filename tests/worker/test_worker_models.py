@@ -16,12 +16,26 @@ from oracle.worker.errors import InferenceError, ModelError
 from oracle.worker.executor import ExecutorLimits, ProcessExecutor
 from oracle.worker.models import ModelStore
 
-from .conftest import expected_float_output, expected_int_output, float_input, float_model, int_input, int_model
+from .conftest import (
+    compiled_program,
+    expected_float_output,
+    expected_int_output,
+    float_input,
+    float_model,
+    int_input,
+    int_model,
+)
 
 
-def _model(path: Path, data: bytes, mode: Mode, inp: int, out: int, onnx_hash: bytes | None = None) -> Model:
+def _model(path: Path, data: bytes, mode: Mode, inp: int, out: int, onnx_hash: bytes | None = None,
+           program: bytes | None = None) -> Model:
+    """A registration of ``data``; an EXACT one commits to the program the file compiles to (or ``program``)."""
     path.write_bytes(data)
-    return Model(1, "0x" + "00" * 20, False, mode, 1, 4, inp, out, onnx_hash or keccak(data), b"", path.as_uri())
+    if program is None and mode is Mode.EXACT:
+        program = compiled_program(data, inp, out) or b""
+    commitment = keccak(program) if program is not None else b"\x00" * 32
+    return Model(1, "0x" + "00" * 20, False, mode, 1, 4, inp, out, onnx_hash or keccak(data), commitment,
+                 path.as_uri())
 
 
 def _store(tmp_path: Path, **kw: int) -> ModelStore:
@@ -37,7 +51,9 @@ def test_valid_models_are_cached_by_hash(tmp_path: Path) -> None:
     assert store.read_cached(keccak(data)) == data
     (tmp_path / "m.onnx").unlink()  # served from the content-addressed cache now
     store2 = _store(tmp_path)
-    assert store2.get(_model(tmp_path / "gone.onnx", b"", Mode.EXACT, 8, 16, keccak(data))).onnx_hash == keccak(data)
+    again = store2.get(_model(tmp_path / "gone.onnx", b"", Mode.EXACT, 8, 16, keccak(data),
+                              program=compiled_program(data, 8, 16)))
+    assert again.onnx_hash == keccak(data)
 
 
 def test_hash_mismatch_is_refused_before_parsing(tmp_path: Path) -> None:
@@ -176,3 +192,83 @@ def test_wall_time_limit_restarts_the_child(tmp_path: Path) -> None:
         assert ex.pid != pid
     finally:
         ex.close()
+
+
+def test_exact_file_not_bound_to_its_program_is_refused(tmp_path: Path) -> None:
+    data = int_model().SerializeToString()
+    other = compiled_program(data, 8, 16) + b"\x00"  # any other program bytes
+    with pytest.raises(ModelError, match="not bound to its program: the ONNX file compiles to program 0x"):
+        _store(tmp_path).get(_model(tmp_path / "m.onnx", data, Mode.EXACT, 8, 16, program=other))
+
+
+def test_exact_file_is_checked_against_the_chains_program_chunks(tmp_path: Path) -> None:
+    data = int_model().SerializeToString()
+    program = compiled_program(data, 8, 16)
+    assert program is not None
+    chain = {"bytes": program[:-1] + bytes([program[-1] ^ 1])}  # a chunk rewritten after registration
+    store = ModelStore(tmp_path / "cache", max_model_bytes=1 << 20, max_tensor_bytes=1 << 20,
+                       program_reader=lambda _m: chain["bytes"])
+    with pytest.raises(ModelError, match="on-chain program changed after registration"):
+        store.get(_model(tmp_path / "m.onnx", data, Mode.EXACT, 8, 16))
+    chain["bytes"] = program
+    store2 = ModelStore(tmp_path / "cache2", max_model_bytes=1 << 20, max_tensor_bytes=1 << 20,
+                        program_reader=lambda _m: chain["bytes"])
+    info = store2.get(_model(tmp_path / "m.onnx", data, Mode.EXACT, 8, 16))
+    assert info.program_path is not None and info.program_path.read_bytes() == program
+
+
+def test_executor_refuses_a_tampered_program_file(tmp_path: Path, executor: ProcessExecutor) -> None:
+    store = _store(tmp_path)
+    ii = store.get(_model(tmp_path / "i.onnx", int_model().SerializeToString(), Mode.EXACT, 8, 16))
+    assert ii.program_path is not None
+    ii.program_path.write_bytes(ii.program_path.read_bytes() + b"\x00")
+    fresh = ProcessExecutor(ExecutorLimits(timeout=5.0))
+    try:
+        (res,) = fresh.run(ii, [int_input([1, 2, 3, 4])])
+        assert isinstance(res, InferenceError) and "hash mismatch" in str(res)
+    finally:
+        fresh.close()
+
+
+def test_a_binding_refusal_is_final_for_the_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import oracle.profile.binding as binding
+
+    calls = []
+    real = binding.bind_in_child
+
+    def counting(*args: object, **kw: object) -> object:  # the real compiler child, counted
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(binding, "bind_in_child", counting)
+    monkeypatch.setattr("oracle.worker.models.REFUSAL_TTL", 0.0)  # other refusals are retried at once now
+    data = int_model().SerializeToString()
+    model = _model(tmp_path / "m.onnx", data, Mode.EXACT, 8, 16, program=compiled_program(data, 8, 16) + b"\x00")
+    store = _store(tmp_path)
+    for _ in range(3):
+        with pytest.raises(ModelError, match="not bound to its program"):
+            store.get(model)
+    assert len(calls) == 1
+    fdata = float_model().SerializeToString()
+    later = _model(tmp_path / "later.onnx", fdata, Mode.ATTESTED, 12, 8)
+    (tmp_path / "later.onnx").unlink()
+    with pytest.raises(ModelError, match="no source produced"):
+        store.get(later)
+    (tmp_path / "later.onnx").write_bytes(fdata)  # a fetch failure is not final: the file came back
+    assert store.get(later).onnx_hash == keccak(fdata)
+
+
+def test_a_binding_check_that_hits_its_time_limit_is_retried(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compile that times out (a node frozen by SIGSTOP or a loaded machine does that to a correct file) says
+    nothing about the file: it is refused for REFUSAL_TTL, not for the life of the process (found by the soak:
+    a frozen worker refused the digits model for good and never served it again)."""
+    monkeypatch.setattr("oracle.worker.models.REFUSAL_TTL", 0.0)
+    data = int_model().SerializeToString()
+    model = _model(tmp_path / "m.onnx", data, Mode.EXACT, 8, 16)
+    store = ModelStore(tmp_path / "cache", max_model_bytes=1 << 20, max_tensor_bytes=1 << 20, bind_timeout=1e-6)
+    with pytest.raises(ModelError, match="binding check did not finish: compiling the ONNX file exceeded"):
+        store.get(model)
+    store.bind_timeout = 120.0  # the machine recovered
+    info = store.get(model)
+    assert info.program_path is not None and info.program_path.read_bytes() == compiled_program(data, 8, 16)
