@@ -46,7 +46,9 @@ def test_unaffordable_bond_waits_while_the_rest_of_the_batch_is_submitted(ws: Wo
     spec = ModelSpec(onnx_hash=keccak(data), fee=FEE, bond=free + 1, input_length=12, output_length=8,
                      mode=Mode.ATTESTED, uri=path.as_uri())
     expensive = ws.client.register_model(ws.accounts[0], spec)
-    rn = node_factory(operator_index=OP_INDEX, batch_size=10, start_block=ws.w3.eth.block_number + 1)
+    # The operator accepts any bond (max_bond_wei off): the bond is refused by the stake, not by its risk setting.
+    rn = node_factory(operator_index=OP_INDEX, batch_size=10, start_block=ws.w3.eth.block_number + 1,
+                      max_bond_wei=None)
     rn.node.pause()  # everything executes before the first batch goes out, so all six share it
     big = ws.request(expensive, float_input([1.0, 2.0, 3.0]))
     small = [ws.request(ws.int_model_id, int_input([i, 1, 2, 3])) for i in range(5)]
