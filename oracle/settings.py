@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict

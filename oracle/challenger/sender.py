@@ -64,7 +64,7 @@ class ChallengeSender:
 
     def _pending_count(self) -> int:
         """The node's next nonce for us: mined transactions plus the pooled ones without a gap before them."""
-        return int(self.w3.eth.get_transaction_count(self.address, "pending"))
+        return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(self.address), "pending"))
 
     def sync(self, floor: int = 0) -> None:
         """Takes the nonce from the node (at start-up); ``floor``: one past the highest nonce still ours in
@@ -191,7 +191,7 @@ class ChallengeSender:
                 return "pending", None
         except TransactionNotFound:
             pass
-        mined = int(self.w3.eth.get_transaction_count(self.address, "latest"))
+        mined = int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(self.address), "latest"))
         return ("consumed" if nonce is None or nonce < mined else "dropped"), None
 
     def stuck(self, tx_hash: str) -> bool:

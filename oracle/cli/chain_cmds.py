@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 
 from oracle.chain.client import OracleClient

@@ -241,8 +241,9 @@ class ProgramRunner:
                 bt = np.ascontiguousarray(consts[b].T)
                 return lambda env: env.__setitem__(out, (bt @ env[a][0]).reshape(shape))
             return lambda env: env.__setitem__(out, np.matmul(env[a], env[b]))
-        binary = {Opcode.ADD: np.add, Opcode.SUB: np.subtract, Opcode.MUL: np.multiply,
-                  Opcode.MAX: np.maximum, Opcode.MIN: np.minimum}
+        binary: dict[Opcode, Callable[..., Any]] = {
+            Opcode.ADD: np.add, Opcode.SUB: np.subtract, Opcode.MUL: np.multiply,
+            Opcode.MAX: np.maximum, Opcode.MIN: np.minimum}
         if code in binary:
             fn, (a, b) = binary[code], ins  # Program validation proved the broadcast gives ``shape``
             return lambda env: env.__setitem__(out, fn(env[a], env[b]))

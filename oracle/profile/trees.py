@@ -251,14 +251,14 @@ def near_margin(ens: TreeEnsemble, it: IntTrees, float_scores: FloatArray) -> np
     s = float_scores * 2.0**it.leaf_shift
     per = np.asarray(it.trees_per_output, dtype=np.float64) * 0.5 + 0.5  # max rounding error per column
     if ens.binary_margin:
-        return np.abs(s[:, 0]) <= per[0]
+        return np.asarray(np.abs(s[:, 0]) <= per[0], dtype=bool)
     top = np.argmax(s, axis=1)
     rows = np.arange(len(s))
     gap = s[rows, top][:, None] - s  # >= 0
     bound = per[top][:, None] + per[None, :]
     mask = np.ones_like(gap, dtype=bool)
     mask[rows, top] = False
-    return np.any(mask & (gap <= bound), axis=1)
+    return np.asarray(np.any(mask & (gap <= bound), axis=1), dtype=bool)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import structlog
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3.contract.contract import ContractFunction
 
 from oracle.chain.types import Status

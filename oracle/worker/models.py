@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import structlog
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from oracle.chain.types import Mode, Model
 from oracle.worker import codec

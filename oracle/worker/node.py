@@ -221,7 +221,7 @@ class Node:
         config = uvicorn.Config(app, host=self.settings.api_host, port=port if port is not None
                                 else self.settings.api_port, log_level="warning", access_log=False)
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # uvicorn only installs signal handlers on the main thread; this server runs in its own thread.
         self._api = server
         self._api_thread = threading.Thread(target=server.run, name="oracle-api", daemon=True)
         self._api_thread.start()

@@ -98,7 +98,7 @@ class RetryingHTTPProvider(HTTPProvider):
     def _make_request(self, method: Any, request_data: bytes) -> bytes:
         def once() -> bytes:
             assert self.endpoint_uri is not None
-            return self._request_session_manager.make_post_request(  # type: ignore[no-any-return]
+            return self._request_session_manager.make_post_request(
                 self.endpoint_uri, request_data, **self.get_request_kwargs())
 
         return retry(once, should_retry=_is_transport_error, on_retry=self._on_retry)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from eth_abi import decode
+from eth_abi.abi import decode
 from eth_utils.abi import get_abi_output_types
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction

@@ -26,13 +26,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from eth_account.typed_transactions import TypedTransaction
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
+from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import TxParams
 
 from oracle.chain.reverts import from_web3_error
 from oracle.worker.db import Database, JobState, TxRecord, TxState
@@ -113,7 +115,7 @@ class TxManager:
         """Repairs the nonce sequence after a reorg or a drop (:meth:`reconcile`), then syncs the next nonce."""
         self.reconcile()
         pending = self.db.pending_txs()
-        chain = int(self.rpc.w3.eth.get_transaction_count(self.address, "pending"))
+        chain = int(self.rpc.w3.eth.get_transaction_count(Web3.to_checksum_address(self.address), "pending"))
         floor = max((r.nonce + 1 for r in pending), default=0)
         self.next_nonce = max(chain, floor) if pending else chain
         self.db.set_meta("next_nonce", str(self.next_nonce))
@@ -140,7 +142,7 @@ class TxManager:
 
     def tick(self, head: Head) -> bool:
         """Advances the in-flight transactions (and repairs a nonce gap); True while one is still in flight."""
-        latest = int(self.rpc.w3.eth.get_transaction_count(self.address, "latest"))
+        latest = int(self.rpc.w3.eth.get_transaction_count(Web3.to_checksum_address(self.address), "latest"))
         if self._has_gap(latest) or self.db.txs_in_state(TxState.ORPHANED):  # also after a half-done repair
             self.reconcile(latest)
         pending = self._latest_per_nonce()
@@ -167,7 +169,7 @@ class TxManager:
         """Re-applies transactions a reorg re-included and re-sends, in nonce order, those it dropped; returns
         how many were re-sent. Idempotent, and safe on a lagging endpoint (a stale count only costs receipts)."""
         if latest is None:
-            latest = int(self.rpc.w3.eth.get_transaction_count(self.address, "latest"))
+            latest = int(self.rpc.w3.eth.get_transaction_count(Web3.to_checksum_address(self.address), "latest"))
         # 1. orphaned records: re-included on the new branch, consumed by a sibling, or to be re-sent below
         for rec in self.db.txs_in_state(TxState.ORPHANED):
             siblings = self.db.txs_for_nonce(rec.nonce)
@@ -251,11 +253,11 @@ class TxManager:
               max_fee: int, priority: int, base: dict[str, Any] | None = None) -> TxRecord:
         if base is None:
             assert fn is not None
-            tx = fn.build_transaction({"from": self.address, "nonce": nonce, "gas": gas, "maxFeePerGas": max_fee,
-                                       "maxPriorityFeePerGas": priority, "chainId": self._chain_id or 0,
-                                       "type": 2, "value": 0})
+            tx = fn.build_transaction(cast(TxParams, {
+                "from": self.address, "nonce": nonce, "gas": gas, "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": priority, "chainId": self._chain_id or 0, "type": 2, "value": 0}))
         else:
-            tx = {**base, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": priority}
+            tx = cast(TxParams, {**base, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": priority})
         signed = self.account.sign_transaction(tx)
         return TxRecord(signed.hash.to_0x_hex(), nonce, kind, tuple(request_ids), bytes(signed.raw_transaction),
                         max_fee, priority, TxState.PENDING, None, self.clock())
@@ -317,7 +319,7 @@ class TxManager:
         if fresh:
             return
         mined_nonce = latest if latest is not None else int(
-            self.rpc.w3.eth.get_transaction_count(self.address, "latest"))
+            self.rpc.w3.eth.get_transaction_count(Web3.to_checksum_address(self.address), "latest"))
         if mined_nonce > rec.nonce:
             # The nonce is used but none of our hashes has a receipt: check once more, then give it up.
             for sib in siblings:
