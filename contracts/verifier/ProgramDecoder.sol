@@ -61,7 +61,9 @@ library ProgramDecoder {
         p.outputWidth = _read(base, len, 5, 1);
         if (!TensorKernels.isWidth(p.outputWidth)) revert IExactVerifier.MalformedProgram(5);
         uint256 numTensors = _read(base, len, 6, 2);
-        if (numTensors == 0) revert IExactVerifier.MalformedProgram(6);
+        // Each tensor entry takes at least one byte: a count the remaining bytes cannot hold is refused
+        // before anything is allocated for it (a corrupted count must fail cheaply, not run out of memory).
+        if (numTensors == 0 || 8 + numTensors > len) revert IExactVerifier.MalformedProgram(6);
         uint256 off = 8;
 
         p.shapes = new uint256[][](numTensors);
@@ -105,6 +107,8 @@ library ProgramDecoder {
         }
 
         uint256 numOps = _read(base, len, off, 2);
+        // Every op takes at least 7 bytes (opcode, nIn, one input id, output id, nAttr): as for tensors.
+        if (off + 2 + 7 * numOps > len) revert IExactVerifier.MalformedProgram(off);
         off += 2;
         p.ops = new Op[](numOps);
         for (uint256 i; i < numOps; ++i) {
