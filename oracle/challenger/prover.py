@@ -101,8 +101,14 @@ class Prover:
                 sent += 1
         return sent
 
+    def _gas_limit(self, estimate: int) -> int:
+        """Gas limit of a proof: the estimate with margin, but never over the per-transaction cap (EIP-7825
+        refuses the transaction outright) unless the estimate itself is over it (then only a chain without the
+        cap can take it, and an alarm has been raised)."""
+        wanted = self.challenge_gas or int(estimate * 1.25) + 50_000
+        return min(wanted, max(self.max_tx_gas, estimate))
+
     def _send(self, claim: Claim, fn: Any, estimate: int, block_gas: int, now: int) -> bool:
-        gas = self.challenge_gas or int(estimate * 1.25) + 50_000
         if estimate > block_gas:
             self.alarm(claim, "unprovable", f"the proof needs {estimate} gas, over the block gas limit {block_gas}")
             return False
@@ -110,7 +116,7 @@ class Prover:
             self.metrics.alarms.labels(kind="proof_over_tx_cap").inc()
             log.error("alarm", kind="proof_over_tx_cap", request_id=hex(claim.request_id), gas=estimate,
                       cap=self.max_tx_gas)
-        gas = min(gas, block_gas)
+        gas = min(self._gas_limit(estimate), block_gas)
         try:
             tx = self.sender.send(fn, gas)
         except SendError as exc:
@@ -225,7 +231,7 @@ class Prover:
             return
         reason = "dropped" if why == "dropped" else "stuck"
         try:
-            tx = self.sender.replace(fn, self.challenge_gas or int(est * 1.25) + 50_000, claim.nonce,
+            tx = self.sender.replace(fn, self._gas_limit(est), claim.nonce,
                                      claim.tx_hash if why == "pending" else None)
         except SendError as exc:
             log.warning("challenge_resend_failed", request_id=hex(claim.request_id), error=str(exc))
