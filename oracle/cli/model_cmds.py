@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 
+from oracle.cli.errors import OracleTyper
 from oracle.errors import OracleError
 
-app = typer.Typer(help="Integer-profile models: commitments, compilation, conversion.", no_args_is_help=True)
+app = OracleTyper(help="Integer-profile models: commitments, compilation, conversion.", no_args_is_help=True)
 
 InputWidth = Annotated[int, typer.Option("--input-width", help="Input element width in bytes (1, 2, 4, 8).")]
 OutputWidth = Annotated[
