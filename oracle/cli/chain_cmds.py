@@ -72,7 +72,7 @@ def fund(
     signer = _signer(unlocked)
     tx = {"from": address_of(signer), "to": Web3.to_checksum_address(address), "value": int(eth * 10**18)}
     if isinstance(signer, str):
-        tx_hash = w3.eth.send_transaction(tx)  # type: ignore[arg-type]
+        tx_hash = w3.eth.send_transaction(tx)
     else:
         tx.update(nonce=w3.eth.get_transaction_count(signer.address, "pending"), gas=21_000,
                   chainId=w3.eth.chain_id, maxFeePerGas=2 * w3.eth.gas_price + 10**9, maxPriorityFeePerGas=10**9)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from prometheus_client import start_http_server
 from web3 import Web3
 
@@ -44,7 +45,7 @@ def _signer(keystore: Path | None, password_env: str, unlocked: str | None) -> S
                       "or --unlocked ADDRESS for a devnet account", 2)
 
 
-def keystore_account(keystore: Path, password_env: str) -> Account:
+def keystore_account(keystore: Path, password_env: str) -> LocalAccount:
     """The account in an encrypted keystore; a missing file, a bad file and a wrong password are three messages."""
     if not keystore.is_file():
         raise CliError(f"keystore {keystore} does not exist; create one (docs/challenger-guide.md, "
@@ -59,7 +60,8 @@ def keystore_account(keystore: Path, password_env: str) -> Account:
     if not isinstance(blob, dict) or "crypto" not in {k.lower() for k in blob}:
         raise CliError(f"{keystore} is not a keystore file (no crypto section)", 2)
     try:
-        return Account.from_key(Account.decrypt(blob, password))
+        account: LocalAccount = Account.from_key(Account.decrypt(blob, password))
+        return account
     except ValueError:
         raise CliError(f"wrong password for keystore {keystore} (from ${password_env})", 2) from None
 

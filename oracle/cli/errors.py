@@ -25,10 +25,12 @@ from urllib.parse import urlparse
 
 import click
 import typer
+from eth_account.signers.local import LocalAccount
 
 from oracle.errors import ConfigError, OracleError
 
 F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S")
 
 #: The account the running command sends from, so "insufficient funds" can name it (see :func:`acting_as`).
 _SENDER: ContextVar[str | None] = ContextVar("oracle_cli_sender", default=None)
@@ -153,7 +155,7 @@ def translate_errors(fn: F) -> F:
 class OracleTyper(typer.Typer):
     """A ``typer.Typer`` whose every command runs under :func:`translate_errors`."""
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:  # type: ignore[override]
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         register = super().command(*args, **kwargs)
 
         def decorator(fn: F) -> F:
@@ -163,7 +165,7 @@ class OracleTyper(typer.Typer):
         return decorator
 
 
-def acting_as(signer: Any) -> Any:
+def acting_as(signer: S) -> S:
     """Records the account a command sends from (for the "not enough ETH" message); returns ``signer``."""
     _SENDER.set(str(getattr(signer, "address", signer)))
     return signer
@@ -217,11 +219,12 @@ def load_deployment(path: Path) -> Any:
                        f"({type(exc).__name__}: {one_line(str(exc), 120)})", 2) from None
 
 
-def signer_from_key(key: str, env: str) -> Any:
+def signer_from_key(key: str, env: str) -> LocalAccount:
     """A ``LocalAccount`` for a hex key, or a message that names the variable and never echoes the key."""
     from eth_account import Account
 
     try:
-        return Account.from_key(key.strip())
+        account: LocalAccount = Account.from_key(key.strip())
+        return account
     except Exception:  # noqa: BLE001 - whatever the parser says would echo part of the key
         raise CliError(f"{env} is not a private key: expected 0x followed by 64 hex digits", 2) from None
