@@ -190,3 +190,45 @@ def test_scrub_removes_secret_env_values_with_and_without_0x(monkeypatch: pytest
     monkeypatch.setenv("ORACLE_ADMIN_KEY", "admin-key-value-123456")
     text = scrub(f"boom {key} {key[2:].upper()} admin-key-value-123456 keystore.json")
     assert key[2:].lower() not in text.lower() and "admin-key-value" not in text and "keystore.json" in text
+
+
+# ------------------------------------------------------------------ Ctrl-C
+def _ctrl_c(args: list[str], env: dict[str, str], cwd: Path, ready: str) -> tuple[int, str]:
+    """Starts a daemon in its own process group, waits for ``ready``, sends SIGINT to the whole group (what a
+    terminal's Ctrl-C does, reaching the inference child too); returns its exit code and output."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from .helpers import oracle_exe
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ORACLE_")}
+    full.update(env)
+    log = cwd / "daemon.log"
+    proc = subprocess.Popen([oracle_exe(), *args], cwd=cwd, env=full, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while ready not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.3)
+        assert ready in log.read_text(), log.read_text()
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return code, log.read_text()
+
+
+def test_ctrl_c_stops_the_node_and_the_challenger_without_a_traceback(devnet: Devnet, tmp_path: Path,
+                                                                      deployment: Path) -> None:
+    code, out = _ctrl_c(["node", "run"], _node_env(devnet.url, deployment), tmp_path, "node_started")
+    assert code == 0 and "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert "node_stopped" in out
+    code, out = _ctrl_c(["challenger", "run", "--rpc", devnet.url, "--deployment", str(deployment), "--unlocked",
+                         DEV_ACCOUNT_0], {}, tmp_path, "challenger_started")
+    assert code == 0 and "Traceback" not in out and "KeyboardInterrupt" not in out, out
