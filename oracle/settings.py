@@ -33,18 +33,18 @@ OTHER_ENV = frozenset({"ORACLE_CONFIG", "ORACLE_KEYSTORE_PASSWORD", "ORACLE_RPC_
 #: Prefixes of ``ORACLE_*`` variables owned by the test and benchmark harnesses.
 OTHER_ENV_PREFIXES = ("ORACLE_SOAK_", "ORACLE_FUZZ_", "ORACLE_API_FUZZ_", "ORACLE_ARTIFACT")
 
-_file_values: ContextVar[dict[str, Any]] = ContextVar("_file_values", default={})
+_file_values: ContextVar[dict[str, Any] | None] = ContextVar("_file_values", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):
     """Values read from the config file by :meth:`NodeSettings.load` (lowest priority)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        values = _file_values.get()
+        values = _file_values.get() or {}
         return values.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in _file_values.get().items() if k in self.settings_cls.model_fields}
+        return {k: v for k, v in (_file_values.get() or {}).items() if k in self.settings_cls.model_fields}
 
 
 class NodeSettings(BaseSettings):

@@ -247,7 +247,8 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
     honest = make_node("honest", dev.url, dep.oracle, start, workdir, 1)
     cast.append(honest.start(serve_api=True, extra_routers=_dashboard(client, start, w3, exact_id)))
     console.print(f"honest worker up; dashboard http://127.0.0.1:{honest.api_port}/dashboard, "
-                  f"draw a digit at http://127.0.0.1:{honest.api_port}/try (while the demo runs; --keep-running keeps it up afterwards)")
+                  f"draw a digit at http://127.0.0.1:{honest.api_port}/try (while the demo runs; "
+                  "--keep-running keeps it up afterwards)")
     second = [ask(s) for s in samples[args.cheats: args.cheats + args.honest]]
     pixels = np.frombuffer(bytes.fromhex(samples[0]["input_hex"][2:]), dtype=np.int8).astype(">f4")
     rid_float, receipt = client.request(user, float_id, pixels.tobytes())
