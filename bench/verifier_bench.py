@@ -14,6 +14,14 @@ are included; the program is stored as data chunks exactly as the registry store
 - ``fraudproof.max_macs_30m``: the largest MACs of such an MLP (three square layers, width searched)
   whose full ``executeStored`` fits 30M gas; ``fraudproof.max_width_30m`` is that width.
 - ``fraudproof.gas_30m_at_max``: the gas of that largest execution.
+- ``fraudproof.bound_over_measured_min`` / ``_max``: the registry's static bound on ``executeStored``
+  (``IntegerVerifier.executionGasBound``, computed from the program alone) over the worst gas measured on
+  all-zero, extreme, random and adversarial inputs, over the shipped models, MLPs, every MatMul kernel
+  path and fuzzed programs. The minimum must be >= 1 (the bound never under-estimates).
+- ``fraudproof.max_macs_per_tx_worst``: MACs of the largest square int8 MatMul (``[1,n] x [n,n]``, int8
+  input) that the registry accepts under the 16,777,216-gas transaction cap, i.e. whose proof fits on
+  every input; ``fraudproof.max_width_per_tx`` is that n and ``fraudproof.gas_per_tx_at_max`` its
+  measured worst-case ``executeStored`` gas (all activations at the int8 extremes).
 
 Run ``python bench/verifier_bench.py`` (starts its own anvil) or call ``run(w3)`` from a harness.
 """
@@ -36,6 +44,7 @@ from oracle.profile.program import Constant, Op, Opcode, Program, encode, encode
 from oracle.profile.reference import run_bytes  # noqa: E402
 
 BLOCK_BUDGET = 30_000_000
+TX_GAS_CAP = 16_777_216
 CHUNK = 24_575  # DataChunks.MAX_CHUNK
 #: Chunk addresses used with anvil_setCode: far from anything anvil deploys.
 _CHUNK_BASE = 0x7E51F1E000000000000000000000000000000000
@@ -126,6 +135,22 @@ class _Harness:
             chunks.append(addr)
         return chunks
 
+    def exec_gas(self, chunks: list[str], inp: bytes) -> int:
+        """Gas of the verifier's own frame (GasMeter: gasleft() around the call), no calldata pricing."""
+        if not hasattr(self, "_meter"):
+            art = artifacts.load("GasMeter")
+            tx = self.w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor().transact({"from": self.sender})
+            addr = self.w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+            self._meter = self.w3.eth.contract(address=addr, abi=art.abi)
+        data = self.verifier.functions.executeStored(chunks, inp)._encode_transaction_data()
+        ok, used = self._meter.functions.measure(self.verifier.address, data).call({"gas": 99_000_000})
+        if not ok:
+            raise AssertionError("executeStored reverted")
+        return int(used)
+
+    def bound(self, chunks: list[str]) -> int:
+        return int(self.verifier.functions.executionGasBound(chunks).call({"gas": 99_000_000})[0])
+
     def gas(self, chunks: list[str], inp: bytes) -> int | None:
         """``eth_estimateGas`` of executeStored, or None when it does not fit the block."""
         try:
@@ -156,8 +181,85 @@ def _gas_per_mac(h: _Harness, prog: Program, macs: int, samples: int, seed: int)
     return total / samples / macs
 
 
+def _bound_cases() -> list[Program]:
+    """Shipped models, MLPs, every MatMul kernel path, fuzzed programs (the tests' generator)."""
+    from hypothesis import given, settings
+
+    from oracle.profile.models import program_bytes
+    from oracle.profile.program import decode
+    from tests.contracts.proof_gas import chained_matmuls, single_matmul
+    from tests.verifier.test_verifier_properties import SETTINGS, programs
+
+    cases = [decode(program_bytes(n)) for n in ("digits", "breast_cancer", "credit_risk")]
+    cases += [mlp_program(w, relu=r, seed=1)[0] for w in ([64, 64, 10], [256, 256, 256, 256], [784, 128, 10])
+              for r in (False, True)]
+    cases += [single_matmul(*a) for a in [(1, 256, 256, 1, 1), (1, 256, 256, 1, 2), (1, 256, 256, 1, 4),
+                                           (1, 256, 256, 1, 8), (1, 200, 130, 2, 8), (2, 100, 33, 4, 8),
+                                           (1, 64, 70, 8, 8), (3, 40, 300, 1, 8)]]
+    cases.append(chained_matmuls(4, 64))
+    fuzzed: list[Program] = []
+
+    @settings(SETTINGS, max_examples=40)
+    @given(programs())
+    def collect(case: tuple[Program, int]) -> None:
+        if max(math.prod(s) for s in case[0].shapes) <= 4096:
+            fuzzed.append(case[0])
+
+    collect()
+    return cases + fuzzed
+
+
+def _worst_inputs(prog: Program) -> list[bytes]:
+    from tests.contracts.proof_gas import adversarial_inputs, extreme_inputs, random_inputs
+
+    shape, w = prog.input_shape, prog.input_width
+    xs = [np.zeros(shape, dtype=np.int64), *extreme_inputs(shape, w), *random_inputs(shape, w, 2, 0),
+          *adversarial_inputs(prog)]
+    return [encode_tensor(np.asarray(x).reshape(shape), w) for x in xs]
+
+
+def bound_figures(h: _Harness) -> dict[str, float]:
+    ratios = []
+    for prog in _bound_cases():
+        chunks = h.store(encode(prog))
+        bound = h.bound(chunks)
+        worst = max(h.exec_gas(chunks, x) for x in _worst_inputs(prog))
+        ratios.append(bound / worst)
+    from oracle.profile import gas_bound
+    from tests.contracts.proof_gas import single_matmul
+
+    def accepted(n: int) -> bool:
+        prog = single_matmul(1, n, n, 1, 1)
+        data = encode(prog)
+        e = gas_bound.execution_bound(prog, len(data)).total
+        chunks = (len(data) + CHUNK - 1) // CHUNK
+        # InferenceOracle._proofGasBound for this model (n-byte input, 8n-byte output).
+        proof = (21_000 + 16 * (100 + (n + 31) // 32 * 32) + 100_000 + 2_400 * chunks + 16 * (n + 8 * n)
+                 + (e * 64 + 62) // 63)
+        return proof <= TX_GAS_CAP
+
+    n = 16
+    while accepted(n + 16):
+        n += 16
+    prog = single_matmul(1, n, n, 1, 1)
+    chunks = h.store(encode(prog))
+    lo, hi = -128, 127
+    worst_in = [encode_tensor(np.array([[hi if i % 2 == 0 else lo for i in range(n)]]), 1),
+                encode_tensor(np.full((1, n), hi), 1)]
+    worst = max(h.exec_gas(chunks, x) for x in worst_in)
+    return {
+        "fraudproof.bound_over_measured_min": round(min(ratios), 3),
+        "fraudproof.bound_over_measured_max": round(max(ratios), 3),
+        "fraudproof.bound_cases": float(len(ratios)),
+        "fraudproof.max_macs_per_tx_worst": float(n * n),
+        "fraudproof.max_width_per_tx": float(n),
+        "fraudproof.gas_per_tx_at_max": float(worst),
+    }
+
+
 def run(w3: Web3) -> dict[str, float]:
     h = _Harness(w3)
+    figures = bound_figures(h)
     prog, macs = mlp_program([256, 256, 256, 256], seed=1)
     per_mac = _gas_per_mac(h, prog, macs, samples=5, seed=2)
     dense, dense_macs = mlp_program([256, 256, 256, 256], relu=False, seed=1)
@@ -199,6 +301,7 @@ def run(w3: Web3) -> dict[str, float]:
         "fraudproof.max_macs_30m": float(3 * lo * lo),
         "fraudproof.max_width_30m": float(lo),
         "fraudproof.gas_30m_at_max": float(lo_gas),
+        **figures,
     }
 
 

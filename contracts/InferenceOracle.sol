@@ -20,8 +20,10 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     uint256 public immutable CHALLENGE_WINDOW;
     /// @notice Seconds after a request during which a result may be submitted; afterwards it can be refunded.
     uint256 public immutable REQUEST_TIMEOUT;
-    /// @notice Largest callback gas a requester may ask for.
-    uint256 public immutable MAX_CALLBACK_GAS;
+    /// @notice Per-transaction gas cap (EIP-7825: 16,777,216 on Ethereum since Osaka). Every `challenge`
+    /// of an EXACT model, consumer callback included, fits it on every input: models whose proof-gas bound
+    /// does not fit are refused at registration, and a request's callback gas is limited per model.
+    uint256 public immutable TX_GAS_CAP;
     /// @notice The on-chain re-execution engine for EXACT models.
     IExactVerifier public immutable VERIFIER;
 
@@ -30,6 +32,16 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
 
     /// @dev Gas kept back for the checks around the callback (the 63/64 rule is applied on top).
     uint256 private constant CALLBACK_GAS_RESERVE = 5_000;
+
+    // Proof-transaction gas outside the verifier (measured on anvil with margin; tests check the total
+    // bound against estimateGas of real challenges): the transaction's intrinsic 21,000, the challenge's
+    // own reads, writes, slash, burn transfer (to a possibly empty account) and event, per program chunk
+    // (a cold SLOAD of its address), per input and output byte (calldata is priced separately).
+    uint256 private constant PROOF_FIXED_GAS = 100_000;
+    uint256 private constant PROOF_GAS_PER_CHUNK = 2_400;
+    uint256 private constant PROOF_GAS_PER_IO_BYTE = 16;
+    /// @dev Calling back: encoding the payload, the reserve and checks, a cold account, the writes after.
+    uint256 private constant CALLBACK_FIXED_GAS = 20_000;
 
     uint8 private constant FLAG_FINALIZED = 1;
     uint8 private constant FLAG_FRAUD = 2;
@@ -63,23 +75,25 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     /// @param unbondingPeriod seconds before unstaked funds can be withdrawn; must exceed the window.
     /// @param minBondRatio bond >= minBondRatio * fee for every model (protocol default 4).
     /// @param maxCallbackGas cap on a request's callback gas (e.g. 1,000,000; at most 2^24 - 1).
+    /// @param txGasCap per-transaction gas cap every proof transaction must fit (16,777,216 on Ethereum).
     constructor(
         IExactVerifier verifier,
         uint256 challengeWindow,
         uint256 requestTimeout,
         uint256 unbondingPeriod,
         uint256 minBondRatio,
-        uint256 maxCallbackGas
-    ) ModelRegistry(minBondRatio) OperatorStaking(unbondingPeriod) {
+        uint256 maxCallbackGas,
+        uint256 txGasCap
+    ) ModelRegistry(minBondRatio, maxCallbackGas) OperatorStaking(unbondingPeriod) {
         // INVARIANT: unbonding outlasts the window, so stake backing an open result cannot escape a slash.
         if (
             challengeWindow == 0 || requestTimeout == 0 || unbondingPeriod <= challengeWindow || minBondRatio < 3
-                || maxCallbackGas >= 2 ** 24
+                || maxCallbackGas >= 2 ** 24 || txGasCap < 1_000_000
         ) revert InvalidParameters();
         VERIFIER = verifier;
         CHALLENGE_WINDOW = challengeWindow;
         REQUEST_TIMEOUT = requestTimeout;
-        MAX_CALLBACK_GAS = maxCallbackGas;
+        TX_GAS_CAP = txGasCap;
     }
 
     // ---------------------------------------------------------------- requests
@@ -97,7 +111,9 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         if (model.retired) revert ModelIsRetired(modelId);
         if (msg.value != model.fee) revert IncorrectFee(model.fee, msg.value);
         if (input.length != model.inputLength) revert InputLengthMismatch(model.inputLength, input.length);
-        if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit, MAX_CALLBACK_GAS);
+        // INVARIANT: for an EXACT model, a challenge with this callback still fits TX_GAS_CAP.
+        uint256 callbackCap = _callbackGasCap(model);
+        if (callbackGasLimit > callbackCap) revert CallbackGasTooHigh(callbackGasLimit, callbackCap);
 
         uint64 nonce = ++_nonce;
         requestId = _requestId(nonce, keccak256(input));
@@ -147,10 +163,12 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         uint256 deadline = request.requestedAt + REQUEST_TIMEOUT;
         // Also covers refunded requests: a refund is only possible once this deadline has passed.
         if (block.timestamp >= deadline) revert RequestExpired(requestId, deadline);
-        ModelCore memory model = _modelCore[request.modelId];
-        if (output.length != model.outputLength) revert OutputLengthMismatch(model.outputLength, output.length);
+        // Only two fields of the model's slot: no memory copy of the whole struct (hot path).
+        ModelCore storage model = _modelCore[request.modelId];
+        (uint256 outputLength, uint96 bond) = (model.outputLength, model.bond);
+        if (output.length != outputLength) revert OutputLengthMismatch(outputLength, output.length);
 
-        _lockBond(msg.sender, model.bond);
+        _lockBond(msg.sender, bond);
         _results[requestId] = Result({operator: msg.sender, submittedAt: uint40(block.timestamp), flags: 0});
         _outputHash[requestId] = keccak256(output);
         emit ResultSubmitted(requestId, msg.sender, output);
@@ -176,12 +194,17 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     {
         if (requestIds.length != outputs.length) revert LengthMismatch();
         for (uint256 i; i < requestIds.length; ++i) {
-            Result memory result = _results[requestIds[i]];
+            uint256 id = requestIds[i];
+            Result memory result = _results[id];
+            // Skipped, so one bad item cannot sink the batch: no result, already settled (finalized, or fraud
+            // proven), window still open, or an output that is not the attested one (`OutputMismatch` in
+            // `finalize`). Only a callback given too little gas still reverts, as in `finalize`.
             if (
                 result.submittedAt == 0 || result.flags & FLAG_FINALIZED != 0
                     || block.timestamp < result.submittedAt + CHALLENGE_WINDOW
+                    || keccak256(outputs[i]) != _outputHash[id]
             ) continue;
-            _finalize(requestIds[i], outputs[i], result);
+            _finalize(id, outputs[i], result);
             ++finalized;
         }
     }
@@ -304,17 +327,54 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev Registration-time dry run of an EXACT program on the verifier (see `ModelRegistry`).
+    /// @dev Registration-time check of an EXACT program (see `ModelRegistry`): the verifier decodes and
+    /// validates it and bounds its execution gas from shapes and widths; no input is executed (a dry run
+    /// proves nothing about other inputs, and would cost the registration as much as a proof).
     function _checkProgram(address[] calldata chunks, uint256 inputLength, uint256 outputLength)
         internal
         view
         override
+        returns (uint256 proofGas, uint256 callbackCap)
     {
-        try VERIFIER.executeStored(chunks, new bytes(inputLength)) returns (bytes memory output) {
-            if (output.length != outputLength) revert ProgramOutputLengthMismatch(outputLength, output.length);
+        uint256 execGas;
+        uint256 programInput;
+        uint256 programOutput;
+        try VERIFIER.executionGasBound(chunks) returns (uint256 g, uint256 i, uint256 o) {
+            (execGas, programInput, programOutput) = (g, i, o);
         } catch (bytes memory reason) {
             revert ProgramNotExecutable(reason);
         }
+        if (programInput != inputLength) {
+            revert ProgramNotExecutable(
+                abi.encodeWithSelector(IExactVerifier.InputLengthMismatch.selector, programInput, inputLength)
+            );
+        }
+        if (programOutput != outputLength) revert ProgramOutputLengthMismatch(outputLength, programOutput);
+        proofGas = _proofGasBound(execGas, chunks.length, inputLength, outputLength);
+        if (proofGas > TX_GAS_CAP) revert ProofGasTooHigh(proofGas, TX_GAS_CAP);
+        // What is left of the cap pays for the callback: its fixed costs, then gasLimit * 64/63 (the
+        // callback check demands that much, see `_enoughGasFor`); 256 gas of slack for the registry's
+        // rounding of the cap to units of 256 gas.
+        uint256 overhead = CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE + 2 * PROOF_GAS_PER_IO_BYTE * outputLength + 256;
+        uint256 room = TX_GAS_CAP - proofGas;
+        callbackCap = room > overhead ? ((room - overhead) * 63) / 64 : 0;
+        if (callbackCap > MAX_CALLBACK_GAS) callbackCap = MAX_CALLBACK_GAS;
+    }
+
+    /// @dev Upper bound on the gas limit a `challenge` needs (callback gas 0) when the verifier needs at
+    /// most `execGas`: the oracle forwards all but 1/64 of its gas (EIP-150), so the verifier's share is
+    /// scaled by 64/63. Calldata is priced at 16 gas a byte (every byte non-zero) or at the EIP-7623
+    /// floor of 40 a byte, whichever is more.
+    function _proofGasBound(uint256 execGas, uint256 nChunks, uint256 inputLength, uint256 outputLength)
+        private
+        pure
+        returns (uint256)
+    {
+        uint256 calldataBytes = 4 + 3 * 32 + ((inputLength + 31) / 32) * 32;
+        uint256 standard = 21_000 + 16 * calldataBytes + PROOF_FIXED_GAS + PROOF_GAS_PER_CHUNK * nChunks
+            + PROOF_GAS_PER_IO_BYTE * (inputLength + outputLength) + (execGas * 64 + 62) / 63;
+        uint256 floor = 21_000 + 40 * calldataBytes;
+        return standard > floor ? standard : floor;
     }
 
     function _status(Request memory request, Result memory result) private view returns (Status) {

@@ -16,14 +16,19 @@ abstract contract ModelRegistry is IModelRegistry {
     /// fraud always costs more than it can earn and a self-challenge always loses money.
     uint256 public immutable MIN_BOND_RATIO;
 
-    /// @dev What the request/submit/finalize path needs, packed into one slot.
+    /// @notice Largest callback gas any request may ask for (a model may allow less: `proofGasBound`).
+    uint256 public immutable MAX_CALLBACK_GAS;
+
+    /// @dev What the request/submit/finalize path needs, packed into one slot (lengths fit 16 bits:
+    /// at most MAX_IO_LENGTH).
     struct ModelCore {
         uint96 fee; // wei per request
         uint96 bond; // wei locked per attestation
-        uint24 inputLength; // bytes; 0 means "no such model"
-        uint24 outputLength; // bytes
+        uint16 inputLength; // bytes; 0 means "no such model"
+        uint16 outputLength; // bytes
         Mode mode; // EXACT or ATTESTED
         bool retired; // no new requests once set
+        uint16 callbackGasCap; // largest callback gas a request may ask for, in units of 256 gas
     }
 
     /// @dev Everything else, read only by registration views and the challenge path.
@@ -33,14 +38,21 @@ abstract contract ModelRegistry is IModelRegistry {
         bytes32 programCommitment;
         string uri;
         address[] programChunks;
+        uint256 proofGasBound; // EXACT: bound on the challenge transaction's gas without callback; else 0
     }
 
     uint32 private _modelCount;
     mapping(uint32 modelId => ModelCore) internal _modelCore;
     mapping(uint32 modelId => ModelMeta) internal _modelMeta;
+    /// @dev Chunks this registry deployed itself (`writeProgramChunk`): contracts created with CREATE whose
+    /// runtime code starts with STOP, so nothing can ever run them, let alone self-destruct them or change
+    /// their code. No other address is accepted as a chunk: an EOA's code is its EIP-7702 delegation
+    /// designator, which its owner rewrites at will, and any other contract is outside our control.
+    mapping(address chunk => bool) private _ownChunk;
 
-    constructor(uint256 minBondRatio) {
+    constructor(uint256 minBondRatio, uint256 maxCallbackGas) {
         MIN_BOND_RATIO = minBondRatio;
+        MAX_CALLBACK_GAS = maxCallbackGas;
     }
 
     /// @inheritdoc IModelRegistry
@@ -53,35 +65,44 @@ abstract contract ModelRegistry is IModelRegistry {
                 || spec.outputLength > MAX_IO_LENGTH
         ) revert InvalidIOLength(spec.inputLength, spec.outputLength);
         if (spec.onnxHash == bytes32(0) || bytes(spec.uri).length == 0) revert MissingModelData();
+        uint256 proofGas;
+        uint256 callbackCap = MAX_CALLBACK_GAS;
         if (spec.mode == Mode.EXACT) {
-            if (chunks.length == 0 || spec.programCommitment == bytes32(0)) revert ProgramModeMismatch(spec.mode);
-            // INVARIANT: an EXACT model's on-chain program is exactly the committed one, so a challenge
-            // re-executes what the registration promised.
-            bytes32 actual = DataChunks.hash(chunks);
-            if (actual != spec.programCommitment) revert ProgramCommitmentMismatch(spec.programCommitment, actual);
-            // INVARIANT: an EXACT model's program runs on the verifier and yields outputs of the registered
-            // length; otherwise every challenge would revert and wrong results could never be proven.
-            _checkProgram(chunks, spec.inputLength, spec.outputLength);
+            (proofGas, callbackCap) = _checkExact(spec, chunks);
         } else if (chunks.length != 0 || spec.programCommitment != bytes32(0)) {
             revert ProgramModeMismatch(spec.mode);
         }
 
+        modelId = _store(spec, chunks, proofGas, callbackCap);
+        _announce(modelId, spec);
+    }
+
+    function _store(ModelSpec calldata spec, address[] calldata chunks, uint256 proofGas, uint256 callbackCap)
+        private
+        returns (uint32 modelId)
+    {
         modelId = ++_modelCount;
         _modelCore[modelId] = ModelCore({
             fee: spec.fee,
             bond: spec.bond,
-            inputLength: spec.inputLength,
-            outputLength: spec.outputLength,
+            inputLength: uint16(spec.inputLength),
+            outputLength: uint16(spec.outputLength),
             mode: spec.mode,
-            retired: false
+            retired: false,
+            // Rounded up (the oracle leaves 256 gas of slack for that); MAX_CALLBACK_GAS still applies.
+            callbackGasCap: uint16(callbackCap >= 65_535 << 8 ? 65_535 : (callbackCap + 255) >> 8)
         });
         _modelMeta[modelId] = ModelMeta({
             owner: msg.sender,
             onnxHash: spec.onnxHash,
             programCommitment: spec.programCommitment,
             uri: spec.uri,
-            programChunks: chunks
+            programChunks: chunks,
+            proofGasBound: proofGas
         });
+    }
+
+    function _announce(uint32 modelId, ModelSpec calldata spec) private {
         emit ModelRegistered(
             modelId,
             msg.sender,
@@ -96,13 +117,46 @@ abstract contract ModelRegistry is IModelRegistry {
         );
     }
 
-    /// @dev Must revert if the program cannot be executed with inputs of `inputLength` bytes or does not
-    /// produce `outputLength` bytes. Implemented by the oracle, which owns the verifier.
-    function _checkProgram(address[] calldata chunks, uint256 inputLength, uint256 outputLength) internal view virtual;
+    function _checkExact(ModelSpec calldata spec, address[] calldata chunks)
+        private
+        view
+        returns (uint256 proofGas, uint256 callbackCap)
+    {
+        if (chunks.length == 0 || spec.programCommitment == bytes32(0)) revert ProgramModeMismatch(spec.mode);
+        // INVARIANT: a program is immutable once registered: every chunk is code this registry wrote.
+        for (uint256 i; i < chunks.length; ++i) {
+            if (!_ownChunk[chunks[i]]) revert ForeignProgramChunk(chunks[i]);
+        }
+        // INVARIANT: an EXACT model's on-chain program is exactly the committed one, so a challenge
+        // re-executes what the registration promised.
+        bytes32 actual = DataChunks.hash(chunks);
+        if (actual != spec.programCommitment) revert ProgramCommitmentMismatch(spec.programCommitment, actual);
+        // INVARIANT: an EXACT model's program runs on the verifier with inputs and outputs of the
+        // registered lengths, and its proof transaction (callback included) fits the per-transaction
+        // gas cap for every input; otherwise some wrong results could never be proven.
+        return _checkProgram(chunks, spec.inputLength, spec.outputLength);
+    }
+
+    /// @dev Must revert if the program cannot be executed with inputs of `inputLength` bytes, does not
+    /// produce `outputLength` bytes, or its proof transaction could exceed the per-transaction gas cap.
+    /// Returns the bound on the proof transaction's gas (without callback) and the largest callback gas
+    /// that still fits the cap (at most MAX_CALLBACK_GAS). Implemented by the oracle, which owns the verifier.
+    function _checkProgram(address[] calldata chunks, uint256 inputLength, uint256 outputLength)
+        internal
+        view
+        virtual
+        returns (uint256 proofGas, uint256 callbackCap);
+
+    /// @dev Largest callback gas a request for `model` may ask for.
+    function _callbackGasCap(ModelCore memory model) internal view returns (uint256 cap) {
+        cap = uint256(model.callbackGasCap) << 8;
+        if (cap > MAX_CALLBACK_GAS) cap = MAX_CALLBACK_GAS;
+    }
 
     /// @inheritdoc IModelRegistry
     function writeProgramChunk(bytes calldata data) external returns (address chunk) {
         chunk = DataChunks.write(data);
+        _ownChunk[chunk] = true;
         emit ProgramChunkWritten(chunk, data.length);
     }
 
@@ -132,6 +186,13 @@ abstract contract ModelRegistry is IModelRegistry {
             programCommitment: meta.programCommitment,
             uri: meta.uri
         });
+    }
+
+    /// @inheritdoc IModelRegistry
+    function proofGasBound(uint32 modelId) external view returns (uint256 gasBound, uint256 callbackGasCap) {
+        ModelCore memory core = _modelCore[modelId];
+        if (core.inputLength == 0) revert UnknownModel(modelId);
+        return (_modelMeta[modelId].proofGasBound, _callbackGasCap(core));
     }
 
     /// @inheritdoc IModelRegistry

@@ -27,13 +27,15 @@ from oracle.chain.deploy import DeployParams
 @click.option("--unbonding", default=DeployParams.unbonding_period, show_default=True, help="unbonding, s")
 @click.option("--bond-ratio", default=DeployParams.min_bond_ratio, show_default=True)
 @click.option("--max-callback-gas", default=DeployParams.max_callback_gas, show_default=True)
+@click.option("--tx-gas-cap", default=DeployParams.tx_gas_cap, show_default=True,
+              help="per-transaction gas cap every proof transaction must fit (EIP-7825)")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="write the deployment JSON here")
-def cli(network, alias, window, timeout, unbonding, bond_ratio, max_callback_gas, out):  # type: ignore[no-untyped-def]
+def cli(network, alias, window, timeout, unbonding, bond_ratio, max_callback_gas, tx_gas_cap, out):  # type: ignore[no-untyped-def]
     """Deploy IntegerVerifier + InferenceOracle."""
     sender = accounts.load(alias) if alias else accounts.test_accounts[0]
     verifier = project.IntegerVerifier.deploy(sender=sender)
     oracle = project.InferenceOracle.deploy(
-        verifier.address, window, timeout, unbonding, bond_ratio, max_callback_gas, sender=sender
+        verifier.address, window, timeout, unbonding, bond_ratio, max_callback_gas, tx_gas_cap, sender=sender
     )
     deployment = {
         "chain_id": chain.chain_id,
@@ -46,6 +48,7 @@ def cli(network, alias, window, timeout, unbonding, bond_ratio, max_callback_gas
             "unbonding_period": unbonding,
             "min_bond_ratio": bond_ratio,
             "max_callback_gas": max_callback_gas,
+            "tx_gas_cap": tx_gas_cap,
         },
     }
     text = json.dumps(deployment, indent=2)

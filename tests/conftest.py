@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from web3 import Web3
 
+from oracle.chain import artifacts
 from oracle.chain.devnet import Devnet
+
+# The repository's test contracts (not shipped in the package; see oracle.chain.artifacts).
+artifacts.add_search_dir(Path(__file__).resolve().parent / "artifacts")
 
 
 @pytest.fixture(scope="session")

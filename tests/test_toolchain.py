@@ -44,7 +44,7 @@ def test_solc_shim_standard_json_with_paths(tmp_path: Path) -> None:
     src = ('// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\nimport {L} from "lib/L.sol";\n'
            "contract C { function f() external pure returns (uint) { return L.one(); } }\n")
     std = {"language": "Solidity", "sources": {"C.sol": {"content": src}},
-           "settings": {"evmVersion": "cancun", "outputSelection": {"*": {"*": ["abi"]}}}}
+           "settings": {"evmVersion": "prague", "outputSelection": {"*": {"*": ["abi"]}}}}
     proc = subprocess.run(
         [str(solc_path()), "--standard-json", "--base-path", str(tmp_path), "--include-path", str(tmp_path / "lib"),
          "--allow-paths", str(tmp_path)],
@@ -66,6 +66,17 @@ def test_shipped_artifacts_are_not_stale() -> None:
     assert proc.returncode == 0, proc.stderr + " (run `make build` and commit oracle/artifacts)"
 
 
+def test_shipped_artifacts_carry_natspec_and_no_test_contracts() -> None:
+    shipped = json.loads((ROOT / "oracle" / "artifacts" / "manifest.json").read_text())["contracts"]
+    assert "InferenceOracle" in shipped and not {"RevertingConsumer", "GasMeter", "VerifierChunkWriter"} & set(shipped)
+    oracle_art = json.loads((ROOT / "oracle" / "artifacts" / "InferenceOracle.json").read_text())
+    assert oracle_art["userdoc"]["methods"]  # NatSpec @notice for clients and explorers
+    assert "details" in json.dumps(oracle_art["devdoc"])
+    for path in (ROOT / "oracle" / "artifacts").glob("*.json"):
+        if path.name != "manifest.json":
+            assert "/test/" not in json.loads(path.read_text())["sourceName"], path.name
+
+
 def test_artifacts_load_and_missing_one_says_how_to_fix() -> None:
     art = artifacts.load("InferenceOracle")
     assert art.bytecode.startswith("0x6") and any(i.get("name") == "requestInference" for i in art.abi)
@@ -85,7 +96,8 @@ def test_ape_compile_and_run_deploy_on_foundry_and_on_a_named_network(tmp_path: 
     # ape reports SUCCESS even when sources silently dropped out of its listing: check it built every contract
     # that the artifact build (which reads contracts/ itself) knows, in every folder.
     built = json.loads((ROOT / ".build" / "__local__.json").read_text())["contractTypes"]
-    expected = set(json.loads((ROOT / "oracle" / "artifacts" / "manifest.json").read_text())["contracts"])
+    expected = {name for out in (ROOT / "oracle" / "artifacts", ROOT / "tests" / "artifacts")
+                for name in json.loads((out / "manifest.json").read_text())["contracts"]}
     assert expected - set(built) == set(), f"ape did not compile {sorted(expected - set(built))}"
     assert list(home.iterdir()) == []
 

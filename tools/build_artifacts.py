@@ -21,11 +21,13 @@ from oracle.chain.toolchain import EVM_VERSION, SOLC_VERSION, solc_path  # noqa:
 
 CONTRACTS = ROOT / "contracts"
 OUT = ROOT / "oracle" / "artifacts"
+#: Test contracts (any source under a `test/` folder) are compiled here, outside the package.
+TEST_OUT = ROOT / "tests" / "artifacts"
 SETTINGS = {
     "evmVersion": EVM_VERSION,
     "optimizer": {"enabled": True, "runs": 10_000},
     "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
-    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+    "outputSelection": {"*": {"*": ["abi", "devdoc", "userdoc", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
 }
 
 
@@ -80,6 +82,8 @@ def compile_all() -> dict[str, dict[str, object]]:
                 "contractName": name,
                 "sourceName": src,
                 "abi": data["abi"],
+                "userdoc": data["userdoc"],
+                "devdoc": data["devdoc"],
                 "bytecode": "0x" + bytecode,
                 "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
             }
@@ -91,33 +95,40 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if the shipped artifacts are stale")
     args = parser.parse_args()
     digest = sources_digest()
-    manifest = OUT / "manifest.json"
     if args.check:
-        if not manifest.exists():
-            print("artifacts missing: run `make build`", file=sys.stderr)
-            return 1
-        shipped = json.loads(manifest.read_text())
-        if shipped.get("sourcesDigest") != digest:
-            print("artifacts are stale against contracts/: run `make build` and commit", file=sys.stderr)
-            return 1
+        for out in (OUT, TEST_OUT):
+            manifest = out / "manifest.json"
+            if not manifest.exists():
+                print(f"artifacts missing in {out.relative_to(ROOT)}: run `make build`", file=sys.stderr)
+                return 1
+            if json.loads(manifest.read_text()).get("sourcesDigest") != digest:
+                print("artifacts are stale against contracts/: run `make build` and commit", file=sys.stderr)
+                return 1
         print("artifacts up to date")
         return 0
     artifacts = compile_all()
-    OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob("*.json"):
-        old.unlink()
-    for name, art in sorted(artifacts.items()):
-        (OUT / f"{name}.json").write_text(json.dumps(art, indent=1, sort_keys=True) + "\n")
-    manifest.write_text(
-        json.dumps(
-            {"solcVersion": SOLC_VERSION, "evmVersion": EVM_VERSION, "sourcesDigest": digest,
-             "contracts": sorted(artifacts)},
-            indent=1,
+    test_names = {n for n, a in artifacts.items() if is_test_source(str(a["sourceName"]))}
+    for out, names in ((OUT, sorted(set(artifacts) - test_names)), (TEST_OUT, sorted(test_names))):
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("*.json"):
+            old.unlink()
+        for name in names:
+            (out / f"{name}.json").write_text(json.dumps(artifacts[name], indent=1, sort_keys=True) + "\n")
+        (out / "manifest.json").write_text(
+            json.dumps(
+                {"solcVersion": SOLC_VERSION, "evmVersion": EVM_VERSION, "sourcesDigest": digest,
+                 "contracts": names},
+                indent=1,
+            )
+            + "\n"
         )
-        + "\n"
-    )
-    print(f"wrote {len(artifacts)} artifacts to {OUT.relative_to(ROOT)}")
+        print(f"wrote {len(names)} artifacts to {out.relative_to(ROOT)}")
     return 0
+
+
+def is_test_source(source_name: str) -> bool:
+    """Sources under a `test/` folder are test contracts: never shipped in the package."""
+    return "test" in Path(source_name).parts[:-1]
 
 
 if __name__ == "__main__":

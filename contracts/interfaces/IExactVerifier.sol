@@ -15,8 +15,6 @@ interface IExactVerifier {
     error UnsupportedOpcode(uint8 opcode);
     /// @notice An op's operand shapes do not fit the op (e.g. MatMul inner dimensions differ).
     error ShapeMismatch(uint256 opIndex);
-    /// @notice The output value does not fit the declared output width (the compiler forbids this).
-    error OutputOutOfRange(uint256 index);
 
     /// @notice Runs `program` on the canonical `input` and returns the canonical output bytes.
     function execute(bytes calldata program, bytes calldata input) external pure returns (bytes memory output);
@@ -24,4 +22,14 @@ interface IExactVerifier {
     /// @notice Same as `execute`, reading the program from data chunks (see `DataChunks`).
     /// @param chunks addresses of the data contracts whose code, concatenated, is the program.
     function executeStored(address[] calldata chunks, bytes calldata input) external view returns (bytes memory output);
+
+    /// @notice An upper bound on the gas `executeStored(chunks, input)` uses, valid for every `input` of
+    /// the program's canonical input length, computed from the program alone (never from a sample input),
+    /// and the program's canonical input and output lengths. Reverts like `execute` for a malformed program.
+    /// @dev The bound covers the verifier's own call frame (what a caller must forward to it), not the
+    /// caller's cost of the CALL itself.
+    function executionGasBound(address[] calldata chunks)
+        external
+        view
+        returns (uint256 gas, uint256 inputLength, uint256 outputLength);
 }

@@ -78,7 +78,8 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     error InputLengthMismatch(uint256 expected, uint256 actual);
     /// @notice The output is not the model's declared output length.
     error OutputLengthMismatch(uint256 expected, uint256 actual);
-    /// @notice The requested callback gas exceeds `MAX_CALLBACK_GAS`.
+    /// @notice The requested callback gas exceeds the model's cap (`proofGasBound`: MAX_CALLBACK_GAS, or
+    /// less for an EXACT model whose proof transaction leaves less room under TX_GAS_CAP).
     error CallbackGasTooHigh(uint256 requested, uint256 maximum);
     /// @notice No request with this id exists.
     error UnknownRequest(uint256 requestId);
@@ -127,8 +128,10 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     /// @notice Attests `output` for a pending request, locking the model's bond from the caller's free stake.
     function submitResult(uint256 requestId, bytes calldata output) external;
 
-    /// @notice Submits several results; requests that are no longer pending (answered by someone else,
-    /// expired) are skipped instead of reverting the batch.
+    /// @notice Submits several results; requests that are no longer pending (unknown, answered by someone
+    /// else, expired or refunded) are skipped instead of reverting the batch. An item the caller could have
+    /// checked itself still reverts the batch: an output of the wrong length (`OutputLengthMismatch`) or a bond
+    /// beyond the caller's free stake (`InsufficientFreeStake`; see `freeStake`).
     /// @return submitted how many results were accepted.
     function submitResults(uint256[] calldata requestIds, bytes[] calldata outputs) external returns (uint256 submitted);
 
@@ -137,7 +140,9 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     /// @param output the attested output (from `ResultSubmitted`); checked against its stored hash.
     function finalize(uint256 requestId, bytes calldata output) external;
 
-    /// @notice Finalizes several results; ones already finalized or still in their window are skipped.
+    /// @notice Finalizes several results; ones that cannot be finalized (unknown or unanswered, already
+    /// finalized or fraud-proven, still in their window, or given an output that is not the attested one) are
+    /// skipped instead of reverting the batch. A callback given too little gas reverts, as in `finalize`.
     /// @return finalized how many were finalized.
     function finalizeBatch(uint256[] calldata requestIds, bytes[] calldata outputs) external returns (uint256 finalized);
 

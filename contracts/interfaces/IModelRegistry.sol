@@ -76,17 +76,25 @@ interface IModelRegistry {
     error MissingModelData();
     /// @notice `EXACT` models need program chunks and a commitment; `ATTESTED` models must have neither.
     error ProgramModeMismatch(Mode mode);
+    /// @notice `chunk` was not written by this registry's `writeProgramChunk`: its code could change
+    /// (an EIP-7702 delegated account, a contract we do not control), so it cannot hold a program.
+    error ForeignProgramChunk(address chunk);
     /// @notice The stored program chunks do not hash to the declared commitment.
     error ProgramCommitmentMismatch(bytes32 declared, bytes32 actual);
-    /// @notice The verifier cannot execute the program on an all-zero input of `inputLength` bytes (malformed
+    /// @notice The verifier cannot execute the program on inputs of `inputLength` bytes (malformed
     /// program, or an input length that does not match it); `reason` is the verifier's revert data.
     error ProgramNotExecutable(bytes reason);
     /// @notice The program's output is not `outputLength` bytes.
     error ProgramOutputLengthMismatch(uint256 expected, uint256 actual);
+    /// @notice The bound on the gas of the model's proof transaction (`challenge`, computed from the
+    /// program's shapes and widths for every input) exceeds the per-transaction gas cap: some wrong
+    /// results of this model could not be proven.
+    error ProofGasTooHigh(uint256 bound, uint256 cap);
 
     /// @notice Registers a new immutable model version.
     /// @param spec the model's parameters.
-    /// @param programChunks for `EXACT`: addresses from `writeProgramChunk`, in order; empty for `ATTESTED`.
+    /// @param programChunks for `EXACT`: addresses returned by this registry's `writeProgramChunk`, in order
+    /// (any other address reverts `ForeignProgramChunk`); empty for `ATTESTED`.
     /// @return modelId the new version's id (ids start at 1).
     function registerModel(ModelSpec calldata spec, address[] calldata programChunks) external returns (uint32 modelId);
 
@@ -100,6 +108,13 @@ interface IModelRegistry {
 
     /// @notice Returns a model version.
     function getModel(uint32 modelId) external view returns (Model memory);
+
+    /// @notice The proof-gas figures of a model version.
+    /// @return gasBound for `EXACT`: an upper bound on the gas limit a `challenge` of this model needs on
+    /// any input, without the consumer callback (0 for `ATTESTED`).
+    /// @return callbackGasCap the largest `callbackGasLimit` a request may ask for: for `EXACT`, what
+    /// still fits the per-transaction gas cap next to `gasBound` (at most MAX_CALLBACK_GAS).
+    function proofGasBound(uint32 modelId) external view returns (uint256 gasBound, uint256 callbackGasCap);
 
     /// @notice Returns the program chunks of an `EXACT` model (empty for `ATTESTED`).
     function programChunks(uint32 modelId) external view returns (address[] memory);

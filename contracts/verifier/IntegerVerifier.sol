@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {IExactVerifier} from "../interfaces/IExactVerifier.sol";
 import {DataChunks} from "../libraries/DataChunks.sol";
 import {IIntegerVerifier} from "./IIntegerVerifier.sol";
+import {ProgramGasBound} from "./ProgramGasBound.sol";
 import {Op, Program, ProgramDecoder} from "./ProgramDecoder.sol";
 import {Pool, Tensor, TensorKernels} from "./TensorKernels.sol";
 
@@ -16,6 +17,13 @@ import {Pool, Tensor, TensorKernels} from "./TensorKernels.sol";
 /// Constants are never copied out of the program bytes; MatMul reads its weights there in packed form
 /// (see `MatMulKernels`), which is what keeps a whole MLP inside one block.
 contract IntegerVerifier is IIntegerVerifier {
+    /// @notice Computes `executionGasBound` (deployed by this contract, immutable like it).
+    ProgramGasBound public immutable GAS_BOUND;
+
+    constructor() {
+        GAS_BOUND = new ProgramGasBound();
+    }
+
     /// @inheritdoc IExactVerifier
     function execute(bytes calldata program, bytes calldata input) external pure returns (bytes memory output) {
         return _run(program, input);
@@ -28,6 +36,16 @@ contract IntegerVerifier is IIntegerVerifier {
         returns (bytes memory output)
     {
         return _run(DataChunks.read(chunks), input);
+    }
+
+    /// @inheritdoc IExactVerifier
+    /// @dev Computed by `GAS_BOUND` (the bound's code does not fit in this contract next to the kernels).
+    function executionGasBound(address[] calldata chunks)
+        external
+        view
+        returns (uint256 gas, uint256 inputLength, uint256 outputLength)
+    {
+        return GAS_BOUND.executionGasBound(chunks);
     }
 
     /// @inheritdoc IIntegerVerifier
@@ -147,14 +165,16 @@ contract IntegerVerifier is IIntegerVerifier {
         }
     }
 
-    /// @dev Canonical output at width `w`; a value that does not fit reverts OutputOutOfRange(index).
+    /// @dev Canonical output at width `w`. Total: a value that does not fit `w` bytes saturates to the
+    /// width's range (docs/integer-profile.md, "Semantics"), exactly like the reference's `saturate`.
     function _encodeOutput(int256[] memory v, uint256 w) private pure returns (bytes memory out) {
         uint256 count = v.length;
         out = new bytes(count * w);
-        uint256 bad = type(uint256).max;
         assembly ("memory-safe") {
             let sh := sub(256, shl(3, w))
             let wm1 := sub(w, 1)
+            // Largest value of the width: 2^(8w-1) - 1; the smallest is its bitwise not.
+            let hi := sub(shl(sub(shl(3, w), 1), 1), 1)
             let dst := add(out, 0x20)
             // Each element is stored as a full word shifted to its top `w` bytes; the next store
             // overwrites the spill. The last spill lands past the array, in free memory, which
@@ -162,14 +182,14 @@ contract IntegerVerifier is IIntegerVerifier {
             for { let i := 0 } lt(i, count) { i := add(i, 1) } {
                 let x := mload(add(v, shl(5, add(i, 1))))
                 if iszero(eq(signextend(wm1, x), x)) {
-                    bad := i
-                    break
+                    switch slt(x, 0)
+                    case 0 { x := hi }
+                    default { x := not(hi) }
                 }
                 mstore(add(dst, mul(i, w)), shl(sh, x))
             }
             mstore(0x40, add(mload(0x40), 0x20))
         }
-        if (bad != type(uint256).max) revert OutputOutOfRange(bad);
     }
 
     /// @dev Validates the `runOp` operands and views each as a packed tensor (data copied to memory).

@@ -16,7 +16,7 @@ DEFAULT_MAX_BODY = 64 * 1024
 def create_app(control: Control, extra_routers: Sequence[APIRouter] = (), max_body_bytes: int | None = None) -> FastAPI:
     app = FastAPI(title="Inference oracle operator node", version="0.1.0")
     app.state.control = control
-    limit = max_body_bytes or getattr(control, "max_body_bytes", DEFAULT_MAX_BODY)
+    limit: int = max_body_bytes or getattr(control, "max_body_bytes", None) or DEFAULT_MAX_BODY
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

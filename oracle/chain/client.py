@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -72,6 +72,11 @@ class OracleClient:
     def model_count(self) -> int:
         return int(self._call(self.contract.functions.modelCount()))
 
+    def proof_gas_bound(self, model_id: int) -> tuple[int, int]:
+        """(bound on a challenge's gas limit without callback, largest callback gas a request may ask for)."""
+        bound, cap = self._call(self.contract.functions.proofGasBound(model_id))
+        return int(bound), int(cap)
+
     def program_chunks(self, model_id: int) -> list[str]:
         return list(self._call(self.contract.functions.programChunks(model_id)))
 
@@ -95,7 +100,7 @@ class OracleClient:
     @staticmethod
     def compute_request_id(nonce: int, data: bytes) -> int:
         """Mirror of the contract's id scheme (see `IInferenceOracle`)."""
-        from eth_abi import encode
+        from eth_abi.abi import encode
 
         digest = keccak(encode(["uint64", "bytes32"], [nonce, keccak(data)]))
         return (nonce << 192) | (int.from_bytes(digest, "big") & ((1 << 192) - 1))

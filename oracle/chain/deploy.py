@@ -25,6 +25,8 @@ class DeployParams:
     - ``unbonding_period``: 7 days, far longer than window + dispute (v1 disputes are one transaction).
     - ``min_bond_ratio``: 4, so bond >= 4 x fee: fraud never pays and a self-challenge always loses.
     - ``max_callback_gas``: 1,000,000, enough for real consumers, bounded so finalize stays cheap to call.
+    - ``tx_gas_cap``: 16,777,216, Ethereum's per-transaction gas cap since Osaka (EIP-7825): every proof
+      transaction (``challenge``, callback included) of every registered EXACT model fits it.
     """
 
     challenge_window: int = 3600
@@ -32,6 +34,7 @@ class DeployParams:
     unbonding_period: int = 7 * 24 * 3600
     min_bond_ratio: int = 4
     max_callback_gas: int = 1_000_000
+    tx_gas_cap: int = 16_777_216
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def deploy_system(
     o = artifacts.load("InferenceOracle")
     oracle = deploy(
         w3, o.abi, o.bytecode, signer, verifier, params.challenge_window, params.request_timeout,
-        params.unbonding_period, params.min_bond_ratio, params.max_callback_gas,
+        params.unbonding_period, params.min_bond_ratio, params.max_callback_gas, params.tx_gas_cap,
     )
     return Deployment(w3.eth.chain_id, oracle, verifier, w3.eth.block_number, params)
 

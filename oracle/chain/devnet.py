@@ -48,7 +48,6 @@ class Devnet:
             "--chain-id", str(self.chain_id),
             "--mnemonic", DEV_MNEMONIC,
             "--gas-limit", "100000000",
-            "--code-size-limit", "49152",
         ]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]

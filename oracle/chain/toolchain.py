@@ -14,7 +14,7 @@ from pathlib import Path
 from oracle.errors import ToolchainError
 
 #: The hardfork the contracts are compiled for and anvil runs; keep both in step.
-EVM_VERSION = "cancun"
+EVM_VERSION = "prague"
 SOLC_VERSION = "0.8.37"
 
 

@@ -7,7 +7,7 @@ address of an account the node manages (anvil's unlocked dev accounts). Reverts 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -44,7 +44,8 @@ def send(
         raise from_web3_error(exc) from exc
     params["gas"] = gas
     if isinstance(signer, LocalAccount):
-        tx = fn.build_transaction({**params, "nonce": w3.eth.get_transaction_count(sender, "pending")})
+        nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(sender), "pending")
+        tx = fn.build_transaction(cast(TxParams, {**params, "nonce": nonce}))
         signed = signer.sign_transaction(tx)  # type: ignore[arg-type]
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     else:
@@ -79,14 +80,15 @@ def deploy(w3: Web3, abi: list[dict[str, Any]], bytecode: str, signer: Signer, *
     sender = address_of(signer)
     params: dict[str, Any] = {"from": sender, "value": value}
     try:
-        params["gas"] = int(ctor.estimate_gas(params) * 1.2) + 50_000  # type: ignore[arg-type]
+        params["gas"] = int(ctor.estimate_gas(cast(TxParams, params)) * 1.2) + 50_000
     except ContractLogicError as exc:
         raise from_web3_error(exc) from exc
     if isinstance(signer, LocalAccount):
-        tx = ctor.build_transaction({**params, "nonce": w3.eth.get_transaction_count(sender, "pending")})  # type: ignore[arg-type]
-        tx_hash = w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)  # type: ignore[arg-type]
+        nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(sender), "pending")
+        tx = ctor.build_transaction(cast(TxParams, {**params, "nonce": nonce}))
+        tx_hash = w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)
     else:
-        tx_hash = ctor.transact(params)  # type: ignore[arg-type]
+        tx_hash = ctor.transact(cast(TxParams, params))
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
     if receipt["status"] != 1 or not receipt["contractAddress"]:
         raise replay_revert(w3, tx_hash, receipt)

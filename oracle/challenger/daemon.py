@@ -1,14 +1,17 @@
-"""The challenger daemon: watch attested results, re-execute, challenge the wrong ones early.
+"""The challenger daemon: watch attested results, re-execute them, prove the wrong ones, never stall.
 
-Lifecycle like every daemon here: ``setup`` (load state), ``run`` (loop until stopped), ``stop``,
-``cleanup``. Each iteration:
+Lifecycle like every daemon here: ``setup`` (load state), ``run`` (loop until stopped), ``stop``, ``cleanup``.
+Each iteration:
 
-1. **poll** confirmed blocks ``[cursor+1, head-confirmations]`` in bounded ranges; the first block's parent
-   must be the stored cursor hash, else a reorg: rewind ``reorg_rewind`` blocks and re-read (idempotent);
-2. **process** pending claims, earliest deadline first: skip what is no longer challengeable on-chain,
-   re-execute (:mod:`oracle.challenger.verify`), and for a wrong result simulate the challenge with
-   ``eth_call`` and send it. A claim whose window is about to close is still tried; the margin is recorded.
+1. **poll**: one range of confirmed blocks through :class:`oracle.chain.follower.Follower`; on a reorg, roll
+   back to the fork point found by block hash, keeping every verdict the reorg does not invalidate;
+2. **process**: track challenges in flight (never waiting on a receipt), re-check proven claims on-chain,
+   re-execute pending claims in batches per model in a limited child (:mod:`oracle.challenger.verify`), and
+   simulate and send a challenge for every wrong one (:mod:`oracle.challenger.prover`).
 
+A model whose program cannot be re-executed within the limits is quarantined (its claims get the
+``quarantined`` state and an alarm) and never blocks other models. In the background, each model's ONNX file
+is checked against its committed program in a second limited child (``models`` table, aspect ``onnx``).
 State lives in SQLite (:mod:`oracle.challenger.store`), so a restart resumes mid-window.
 """
 
@@ -16,21 +19,23 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 import structlog
 from web3 import Web3
-from web3.exceptions import ContractLogicError
 
 from oracle.chain.client import OracleClient
-from oracle.chain.reverts import from_web3_error
-from oracle.chain.tx import Signer, address_of, send
-from oracle.chain.types import Mode, Model, Status
+from oracle.chain.follower import Follower, Fork, Range
+from oracle.chain.tx import Signer
+from oracle.chain.types import Mode, Model
 from oracle.challenger.metrics import ChallengerMetrics
+from oracle.challenger.prover import Prover
+from oracle.challenger.sandbox import SandboxFailure
+from oracle.challenger.sender import ChallengeSender, FeePolicy
 from oracle.challenger.store import Claim, ClaimState, Store
-from oracle.challenger.verify import ClaimVerifier
-from oracle.errors import ContractRevert, OracleError
+from oracle.challenger.verify import ClaimVerifier, NoVerdict
+from oracle.errors import OracleError
 
 log = structlog.get_logger("oracle.challenger")
 
@@ -40,9 +45,16 @@ class ChallengerConfig:
     confirmations: int = 0
     block_range: int = 1000
     poll_interval: float = 1.0
-    reorg_rewind: int = 64
     start_block: int = 0
-    challenge_gas: int | None = None  # None: estimate (which also simulates)
+    challenge_gas: int | None = None  # None: the simulation's estimate (+25 %)
+    max_tx_gas: int = 16_777_216  # EIP-7825: a proof over this raises an alarm
+    workers: int = 4  # challenge simulations in parallel
+    batch_size: int = 256  # claims of one model re-executed per sandbox call
+    recheck_interval: float = 3.0  # seconds between on-chain re-checks of proven claims
+    retry_unprovable: float = 30.0  # seconds between new attempts at an unprovable wrong result
+    quarantine_seconds: float = 3600.0  # a quarantined program is tried again after this long
+    audit_models: bool = True  # check every model's ONNX file against its program in the background
+    fees: FeePolicy = field(default_factory=FeePolicy)
 
 
 class Challenger:
@@ -52,36 +64,63 @@ class Challenger:
         self.w3: Web3 = client.w3
         self.store = store
         self.verifier = verifier
-        self.signer = signer
-        self.address = address_of(signer)
         self.config = config or ChallengerConfig()
         self.metrics = metrics or ChallengerMetrics()
+        self.sender = ChallengeSender(self.w3, signer, self.config.fees)
+        self.address = self.sender.address
+        self.follower = Follower(self.w3, store, confirmations=self.config.confirmations,
+                                 block_range=self.config.block_range, start_block=self.config.start_block)
+        self.prover = Prover(client, store, self.sender, self.metrics, self._input, workers=self.config.workers,
+                             max_tx_gas=self.config.max_tx_gas, challenge_gas=self.config.challenge_gas,
+                             recheck_interval=self.config.recheck_interval,
+                             retry_unprovable=self.config.retry_unprovable)
         self._stop = threading.Event()
         self._models: dict[int, Model] = {}
         self._window = 0
-        self._timestamps: dict[int, int] = {}
+        self._reorged = False
+        self._auditor: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
         self._window = self.client.parameters()["challenge_window"]
+        held = [c.nonce for c in self.store.claims([ClaimState.CHALLENGING], orphaned=True) if c.nonce is not None]
+        self.sender.sync(floor=max(held, default=-1) + 1)
         self.warm_up()
         log.info("challenger_started", address=self.address, oracle=self.client.address,
-                 cursor=self.store.cursor(), window=self._window)
+                 cursor=self.store.cursor(), window=self._window, quarantined=self._quarantined())
 
     def warm_up(self) -> None:
-        """Loads every registered EXACT model before the first claim arrives: the first challenge must not
-        wait for a model download, an onnxruntime start-up and a program read while its window runs."""
+        """Reads and loads every registered EXACT program before the first claim arrives. A program that
+        fails is quarantined; nothing here can stop the daemon."""
+        quarantined = self._quarantined(self._now())
+        self._count_quarantined()
         for model_id in range(1, self.client.model_count() + 1):
             model = self._model(model_id)
-            if model.mode is not Mode.EXACT or model.retired:
+            if model.mode is not Mode.EXACT or model.retired or model_id in quarantined:
                 continue
             try:
                 self.verifier.warm(model)
-            except OracleError as exc:
+            except (SandboxFailure, OracleError) as exc:
+                self._quarantine(model_id, str(exc))
+            except Exception as exc:  # noqa: BLE001 - an RPC fault: the program is loaded at its first claim
                 log.warning("warm_up_failed", model_id=model_id, error=str(exc))
 
     def run(self) -> None:
-        self.setup()
+        backoff = self.config.poll_interval
+        while not self._stop.is_set():
+            try:
+                self.setup()
+                break
+            except Exception as exc:  # noqa: BLE001 - e.g. the RPC endpoint is not up yet: never exit on it
+                log.warning("challenger_setup_failed", error=str(exc), retry_in=backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        if self._stop.is_set():
+            self.cleanup()
+            return
+        if self.config.audit_models:
+            self._auditor = threading.Thread(target=self._audit_loop, name="challenger-audit", daemon=True)
+            self._auditor.start()
         backoff = self.config.poll_interval
         while not self._stop.is_set():
             try:
@@ -101,48 +140,47 @@ class Challenger:
         self._stop.set()
 
     def cleanup(self) -> None:
+        self.close()  # kills an audit in progress instead of waiting for it
+        if self._auditor is not None:
+            self._auditor.join(timeout=5)
         log.info("challenger_stopped", counts=self.store.counts())
 
+    def close(self) -> None:
+        self.prover.close()
+        self.verifier.close()
+
     # ------------------------------------------------------------------ polling
-    def _block_hash(self, number: int) -> str:
-        return Web3.to_hex(self.w3.eth.get_block(number)["hash"])
-
-    def _timestamp(self, number: int) -> int:
-        if number not in self._timestamps:
-            self._timestamps[number] = int(self.w3.eth.get_block(number)["timestamp"])
-        return self._timestamps[number]
-
     def poll(self) -> bool:
         """Reads one bounded range of confirmed blocks; returns True when caught up with the head."""
-        head = self.w3.eth.block_number - self.config.confirmations
-        cursor = self.store.cursor()
-        if cursor is None:
-            start = max(self.config.start_block, 0)
-            cursor = (start - 1, self._block_hash(start - 1) if start > 0 else "0x" + "00" * 32)
-        number, known_hash = cursor
-        if number >= head:
+        step = self.follower.step(self._events)
+        if step is None:
             return True
-        first = number + 1
-        if number >= 0:
-            parent = Web3.to_hex(self.w3.eth.get_block(first)["parentHash"])
-            if parent != known_hash:
-                back = max(number - self.config.reorg_rewind, self.config.start_block - 1)
-                dropped = self.store.rewind(back, self._block_hash(back) if back >= 0 else "0x" + "00" * 32)
-                log.warning("reorg_detected", at_block=first, rewound_to=back, dropped_claims=dropped)
-                return False
-        last = min(head, number + self.config.block_range)
-        requests = [(e.request_id, e.model_id, e.input, e.block_number)
-                    for e in self.client.requested_events(first, last)]
-        claims = []
-        for e in self.client.submitted_events(first, last):
-            ts = self._timestamp(e.block_number)
-            claims.append((e.request_id, self._model_of(e.request_id), e.operator, e.output, e.block_number, ts,
-                           ts + self._window))
-        last_hash = self._block_hash(last)
-        self.store.advance(requests, claims, (last, last_hash))
+        if isinstance(step, Fork):
+            undone = self.store.rollback_to(step.number, step.hash)
+            self.metrics.reorgs.inc()
+            self._reorged = True
+            log.warning("reorg_detected", fork_block=step.number, depth=step.depth, **undone)
+            return False
+        self._ingest(step)
+        return False
+
+    def _events(self, first: int, last: int) -> list:  # type: ignore[type-arg]
+        return [*self.client.requested_events(first, last), *self.client.submitted_events(first, last)]
+
+    def _ingest(self, rng: Range) -> None:
+        requests, claims = [], []
+        for e in rng.events:
+            if hasattr(e, "input"):
+                requests.append((e.request_id, e.model_id, e.input, e.block_number))
+        known = {r[0]: r[1] for r in requests}
+        for e in rng.events:
+            if hasattr(e, "output"):
+                ts = rng.timestamps[e.block_number]
+                model_id = known.get(e.request_id) or self._model_of(e.request_id)
+                claims.append((e.request_id, model_id, e.operator, e.output, e.block_number, ts, ts + self._window))
+        self.store.advance(requests, claims, rng.cursor, rng.blocks)
         self.metrics.claims_seen.inc(len(claims))
-        self.metrics.cursor.set(last)
-        return last >= head
+        self.metrics.cursor.set(rng.last)
 
     def _model_of(self, request_id: int) -> int:
         known = self.store.input_of(request_id)
@@ -168,117 +206,126 @@ class Challenger:
         self.store.add_request(claim.request_id, claim.model_id, data, logs[0]["blockNumber"])
         return data
 
-    # ------------------------------------------------------------------ processing
-    def process(self) -> None:
-        for claim in self.store.claims([ClaimState.CHALLENGING]):
-            self._recheck_sent(claim)
-        for claim in self.store.claims([ClaimState.PENDING]):
-            if self._stop.is_set():
-                return
-            try:
-                self._process(claim)
-            except OracleError as exc:
-                self.metrics.errors.labels(kind=type(exc).__name__).inc()
-                log.warning("claim_failed", request_id=hex(claim.request_id), error=str(exc))
-                self.store.set_state(claim.request_id, ClaimState.FAILED, error=str(exc))
-
     def _now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
-    def _process(self, claim: Claim) -> None:
-        model = self._model(claim.model_id)
-        if model.mode is not Mode.EXACT:
-            self.store.set_state(claim.request_id, ClaimState.NOT_EXACT)
-            return
-        status = self.client.status_of(claim.request_id)
-        if status is Status.FRAUD_PROVEN:
-            # Possibly our own challenge, sent just before a crash that lost its record.
-            ours = self._proven_by_us(claim.request_id)
-            self.store.set_state(claim.request_id, ClaimState.PROVEN if ours else ClaimState.LOST_RACE,
-                                 error=None if ours else "proven by another challenger")
-            return
-        if status is not Status.SUBMITTED:
-            self.store.set_state(claim.request_id, ClaimState.MISSED if status in (Status.FINALIZABLE,
-                                 Status.FINALIZED) else ClaimState.LOST_RACE, error=f"on-chain status {status.name}")
-            return
-        data = self._input(claim)
-        started = time.perf_counter()
-        verdict = self.verifier.verify(model, data, claim.output)
-        self.metrics.verify_seconds.observe(time.perf_counter() - started)
-        if verdict.correct:
-            self.metrics.verified_correct.inc()
-            self.store.set_state(claim.request_id, ClaimState.CORRECT, expected=verdict.expected)
-            return
-        self.metrics.frauds_found.inc()
-        log.info("fraud_found", request_id=hex(claim.request_id), operator=claim.operator,
-                 claimed=claim.output.hex(), expected=verdict.expected.hex(), via=verdict.via)
-        self._challenge(claim, data, verdict.expected)
+    # ------------------------------------------------------------------ processing
+    def process(self) -> None:
+        latest = self.w3.eth.get_block("latest")
+        now = int(latest["timestamp"])
+        self.prover.track(now, int(latest["number"]))
+        self.prover.recheck(now, force=self._reorged)
+        self._reorged = False
+        self.verify_pending(now)
+        if self.prover.challenge(now):
+            self.prover.track(now)  # what mined at once (automining devnets) is settled in this round
 
-    def _proven_by_us(self, request_id: int) -> bool:
-        logs = self.client.contract.events.FraudProven().get_logs(
-            from_block=0, argument_filters={"requestId": request_id})
-        return any(entry["args"]["challenger"] == self.address for entry in logs)
+    def verify_pending(self, now: int) -> None:
+        quarantined = self._quarantined(now)
+        by_model: dict[int, list[Claim]] = defaultdict(list)
+        for claim in self.store.claims([ClaimState.PENDING]):
+            by_model[claim.model_id].append(claim)
+        for model_id, claims in by_model.items():
+            if self._stop.is_set():
+                return
+            model = self._model(model_id)
+            if model.mode is not Mode.EXACT:
+                for c in claims:
+                    self.store.set_state(c.request_id, ClaimState.NOT_EXACT)
+                continue
+            if model_id in quarantined:
+                for c in claims:
+                    self.prover.alarm(c, "quarantined", f"model {model_id} is quarantined: {quarantined[model_id]}",
+                                      ClaimState.QUARANTINED)
+                continue
+            for k in range(0, len(claims), self.config.batch_size):
+                if not self._verify_batch(model, claims[k:k + self.config.batch_size]):
+                    break
 
-    def _challenge(self, claim: Claim, data: bytes, expected: bytes) -> None:
-        fn = self.client.challenge_fn(claim.request_id, data)
-        try:
-            # Simulation: the chain itself re-executes; only a proof that would succeed is ever sent. The
-            # estimate is reused as the gas limit, so the proof is not simulated a second time.
-            estimate = fn.estimate_gas({"from": self.address})
-        except ContractLogicError as exc:
-            err = from_web3_error(exc)
-            self._settle_refused(claim, err, expected)
-            return
-        margin = claim.deadline - self._now()
-        self.metrics.margin_seconds.observe(max(margin, 0))
-        try:
-            gas = self.config.challenge_gas or int(estimate * 1.25) + 50_000
-            receipt = send(self.w3, fn, self.signer, gas=gas, wait=False)
-            tx_hash = Web3.to_hex(receipt["transactionHash"])
-            self.store.set_state(claim.request_id, ClaimState.CHALLENGING, expected=expected, tx_hash=tx_hash)
-            self.metrics.challenges_sent.inc()
-            log.info("challenge_sent", request_id=hex(claim.request_id), tx=tx_hash, margin_seconds=margin)
-            mined = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-        except ContractRevert as err:
-            self._settle_refused(claim, err, expected)
-            return
-        self._settle_receipt(claim, mined, expected)
-
-    def _settle_receipt(self, claim: Claim, receipt: Any, expected: bytes) -> None:
-        if receipt["status"] == 1:
-            self.metrics.challenges_won.inc()
-            self.store.set_state(claim.request_id, ClaimState.PROVEN, expected=expected)
-            log.info("fraud_proven", request_id=hex(claim.request_id), operator=claim.operator)
-            return
-        # Failed on-chain (lost a race?): decide from the current status.
-        status = self.client.status_of(claim.request_id)
-        state = ClaimState.LOST_RACE if status is not Status.SUBMITTED else ClaimState.PENDING
-        self.store.set_state(claim.request_id, state, error=f"challenge reverted; status {status.name}")
-
-    def _settle_refused(self, claim: Claim, err: ContractRevert, expected: bytes) -> None:
-        if err.name == "ResultIsCorrect":
-            # The chain says the claim is right: our local run disagreed. Never challenge it.
-            log.error("local_reexecution_disagrees_with_chain", request_id=hex(claim.request_id))
-            self.store.set_state(claim.request_id, ClaimState.CORRECT, error="chain re-execution agrees with claim")
-        elif err.name == "ChallengeWindowClosed":
-            self.metrics.missed.inc()
-            self.store.set_state(claim.request_id, ClaimState.MISSED, expected=expected, error=err.name)
-        else:
-            self.store.set_state(claim.request_id, ClaimState.LOST_RACE, expected=expected, error=err.name)
-
-    def _recheck_sent(self, claim: Claim) -> None:
-        """After a restart: did the challenge we sent land?"""
-        receipt = None
-        if claim.tx_hash:
+    def _verify_batch(self, model: Model, claims: list[Claim]) -> bool:
+        items, ready = [], []
+        for c in claims:
             try:
-                receipt = self.w3.eth.get_transaction_receipt(claim.tx_hash)  # type: ignore[arg-type]
-            except Exception:  # noqa: BLE001 - unknown or not yet mined
-                receipt = None
-        if receipt is not None:
-            self._settle_receipt(claim, receipt, claim.expected or b"")
-            return
-        status = self.client.status_of(claim.request_id)
-        if status is Status.SUBMITTED:
-            self.store.set_state(claim.request_id, ClaimState.PENDING, error="challenge not mined; retrying")
-        else:
-            self.store.set_state(claim.request_id, ClaimState.LOST_RACE, error=f"status {status.name}")
+                items.append((self._input(c), c.output))
+                ready.append(c)
+            except OracleError as exc:
+                self.store.set_state(c.request_id, ClaimState.FAILED, error=str(exc))
+        if not ready:
+            return True
+        started = time.perf_counter()
+        try:
+            verdicts = self.verifier.verify_many(model, items)
+        except (SandboxFailure, OracleError) as exc:
+            self._quarantine(model.model_id, str(exc))
+            for c in ready:
+                self.prover.alarm(c, "quarantined", f"model {model.model_id} quarantined: {exc}",
+                                  ClaimState.QUARANTINED)
+            return False
+        self.metrics.verify_seconds.observe(time.perf_counter() - started)
+        for c, v in zip(ready, verdicts, strict=True):
+            if isinstance(v, NoVerdict):
+                self.prover.alarm(c, "unprovable", f"the reference cannot execute this input: {v.reason}")
+            elif v.correct:
+                self.metrics.verified_correct.inc()
+                self.store.set_state(c.request_id, ClaimState.CORRECT, expected=v.expected)
+            else:
+                self.metrics.frauds_found.inc()
+                log.info("fraud_found", request_id=hex(c.request_id), operator=c.operator,
+                         claimed=c.output.hex(), expected=v.expected.hex(), via=v.via)
+                self.store.set_state(c.request_id, ClaimState.WRONG, expected=v.expected)
+        return True
+
+    # ------------------------------------------------------------------ models
+    def _quarantined(self, now: int | None = None) -> dict[int, str]:
+        """Models whose program is in quarantine. With ``now`` (chain time), a quarantine older than
+        ``quarantine_seconds`` ends: the model's claims still in their window are verified again."""
+        out = {}
+        for model_id, (since, reason) in self.store.quarantined_since().items():
+            if now is not None and time.time() - since >= self.config.quarantine_seconds:
+                again = self.store.release(model_id, now)
+                log.warning("model_quarantine_ended", model_id=model_id, claims_to_verify=again)
+                continue
+            out[model_id] = reason or ""
+        return out
+
+    def _quarantine(self, model_id: int, reason: str) -> None:
+        self.store.set_model(model_id, "program", "quarantined", reason)
+        self._count_quarantined()
+        log.error("model_quarantined", model_id=model_id, aspect="program", reason=reason)
+
+    def _count_quarantined(self) -> None:
+        self.metrics.quarantined_models.set(len({m for (m, _), (status, _) in self.store.models().items()
+                                                 if status == "quarantined"}))
+
+    def _audit_loop(self) -> None:
+        """Checks each EXACT model's ONNX file against its committed program, in the audit child."""
+        while not self._stop.is_set():
+            done = self.store.models()
+            try:
+                count = self.client.model_count()
+                for model_id in range(1, count + 1):
+                    if self._stop.is_set() or (model_id, "onnx") in done:
+                        continue
+                    model = self._model(model_id)
+                    if model.mode is Mode.EXACT and not model.retired:
+                        self._audit(model)
+            except Exception as exc:  # noqa: BLE001 - an RPC fault: try again next round
+                log.warning("model_audit_failed", error=str(exc))
+            self._stop.wait(5.0)
+
+    def _audit(self, model: Model) -> None:
+        try:
+            status, reason = self.verifier.bind(model), None
+        except SandboxFailure as exc:
+            status = "quarantined" if exc.kind in ("memory", "timeout", "crash") else "unbound"
+            reason = str(exc)
+        except OracleError as exc:
+            status, reason = "unbound", str(exc)
+        if self._stop.is_set():
+            return  # stopping (the child may have been killed under the audit): not a verdict on the file
+        self.store.set_model(model.model_id, "onnx", status, reason)
+        if status != "bound":
+            self.metrics.alarms.labels(kind=f"onnx_{status}").inc()
+            self._count_quarantined()
+            log.error("model_quarantined" if status == "quarantined" else "model_unbound", model_id=model.model_id,
+                      aspect="onnx", reason=reason)

@@ -3,14 +3,22 @@
 Schema::
 
     meta(key TEXT PRIMARY KEY, value TEXT)            -- cursor_number, cursor_hash
+    blocks(number INTEGER PRIMARY KEY, hash TEXT)     -- recent processed blocks, to find a fork point
     requests(request_id TEXT PRIMARY KEY,             -- hex id
              model_id INTEGER, input BLOB, block_number INTEGER)
     claims(request_id TEXT PRIMARY KEY, model_id INTEGER, operator TEXT, output BLOB,
            block_number INTEGER, submitted_at INTEGER, deadline INTEGER,
            state TEXT,                                -- see ClaimState
-           expected BLOB, tx_hash TEXT, error TEXT, updated_at REAL)
+           expected BLOB, tx_hash TEXT, error TEXT, updated_at REAL,
+           nonce INTEGER, tx_block INTEGER,           -- our challenge: its nonce, the block it mined in
+           settled INTEGER,                           -- 1: proven and the window is over (no more re-checks)
+           orphaned INTEGER)                          -- 1: its block was reorganised away (verdict kept)
+    models(model_id INTEGER, aspect TEXT,             -- aspect: 'program' (re-execution) or 'onnx' (the file)
+           status TEXT, reason TEXT, updated_at REAL)  -- e.g. program/quarantined, onnx/bound, onnx/mismatch
 
-A claim is processed at most once to a final state; a restart resumes every non-final claim.
+A reorg rolls back to the fork point: claims without a verdict after it are forgotten, claims with one are
+kept (orphaned) and get their verdict back when the same result reappears on the new branch; a proven claim
+whose challenge was in a dropped block goes back to ``challenging`` so its transaction is tracked again.
 """
 
 from __future__ import annotations
@@ -26,29 +34,39 @@ from pathlib import Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks(number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests(
     request_id TEXT PRIMARY KEY, model_id INTEGER NOT NULL, input BLOB NOT NULL, block_number INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS claims(
     request_id TEXT PRIMARY KEY, model_id INTEGER NOT NULL, operator TEXT NOT NULL, output BLOB NOT NULL,
     block_number INTEGER NOT NULL, submitted_at INTEGER NOT NULL, deadline INTEGER NOT NULL,
     state TEXT NOT NULL, expected BLOB, tx_hash TEXT, error TEXT, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS models(model_id INTEGER NOT NULL, aspect TEXT NOT NULL, status TEXT NOT NULL,
+    reason TEXT, updated_at REAL NOT NULL, PRIMARY KEY(model_id, aspect));
 CREATE INDEX IF NOT EXISTS claims_state ON claims(state, deadline);
 """
+#: columns added after the first release (ALTER TABLE on an older state file)
+ADDED_COLUMNS = (("nonce", "INTEGER"), ("tx_block", "INTEGER"), ("settled", "INTEGER NOT NULL DEFAULT 0"),
+                 ("orphaned", "INTEGER NOT NULL DEFAULT 0"))
+KEEP_BLOCKS = 512
 
 
 class ClaimState(str, Enum):
     PENDING = "pending"  # seen, not yet verified
     CORRECT = "correct"  # re-execution agrees: never challenged
-    CHALLENGING = "challenging"  # wrong; challenge transaction sent, receipt not yet seen
-    PROVEN = "proven"  # our challenge proved the fraud
-    LOST_RACE = "lost_race"  # someone else proved it first, or it settled otherwise
+    WRONG = "wrong"  # re-execution disagrees; a challenge is (re-)sent next
+    CHALLENGING = "challenging"  # challenge transaction sent, receipt not yet seen
+    PROVEN = "proven"  # our challenge proved the fraud (re-checked on-chain until the window is over)
+    LOST_RACE = "lost_race"  # someone else proved it first
+    UNPROVABLE = "unprovable"  # wrong, but the chain refuses our proof: an alarm (retried while the window is open)
+    QUARANTINED = "quarantined"  # its model's program cannot be re-executed within the limits: an alarm
     NOT_EXACT = "not_exact"  # ATTESTED model: no on-chain proof possible
     MISSED = "missed"  # the window closed before we could act
     FAILED = "failed"  # could not verify (model unavailable, ...); error says why
 
     @property
     def final(self) -> bool:
-        return self not in (ClaimState.PENDING, ClaimState.CHALLENGING)
+        return self not in (ClaimState.PENDING, ClaimState.WRONG, ClaimState.CHALLENGING, ClaimState.UNPROVABLE)
 
 
 @dataclass(frozen=True)
@@ -64,10 +82,21 @@ class Claim:
     expected: bytes | None
     tx_hash: str | None
     error: str | None
+    nonce: int | None = None
+    tx_block: int | None = None
+    settled: bool = False
+    orphaned: bool = False
 
 
 def rid(request_id: int) -> str:
     return f"0x{request_id:064x}"
+
+
+def _claim(r: sqlite3.Row) -> Claim:
+    return Claim(int(r["request_id"], 16), r["model_id"], r["operator"], bytes(r["output"]), r["block_number"],
+                 r["submitted_at"], r["deadline"], ClaimState(r["state"]),
+                 bytes(r["expected"]) if r["expected"] is not None else None, r["tx_hash"], r["error"],
+                 r["nonce"], r["tx_block"], bool(r["settled"]), bool(r["orphaned"]))
 
 
 class Store:
@@ -80,6 +109,10 @@ class Store:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(SCHEMA)
+        have = {r["name"] for r in self._conn.execute("PRAGMA table_info(claims)")}
+        for name, decl in ADDED_COLUMNS:
+            if name not in have:
+                self._conn.execute(f"ALTER TABLE claims ADD COLUMN {name} {decl}")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -96,25 +129,43 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
-    # cursor ---------------------------------------------------------------
+    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    # cursor and blocks ----------------------------------------------------
     def cursor(self) -> tuple[int, str] | None:
-        rows = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        rows = {r[0]: r[1] for r in self._rows("SELECT key, value FROM meta")}
         if "cursor_number" not in rows:
             return None
         return int(rows["cursor_number"]), rows["cursor_hash"]
 
+    def recent_blocks(self) -> list[tuple[int, str]]:
+        return [(r[0], r[1]) for r in self._rows("SELECT number, hash FROM blocks ORDER BY number DESC")]
+
     def advance(self, requests: Sequence[tuple[int, int, bytes, int]],
-                claims: Sequence[tuple[int, int, str, bytes, int, int, int]], cursor: tuple[int, str]) -> None:
-        """Stores new requests and claims and moves the cursor, atomically (idempotent per request id)."""
+                claims: Sequence[tuple[int, int, str, bytes, int, int, int]], cursor: tuple[int, str],
+                blocks: Sequence[tuple[int, str]] = ()) -> None:
+        """Stores new requests and claims, the blocks read and the cursor, atomically (idempotent per id).
+
+        A claim seen again after a reorg (orphaned) keeps its verdict if its output did not change."""
         now = time.time()
         with self.tx() as c:
             c.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?,?)",
                           [(rid(r), m, inp, b) for r, m, inp, b in requests])
             c.executemany(
-                "INSERT OR IGNORE INTO claims(request_id, model_id, operator, output, block_number, submitted_at,"
-                " deadline, state, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO claims(request_id, model_id, operator, output, block_number, submitted_at,"
+                " deadline, state, updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(request_id) DO UPDATE SET"
+                " state=CASE WHEN claims.output=excluded.output OR claims.state='challenging' THEN claims.state"
+                " ELSE 'pending' END,"
+                " expected=CASE WHEN claims.output=excluded.output THEN claims.expected ELSE NULL END,"
+                " operator=excluded.operator, output=excluded.output, block_number=excluded.block_number,"
+                " submitted_at=excluded.submitted_at, deadline=excluded.deadline, orphaned=0,"
+                " updated_at=excluded.updated_at WHERE claims.orphaned=1",
                 [(rid(r), m, op, out, b, t, d, ClaimState.PENDING.value, now) for r, m, op, out, b, t, d in claims],
             )
+            c.executemany("INSERT OR REPLACE INTO blocks(number, hash) VALUES (?,?)", [*blocks, cursor])
+            c.execute("DELETE FROM blocks WHERE number < ?", (cursor[0] - KEEP_BLOCKS,))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_number', ?)", (str(cursor[0]),))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_hash', ?)", (cursor[1],))
 
@@ -124,43 +175,78 @@ class Store:
             c.execute("INSERT OR IGNORE INTO requests VALUES (?,?,?,?)",
                       (rid(request_id), model_id, data, block_number))
 
-    def rewind(self, to_block: int, to_hash: str) -> int:
-        """Forgets everything seen after ``to_block`` (a reorg); returns how many claims were dropped.
-
-        Claims we already challenged stay: their transaction's fate is re-checked on-chain.
-        """
+    def rollback_to(self, number: int, block_hash: str) -> dict[str, int]:
+        """A reorg with fork point ``number``: undo what the dropped blocks said, keep verdicts (see module)."""
         with self.tx() as c:
-            c.execute("DELETE FROM requests WHERE block_number > ?", (to_block,))
-            n = c.execute("DELETE FROM claims WHERE block_number > ? AND state IN ('pending','correct',"
-                          "'not_exact','failed')", (to_block,)).rowcount
-            c.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_number', ?)", (str(to_block),))
-            c.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_hash', ?)", (to_hash,))
-        return n
+            c.execute("DELETE FROM requests WHERE block_number > ?", (number,))
+            forgotten = c.execute("DELETE FROM claims WHERE block_number > ? AND state='pending'",
+                                  (number,)).rowcount
+            orphaned = c.execute("UPDATE claims SET orphaned=1 WHERE block_number > ?", (number,)).rowcount
+            retrack = c.execute("UPDATE claims SET state='challenging', settled=0, tx_block=NULL"
+                                " WHERE state='proven' AND tx_block > ?", (number,)).rowcount
+            c.execute("DELETE FROM blocks WHERE number > ?", (number,))
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_number', ?)", (str(number),))
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('cursor_hash', ?)", (block_hash,))
+        return {"forgotten": forgotten, "orphaned": orphaned, "proofs_to_recheck": retrack}
 
     # claims ---------------------------------------------------------------
     def input_of(self, request_id: int) -> tuple[int, bytes] | None:
-        row = self._conn.execute("SELECT model_id, input FROM requests WHERE request_id=?",
-                                 (rid(request_id),)).fetchone()
-        return (int(row["model_id"]), bytes(row["input"])) if row else None
+        rows = self._rows("SELECT model_id, input FROM requests WHERE request_id=?", (rid(request_id),))
+        return (int(rows[0]["model_id"]), bytes(rows[0]["input"])) if rows else None
 
-    def claims(self, states: Sequence[ClaimState] | None = None, limit: int = 1000) -> list[Claim]:
+    def claims(self, states: Sequence[ClaimState] | None = None, limit: int = 100_000, *,
+               orphaned: bool = False, settled: bool | None = None) -> list[Claim]:
+        """Claims on the canonical chain (``orphaned=True``: also those whose block was reorganised away)."""
+        where: list[str] = []
+        args: list[object] = []
         if states:
-            marks = ",".join("?" * len(states))
-            rows = self._conn.execute(f"SELECT * FROM claims WHERE state IN ({marks}) ORDER BY deadline LIMIT ?",
-                                      [s.value for s in states] + [limit]).fetchall()
-        else:
-            rows = self._conn.execute("SELECT * FROM claims ORDER BY block_number LIMIT ?", (limit,)).fetchall()
-        return [Claim(int(r["request_id"], 16), r["model_id"], r["operator"], bytes(r["output"]), r["block_number"],
-                      r["submitted_at"], r["deadline"], ClaimState(r["state"]),
-                      bytes(r["expected"]) if r["expected"] is not None else None, r["tx_hash"], r["error"])
-                for r in rows]
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args += [s.value for s in states]
+        if not orphaned:
+            where.append("orphaned=0")
+        if settled is not None:
+            where.append("settled=?")
+            args.append(int(settled))
+        sql = "SELECT * FROM claims" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY deadline, block_number LIMIT ?" if states else " ORDER BY block_number LIMIT ?"
+        return [_claim(r) for r in self._rows(sql, [*args, limit])]
+
+    def claim(self, request_id: int) -> Claim | None:
+        rows = self._rows("SELECT * FROM claims WHERE request_id=?", (rid(request_id),))
+        return _claim(rows[0]) if rows else None
 
     def set_state(self, request_id: int, state: ClaimState, *, expected: bytes | None = None,
-                  tx_hash: str | None = None, error: str | None = None) -> None:
+                  tx_hash: str | None = None, error: str | None = None, nonce: int | None = None,
+                  tx_block: int | None = None, settled: bool | None = None) -> None:
         with self.tx() as c:
             c.execute("UPDATE claims SET state=?, expected=COALESCE(?, expected), tx_hash=COALESCE(?, tx_hash),"
-                      " error=?, updated_at=? WHERE request_id=?",
-                      (state.value, expected, tx_hash, error, time.time(), rid(request_id)))
+                      " nonce=COALESCE(?, nonce), tx_block=?, settled=COALESCE(?, settled), error=?, updated_at=?"
+                      " WHERE request_id=?",
+                      (state.value, expected, tx_hash, nonce, tx_block,
+                       None if settled is None else int(settled), error, time.time(), rid(request_id)))
 
     def counts(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in self._conn.execute("SELECT state, COUNT(*) FROM claims GROUP BY state")}
+        return {r[0]: r[1] for r in self._rows("SELECT state, COUNT(*) FROM claims WHERE orphaned=0 GROUP BY state")}
+
+    # models ---------------------------------------------------------------
+    def set_model(self, model_id: int, aspect: str, status: str, reason: str | None = None) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?)",
+                      (model_id, aspect, status, reason, time.time()))
+
+    def models(self) -> dict[tuple[int, str], tuple[str, str | None]]:
+        """(model id, aspect) -> (status, reason)."""
+        return {(r[0], r[1]): (r[2], r[3]) for r in self._rows("SELECT model_id, aspect, status, reason FROM models")}
+
+    def quarantined_since(self) -> dict[int, tuple[float, str | None]]:
+        """Models whose program is quarantined -> (since when, why)."""
+        return {r[0]: (r[1], r[2]) for r in self._rows(
+            "SELECT model_id, updated_at, reason FROM models WHERE aspect='program' AND status='quarantined'")}
+
+    def release(self, model_id: int, open_after: int) -> int:
+        """Ends a model's quarantine: its quarantined claims whose window ends after ``open_after`` are verified
+        again; returns how many."""
+        with self.tx() as c:
+            c.execute("DELETE FROM models WHERE model_id=? AND aspect='program'", (model_id,))
+            return c.execute("UPDATE claims SET state='pending', error=NULL WHERE model_id=? AND state='quarantined'"
+                             " AND deadline > ?", (model_id, open_after)).rowcount

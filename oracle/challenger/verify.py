@@ -1,30 +1,26 @@
-"""Deciding whether an attested `EXACT` result is wrong, with no false alarms.
+"""Deciding whether attested `EXACT` results are wrong, with no false alarms, without trusting any model.
 
-The arbiter is the numpy reference interpreter running the program stored **on-chain** (read back from the
-model's data chunks and checked against the registered commitment): that is exactly what the Solidity
-verifier executes in a challenge. onnxruntime on the ONNX file is the fast path; it is trusted only after the
-ONNX file has been shown to compile to the committed program (then conformance makes the two equal), and
-any disagreement with a claim is confirmed by the reference before anything is sent. The daemon also
-simulates the challenge with ``eth_call`` before sending it.
+The arbiter is the reference interpreter running the program stored **on-chain** (read back from the
+model's data chunks and checked against the registered commitment): exactly what the Solidity verifier
+executes in a challenge. Decoding and re-executing that untrusted program happen in a limited child
+(:mod:`oracle.challenger.sandbox`); so does the audit of the model's ONNX file (:meth:`ClaimVerifier.bind`),
+which in a second child, so a slow or hostile file never delays a verdict. The daemon simulates every
+challenge with ``eth_call`` before sending it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import structlog
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from oracle.chain.client import OracleClient
 from oracle.chain.types import Model
-from oracle.errors import ModelError, OracleError
-from oracle.profile import reference
+from oracle.challenger.sandbox import Sandbox, SandboxFailure, SandboxLimits
+from oracle.errors import OracleError
 from oracle.profile.binding import read_onchain_program
-from oracle.profile.program import Program, decode
-from oracle.worker.executor import Executor
-from oracle.worker.models import ModelInfo, ModelStore
-
-log = structlog.get_logger("oracle.challenger.verify")
+from oracle.worker.models import ModelStore
 
 
 class ProgramMismatch(OracleError, ValueError):
@@ -35,62 +31,76 @@ class ProgramMismatch(OracleError, ValueError):
 class Verdict:
     correct: bool
     expected: bytes  # the output a correct execution gives
-    via: str  # "onnxruntime" or "reference"
+    via: str = "reference"
 
 
-@dataclass
-class _Loaded:
-    program: Program
-    onnx: ModelInfo | None  # None when the fast path is not trustworthy for this model
+@dataclass(frozen=True)
+class NoVerdict:
+    """The reference could not produce an answer for this input (the chain cannot either)."""
+
+    reason: str
 
 
 class ClaimVerifier:
-    """Re-executes claims; caches each model's on-chain program and its ONNX fast path."""
+    """Re-executes claims over each model's on-chain program, in a sandbox; caches the program bytes."""
 
-    def __init__(self, client: OracleClient, models: ModelStore, executor: Executor) -> None:
+    def __init__(self, client: OracleClient, models: ModelStore, limits: SandboxLimits | None = None,
+                 audit_limits: SandboxLimits | None = None) -> None:
         self.client = client
         self.models = models
-        self.executor = executor
-        self._loaded: dict[int, _Loaded] = {}
+        self.sandbox = Sandbox(limits, name="challenger-reference")
+        self.auditor = Sandbox(audit_limits or SandboxLimits(timeout=120.0), name="challenger-audit")
+        self._programs: dict[int, bytes] = {}
+        self._loaded: dict[bytes, int] = {}  # commitment -> sandbox generation that holds it
 
-    def onchain_program(self, model: Model) -> Program:
+    def onchain_program(self, model: Model) -> bytes:
+        cached = self._programs.get(model.model_id)
+        if cached is not None:
+            return cached
         data = read_onchain_program(self.client, model.model_id)
         if keccak(data) != model.program_commitment:
             raise ProgramMismatch(f"model {model.model_id}: on-chain program does not match its commitment")
-        return decode(data)
+        self._programs[model.model_id] = data
+        return data
 
-    def _load(self, model: Model) -> _Loaded:
-        cached = self._loaded.get(model.model_id)
-        if cached is not None:
-            return cached
-        program = self.onchain_program(model)
-        onnx_info: ModelInfo | None = None
-        try:
-            # The model store binds EXACT files (oracle.profile.binding): it returns a model only when the file
-            # compiles to exactly the committed program, and the executor then runs that program.
-            onnx_info = self.models.get(model)
-        except (ModelError, OracleError) as exc:
-            log.warning("fast_path_disabled", model_id=model.model_id, reason=str(exc))
-            onnx_info = None
-        loaded = _Loaded(program, onnx_info)
-        self._loaded[model.model_id] = loaded
-        return loaded
+    def _ensure_loaded(self, sandbox: Sandbox, model: Model) -> None:
+        commitment = model.program_commitment
+        if sandbox is self.sandbox and self._loaded.get(commitment) == sandbox.generation and sandbox.pid:
+            return
+        data = self.onchain_program(model)
+        sandbox.call("load_program", commitment, data)
+        if sandbox is self.sandbox:
+            self._loaded[commitment] = sandbox.generation
 
     def warm(self, model: Model) -> None:
-        """Loads a model ahead of its first claim (fetch, hash check, program read, fast-path check) and runs
-        it once on an all-zero input, which also starts the inference child and its session."""
-        loaded = self._load(model)
-        if loaded.onnx is not None:
-            self.executor.run(loaded.onnx, [bytes(model.input_length)])
+        """Reads and loads a model's program ahead of its first claim; raises :class:`SandboxFailure`."""
+        self._ensure_loaded(self.sandbox, model)
+
+    def verify_many(self, model: Model, items: Sequence[tuple[bytes, bytes]]) -> list[Verdict | NoVerdict]:
+        """Verdicts for (input, claimed output) pairs of one model. Raises :class:`SandboxFailure` when the
+        program cannot be run within the limits (the caller quarantines the model)."""
+        self._ensure_loaded(self.sandbox, model)
+        try:
+            outs = self.sandbox.call("run_reference", model.program_commitment, [i for i, _ in items])
+        except SandboxFailure:
+            self._loaded.pop(model.program_commitment, None)
+            raise
+        return [NoVerdict(o) if isinstance(o, str) else Verdict(o == claimed, o)
+                for o, (_, claimed) in zip(outs, items, strict=True)]
 
     def verify(self, model: Model, data: bytes, claimed: bytes) -> Verdict:
-        loaded = self._load(model)
-        if loaded.onnx is not None:
-            (fast,) = self.executor.run(loaded.onnx, [data])
-            if isinstance(fast, bytes) and fast == claimed:
-                return Verdict(True, claimed, "onnxruntime")
-        # Mismatch (or no fast path): the reference over the on-chain program decides.
-        expected = reference.run_bytes(loaded.program, data)
-        if expected == claimed:
-            log.warning("fast_path_disagreed", model_id=model.model_id)
-        return Verdict(expected == claimed, expected, "reference")
+        (v,) = self.verify_many(model, [(data, claimed)])
+        if isinstance(v, NoVerdict):
+            raise OracleError(f"model {model.model_id}: reference failed: {v.reason}")
+        return v
+
+    def bind(self, model: Model) -> str:
+        """Checks in the audit child that the model's ONNX file compiles to its committed program; returns
+        "bound" or raises :class:`SandboxFailure` saying why not."""
+        self.auditor.call("load_program", model.program_commitment, self.onchain_program(model))
+        return str(self.auditor.call("bind_onnx", model, str(self.models.cache_dir), self.models.max_model_bytes,
+                                     self.models.max_tensor_bytes))
+
+    def close(self) -> None:
+        self.sandbox.close()
+        self.auditor.close()

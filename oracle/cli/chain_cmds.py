@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 
 from oracle.chain.client import OracleClient

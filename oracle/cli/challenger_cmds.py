@@ -18,11 +18,11 @@ from oracle.chain.client import OracleClient
 from oracle.chain.tx import Signer
 from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.metrics import ChallengerMetrics
+from oracle.challenger.sandbox import SandboxLimits
+from oracle.challenger.sender import GWEI, FeePolicy
 from oracle.challenger.store import Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.cli.errors import CliError, OracleTyper, check_port, check_rpc, load_deployment, signer_from_key
-from oracle.profile.binding import read_onchain_program
-from oracle.worker.executor import ProcessExecutor
 from oracle.worker.models import ModelStore
 
 app = OracleTyper(help="Challenger: re-execute every EXACT result and prove wrong ones on-chain.",
@@ -91,6 +91,12 @@ def run(
     confirmations: Annotated[int, typer.Option(help="Blocks to trail the head by.")] = 0,
     poll: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
     metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port (0: off).")] = 0,
+    sandbox_timeout: Annotated[float, typer.Option(help="Seconds one re-execution batch may take.")] = 10.0,
+    sandbox_memory_mb: Annotated[int, typer.Option(help="Address-space limit of each sandbox child.")] = 2048,
+    quarantine_seconds: Annotated[float, typer.Option(help="How long a model over the limits is left alone.")] = (
+        3600.0),
+    max_fee_gwei: Annotated[int, typer.Option(help="Cap on a challenge's maxFeePerGas.")] = 500,
+    stuck_after: Annotated[float, typer.Option(help="Seconds before a pooled challenge is re-priced.")] = 12.0,
 ) -> None:
     """Watch every attested result, re-execute EXACT ones, challenge the wrong ones."""
     signer = _signer(keystore, password_env, unlocked)
@@ -99,25 +105,23 @@ def run(
     metrics = ChallengerMetrics()
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
-    executor = ProcessExecutor()
-    # EXACT files are bound to the committed program and to the chain's chunks (oracle.profile.binding).
-    models = ModelStore(model_dir, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20,
-                        program_reader=lambda m: read_onchain_program(client, m.model_id))
-    daemon = Challenger(client, Store(db), ClaimVerifier(client, models, executor), signer,
-                        ChallengerConfig(confirmations=confirmations, poll_interval=poll, start_block=start),
-                        metrics)
+    models = ModelStore(model_dir, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
+    limits = SandboxLimits(timeout=sandbox_timeout, memory_bytes=sandbox_memory_mb * 2**20)
+    config = ChallengerConfig(confirmations=confirmations, poll_interval=poll, start_block=start,
+                              quarantine_seconds=quarantine_seconds,
+                              fees=FeePolicy(max_fee=max_fee_gwei * GWEI, stuck_after=stuck_after))
+    daemon = Challenger(client, Store(db), ClaimVerifier(client, models, limits), signer, config, metrics)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop())
-    try:
-        daemon.run()
-    finally:
-        executor.close()
+    daemon.run()  # closes its sandbox children on the way out
 
 
 @app.command()
 def status(db: Annotated[Path, typer.Option(help="SQLite state file.")] = Path("challenger.sqlite3")) -> None:
-    """Counts of claims by state, and the cursor."""
+    """Counts of claims by state, the cursor, and models in quarantine or whose file is not bound."""
     if not db.exists():
         raise CliError(f"{db} does not exist; run `oracle challenger run` first", 2)
     store = Store(db)
-    typer.echo(json.dumps({"cursor": store.cursor(), "claims": store.counts()}, indent=2))
+    models = {f"{m}/{aspect}": {"status": st, "reason": why} for (m, aspect), (st, why) in store.models().items()
+              if st != "bound"}
+    typer.echo(json.dumps({"cursor": store.cursor(), "claims": store.counts(), "models": models}, indent=2))

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from oracle.chain.types import Mode, Model
 from oracle.errors import OracleError

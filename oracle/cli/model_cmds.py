@@ -109,3 +109,46 @@ def convert(
     typer.echo(
         json.dumps({"out": str(out), "quantizer": quantizer.to_dict(), "report": report.to_dict()}, indent=2)
     )
+
+
+@app.command("convert-trees")
+def convert_trees_cmd(
+    model_file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="Fitted tree classifier: a pickle/joblib of a scikit-learn, XGBoost or LightGBM classifier "
+            "(only load files you trust), an XGBoost saved model (.json/.ubj) or a LightGBM model file (.txt).",
+        ),
+    ],
+    dataset: Annotated[
+        str, typer.Option(help="Bundled dataset to calibrate and score on: credit, breast_cancer, wine, digits.")
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the integer ONNX model.")],
+    input_width: InputWidth = 2,
+    leaf_width: Annotated[int, typer.Option(help="Bytes per integer leaf value (1, 2, 4).")] = 2,
+) -> None:
+    """Convert a tree ensemble into an integer-profile model; prints the quantizer and the accuracy report."""
+    from oracle.profile.datasets import load_split
+    from oracle.profile.program import commitment, encode
+    from oracle.profile.trees import convert_trees, load_tree_model
+
+    try:
+        model = load_tree_model(model_file)
+        split = load_split(dataset)
+        conv = convert_trees(model, split.x_train, split.x_test, split.y_test, input_width=input_width,
+                             leaf_width=leaf_width)
+        out.write_bytes(conv.model.SerializeToString(deterministic=True))
+    except (OracleError, OSError, ValueError) as exc:
+        raise _fail(exc) from None
+    program = encode(conv.program)
+    typer.echo(json.dumps({
+        "out": str(out),
+        "input_width": input_width,
+        "output_width": 1,
+        "program_size": len(program),
+        "commitment": "0x" + commitment(program).hex(),
+        "quantizer": conv.quantizer.to_dict(),
+        "report": conv.report.to_dict(),
+    }, indent=2))

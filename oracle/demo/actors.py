@@ -18,7 +18,7 @@ from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.store import Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.settings import NodeSettings
-from oracle.worker.executor import Executor, ProcessExecutor, Result
+from oracle.worker.executor import Executor, Result
 from oracle.worker.models import ModelInfo, ModelStore
 from oracle.worker.node import Node
 
@@ -95,7 +95,6 @@ def make_node(name: str, url: str, oracle: str, start_block: int, workdir: Path,
 @dataclass
 class RunningChallenger:
     challenger: Challenger
-    executor: ProcessExecutor
     thread: threading.Thread = field(init=False)
 
     def start(self) -> RunningChallenger:
@@ -105,14 +104,12 @@ class RunningChallenger:
 
     def stop(self) -> None:
         self.challenger.stop()
-        self.thread.join(timeout=20)
-        self.executor.close()
+        self.thread.join(timeout=20)  # run() closes the challenger's sandbox children on its way out
         self.challenger.store.close()
 
 
 def make_challenger(client: OracleClient, workdir: Path, start_block: int, signer: Any) -> RunningChallenger:
-    executor = ProcessExecutor()
     models = ModelStore(workdir / "challenger-models", max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
-    daemon = Challenger(client, Store(workdir / "challenger.sqlite3"), ClaimVerifier(client, models, executor),
+    daemon = Challenger(client, Store(workdir / "challenger.sqlite3"), ClaimVerifier(client, models),
                         signer, ChallengerConfig(poll_interval=0.2, start_block=start_block))
-    return RunningChallenger(daemon, executor)
+    return RunningChallenger(daemon)

@@ -65,7 +65,7 @@ class IntCNN:
         return a
 
     def predict_index(self, q: IntArray) -> npt.NDArray[np.int64]:
-        return np.argmax(self.scores(q), axis=1).astype(np.int64)
+        return np.asarray(np.argmax(self.scores(q), axis=1), dtype=np.int64)
 
 
 def quantize_cnn(net: FloatCNN, quantizer: Quantizer, weight_width: int, activation_bits: int = 16) -> IntCNN:
@@ -209,8 +209,8 @@ def float_predict_cnn(model: onnx.ModelProto | bytes, x: npt.ArrayLike, net: Flo
     step = len(xs) if not isinstance(inp.shape[0], int) else 1
     out = np.concatenate([np.asarray(sess.run(None, {inp.name: xs[i : i + step]})[0]) for i in range(0, len(xs), step)])
     if np.issubdtype(out.dtype, np.integer):
-        return out.reshape(-1).astype(np.int64)
-    return np.argmax(out.reshape(len(xs), -1), axis=1).astype(np.int64)
+        return np.asarray(out.reshape(-1), dtype=np.int64)
+    return np.asarray(np.argmax(out.reshape(len(xs), -1), axis=1), dtype=np.int64)
 
 
 def convert_cnn(

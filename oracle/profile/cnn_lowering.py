@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -61,13 +62,14 @@ class FloatCNN:
         return a
 
     def predict_index(self, x: npt.ArrayLike) -> npt.NDArray[np.int64]:
-        return np.argmax(self.scores(x), axis=1).astype(np.int64)
+        return np.asarray(np.argmax(self.scores(x), axis=1), dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------- linear operators
 
 
-def _spatial_pads(attrs: dict, hw: tuple[int, int], kernel: list[int], strides: list[int], where: str) -> list[int]:
+def _spatial_pads(attrs: dict[str, Any], hw: tuple[int, int], kernel: list[int], strides: list[int],
+                  where: str) -> list[int]:
     """``[top, left, bottom, right]`` from ``pads`` or ``auto_pad``."""
     auto = attrs.get("auto_pad", b"NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else str(auto)
@@ -88,7 +90,11 @@ def _spatial_pads(attrs: dict, hw: tuple[int, int], kernel: list[int], strides: 
     raise ProfileError(f"auto_pad={auto} is not supported; export with explicit pads", node=where)
 
 
-def _windows(shape: tuple[int, ...], attrs: dict, where: str, kernel: list[int] | None = None):
+IndexList = list[npt.NDArray[np.int64]]
+
+
+def _windows(shape: tuple[int, ...], attrs: dict[str, Any], where: str, kernel: list[int] | None = None
+             ) -> tuple[tuple[int, int], IndexList, IndexList, tuple[int, int]]:
     """Output size and, per kernel offset, the input row/col of every output row/col (may be out of range)."""
     if len(shape) != 3:
         raise ProfileError(f"expects a [N,C,H,W] input, the activations here are {list(shape)}", node=where)
@@ -113,7 +119,7 @@ def _windows(shape: tuple[int, ...], attrs: dict, where: str, kernel: list[int] 
     return (ho, wo), rows, cols, (h, w)
 
 
-def conv_matrix(shape: tuple[int, ...], weight: FloatArray, bias: FloatArray | None, attrs: dict,
+def conv_matrix(shape: tuple[int, ...], weight: FloatArray, bias: FloatArray | None, attrs: dict[str, Any],
                 where: str) -> tuple[FloatArray, FloatArray, tuple[int, ...]]:
     """Dense ``[C*H*W, Co*Ho*Wo]`` matrix and bias of an ONNX Conv on one flattened sample."""
     if int(attrs.get("group", 1)) != 1:
@@ -143,7 +149,7 @@ def conv_matrix(shape: tuple[int, ...], weight: FloatArray, bias: FloatArray | N
 
 
 def pool_selections(
-    shape: tuple[int, ...], attrs: dict, where: str
+    shape: tuple[int, ...], attrs: dict[str, Any], where: str
 ) -> tuple[list[npt.NDArray[np.int64]], tuple[int, ...]]:
     """MaxPool: per window offset, the flat input index feeding each flat output (padding -> same window)."""
     (ho, wo), rows, cols, (h, w) = _windows(shape, attrs, where)
@@ -161,7 +167,7 @@ def pool_selections(
     return out, (c, ho, wo)
 
 
-def avgpool_matrix(shape: tuple[int, ...], attrs: dict, where: str) -> tuple[FloatArray, tuple[int, ...]]:
+def avgpool_matrix(shape: tuple[int, ...], attrs: dict[str, Any], where: str) -> tuple[FloatArray, tuple[int, ...]]:
     """AveragePool as a ``[C*H*W, C*Ho*Wo]`` matrix (count_include_pad as ONNX defines it)."""
     (ho, wo), rows, cols, (h, w) = _windows(shape, attrs, where)
     c = shape[0]
@@ -283,7 +289,7 @@ def extract_cnn(model: onnx.ModelProto | bytes) -> FloatCNN:
     return FloatCNN(tuple(stages), in_shape, final)
 
 
-def _check_terminal_tail(node: onnx.NodeProto, consumers: dict, where: str) -> None:
+def _check_terminal_tail(node: onnx.NodeProto, consumers: dict[str, Any], where: str) -> None:
     """A monotone final op (Softmax, ...) may only be followed by more of them: it must not sit mid-graph."""
     pending = list(node.output)
     while pending:
@@ -295,8 +301,9 @@ def _check_terminal_tail(node: onnx.NodeProto, consumers: dict, where: str) -> N
             pending.extend(user.output)
 
 
-def _linear(op: str, node: onnx.NodeProto, attrs: dict, consts: dict[str, FloatArray], shape: tuple[int, ...],
-            m: FloatArray, v: FloatArray, cur: str, where: str) -> tuple[FloatArray, FloatArray, tuple[int, ...]]:
+def _linear(op: str, node: onnx.NodeProto, attrs: dict[str, Any], consts: dict[str, FloatArray],
+            shape: tuple[int, ...], m: FloatArray, v: FloatArray, cur: str,
+            where: str) -> tuple[FloatArray, FloatArray, tuple[int, ...]]:
     """Compose one affine op into the pending map ``(m, v)``; returns it and the new activation shape."""
 
     def const(name: str) -> FloatArray:

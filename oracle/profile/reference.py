@@ -2,8 +2,12 @@
 
 onnxruntime (the operators' fast path) and the Solidity verifier must match this module bit for bit.
 Each op is a standalone function of its operand arrays (:func:`run_op`) because the interactive
-fraud proof of the next milestone bisects to a single op and re-executes only that one. No value can
-overflow int64 here: the compiler's interval analysis has proved it for every allowed input.
+fraud proof of the next milestone bisects to a single op and re-executes only that one.
+
+Semantics are total (docs/integer-profile.md, "Semantics"): every op result is reduced to int64 with
+two's complement wrap (numpy's int64 arithmetic), and the model output saturates to the declared output
+width. For compiled programs neither ever changes a value (the compiler's interval analysis proves it);
+for any other registered program they define the one correct answer, which the verifier computes too.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oracle.errors import EncodingError, ProfileError
+from oracle.errors import EncodingError
 from oracle.profile.program import (
     IntArray,
     Opcode,
@@ -28,10 +32,13 @@ def trunc_div(a: IntArray, b: IntArray) -> IntArray:
     """Integer division truncating toward zero, as onnxruntime's int64 Div and the EVM's ``sdiv``.
 
     ``fmod`` has the dividend's sign (C semantics), so ``a - fmod(a, b)`` is an exact multiple of ``b``
-    lying between 0 and ``a``: the floor division of it is exact and cannot overflow.
+    lying between 0 and ``a``: the floor division of it is exact.
+    Total for a non-zero divisor: ``INT64_MIN / -1`` wraps to ``INT64_MIN`` (2^63 reduced to int64),
+    which is what the verifier's ``signextend(7, sdiv(a, b))`` gives.
     """
-    rem = np.fmod(a, b)
-    return np.floor_divide(a - rem, b)
+    with np.errstate(over="ignore"):
+        rem = np.fmod(a, b)
+        return np.floor_divide(a - rem, b)
 
 
 def run_op(
@@ -40,8 +47,15 @@ def run_op(
     attrs: Sequence[int],
     out_shape: Shape,
 ) -> IntArray:
-    """Evaluate one op on int64 operands; ``out_shape`` is the op's entry in the tensor table."""
-    code = Opcode(opcode)
+    """Evaluate one op on int64 operands; ``out_shape`` is the op's entry in the tensor table.
+
+    Arithmetic wraps to int64 (never raises or warns, even on 0-d operands): the defined result.
+    """
+    with np.errstate(over="ignore"):
+        return _run_op(Opcode(opcode), inputs, attrs, out_shape)
+
+
+def _run_op(code: Opcode, inputs: Sequence[IntArray], attrs: Sequence[int], out_shape: Shape) -> IntArray:
     if code is Opcode.MATMUL:
         result = np.matmul(inputs[0], inputs[1])
     elif code is Opcode.ADD:
@@ -94,12 +108,17 @@ def run(program: Program, x: IntArray) -> IntArray:
     shapes = program.shapes
     for op in program.ops:
         env[op.output] = run_op(op.opcode, [env[t] for t in op.inputs], op.attrs, shapes[op.output])
-    out = env[program.output_id]
-    lo, hi = width_range(program.output_width)
-    if out.size and (int(out.min()) < lo or int(out.max()) > hi):
-        # Unreachable for compiled programs: the interval analysis proved the output fits.
-        raise ProfileError(f"output value outside the declared {program.output_width}-byte output width")
-    return out
+    return saturate(env[program.output_id], program.output_width)
+
+
+def saturate(values: IntArray, width: int) -> IntArray:
+    """Clamp to the range of ``width``-byte integers: the defined value of an output that does not fit.
+
+    Unreachable for compiled programs (the interval analysis proves the output fits); for a hand-built
+    program it is the answer the verifier encodes too, so no input makes the challenge path revert.
+    """
+    lo, hi = width_range(width)
+    return np.clip(np.asarray(values, dtype=np.int64), lo, hi)
 
 
 def run_bytes(program: Program, input_bytes: bytes) -> bytes:

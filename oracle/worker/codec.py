@@ -2,7 +2,8 @@
 
 - Integer tensors (``EXACT`` models, and integer tensors of ``ATTESTED`` models): row-major, each element a
   big-endian two's complement integer of the declared width (1, 2, 4 or 8 bytes), as in
-  ``docs/integer-profile.md``. The width is the registered byte length divided by the element count.
+  ``docs/integer-profile.md``. The width is the registered byte length divided by the element count. An
+  output value that does not fit the width saturates to its range (the profile's defined output).
 - Float tensors (``ATTESTED`` models): row-major, each element a **big-endian IEEE-754 binary32**
   (4 bytes). Every NaN output is written as the canonical quiet NaN ``0x7FC00000`` so that two honest
   operators never differ on NaN payload bits; ``-0.0`` is kept as is.
@@ -47,10 +48,10 @@ def encode_int(array: npt.ArrayLike, width: int) -> bytes:
     arr = np.asarray(array)
     if not np.issubdtype(arr.dtype, np.integer):
         raise EncodingError(f"expected an integer tensor, got {arr.dtype}")
+    # A value that does not fit saturates to the width's range: the integer profile's defined output
+    # (docs/integer-profile.md, "Semantics"), so the worker posts what the on-chain verifier computes.
     lo, hi = -(1 << (8 * width - 1)), (1 << (8 * width - 1)) - 1
-    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
-        raise EncodingError(f"output values [{int(arr.min())}, {int(arr.max())}] do not fit {width} bytes")
-    return arr.astype(f">i{width}").tobytes(order="C")
+    return np.clip(arr.astype(np.int64), lo, hi).astype(f">i{width}").tobytes(order="C")
 
 
 def decode_float(data: bytes, shape: Sequence[int]) -> npt.NDArray[np.float32]:

@@ -21,7 +21,6 @@ Schema (WAL mode; request ids are uint256, stored as 0x-prefixed 64-digit hex te
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -31,6 +30,10 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
+
+from oracle.worker.txstore import TxRecord, TxState, TxStore
+
+__all__ = ["Database", "Job", "JobState", "NewJob", "TxRecord", "TxState", "rid_hex", "KEEP_BLOCKS"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -111,14 +114,6 @@ _FINAL = {JobState.FINALIZED, JobState.LOST, JobState.SKIPPED, JobState.EXPIRED,
           JobState.ORPHANED}
 
 
-class TxState(str, Enum):
-    PENDING = "pending"  # stored; broadcast or about to be
-    MINED = "mined"
-    REPLACED = "replaced"  # another tx with the same nonce was mined, or this one was superseded
-    DROPPED = "dropped"  # the nonce was used by something else / the tx vanished
-    ORPHANED = "orphaned"  # mined in a block that was reorganised away
-
-
 def rid_hex(request_id: int) -> str:
     return f"0x{request_id:064x}"
 
@@ -154,26 +149,6 @@ class Job:
 
 
 @dataclass(frozen=True)
-class TxRecord:
-    tx_hash: str
-    nonce: int
-    kind: str  # "submit" | "finalize" | "withdraw"
-    request_ids: tuple[int, ...]
-    raw: bytes
-    max_fee: int
-    priority_fee: int
-    state: TxState
-    block_number: int | None
-    sent_at: float
-
-    @classmethod
-    def from_row(cls, r: sqlite3.Row) -> TxRecord:
-        return cls(r["tx_hash"], r["nonce"], r["kind"], tuple(int(x, 16) for x in json.loads(r["request_ids"])),
-                   bytes(r["raw"]), r["max_fee"], r["priority_fee"], TxState(r["state"]), r["block_number"],
-                   r["sent_at"])
-
-
-@dataclass(frozen=True)
 class NewJob:
     request_id: int
     model_id: int
@@ -185,7 +160,7 @@ class NewJob:
     requested_at: int
 
 
-class Database:
+class Database(TxStore):
     """Thread-safe access to the worker database (one connection, one lock; WAL lets readers in)."""
 
     def __init__(self, path: Path | str) -> None:
@@ -195,6 +170,8 @@ class Database:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        #: committed write transactions so far: the node loop's measure of progress (its backoff resets on it)
+        self.writes = 0
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
@@ -215,6 +192,7 @@ class Database:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self.writes += 1
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -251,8 +229,16 @@ class Database:
 
         Returns how many jobs were new (or re-activated after a reorg had orphaned them).
         """
+        return self.ingest(jobs, blocks, cursor, (), reactivate)[0]
+
+    def ingest(self, jobs: Sequence[NewJob], blocks: Sequence[tuple[int, str]], cursor: tuple[int, str],
+               lost: Sequence[tuple[int, int, str]] = (), reactivate: bool = True) -> tuple[int, int]:
+        """:meth:`advance`, plus ``lost``: ``(request id, block, operator)`` of submissions by other operators
+        in the range; our jobs for them that were not sent yet become ``lost`` (``submit_block`` records the
+        winner's block, so a reorg dropping it brings the job back). Returns (new jobs, jobs lost)."""
         now = time.time()
         added = 0
+        n_lost = 0
         with self.tx() as c:
             for j in jobs:
                 rid = rid_hex(j.request_id)
@@ -272,11 +258,17 @@ class Database:
                         " error=NULL, updated_at=? WHERE request_id=?",
                         (JobState.SEEN.value, j.block_number, j.block_hash, j.requested_at, now, rid))
                     added += 1
+            for lost_id, block, operator in lost:
+                n_lost += c.execute(
+                    "UPDATE jobs SET state=?, submit_block=?, error=?, updated_at=? WHERE request_id=?"
+                    " AND state IN (?, ?)",
+                    (JobState.LOST.value, block, f"answered by {operator}", now, rid_hex(lost_id), JobState.SEEN.value,
+                     JobState.EXECUTED.value)).rowcount
             for number, h in blocks:
                 c.execute("INSERT OR REPLACE INTO blocks(number, hash) VALUES(?, ?)", (number, h))
             c.execute("INSERT OR REPLACE INTO cursor(id, block_number, block_hash) VALUES(1, ?, ?)", cursor)
             c.execute("DELETE FROM blocks WHERE number < ?", (cursor[0] - KEEP_BLOCKS,))
-        return added
+        return added, n_lost
 
     def rollback_to(self, fork_number: int, fork_hash: str) -> dict[str, int]:
         """Undoes everything above ``fork_number`` after a reorg.
@@ -296,12 +288,24 @@ class Database:
                 " updated_at=? WHERE submit_block > ? AND state IN (?, ?, ?)",
                 (JobState.EXECUTED.value, now, fork_number, JobState.SUBMITTED.value, JobState.FINALIZING.value,
                  JobState.FINALIZED.value)).rowcount
+            # A finalize mined above the fork (its result below it) is undone: the result is open again.
+            refinalize = c.execute(
+                "UPDATE jobs SET state=?, updated_at=? WHERE state IN (?, ?) AND nonce IN"
+                " (SELECT nonce FROM txs WHERE kind='finalize' AND block_number > ? AND state=?)",
+                (JobState.SUBMITTED.value, now, JobState.FINALIZING.value, JobState.FINALIZED.value, fork_number,
+                 TxState.MINED.value)).rowcount
+            # Lost to a submission above the fork: ours to answer again.
+            unlost = c.execute(
+                "UPDATE jobs SET state=CASE WHEN output IS NULL THEN ? ELSE ? END, submit_block=NULL, error=NULL,"
+                " updated_at=? WHERE state=? AND submit_block > ?",
+                (JobState.SEEN.value, JobState.EXECUTED.value, now, JobState.LOST.value, fork_number)).rowcount
             txs = c.execute("UPDATE txs SET state=?, updated_at=? WHERE block_number > ? AND state=?",
                             (TxState.ORPHANED.value, now, fork_number, TxState.MINED.value)).rowcount
             c.execute("DELETE FROM blocks WHERE number > ?", (fork_number,))
             c.execute("INSERT OR REPLACE INTO cursor(id, block_number, block_hash) VALUES(1, ?, ?)",
                       (fork_number, fork_hash))
-        return {"orphaned_jobs": orphaned, "resubmit_jobs": resubmit, "orphaned_txs": txs}
+        return {"orphaned_jobs": orphaned, "resubmit_jobs": resubmit, "refinalize_jobs": refinalize,
+                "unlost_jobs": unlost, "orphaned_txs": txs}
 
     # ------------------------------------------------------------------ jobs
     def job(self, request_id: int) -> Job | None:
@@ -337,59 +341,17 @@ class Database:
             with self.tx() as c:
                 c.executemany(sql, args)
 
-    def bump_attempts(self, request_ids: Sequence[int]) -> None:
-        with self.tx() as c:
-            c.executemany("UPDATE jobs SET attempts=attempts+1, updated_at=? WHERE request_id=?",
-                          [(time.time(), rid_hex(r)) for r in request_ids])
+    def bump_attempts(self, request_ids: Sequence[int], conn: sqlite3.Connection | None = None) -> None:
+        sql = "UPDATE jobs SET attempts=attempts+1, updated_at=? WHERE request_id=?"
+        args = [(time.time(), rid_hex(r)) for r in request_ids]
+        if conn is not None:
+            conn.executemany(sql, args)
+        else:
+            with self.tx() as c:
+                c.executemany(sql, args)
 
     def record_outputs(self, results: Sequence[tuple[int, bytes]]) -> None:
         now = time.time()
         with self.tx() as c:
             c.executemany("UPDATE jobs SET state=?, output=?, error=NULL, updated_at=? WHERE request_id=? AND state=?",
                           [(JobState.EXECUTED.value, out, now, rid_hex(r), JobState.SEEN.value) for r, out in results])
-
-    # ------------------------------------------------------------------ transactions
-    def store_tx(self, rec: TxRecord, job_state: JobState | None, next_nonce: int) -> None:
-        """Stores a signed transaction and moves its jobs, *before* the broadcast (one atomic write)."""
-        now = time.time()
-        with self.tx() as c:
-            # A transaction re-signed after a reorg orphaned it can have exactly the same bytes (same nonce,
-            # fees and calldata), hence the same hash: the record then comes back to life as pending.
-            c.execute(
-                "INSERT INTO txs(tx_hash, nonce, kind, request_ids, raw, max_fee, priority_fee, state, sent_at,"
-                " updated_at) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(tx_hash) DO UPDATE SET"
-                " nonce=excluded.nonce, kind=excluded.kind, request_ids=excluded.request_ids, raw=excluded.raw,"
-                " max_fee=excluded.max_fee, priority_fee=excluded.priority_fee, state=excluded.state,"
-                " block_number=NULL, sent_at=excluded.sent_at, updated_at=excluded.updated_at",
-                (rec.tx_hash, rec.nonce, rec.kind, json.dumps([rid_hex(r) for r in rec.request_ids]), rec.raw,
-                 rec.max_fee, rec.priority_fee, TxState.PENDING.value, rec.sent_at, now))
-            if job_state is not None:
-                c.executemany("UPDATE jobs SET state=?, tx_hash=?, nonce=?, updated_at=? WHERE request_id=?",
-                              [(job_state.value, rec.tx_hash, rec.nonce, now, rid_hex(r)) for r in rec.request_ids])
-            self.set_meta("next_nonce", str(next_nonce), conn=c)
-
-    def pending_txs(self) -> list[TxRecord]:
-        rows = self._query("SELECT * FROM txs WHERE state=? ORDER BY nonce, sent_at", (TxState.PENDING.value,))
-        return [TxRecord.from_row(r) for r in rows]
-
-    def txs_for_nonce(self, nonce: int) -> list[TxRecord]:
-        rows = self._query("SELECT * FROM txs WHERE nonce=? ORDER BY sent_at", (nonce,))
-        return [TxRecord.from_row(r) for r in rows]
-
-    def mined_txs_between(self, first: int, last: int) -> list[TxRecord]:
-        rows = self._query("SELECT * FROM txs WHERE state=? AND block_number BETWEEN ? AND ? ORDER BY nonce",
-                           (TxState.MINED.value, first, last))
-        return [TxRecord.from_row(r) for r in rows]
-
-    def all_txs(self) -> list[TxRecord]:
-        return [TxRecord.from_row(r) for r in self._query("SELECT * FROM txs ORDER BY nonce, sent_at")]
-
-    def set_tx_state(self, tx_hashes: Sequence[str], state: TxState, block_number: int | None = None,
-                     conn: sqlite3.Connection | None = None) -> None:
-        sql = "UPDATE txs SET state=?, block_number=?, updated_at=? WHERE tx_hash=?"
-        args = [(state.value, block_number, time.time(), h) for h in tx_hashes]
-        if conn is not None:
-            conn.executemany(sql, args)
-        else:
-            with self.tx() as c:
-                c.executemany(sql, args)

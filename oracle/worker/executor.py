@@ -202,7 +202,7 @@ def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cove
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     import onnxruntime as ort
-    from eth_utils import keccak
+    from eth_utils.crypto import keccak
 
     try:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
@@ -256,7 +256,7 @@ def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cove
 def _run_program(conn: Connection, runners: dict[bytes, Any], program: tuple[str, bytes],
                  inputs: list[bytes]) -> None:  # pragma: no cover - runs in the child
     """Answer with the proven program of an EXACT model (re-checked against its commitment when loaded)."""
-    from eth_utils import keccak
+    from eth_utils.crypto import keccak
 
     from oracle.profile.binding import ProgramRunner
     from oracle.profile.program import decode

@@ -3,13 +3,25 @@
 Finalization goes through the :class:`~oracle.worker.submitter.Submitter` (the nonce owner). Jobs are picked
 when the latest block's timestamp has reached their ``challengeDeadline``; the contract allows finalize from
 ``now >= deadline``, and the next block is always later than the latest one.
+
+Faults are told apart: a transient RPC failure raises (the loop retries the whole step; it says nothing about the
+jobs). A simulation that reverts is bisected to the items that revert alone (e.g. a callback that needs more gas
+than the batch can give): each has an attempt counted and is left out, the rest go through. Items the contract
+would skip (fraud proven, finalized by someone else, an output that is not the attested one) are found with one
+batch of ``getRequest`` reads. A job that keeps failing is given up (``failed``) after ``max_attempts + 3``
+attempts instead of blocking the batch.
 """
 
 from __future__ import annotations
 
-import structlog
+from collections.abc import Sequence
 
-from oracle.worker.db import Database, JobState
+import structlog
+from eth_utils.crypto import keccak
+from web3.contract.contract import ContractFunction
+
+from oracle.chain.types import Status
+from oracle.worker.db import Database, Job, JobState
 from oracle.worker.rpc import Head, Rpc
 from oracle.worker.submitter import Submitter
 
@@ -23,31 +35,49 @@ class Finalizer:
         self.submitter = submitter
         self.batch_size = batch_size
 
+    def _fn(self, jobs: Sequence[Job]) -> ContractFunction:
+        return self.rpc.client.finalize_batch_fn([j.request_id for j in jobs], [j.output or b"" for j in jobs])
+
     def step(self, head: Head) -> int:
-        if self.submitter.busy:
+        sub = self.submitter
+        if sub.busy:
             return 0
-        jobs = self.db.ready_to_finalize(head.timestamp, self.batch_size)
+        jobs = []
+        for j in self.db.ready_to_finalize(head.timestamp, self.batch_size):
+            if j.attempts > sub.policy.max_attempts + 3:
+                self.db.set_state([j.request_id], JobState.FAILED, error="finalization kept failing")
+                sub.metrics.requests_failed.labels(reason="finalize").inc()
+                log.warning("finalize_given_up", request_id=hex(j.request_id), attempts=j.attempts)
+            else:
+                jobs.append(j)
         if not jobs:
             return 0
-        ids = [j.request_id for j in jobs]
-        outs = [j.output or b"" for j in jobs]
-        fn = self.rpc.client.finalize_batch_fn(ids, outs)
-        try:
-            count = int(fn.call({"from": self.submitter.address}))
-        except Exception as exc:  # noqa: BLE001 - a revert here means a stale job: re-check each one
-            log.warning("finalize_simulation_failed", error=str(exc)[:200])
-            count = 0
-        if count < len(ids):
-            keep = []
-            for j in jobs:
-                state = self.submitter._resolve(j)  # noqa: SLF001 - shared status logic
-                if state is JobState.SUBMITTED:
-                    st = self.rpc.client.status_of(j.request_id)
-                    if st.name == "FINALIZABLE":
-                        keep.append(j)
+        keep, count = sub.isolate_batch(jobs, self._fn)
+        if not keep:
+            return 0
+        if count is None:
+            return 0  # the items pass alone but not together: the chain moved meanwhile; next step
+        if count < len(keep):
+            keep = self._finalizable(keep)
             if not keep:
                 return 0
-            ids = [j.request_id for j in keep]
-            outs = [j.output or b"" for j in keep]
-            fn = self.rpc.client.finalize_batch_fn(ids, outs)
-        return len(ids) if self.submitter.send("finalize", fn, ids, JobState.FINALIZING, head) else 0
+        ids = [j.request_id for j in keep]
+        return len(ids) if sub.send("finalize", self._fn(keep), ids, JobState.FINALIZING, head) else 0
+
+    def _finalizable(self, jobs: Sequence[Job]) -> list[Job]:
+        """The jobs the contract will really finalize, from one batch of reads; the others are settled here."""
+        sub = self.submitter
+        views = sub.views([j.request_id for j in jobs])
+        keep: list[Job] = []
+        for j in jobs:
+            rv = views[j.request_id]
+            if rv is not None and rv.status is Status.FINALIZABLE and rv.operator.lower() == sub.address.lower():
+                if rv.output_hash != keccak(j.output or b""):
+                    self.db.set_state([j.request_id], JobState.FAILED,
+                                      error="stored output is not the attested one; cannot finalize")
+                    sub.metrics.requests_failed.labels(reason="finalize").inc()
+                    continue
+                keep.append(j)
+            else:
+                sub._apply_view(j, rv)  # noqa: SLF001 - shared status logic
+        return keep

@@ -26,6 +26,8 @@ class Metrics:
         self.requests_finalized = Counter("oracle_worker_requests_finalized", "Own results finalized", registry=r)
         self.txs_sent = Counter("oracle_worker_txs_sent", "Transactions broadcast", ["kind"], registry=r)
         self.txs_replaced = Counter("oracle_worker_txs_replaced", "Fee-bumped replacements", registry=r)
+        self.txs_resent = Counter("oracle_worker_txs_resent", "Transactions re-sent after a reorg dropped them",
+                                  registry=r)
         self.reorgs = Counter("oracle_worker_reorgs", "Reorgs detected", registry=r)
         self.rpc_errors = Counter("oracle_worker_rpc_errors", "Transient RPC failures (retried)", registry=r)
         self.inference_seconds = Histogram("oracle_worker_inference_seconds", "Inference wall time per job",

@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import structlog
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from oracle.chain.types import Mode, Model
 from oracle.worker import codec
@@ -146,7 +146,7 @@ class ModelStore:
 
     def _bind(self, model: Model, data: bytes, info: ModelInfo) -> ModelInfo:
         """Prove the file computes the committed program (see the module docstring, step 7)."""
-        from oracle.profile.binding import BindingError, bind_in_child
+        from oracle.profile.binding import BindingError, BindingLimitExceeded, bind_in_child
 
         onchain = self.program_reader(model) if self.program_reader is not None else None
         try:
@@ -154,6 +154,9 @@ class ModelStore:
                                     input_length=model.input_length, output_length=model.output_length,
                                     onchain_program=onchain, timeout=self.bind_timeout,
                                     memory_bytes=self.bind_memory_bytes)
+        except BindingLimitExceeded as exc:
+            # Not a fact about the file: a frozen or overloaded node times out too. Refused for REFUSAL_TTL only.
+            raise ModelError(f"model {model.model_id}: binding check did not finish: {exc}; retried later") from None
         except BindingError as exc:
             raise BindingRefused(f"model {model.model_id}: refused, not bound to its program: {exc}") from None
         path = self.program_path(binding.commitment)

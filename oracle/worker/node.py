@@ -11,7 +11,6 @@ next step boundary. The operator API runs in a second thread and talks to the lo
 from __future__ import annotations
 
 import queue
-import random
 import signal
 import threading
 import time
@@ -32,7 +31,7 @@ from oracle.worker.listener import Listener
 from oracle.worker.metrics import Metrics
 from oracle.worker.models import ModelStore
 from oracle.worker.processor import Processor
-from oracle.worker.rpc import Head, Rpc, is_transient
+from oracle.worker.rpc import Backoff, Head, Rpc, is_transient
 from oracle.worker.submitter import GWEI, FeePolicy, SubmitPolicy, Submitter
 
 log = structlog.get_logger("oracle.worker.node")
@@ -128,7 +127,7 @@ class Node:
                  confirmations=s.confirmations)
 
     def _retry(self, fn: Callable[[], Any], where: str) -> Any:
-        delay = 0.2
+        backoff = Backoff(0.2, MAX_BACKOFF)
         while True:
             try:
                 return fn()
@@ -136,31 +135,32 @@ class Node:
                 if not is_transient(exc) or self._stop.is_set():
                     raise
                 self._note_error(exc, where)
-                time.sleep(delay)
-                delay = min(MAX_BACKOFF, delay * 2)
+                time.sleep(backoff.next())
 
     def run(self) -> None:
         """The main loop; returns when :meth:`stop` is called."""
-        backoff = 0.0
+        backoff = Backoff(0.2, MAX_BACKOFF)
         last_account = 0.0
         while not self._stop.is_set():
+            progress = self.db.writes
             try:
                 busy = self.step()
                 if time.monotonic() - last_account > 5:
                     self._update_account_metrics()
                     last_account = time.monotonic()
                 self._errors = 0
-                backoff = 0.0
+                backoff.reset()
                 if not busy:
                     self._stop.wait(self.settings.poll_interval)
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything; transient ones back off
                 self._note_error(exc, "loop")
                 if not is_transient(exc):
                     log.exception("loop_error")
-                backoff = min(MAX_BACKOFF, max(0.2, backoff * 2))
+                if self.db.writes != progress:  # the step failed part-way but got somewhere: no growing delay
+                    backoff.reset()
                 if self._errors % 3 == 0:
                     self.rpc.rotate()
-                self._stop.wait(backoff * (0.5 + random.random()))
+                self._stop.wait(backoff.next())
 
     def step(self) -> bool:
         """One iteration; returns True when work was done (so the loop goes on without sleeping)."""
@@ -221,7 +221,7 @@ class Node:
         config = uvicorn.Config(app, host=self.settings.api_host, port=port if port is not None
                                 else self.settings.api_port, log_level="warning", access_log=False)
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # uvicorn only installs signal handlers on the main thread; this server runs in its own thread.
         self._api = server
         self._api_thread = threading.Thread(target=server.run, name="oracle-api", daemon=True)
         self._api_thread.start()

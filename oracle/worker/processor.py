@@ -99,7 +99,7 @@ class Processor:
         if self.on_inference is not None:
             self.on_inference(elapsed, len(good))
         outputs: list[tuple[int, bytes]] = []
-        for j, res in zip(good, results):
+        for j, res in zip(good, results, strict=True):
             if isinstance(res, bytes) and len(res) == model.output_length:
                 outputs.append((j.request_id, res))
             else:

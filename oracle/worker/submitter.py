@@ -1,139 +1,54 @@
-"""Submitter: the single owner of the operator account's nonce; every transaction of the node goes through it.
+"""Submitter: turns executed jobs into result batches (``submitResults``) and follows what the chain did with
+them; the transactions themselves go through :class:`~oracle.worker.txmanager.TxManager` (the nonce owner).
 
-Rules that make ``kill -9`` at any point safe:
+One bad item never sinks a batch, and attempts are counted per job, not per batch:
 
-- One transaction in flight at a time (one nonce); results and finalizations are batched
-  (``submitResults`` / ``finalizeBatch``) so one at a time is still fast.
-- A transaction is simulated (``eth_call``) and gas-estimated, signed, then **stored with its jobs' new state
-  before it is broadcast**. After a crash the stored bytes are re-broadcast (same hash, same nonce), never
-  re-signed with a new nonce, so a request is never submitted twice.
-- A transaction without a receipt after ``stuck_after`` seconds is replaced on the same nonce with fees
-  bumped by ``fee_bump_percent`` (and at least what the current base fee needs), up to the fee cap.
-- "nonce too low" (the nonce was consumed) and "replacement underpriced" (someone else holds the nonce in the
-  mempool) re-sync the nonce from the chain; jobs of a dropped transaction go back to be re-checked.
-- Requests with fewer than ``min_time_left`` seconds before their deadline are skipped, not sent.
+- requests with fewer than ``min_time_left`` seconds before their deadline are skipped, not sent;
+- items whose bond the free stake cannot cover (after the ones before them) wait for a later batch (one
+  ``freeStake`` read per batch, bonds cached per model);
+- a batch whose simulation reverts is bisected down to the items that revert on their own; those get an attempt
+  counted and are dropped from this batch (``failed`` once they used up their attempts), the rest go out;
+- items the contract would skip (answered by someone else, expired) are found with one JSON-RPC batch of
+  ``getRequest`` reads, never one round trip per job.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from eth_account.typed_transactions import TypedTransaction
+from eth_abi.abi import decode
+from eth_utils.abi import get_abi_output_types
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from oracle.chain.reverts import from_web3_error
-from oracle.chain.tx import replay_revert
-from oracle.chain.types import Status
-from oracle.worker.db import Database, Job, JobState, TxRecord, TxState
-from oracle.worker.metrics import Metrics
-from oracle.worker.rpc import Head, Rpc, is_transient
+from oracle.chain.types import RequestView, Status
+from oracle.worker.db import Job, JobState, TxRecord
+from oracle.worker.rpc import Head
+from oracle.worker.txmanager import GWEI, FeePolicy, SubmitPolicy, TxManager
+
+__all__ = ["GWEI", "FeePolicy", "SubmitPolicy", "Submitter"]
 
 log = structlog.get_logger("oracle.worker.submitter")
 
-GWEI = 10**9
+#: ``getRequest`` reads per JSON-RPC batch
+VIEW_BATCH = 100
 
 
-@dataclass(frozen=True)
-class FeePolicy:
-    max_fee: int = 500 * GWEI  # cap on maxFeePerGas
-    priority_fee: int = 1 * GWEI
-    bump_percent: int = 25
+class Submitter(TxManager):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._bonds: dict[int, int] = {}
 
-
-@dataclass(frozen=True)
-class SubmitPolicy:
-    batch_size: int = 50
-    stuck_after: float = 30.0
-    min_time_left: int = 30
-    request_timeout: int = 3600
-    challenge_window: int = 3600
-    max_attempts: int = 3
-
-
-class Submitter:
-    def __init__(self, rpc: Rpc, db: Database, account: Any, metrics: Metrics, *, fees: FeePolicy,
-                 policy: SubmitPolicy, clock: Callable[[], float] = time.time) -> None:
-        self.rpc = rpc
-        self.db = db
-        self.account = account
-        self.address: str = account.address
-        self.metrics = metrics
-        self.fees = fees
-        self.policy = policy
-        self.clock = clock
-        self.next_nonce = 0
-        self._chain_id: int | None = None
-        #: called with every broadcast (tests use it to observe "between broadcast and receipt")
-        self.on_broadcast: Callable[[TxRecord], None] | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-    def setup(self) -> None:
-        """Re-broadcasts stored in-flight transactions and syncs the nonce from the chain."""
-        self._chain_id = int(self.rpc.w3.eth.chain_id)
-        stored = self.db.get_meta("account")
-        if stored is not None and stored.lower() != self.address.lower():
-            from oracle.worker.errors import WorkerError
-
-            raise WorkerError(f"database {self.db.path} belongs to account {stored}, not {self.address}; use a "
-                              "separate db_path per operator key")
-        self.db.set_meta("account", self.address)
-        for rec in self._latest_per_nonce():
-            self._broadcast(rec, quiet=True)
-        self.resync_nonce()
-
-    def resync_nonce(self) -> None:
-        pending = self.db.pending_txs()
-        chain = int(self.rpc.w3.eth.get_transaction_count(self.address, "pending"))
-        floor = max((r.nonce + 1 for r in pending), default=0)
-        self.next_nonce = max(chain, floor) if pending else chain
-        self.db.set_meta("next_nonce", str(self.next_nonce))
-        log.info("nonce_synced", nonce=self.next_nonce)
-
-    def verify_mined(self, first: int, last: int) -> None:
-        """Re-checks our transactions mined in ``[first, last]`` as the listener confirms that range; one whose
-        receipt vanished or moved was reorganised away: its jobs are re-checked on-chain (and resubmitted)."""
-        orphaned = False
-        for rec in self.db.mined_txs_between(first, last):
-            receipt = self._receipt(rec.tx_hash)
-            if receipt is not None and int(receipt["blockNumber"]) == rec.block_number:
-                continue
-            orphaned = True
-            self.db.set_tx_state([rec.tx_hash], TxState.ORPHANED, rec.block_number)
-            log.warning("tx_orphaned", tx_hash=rec.tx_hash, nonce=rec.nonce, block=rec.block_number)
-            for rid in rec.request_ids:
-                job = self.db.job(rid)
-                if job is not None and job.tx_hash == rec.tx_hash:
-                    self._resolve(job)
-        if orphaned:
-            self.metrics.reorgs.inc()
-            self.resync_nonce()
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.db.pending_txs())
-
-    # ------------------------------------------------------------------ the loop's entry points
-    def tick(self, head: Head) -> bool:
-        """Advances the in-flight transaction; returns True while one is still in flight."""
-        pending = self._latest_per_nonce()
-        if not pending:
-            self.sweep_orphan_jobs()
-            return False
-        for rec in pending:
-            self._advance(rec, head)
-        return self.busy
-
+    # ------------------------------------------------------------------ the loop's entry point
     def submit_ready(self, head: Head) -> int:
         """Sends one batch of executed results (if nothing is in flight); returns how many were sent."""
         if self.busy:
             return 0
-        jobs = self.db.jobs(JobState.EXECUTED, limit=self.policy.batch_size)
+        jobs = self.db.jobs(JobState.EXECUTED, limit=2 * self.policy.batch_size)
         if not jobs:
             return 0
         fresh: list[Job] = []
@@ -149,270 +64,182 @@ class Submitter:
                 self.metrics.requests_failed.labels(reason="submission").inc()
             else:
                 fresh.append(j)
-        if not fresh:
+        chosen = self._affordable(fresh)
+        if not chosen:
             return 0
-        ids = [j.request_id for j in fresh]
-        outs = [j.output or b"" for j in fresh]
-        fn = self.rpc.client.submit_batch_fn(ids, outs)
-        accepted = self._simulate(fn)
-        if accepted is None:  # the batch would revert: the reason is logged, try again later
-            self.db.bump_attempts(ids)
+        keep, accepted = self.isolate_batch(chosen, self._submit_fn)
+        if not keep:
             return 0
-        if accepted < len(ids):
-            keep = self._sort_out_unsubmittable(fresh)
+        if accepted is None:
+            return 0  # the items pass alone but not together: the chain moved meanwhile; next step
+        if accepted < len(keep):
+            states = self.resolve_many(keep)
+            keep = [j for j in keep if states[j.request_id] is JobState.EXECUTED]
             if not keep:
                 return 0
-            ids = [j.request_id for j in keep]
-            outs = [j.output or b"" for j in keep]
-            fn = self.rpc.client.submit_batch_fn(ids, outs)
-        return len(ids) if self.send("submit", fn, ids, JobState.SENT, head) else 0
+        ids = [j.request_id for j in keep]
+        return len(ids) if self.send("submit", self._submit_fn(keep), ids, JobState.SENT, head) else 0
 
-    def send(self, kind: str, fn: ContractFunction, request_ids: Sequence[int], job_state: JobState | None,
-             head: Head) -> bool:
-        """Estimates, signs, stores, broadcasts one transaction; True when it was stored (and maybe sent)."""
-        try:
-            gas = int(fn.estimate_gas({"from": self.address}) * 1.2) + 30_000
-        except ContractLogicError as exc:
-            log.warning("tx_simulation_reverted", kind=kind, error=str(from_web3_error(exc)))
-            return False
-        priority = self.fees.priority_fee
-        max_fee = min(self.fees.max_fee, 2 * head.base_fee + priority)
-        priority = min(priority, max_fee)
-        rec = self._sign(kind, fn, request_ids, self.next_nonce, gas, max_fee, priority)
-        self.db.store_tx(rec, job_state, self.next_nonce + 1)
-        self.next_nonce += 1
-        self.metrics.txs_sent.labels(kind=kind).inc()
-        log.info("tx_stored", kind=kind, tx_hash=rec.tx_hash, nonce=rec.nonce, count=len(request_ids))
-        if self._broadcast(rec) == "fee_too_low":
-            self._replace(rec, head)
-        self._advance(rec, head, fresh=True)
-        return True
+    # ------------------------------------------------------------------ batch isolation (shared with finalize)
+    def _submit_fn(self, jobs: Sequence[Job]) -> ContractFunction:
+        return self.rpc.client.submit_batch_fn([j.request_id for j in jobs], [j.output or b"" for j in jobs])
 
-    # ------------------------------------------------------------------ internals
-    def _simulate(self, fn: ContractFunction) -> int | None:
+    def simulate(self, fn: ContractFunction) -> int | None:
+        """The batch's return value (how many items it takes), or None when it would revert. Transient RPC
+        failures raise: they say nothing about the items."""
         try:
             return int(fn.call({"from": self.address}))
         except ContractLogicError as exc:
-            log.warning("tx_simulation_reverted", kind="submit", error=str(from_web3_error(exc)))
+            log.info("batch_simulation_reverted", error=str(from_web3_error(exc))[:200])
             return None
 
-    def _sort_out_unsubmittable(self, jobs: Sequence[Job]) -> list[Job]:
-        """Per-request status check after a simulation accepted fewer than all: keeps only pending ones."""
-        keep: list[Job] = []
+    def isolate_batch(self, jobs: Sequence[Job], build: Any) -> tuple[list[Job], int | None]:
+        """:meth:`isolate`, plus the batch's simulated return value for what is kept (None if it reverts)."""
+        count = self.simulate(build(jobs))
+        if count is not None:
+            return list(jobs), count  # the common case: one simulation
+        keep = self.isolate(jobs, build, known_bad=True)
+        return keep, (self.simulate(build(keep)) if keep else None)
+
+    def isolate(self, jobs: Sequence[Job], build: Any, known_bad: bool = False) -> list[Job]:
+        """Bisects a batch whose simulation reverts down to the items that revert on their own: each of those
+        has an attempt counted and is left out; the others are returned. ``build(jobs)`` makes the call."""
+        if not known_bad and self.simulate(build(jobs)) is not None:
+            return list(jobs)
+        if len(jobs) == 1:
+            j = jobs[0]
+            self.db.bump_attempts([j.request_id])
+            log.warning("batch_item_dropped", request_id=hex(j.request_id), attempts=j.attempts + 1)
+            return []
+        mid = len(jobs) // 2
+        return self.isolate(jobs[:mid], build) + self.isolate(jobs[mid:], build)
+
+    def _affordable(self, jobs: Sequence[Job]) -> list[Job]:
+        """The first ``batch_size`` jobs whose bonds fit, together, in the free stake."""
+        if not jobs:
+            return []
+        c = self.rpc.client.contract.functions
+        free = int(c.freeStake(self.address).call())
+        out: list[Job] = []
         for j in jobs:
-            if self._resolve(j) is JobState.EXECUTED:
-                keep.append(j)
-        return keep
+            bond = self._bond(j.model_id)
+            if bond > free:
+                log.info("request_waits_for_stake", request_id=hex(j.request_id), bond=bond, free=free)
+                continue
+            free -= bond
+            out.append(j)
+            if len(out) >= self.policy.batch_size:
+                break
+        return out
+
+    def _bond(self, model_id: int) -> int:
+        if model_id not in self._bonds:
+            self._bonds[model_id] = int(self.rpc.client.get_model(model_id).bond)
+        return self._bonds[model_id]
+
+    # ------------------------------------------------------------------ jobs vs the chain
+    def views(self, request_ids: Sequence[int]) -> dict[int, RequestView | None]:
+        """``getRequest`` of each id in one JSON-RPC batch (None: unknown on-chain)."""
+        fn_abi = self.rpc.client.contract.get_function_by_name("getRequest").abi
+        types = get_abi_output_types(fn_abi)
+        c = self.rpc.client.contract.functions
+        calls = [("eth_call", [{"to": self.rpc.client.address,
+                                "data": c.getRequest(r)._encode_transaction_data()}, "latest"])  # noqa: SLF001
+                 for r in request_ids]
+        results: list[Any] = []
+        for i in range(0, len(calls), VIEW_BATCH):  # providers cap batch sizes; 100 is accepted widely
+            results += self.rpc.batch(calls[i:i + VIEW_BATCH], errors_ok=True)
+        out: dict[int, RequestView | None] = {}
+        for rid, res in zip(request_ids, results, strict=True):
+            if isinstance(res, Web3RPCError):
+                out[rid] = None
+                continue
+            (r,) = decode(types, HexBytes(res))
+            out[rid] = RequestView(rid, r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7], Status(r[8]))
+        return out
+
+    def resolve_many(self, jobs: Sequence[Job]) -> dict[int, JobState]:
+        views = self.views([j.request_id for j in jobs])
+        return {j.request_id: self._apply_view(j, views[j.request_id]) for j in jobs}
 
     def _resolve(self, job: Job) -> JobState:
         """Decides a job's state from the chain (after a lost race, a drop or a reorg)."""
-        rv = self.rpc.client.get_request(job.request_id)
+        return self.resolve_many([job])[job.request_id]
+
+    def _apply_view(self, job: Job, rv: RequestView | None) -> JobState:
+        rid = job.request_id
+        if rv is None or rv.status is Status.NONE:
+            self.db.set_state([rid], JobState.ORPHANED, error="request unknown on-chain (reorg?)")
+            return JobState.ORPHANED
         st = rv.status
         ours = rv.operator.lower() == self.address.lower()
         if st is Status.PENDING:
             state = JobState.EXECUTED
-            self.db.set_state([job.request_id], state, tx_hash=None, nonce=None)
+            self.db.set_state([rid], state, tx_hash=None, nonce=None)
         elif st in (Status.SUBMITTED, Status.FINALIZABLE) and ours:
             state = JobState.SUBMITTED
-            self.db.set_state([job.request_id], state, challenge_deadline=rv.submitted_at
-                              + self.policy.challenge_window)
+            self.db.set_state([rid], state, challenge_deadline=rv.submitted_at + self.policy.challenge_window)
         elif st is Status.FINALIZED and ours:
             state = JobState.FINALIZED
-            self.db.set_state([job.request_id], state)
+            self.db.set_state([rid], state)
         elif st is Status.FRAUD_PROVEN and ours:
             state = JobState.FAILED
-            self.db.set_state([job.request_id], state, error="our result was proven wrong (slashed)")
+            self.db.set_state([rid], state, error="our result was proven wrong (slashed)")
         elif st in (Status.EXPIRED, Status.REFUNDED):
             state = JobState.EXPIRED
-            self.db.set_state([job.request_id], state, error="deadline passed before our submission")
-        elif st is Status.NONE:
-            state = JobState.ORPHANED
-            self.db.set_state([job.request_id], state, error="request unknown on-chain (reorg?)")
+            self.db.set_state([rid], state, error="deadline passed before our submission")
         else:
             state = JobState.LOST
-            self.db.set_state([job.request_id], state, error=f"answered by {rv.operator}")
+            self.db.set_state([rid], state, error=f"answered by {rv.operator}")
             self.metrics.requests_lost.inc()
         return state
 
-    def _sign(self, kind: str, fn: ContractFunction | None, request_ids: Sequence[int], nonce: int, gas: int,
-              max_fee: int, priority: int, base: dict[str, Any] | None = None) -> TxRecord:
-        if base is None:
-            assert fn is not None
-            tx = fn.build_transaction({"from": self.address, "nonce": nonce, "gas": gas, "maxFeePerGas": max_fee,
-                                       "maxPriorityFeePerGas": priority, "chainId": self._chain_id or 0,
-                                       "type": 2, "value": 0})
-        else:
-            tx = {**base, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": priority}
-        signed = self.account.sign_transaction(tx)
-        return TxRecord(signed.hash.to_0x_hex(), nonce, kind, tuple(request_ids), bytes(signed.raw_transaction),
-                        max_fee, priority, TxState.PENDING, None, self.clock())
+    # ------------------------------------------------------------------ TxManager hooks
+    def _apply_receipt(self, rec: TxRecord, receipt: Any) -> tuple[list[tuple[int, JobState, dict[str, Any]]],
+                                                                   list[int]]:
+        from oracle.chain.tx import replay_revert
 
-    def _broadcast(self, rec: TxRecord, quiet: bool = False) -> str:
-        """Sends the stored bytes; returns "ok", "fee_too_low" (replace with higher fees), "nonce_used" or
-        "refused" (the nonce was given up). Transient failures raise unless ``quiet``: the tx stays stored and
-        is re-broadcast or found by its receipt later, so a lost response never causes a second submission."""
-        try:
-            self.rpc.w3.eth.send_raw_transaction(rec.raw)
-        except Web3RPCError as exc:
-            msg = str(exc).lower()
-            if "already known" in msg or "already imported" in msg or "known transaction" in msg:
-                pass
-            elif "nonce too low" in msg or "nonce is too low" in msg:
-                log.info("tx_nonce_consumed", tx_hash=rec.tx_hash, nonce=rec.nonce)  # resolved by _advance
-                return "nonce_used"
-            elif "underpriced" in msg or "base fee" in msg or "fee cap" in msg or "feecap" in msg:
-                log.warning("tx_fee_too_low", tx_hash=rec.tx_hash, nonce=rec.nonce, error=str(exc)[:200])
-                return "fee_too_low"
-            elif is_transient(exc):
-                if not quiet:
-                    raise
-                return "ok"
-            else:
-                log.error("tx_broadcast_refused", tx_hash=rec.tx_hash, nonce=rec.nonce, error=str(exc)[:300])
-                self._drop_nonce(rec.nonce, f"broadcast refused: {str(exc)[:200]}")
-                return "refused"
-        except Exception as exc:
-            if not quiet or not is_transient(exc):
-                raise
-            return "ok"
-        if self.on_broadcast is not None:
-            self.on_broadcast(rec)
-        return "ok"
-
-    def _latest_per_nonce(self) -> list[TxRecord]:
-        latest: dict[int, TxRecord] = {}
-        for rec in self.db.pending_txs():
-            if rec.nonce not in latest or rec.sent_at >= latest[rec.nonce].sent_at:
-                latest[rec.nonce] = rec
-        return [latest[n] for n in sorted(latest)]
-
-    def _receipt(self, tx_hash: str) -> Any:
-        try:
-            return self.rpc.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
-        except TransactionNotFound:
-            return None
-
-    def _advance(self, rec: TxRecord, head: Head, fresh: bool = False) -> None:
-        siblings = self.db.txs_for_nonce(rec.nonce)
-        for sib in sorted(siblings, key=lambda r: -r.sent_at):
-            if sib.state is not TxState.PENDING:
-                continue
-            receipt = self._receipt(sib.tx_hash)
-            if receipt is not None:
-                self._on_mined(sib, receipt, [s for s in siblings if s.tx_hash != sib.tx_hash])
-                return
-        if fresh:
-            return
-        mined_nonce = int(self.rpc.w3.eth.get_transaction_count(self.address, "latest"))
-        if mined_nonce > rec.nonce:
-            # The nonce is used but none of our hashes has a receipt: check once more, then give it up.
-            for sib in siblings:
-                receipt = self._receipt(sib.tx_hash)
-                if receipt is not None:
-                    self._on_mined(sib, receipt, [s for s in siblings if s.tx_hash != sib.tx_hash])
-                    return
-            self._drop_nonce(rec.nonce, "nonce consumed by another transaction")
-            return
-        if self.clock() - rec.sent_at >= self.policy.stuck_after:
-            self._replace(rec, head)
-        elif self._unknown_to_node(rec):
-            if self._broadcast(rec, quiet=True) == "fee_too_low":  # evicted for its fee: bump now
-                self._replace(rec, head)
-
-    def _unknown_to_node(self, rec: TxRecord) -> bool:
-        try:
-            self.rpc.w3.eth.get_transaction(HexBytes(rec.tx_hash))
-            return False
-        except TransactionNotFound:
-            return True
-
-    def _replace(self, rec: TxRecord, head: Head) -> None:
-        bump = 100 + self.fees.bump_percent
-        priority = max(rec.priority_fee * bump // 100 + 1, self.fees.priority_fee)
-        max_fee = max(rec.max_fee * bump // 100 + 1, 2 * head.base_fee + priority)
-        if max_fee > self.fees.max_fee:
-            max_fee = self.fees.max_fee
-            if max_fee * 100 < rec.max_fee * (100 + 10):
-                log.warning("tx_fee_cap_reached", tx_hash=rec.tx_hash, nonce=rec.nonce, max_fee=self.fees.max_fee)
-                return
-        priority = min(priority, max_fee)
-        base = dict(TypedTransaction.from_bytes(HexBytes(rec.raw)).as_dict())
-        for k in ("v", "r", "s", "yParity"):
-            base.pop(k, None)
-        base.setdefault("type", 2)
-        new = self._sign(rec.kind, None, rec.request_ids, rec.nonce, 0, max_fee, priority, base=base)
-        self.db.store_tx(new, JobState.SENT if rec.kind == "submit" else
-                         (JobState.FINALIZING if rec.kind == "finalize" else None), self.next_nonce)
-        self.metrics.txs_replaced.inc()
-        log.warning("tx_replaced", old_tx_hash=rec.tx_hash, tx_hash=new.tx_hash, nonce=rec.nonce,
-                    max_fee=max_fee, priority_fee=priority)
-        self._broadcast(new, quiet=True)
-
-    def _drop_nonce(self, nonce: int, reason: str) -> None:
-        siblings = self.db.txs_for_nonce(nonce)
-        self.db.set_tx_state([s.tx_hash for s in siblings if s.state is TxState.PENDING], TxState.DROPPED)
-        rids = sorted({r for s in siblings for r in s.request_ids})
-        log.warning("tx_dropped", nonce=nonce, reason=reason, count=len(rids))
-        for rid in rids:
-            job = self.db.job(rid)
-            if job is not None and job.state in (JobState.SENT, JobState.FINALIZING):
-                self._resolve(job)
-        self.resync_nonce()
-
-    def _on_mined(self, rec: TxRecord, receipt: Any, siblings: Sequence[TxRecord]) -> None:
-        """Applies a receipt. All reads happen first and all writes in one SQLite transaction, so an RPC
-        failure half-way leaves the tx pending (re-checked next tick), never a mined tx with stale jobs."""
-        block = int(receipt["blockNumber"])
-        elapsed = max(0.0, self.clock() - min([rec.sent_at] + [s.sent_at for s in siblings]))
         client = self.rpc.client
-        updates: list[tuple[int, JobState, dict[str, Any]]] = []
-        recheck: list[int] = []
+        block = int(receipt["blockNumber"])
         if receipt["status"] != 1:
             err = replay_revert(self.rpc.w3, HexBytes(rec.tx_hash), receipt)
             log.error("tx_reverted", kind=rec.kind, tx_hash=rec.tx_hash, error=str(err))
-            recheck = list(rec.request_ids)
-        elif rec.kind == "submit":
+            return [], list(rec.request_ids)
+        if rec.kind == "submit":
             ours = {int(e["requestId"]): e for e in client.events_in(receipt, "ResultSubmitted")
                     if str(e["operator"]).lower() == self.address.lower()}
             window_end = 0
             if ours:  # the window ends at the submission block's timestamp + CHALLENGE_WINDOW
                 window_end = int(self.rpc.w3.eth.get_block(block)["timestamp"]) + self.policy.challenge_window
-            for rid, e in ours.items():
-                updates.append((rid, JobState.SUBMITTED, {"tx_hash": rec.tx_hash, "submit_block": block,
-                                                          "challenge_deadline": int(e.get("challengeDeadline",
-                                                                                          window_end))}))
-            recheck = [r for r in rec.request_ids if r not in ours]
-        elif rec.kind == "finalize":
+            updates = [(rid, JobState.SUBMITTED, {"tx_hash": rec.tx_hash, "submit_block": block,
+                                                  "challenge_deadline": int(e.get("challengeDeadline", window_end))})
+                       for rid, e in ours.items()]
+            return updates, [r for r in rec.request_ids if r not in ours]
+        if rec.kind == "finalize":
             done = {int(e["requestId"]) for e in client.events_in(receipt, "RequestFinalized")}
-            updates = [(rid, JobState.FINALIZED, {}) for rid in sorted(done)]
-            recheck = [r for r in rec.request_ids if r not in done]
-        with self.db.tx() as c:
-            self.db.set_tx_state([rec.tx_hash], TxState.MINED, block, conn=c)
-            self.db.set_tx_state([s.tx_hash for s in siblings if s.state is TxState.PENDING], TxState.REPLACED,
-                                 conn=c)
-            for rid, state, fields in updates:
-                self.db.set_state([rid], state, conn=c, **fields)
-            if receipt["status"] != 1:
-                c.executemany("UPDATE jobs SET attempts=attempts+1 WHERE request_id=?",
-                              [(f"0x{r:064x}",) for r in recheck])
-        self.metrics.submission_seconds.observe(elapsed)
-        log.info("tx_mined", kind=rec.kind, tx_hash=rec.tx_hash, nonce=rec.nonce, block=block,
-                 status=int(receipt["status"]))
-        if rec.kind == "submit":
-            self.metrics.requests_submitted.inc(len(updates))
-        elif rec.kind == "finalize":
-            self.metrics.requests_finalized.inc(len(updates))
-        self.sweep_orphan_jobs(recheck)
+            missed = [r for r in rec.request_ids if r not in done]
+            return [(rid, JobState.FINALIZED, {"tx_hash": rec.tx_hash}) for rid in sorted(done)], missed
+        return [], []
+
+    def _recheck(self, request_ids: Sequence[int]) -> None:
+        jobs = [j for j in (self.db.job(r) for r in request_ids) if j is not None]
+        jobs = [j for j in jobs if j.state in (JobState.SENT, JobState.FINALIZING, JobState.EXECUTED,
+                                               JobState.SUBMITTED)]
+        if jobs:
+            self.resolve_many(jobs)
+
+    def _recheck_stale(self) -> None:
+        self.sweep_orphan_jobs()
 
     def sweep_orphan_jobs(self, request_ids: Sequence[int] | None = None) -> None:
         """Jobs left in SENT / FINALIZING without a pending transaction are re-checked on-chain (also the
         recovery path if a previous run died between two writes)."""
-        if request_ids is None:
-            if self.db.pending_txs():
-                return
-            jobs = self.db.jobs(JobState.SENT, 500) + self.db.jobs(JobState.FINALIZING, 500)
-        else:
-            jobs = [j for j in (self.db.job(r) for r in request_ids) if j is not None]
-        for job in jobs:
-            if job.state in (JobState.SENT, JobState.FINALIZING, JobState.EXECUTED, JobState.SUBMITTED):
-                self._resolve(job)
+        if request_ids is not None:
+            self._recheck(request_ids)
+            return
+        if self.db.pending_txs():
+            return
+        jobs = self.db.jobs(JobState.SENT, 500) + self.db.jobs(JobState.FINALIZING, 500)
+        if jobs:
+            self.resolve_many(jobs)
+

@@ -16,7 +16,6 @@ from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.store import ClaimState, Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.profile.models import model_entry, model_path, program_bytes
-from oracle.worker.executor import ProcessExecutor
 from oracle.worker.models import ModelStore
 
 FEE = 10**15
@@ -37,11 +36,13 @@ class Env:
     challenger: str
 
 
-@pytest.fixture(scope="module")
-def executor() -> Iterator[ProcessExecutor]:
-    ex = ProcessExecutor()
-    yield ex
-    ex.close()
+@pytest.fixture
+def opened() -> Iterator[list[Challenger]]:
+    """Every challenger a test makes; their sandbox children are closed after the test."""
+    made: list[Challenger] = []
+    yield made
+    for ch in made:
+        ch.close()
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +69,13 @@ def env(deployed: tuple[Deployment, int, int], w3: Web3) -> Env:
     return Env(w3, OracleClient(w3, dep.oracle), dep, exact, attested, a[1], a[3], a[4])
 
 
-def make_challenger(env: Env, tmp_path: Path, executor: ProcessExecutor, db: str = "challenger.db") -> Challenger:
+def make_challenger(env: Env, tmp_path: Path, opened: list[Challenger], db: str = "challenger.db") -> Challenger:
     models = ModelStore(tmp_path / "models", max_model_bytes=10_000_000, max_tensor_bytes=10_000_000)
-    verifier = ClaimVerifier(env.client, models, executor)
-    return Challenger(env.client, Store(tmp_path / db), verifier, env.challenger,
-                      ChallengerConfig(start_block=env.deployment.block))
+    verifier = ClaimVerifier(env.client, models)
+    ch = Challenger(env.client, Store(tmp_path / db), verifier, env.challenger,
+                    ChallengerConfig(start_block=env.deployment.block))
+    opened.append(ch)
+    return ch
 
 
 def answer(env: Env, sample: dict, wrong: bool = False, model_id: int | None = None) -> int:
@@ -92,9 +95,9 @@ def run_once(ch: Challenger) -> None:
     ch.process()
 
 
-def test_never_challenges_correct_results(env: Env, tmp_path: Path, executor: ProcessExecutor) -> None:
+def test_never_challenges_correct_results(env: Env, tmp_path: Path, opened: list[Challenger]) -> None:
     ids = [answer(env, s) for s in SAMPLES[:40]]
-    ch = make_challenger(env, tmp_path, executor)
+    ch = make_challenger(env, tmp_path, opened)
     run_once(ch)
     claims = {c.request_id: c for c in ch.store.claims()}
     assert set(claims) == set(ids)
@@ -103,11 +106,11 @@ def test_never_challenges_correct_results(env: Env, tmp_path: Path, executor: Pr
     assert env.client.contract.events.FraudProven().get_logs(from_block=0) == []
 
 
-def test_challenges_every_wrong_result_with_margin(env: Env, tmp_path: Path, executor: ProcessExecutor) -> None:
+def test_challenges_every_wrong_result_with_margin(env: Env, tmp_path: Path, opened: list[Challenger]) -> None:
     honest = [answer(env, s) for s in SAMPLES[:5]]
     wrong = [answer(env, s, wrong=True) for s in SAMPLES[5:8]]
     before = env.client.stake_of(env.operator).staked
-    ch = make_challenger(env, tmp_path, executor)
+    ch = make_challenger(env, tmp_path, opened)
     run_once(ch)
     states = {c.request_id: c for c in ch.store.claims()}
     for rid in wrong:
@@ -121,32 +124,32 @@ def test_challenges_every_wrong_result_with_margin(env: Env, tmp_path: Path, exe
     assert env.client.credits_of(env.challenger) == 3 * (2 * FEE + FEE)
 
 
-def test_restart_mid_window_still_challenges_in_time(env: Env, tmp_path: Path, executor: ProcessExecutor) -> None:
+def test_restart_mid_window_still_challenges_in_time(env: Env, tmp_path: Path, opened: list[Challenger]) -> None:
     rid = answer(env, SAMPLES[0], wrong=True)
-    first = make_challenger(env, tmp_path, executor)
+    first = make_challenger(env, tmp_path, opened)
     first.setup()
     first.poll()  # saw the claim, then "crashed" before verifying it
     assert [c.state for c in first.store.claims()] == [ClaimState.PENDING]
     first.store.close()
     env.w3.provider.make_request("evm_increaseTime", [WINDOW // 2])  # type: ignore[arg-type]
     env.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    second = make_challenger(env, tmp_path, executor)
+    second = make_challenger(env, tmp_path, opened)
     run_once(second)
     assert second.store.claims()[0].state is ClaimState.PROVEN
     assert env.client.status_of(rid).name == "FRAUD_PROVEN"
 
 
-def test_attested_results_are_not_challenged(env: Env, tmp_path: Path, executor: ProcessExecutor) -> None:
+def test_attested_results_are_not_challenged(env: Env, tmp_path: Path, opened: list[Challenger]) -> None:
     answer(env, SAMPLES[0], wrong=True, model_id=env.attested_id)
-    ch = make_challenger(env, tmp_path, executor)
+    ch = make_challenger(env, tmp_path, opened)
     run_once(ch)
     assert [c.state for c in ch.store.claims()] == [ClaimState.NOT_EXACT]
 
 
-def test_reorg_that_drops_a_wrong_claim_is_forgotten(env: Env, tmp_path: Path, executor: ProcessExecutor) -> None:
+def test_reorg_that_drops_a_wrong_claim_is_forgotten(env: Env, tmp_path: Path, opened: list[Challenger]) -> None:
     snap = env.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     answer(env, SAMPLES[0], wrong=True)
-    ch = make_challenger(env, tmp_path, executor)
+    ch = make_challenger(env, tmp_path, opened)
     ch.setup()
     ch.poll()
     assert len(ch.store.claims([ClaimState.PENDING])) == 1
@@ -158,10 +161,41 @@ def test_reorg_that_drops_a_wrong_claim_is_forgotten(env: Env, tmp_path: Path, e
     assert env.client.contract.events.FraudProven().get_logs(from_block=0) == []
 
 
-def test_window_already_closed_is_recorded_as_missed(env: Env, tmp_path: Path, executor: ProcessExecutor) -> None:
+def test_window_already_closed_is_recorded_as_missed(env: Env, tmp_path: Path, opened: list[Challenger]) -> None:
     answer(env, SAMPLES[0], wrong=True)
     env.w3.provider.make_request("evm_increaseTime", [WINDOW + 1])  # type: ignore[arg-type]
     env.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    ch = make_challenger(env, tmp_path, executor)
+    ch = make_challenger(env, tmp_path, opened)
     run_once(ch)
     assert [c.state for c in ch.store.claims()] == [ClaimState.MISSED]
+
+
+def test_daemon_waits_for_an_unreachable_rpc_instead_of_exiting(tmp_path: Path) -> None:
+    import socket
+    import threading
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 1}))
+    client = OracleClient(w3, "0x" + "11" * 20)
+    models = ModelStore(tmp_path / "models", max_model_bytes=10_000_000, max_tensor_bytes=10_000_000)
+    ch = Challenger(client, Store(tmp_path / "c.db"), ClaimVerifier(client, models), "0x" + "22" * 20,
+                    ChallengerConfig(poll_interval=0.05))
+    died: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            ch.run()
+        except BaseException as exc:  # noqa: BLE001
+            died.append(exc)
+
+    t = threading.Thread(target=main, daemon=True)
+    t.start()
+    time.sleep(1.5)
+    assert t.is_alive() and not died  # still retrying its set-up
+    ch.stop()
+    t.join(timeout=10)
+    assert not t.is_alive() and not died
+    ch.store.close()

@@ -303,6 +303,8 @@ def audit(run: Any, batch: BatchRpc) -> None:
         "driver_finalized": run.driver_finalized,
         "refunded_by_driver": run.refunded_by_driver,
     })
+    # results the driver's fallback had to finalize for the workers, of all finalized results (issue 12)
+    fig["driver_finalized_share"] = round(run.driver_finalized / max(1, fig["finalized"]), 4)
     if run.proxy_errors:
         v.append(f"the fault proxy itself failed: {run.proxy_errors[:3]}")
     run.violations = v

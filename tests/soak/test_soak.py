@@ -36,7 +36,9 @@ def test_soak_every_request_settles_once_and_every_lie_is_slashed(capsys: pytest
     assert f["dishonest_lies_predicted_and_landed"] == f["frauds_proven"]
     assert f["refunded"] == f["requests_by_kind"].get("ghost", 0)
 
-    # Liveness is reported, not asserted: how many results the driver's fallback had to finalize for the
-    # workers depends on machine load and on the known worker backoff issues (tests/soak/README.md). Safety
-    # above (every request settled exactly once, every lie slashed, honest stake intact, solvency) is asserted.
-    print(f"driver finalized {run.driver_finalized} of {f['finalized']} results for the workers")
+    # Liveness (issue 12): the workers finalize their own results; the driver's fallback may finalize at most
+    # 1 % of them (the soak README's findings, fixed in the worker, made it 106 in a CI-sized run).
+    print(f"driver finalized {run.driver_finalized} of {f['finalized']} results for the workers "
+          f"(share {f['driver_finalized_share']})")
+    assert f["driver_finalized_share"] <= 0.01, (
+        f"the driver had to finalize {run.driver_finalized} of {f['finalized']} results for the workers")

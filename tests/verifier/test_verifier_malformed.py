@@ -13,6 +13,7 @@ import pytest
 from web3.contract import Contract
 
 from oracle.errors import ProfileError
+from oracle.profile import reference
 from oracle.profile.program import MAGIC, decode
 from tests.verifier.helpers import call, expect_revert
 
@@ -211,14 +212,26 @@ def test_input_of_the_wrong_length_reverts(verifier: Contract, length: int) -> N
     expect_revert(_run(verifier, VALID, b"\x01" * length), "InputLengthMismatch", 16, length)
 
 
-def test_output_outside_its_width_reverts_with_the_first_bad_index(verifier: Contract) -> None:
+def test_output_outside_its_width_saturates_like_the_reference(verifier: Contract) -> None:
+    # Total semantics (docs/integer-profile.md): no input makes the challenge path revert; an output
+    # value that does not fit the declared width is the nearest end of the width's range.
     program = _program([(4,), (4,), (4,)], _const(1, 1, [0, 1, 2, 3]), 1, [_op(2, [0, 1], 2)], in_w=1, out_w=1)
     ok = bytes([0x7C, 0x7C, 0x7C, 0x7C])
     assert bytes(_run(verifier, program, ok)) == bytes([0x7C, 0x7D, 0x7E, 0x7F])
-    expect_revert(_run(verifier, program, bytes([0x7F, 0x7F, 0x7F, 0x7F])), "OutputOutOfRange", 1)
-    expect_revert(_run(verifier, program, bytes([0x00, 0x00, 0x00, 0x7E])), "OutputOutOfRange", 3)
+    for x in (bytes([0x7F] * 4), bytes([0x00, 0x00, 0x00, 0x7E])):
+        want = reference.run_bytes(decode(program), x)
+        assert bytes(_run(verifier, program, x)) == want
+    assert bytes(_run(verifier, program, bytes([0x7F] * 4))) == bytes([0x7F] * 4)
     negative = _program([(2,), (2,), (2,)], _const(1, 1, [-1, 0]), 1, [_op(2, [0, 1], 2)], in_w=1, out_w=1)
-    expect_revert(_run(verifier, negative, bytes([0x80, 0x80])), "OutputOutOfRange", 0)
+    assert bytes(_run(verifier, negative, bytes([0x80, 0x80]))) == bytes([0x80, 0x80])
+    # Wider: an int64 sum saturates to int16's range on both sides; int64 arithmetic wraps first
+    # (2^62 + 2^62 = -2^63), then the output saturates.
+    wide = _program([(3,), (3,), (3,)], _const(1, 8, [2**61, -(2**61), 2**62]), 1, [_op(2, [0, 1], 2)], in_w=8,
+                    out_w=2)
+    x = b"".join(v.to_bytes(8, "big", signed=True) for v in (2**61, -(2**61), 2**62))
+    want = b"".join(v.to_bytes(2, "big", signed=True) for v in (32767, -32768, -32768))
+    assert bytes(_run(verifier, wide, x)) == want
+    assert reference.run_bytes(decode(wide), x) == want
 
 
 def test_stored_program_in_empty_chunk_reverts(verifier: Contract) -> None:

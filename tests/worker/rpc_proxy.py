@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import requests
 
@@ -20,6 +23,13 @@ class FaultProxy:
         self.timeout_sleep = timeout_sleep
         self.faults: Counter[str] = Counter()
         self.enabled = True
+        #: HTTP requests and JSON-RPC calls (a batch counts each of its calls) seen, by method
+        self.http_requests = 0
+        self.calls: Counter[str] = Counter()
+        self.bodies: list[Any] = []  # the calls themselves, when ``keep_bodies``
+        self.keep_bodies = False
+        #: optional targeted fault: called with each request body, returns a fault kind or None
+        self.rule: Callable[[bytes], str | None] | None = None
         self._n = 0
         self._lock = threading.Lock()
         proxy = self
@@ -35,7 +45,12 @@ class FaultProxy:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                fault = proxy._next_fault()
+                proxy._count(body)
+                fault = proxy.rule(body) if proxy.rule is not None else None
+                if fault:
+                    with proxy._lock:
+                        proxy.faults[fault] += 1
+                fault = fault or proxy._next_fault()
                 if fault == "http_502":
                     self.send_response(502)
                     self.send_header("content-type", "text/html")
@@ -65,6 +80,19 @@ class FaultProxy:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _count(self, body: bytes) -> None:
+        try:
+            msg = json.loads(body)
+        except ValueError:
+            return
+        with self._lock:
+            self.http_requests += 1
+            for m in msg if isinstance(msg, list) else [msg]:
+                if isinstance(m, dict):
+                    self.calls[str(m.get("method"))] += 1
+                    if self.keep_bodies:
+                        self.bodies.append(m)
 
     def _next_fault(self) -> str | None:
         with self._lock:

@@ -256,3 +256,19 @@ def test_a_binding_refusal_is_final_for_the_process(tmp_path: Path, monkeypatch:
         store.get(later)
     (tmp_path / "later.onnx").write_bytes(fdata)  # a fetch failure is not final: the file came back
     assert store.get(later).onnx_hash == keccak(fdata)
+
+
+def test_a_binding_check_that_hits_its_time_limit_is_retried(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compile that times out (a node frozen by SIGSTOP or a loaded machine does that to a correct file) says
+    nothing about the file: it is refused for REFUSAL_TTL, not for the life of the process (found by the soak:
+    a frozen worker refused the digits model for good and never served it again)."""
+    monkeypatch.setattr("oracle.worker.models.REFUSAL_TTL", 0.0)
+    data = int_model().SerializeToString()
+    model = _model(tmp_path / "m.onnx", data, Mode.EXACT, 8, 16)
+    store = ModelStore(tmp_path / "cache", max_model_bytes=1 << 20, max_tensor_bytes=1 << 20, bind_timeout=1e-6)
+    with pytest.raises(ModelError, match="binding check did not finish: compiling the ONNX file exceeded"):
+        store.get(model)
+    store.bind_timeout = 120.0  # the machine recovered
+    info = store.get(model)
+    assert info.program_path is not None and info.program_path.read_bytes() == compiled_program(data, 8, 16)

@@ -19,4 +19,5 @@ def get_model(control: ControlDep,
     if data is None:
         raise HTTPException(404, "model not cached on this node")
     return Response(data, media_type="application/octet-stream",
-                    headers={"X-Keccak256": "0x" + digest.hex(), "Cache-Control": "public, max-age=31536000, immutable"})
+                    headers={"X-Keccak256": "0x" + digest.hex(),
+                             "Cache-Control": "public, max-age=31536000, immutable"})

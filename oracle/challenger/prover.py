@@ -1,0 +1,259 @@
+"""From a wrong result to fraud proven on-chain, without ever waiting on one transaction.
+
+- :meth:`Prover.challenge` simulates every ``wrong`` claim once (``eth_estimateGas``, several at a time), sends
+  the ones the chain accepts and returns: the estimate is the gas limit, nothing is simulated twice;
+- :meth:`Prover.track` looks at every challenge in flight without blocking: mined → ``proven`` (or settled
+  from the request's on-chain status); still pooled too long → replaced on its nonce with higher fees;
+  dropped from the pool → re-sent on its nonce; nonce used by something else → sent anew;
+- :meth:`Prover.recheck` asks the chain (``statusOf``) about every ``proven`` claim until its window is
+  over: a proof that a reorg dropped sends the claim back to be tracked and re-sent while the window is open.
+
+A refused simulation is classified: ``ResultIsCorrect`` (the chain disagrees with our re-execution: alarm,
+never sent), window closed (``missed``), already resolved by someone else (``lost_race``), anything else while
+the result is still challengeable, or a proof that needs more gas than fits (``unprovable``: alarm, log, metric; retried
+while the window is open in case the cause goes away).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+from web3.exceptions import ContractLogicError
+
+from oracle.chain.client import OracleClient
+from oracle.chain.reverts import from_web3_error
+from oracle.chain.types import Status
+from oracle.challenger.metrics import ChallengerMetrics
+from oracle.challenger.sender import ChallengeSender, SendError
+from oracle.challenger.store import Claim, ClaimState, Store
+from oracle.errors import ContractRevert, OracleError
+
+log = structlog.get_logger("oracle.challenger")
+
+
+class ProofTooBig(OracleError):
+    """The node will not run the proof: it needs more gas than a block (or a transaction) may use."""
+
+
+class Prover:
+    def __init__(self, client: OracleClient, store: Store, sender: ChallengeSender, metrics: ChallengerMetrics,
+                 input_of: Callable[[Claim], bytes], *, workers: int = 4, max_tx_gas: int = 16_777_216,
+                 challenge_gas: int | None = None, recheck_interval: float = 3.0,
+                 retry_unprovable: float = 30.0) -> None:
+        self.client = client
+        self.store = store
+        self.sender = sender
+        self.metrics = metrics
+        self.input_of = input_of
+        self.max_tx_gas = max_tx_gas
+        self.challenge_gas = challenge_gas
+        self.recheck_interval = recheck_interval
+        self.retry_unprovable = retry_unprovable
+        self._last_retry = 0.0
+        self._tracked = (-1, 0.0)  # (head, when) of the last look at challenges in flight
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="challenge-sim")
+        self._last_recheck = 0.0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ sending
+    def _simulate(self, fn: Any) -> int | Exception:
+        try:
+            return int(fn.estimate_gas({"from": self.sender.address}))
+        except ContractLogicError as exc:
+            return from_web3_error(exc)
+        except Exception as exc:  # noqa: BLE001 - RPC trouble (retried next round) or a proof that cannot fit
+            if any(m in str(exc).lower() for m in ("gas required exceeds", "out of gas")):
+                return ProofTooBig(f"the proof does not fit: {exc}")
+            return exc
+
+    def challenge(self, now: int) -> int:
+        """Simulates and sends a challenge for every ``wrong`` claim, and every ``retry_unprovable`` seconds for
+        the unprovable ones whose window is open (the alarm stays raised); returns how many were sent."""
+        due = self.store.claims([ClaimState.WRONG])
+        if time.monotonic() - self._last_retry >= self.retry_unprovable:
+            self._last_retry = time.monotonic()
+            due += [c for c in self.store.claims([ClaimState.UNPROVABLE]) if c.deadline > now]
+        jobs = []
+        for claim in due:
+            try:
+                jobs.append((claim, self.client.challenge_fn(claim.request_id, self.input_of(claim))))
+            except OracleError as exc:
+                self.store.set_state(claim.request_id, ClaimState.FAILED, error=str(exc))
+        if not jobs:
+            return 0
+        block_gas = int(self.client.w3.eth.get_block("latest")["gasLimit"])
+        sent = 0
+        for (claim, fn), est in zip(jobs, self._pool.map(self._simulate, [fn for _, fn in jobs]), strict=True):
+            if isinstance(est, ContractRevert):
+                self.refused(claim, est)
+            elif isinstance(est, ProofTooBig):
+                self.alarm(claim, "unprovable", str(est))
+            elif isinstance(est, Exception):
+                self.metrics.errors.labels(kind=type(est).__name__).inc()
+                log.warning("challenge_simulation_failed", request_id=hex(claim.request_id), error=str(est))
+            elif self._send(claim, fn, est, block_gas, now):
+                sent += 1
+        return sent
+
+    def _send(self, claim: Claim, fn: Any, estimate: int, block_gas: int, now: int) -> bool:
+        gas = self.challenge_gas or int(estimate * 1.25) + 50_000
+        if estimate > block_gas:
+            self.alarm(claim, "unprovable", f"the proof needs {estimate} gas, over the block gas limit {block_gas}")
+            return False
+        if estimate > self.max_tx_gas:
+            self.metrics.alarms.labels(kind="proof_over_tx_cap").inc()
+            log.error("alarm", kind="proof_over_tx_cap", request_id=hex(claim.request_id), gas=estimate,
+                      cap=self.max_tx_gas)
+        gas = min(gas, block_gas)
+        try:
+            tx = self.sender.send(fn, gas)
+        except SendError as exc:
+            if "gas" in str(exc) and ("cap" in str(exc) or "exceed" in str(exc)):
+                self.alarm(claim, "unprovable", f"the node refused the proof transaction: {exc}")
+            else:
+                self.metrics.errors.labels(kind="send").inc()
+                log.warning("challenge_send_failed", request_id=hex(claim.request_id), error=str(exc))
+            return False
+        margin = claim.deadline - now
+        self.metrics.margin_seconds.observe(max(margin, 0))
+        self.metrics.challenges_sent.inc()
+        self.store.set_state(claim.request_id, ClaimState.CHALLENGING, tx_hash=tx.tx_hash, nonce=tx.nonce)
+        log.info("challenge_sent", request_id=hex(claim.request_id), tx=tx.tx_hash, nonce=tx.nonce,
+                 margin_seconds=margin)
+        return True
+
+    def alarm(self, claim: Claim, kind: str, reason: str, state: ClaimState = ClaimState.UNPROVABLE) -> None:
+        """Moves a claim to an alarming state; raised (metric, error log) once per claim and state."""
+        if claim.state is not state:
+            self.metrics.alarms.labels(kind=kind).inc()
+            log.error("alarm", kind=kind, request_id=hex(claim.request_id), model_id=claim.model_id,
+                      operator=claim.operator, deadline=claim.deadline, reason=reason)
+        self.store.set_state(claim.request_id, state, expected=claim.expected, error=reason)
+
+    def refused(self, claim: Claim, err: ContractRevert) -> None:
+        """The chain would revert our challenge: why, and what that means for the claim."""
+        if err.name == "ResultIsCorrect":
+            log.error("local_reexecution_disagrees_with_chain", request_id=hex(claim.request_id))
+            self.alarm(claim, "chain_disagrees", "the chain's re-execution agrees with the claim; not challenged",
+                       ClaimState.CORRECT)
+            return
+        if err.name == "ChallengeWindowClosed":
+            self.metrics.missed.inc()
+            self.store.set_state(claim.request_id, ClaimState.MISSED, error=err.name)
+            return
+        self.settle_by_status(claim, f"challenge refused: {err.name or err}", refused=True)
+
+    def settle_by_status(self, claim: Claim, why: str, refused: bool = False) -> None:
+        status = self.client.status_of(claim.request_id)
+        if status is Status.FRAUD_PROVEN:
+            block = self._proven_by_us(claim)
+            if block is not None:
+                self.store.set_state(claim.request_id, ClaimState.PROVEN, tx_block=block)
+            else:
+                self.store.set_state(claim.request_id, ClaimState.LOST_RACE, error="proven by another challenger")
+        elif status in (Status.FINALIZABLE, Status.FINALIZED):
+            self.metrics.missed.inc()
+            self.store.set_state(claim.request_id, ClaimState.MISSED, error=f"{why}; on-chain status {status.name}")
+        elif status is Status.SUBMITTED and refused:
+            self.alarm(claim, "unprovable", f"{why} while the result is still challengeable")
+        elif status is Status.SUBMITTED:
+            self.store.set_state(claim.request_id, ClaimState.WRONG, error=why)  # send again
+        else:  # the submission is not on the chain we see (a reorg under way): decide on a later round
+            self.store.set_state(claim.request_id, ClaimState.WRONG, error=f"{why}; on-chain status {status.name}")
+
+    def _proven_by_us(self, claim: Claim) -> int | None:
+        logs = self.client.contract.events.FraudProven().get_logs(
+            from_block=claim.block_number, argument_filters={"requestId": claim.request_id})
+        ours = [e for e in logs if e["args"]["challenger"] == self.sender.address]
+        return int(ours[-1]["blockNumber"]) if ours else None
+
+    # ------------------------------------------------------------------ in flight
+    def track(self, now: int, head: int | None = None) -> None:
+        """Looks at every challenge in flight; with ``head``, only when a block arrived since the last look or
+        a second has passed (a pool can drop a transaction between blocks)."""
+        if head is not None and head == self._tracked[0] and time.monotonic() - self._tracked[1] < 1.0:
+            return
+        self._tracked = (head if head is not None else -1, time.monotonic())
+        flying = self.store.claims([ClaimState.CHALLENGING], orphaned=True)
+        self.metrics.in_flight.set(len(flying))
+        for claim in flying:
+            try:
+                self._track(claim, now)
+            except OracleError as exc:
+                log.warning("challenge_tracking_failed", request_id=hex(claim.request_id), error=str(exc))
+        if flying:
+            held = {c.nonce for c in self.store.claims([ClaimState.CHALLENGING], orphaned=True) if c.nonce is not None}
+            if self.sender.fill_gap(held) is not None:
+                self.metrics.nonce_gaps_filled.inc()
+
+    def _track(self, claim: Claim, now: int) -> None:
+        if not claim.tx_hash:
+            self.store.set_state(claim.request_id, ClaimState.WRONG)
+            return
+        what, receipt = self.sender.check(claim.tx_hash, claim.nonce)
+        if what == "mined" and receipt["status"] == 1:
+            self.metrics.challenges_won.inc()
+            self.store.set_state(claim.request_id, ClaimState.PROVEN, tx_block=int(receipt["blockNumber"]))
+            log.info("fraud_proven", request_id=hex(claim.request_id), operator=claim.operator,
+                     tx=claim.tx_hash, block=int(receipt["blockNumber"]))
+        elif what == "mined":
+            self.settle_by_status(claim, "challenge reverted on-chain")
+        elif what == "consumed":
+            self.settle_by_status(claim, "challenge nonce used by another transaction")
+        elif now >= claim.deadline:
+            self.settle_by_status(claim, "window closed with the challenge unmined")
+        elif what == "dropped" or self.sender.stuck(claim.tx_hash):
+            self._resend(claim, what, now)
+
+    def _resend(self, claim: Claim, why: str, now: int) -> None:
+        status = self.client.status_of(claim.request_id)
+        if status is not Status.SUBMITTED:
+            self.settle_by_status(claim, f"challenge {why}")
+            return
+        fn = self.client.challenge_fn(claim.request_id, self.input_of(claim))
+        est = self._simulate(fn)
+        if isinstance(est, ContractRevert):
+            self.refused(claim, est)
+            return
+        if isinstance(est, Exception) or claim.nonce is None:
+            return
+        reason = "dropped" if why == "dropped" else "stuck"
+        try:
+            tx = self.sender.replace(fn, self.challenge_gas or int(est * 1.25) + 50_000, claim.nonce,
+                                     claim.tx_hash if why == "pending" else None)
+        except SendError as exc:
+            log.warning("challenge_resend_failed", request_id=hex(claim.request_id), error=str(exc))
+            if "nonce too low" in str(exc):
+                self.store.set_state(claim.request_id, ClaimState.WRONG, error="nonce used; sending anew")
+            return
+        self.metrics.challenges_resent.labels(reason=reason).inc()
+        self.store.set_state(claim.request_id, ClaimState.CHALLENGING, tx_hash=tx.tx_hash, nonce=tx.nonce)
+        log.warning("challenge_resent", request_id=hex(claim.request_id), reason=reason, tx=tx.tx_hash,
+                    nonce=tx.nonce, seconds_left=claim.deadline - now)
+
+    # ------------------------------------------------------------------ after proof
+    def recheck(self, now: int, force: bool = False) -> int:
+        """Re-reads the on-chain status of proven claims whose window is not over; returns how many proofs
+        had vanished (each goes back to be tracked and re-sent)."""
+        if not force and time.monotonic() - self._last_recheck < self.recheck_interval:
+            return 0
+        self._last_recheck = time.monotonic()
+        vanished = 0
+        for claim in self.store.claims([ClaimState.PROVEN], settled=False):
+            status = self.client.status_of(claim.request_id)
+            if status is Status.FRAUD_PROVEN:
+                if now >= claim.deadline:
+                    self.store.set_state(claim.request_id, ClaimState.PROVEN, tx_block=claim.tx_block, settled=True)
+                continue
+            vanished += 1
+            self.metrics.challenges_resent.labels(reason="reorg").inc()
+            log.warning("proof_vanished", request_id=hex(claim.request_id), status=status.name,
+                        seconds_left=claim.deadline - now)
+            self.store.set_state(claim.request_id, ClaimState.CHALLENGING, error=f"proof gone; status {status.name}")
+        return vanished
