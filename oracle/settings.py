@@ -10,6 +10,7 @@ refused with an error, and the key is held as a ``SecretStr`` so it is never pri
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from contextvars import ContextVar
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -26,18 +27,24 @@ from oracle.errors import ConfigError
 #: Keys that must never appear in a config file (secrets come from the environment or a keystore).
 FORBIDDEN_FILE_KEYS = frozenset({"private_key", "key", "password", "keystore_password", "mnemonic", "secret"})
 
-_file_values: ContextVar[dict[str, Any]] = ContextVar("_file_values", default={})
+#: ``ORACLE_*`` environment variables that are not settings fields but are read elsewhere (CLI, tests, tools).
+OTHER_ENV = frozenset({"ORACLE_CONFIG", "ORACLE_KEYSTORE_PASSWORD", "ORACLE_RPC_URL", "ORACLE_CHALLENGER_PRIVATE_KEY",
+                       "ORACLE_TRY_PRIVATE_KEY", "ORACLE_ANVIL", "ORACLE_SOLC", "ORACLE_DEBUG"})
+#: Prefixes of ``ORACLE_*`` variables owned by the test and benchmark harnesses.
+OTHER_ENV_PREFIXES = ("ORACLE_SOAK_", "ORACLE_FUZZ_", "ORACLE_API_FUZZ_", "ORACLE_ARTIFACT")
+
+_file_values: ContextVar[dict[str, Any] | None] = ContextVar("_file_values", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):
     """Values read from the config file by :meth:`NodeSettings.load` (lowest priority)."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        values = _file_values.get()
+        values = _file_values.get() or {}
         return values.get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in _file_values.get().items() if k in self.settings_cls.model_fields}
+        return {k: v for k, v in (_file_values.get() or {}).items() if k in self.settings_cls.model_fields}
 
 
 class NodeSettings(BaseSettings):
@@ -150,11 +157,26 @@ class NodeSettings(BaseSettings):
         """Builds settings from ``overrides``, the environment and ``config_file`` (or ``ORACLE_CONFIG``)."""
         path = config_file or (Path(os.environ["ORACLE_CONFIG"]) if os.environ.get("ORACLE_CONFIG") else None)
         values = read_config_file(path) if path else {}
+        fields = sorted(cls.model_fields)
+        unknown = [k for k in values if k not in cls.model_fields]
+        if unknown:
+            raise ConfigError(f"config file {path}: " + "; ".join(_unknown(k, fields, "") for k in sorted(unknown)))
+        password_env = str(overrides.get("keystore_password_env") or values.get("keystore_password_env")
+                           or os.environ.get("ORACLE_KEYSTORE_PASSWORD_ENV") or "ORACLE_KEYSTORE_PASSWORD")
+        env_unknown = sorted(
+            k for k in os.environ
+            if k.startswith("ORACLE_") and k.removeprefix("ORACLE_").lower() not in cls.model_fields
+            and k not in OTHER_ENV and k != password_env and not k.startswith(OTHER_ENV_PREFIXES))
+        if env_unknown:
+            raise ConfigError("; ".join(_unknown(k, fields, "ORACLE_") for k in env_unknown)
+                              + " (unset it; every setting is ORACLE_<NAME>, see docs/operator-guide.md)")
         token = _file_values.set(values)
         try:
             return cls(**overrides)
-        except ValueError as exc:  # pydantic ValidationError is a ValueError
-            raise ConfigError(f"invalid node settings: {exc}") from exc
+        except ValidationError as exc:
+            raise ConfigError(f"invalid node settings: {describe_validation_error(exc)}") from None
+        except ValueError as exc:
+            raise ConfigError(f"invalid node settings: {exc}") from None
         finally:
             _file_values.reset(token)
 
@@ -164,11 +186,15 @@ class NodeSettings(BaseSettings):
         from oracle.chain.deploy import Deployment
 
         assert self.deployment_file is not None
+        if not self.deployment_file.exists():
+            raise ConfigError(f"deployment file {self.deployment_file} does not exist; run `oracle chain deploy "
+                              f"--out {self.deployment_file}` first, or fix deployment_file (ORACLE_DEPLOYMENT_FILE) "
+                              "or set ORACLE_ORACLE_ADDRESS")
         try:
             return Deployment.load(self.deployment_file).oracle
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"cannot read deployment file {self.deployment_file}: {exc}; "
-                              "deploy first or set ORACLE_ORACLE_ADDRESS") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{self.deployment_file} is not a deployment file written by `oracle chain deploy` "
+                              f"({type(exc).__name__}); fix deployment_file (ORACLE_DEPLOYMENT_FILE)") from None
 
     def default_start_block(self) -> int | None:
         if self.start_block is not None:
@@ -178,6 +204,29 @@ class NodeSettings(BaseSettings):
 
             return Deployment.load(self.deployment_file).block
         return None
+
+
+def _unknown(key: str, fields: list[str], prefix: str) -> str:
+    name = key.removeprefix(prefix).lower() if prefix else key
+    near = difflib.get_close_matches(name, fields, n=1, cutoff=0.6)
+    what = f"unknown setting {key}" if prefix else f"unknown key {key!r}"
+    if not near:
+        return what
+    return what + (f": did you mean {prefix}{near[0].upper()}?" if prefix else f": did you mean {near[0]!r}?")
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per invalid field, naming its environment variable, never echoing the value given.
+
+    pydantic's own text includes ``input_value=...``: for a key or the admin key that would print the secret.
+    """
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        where = f"{loc} (ORACLE_{str(err['loc'][0]).upper()})" if err["loc"] else "settings"
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -223,17 +272,27 @@ def load_account(settings: NodeSettings) -> Any:
         if password is None:
             raise ConfigError(f"keystore {settings.keystore_path} needs its password in the environment "
                               f"variable {settings.keystore_password_env}")
+        path = settings.keystore_path
+        if not path.is_file():
+            raise ConfigError(f"keystore {path} does not exist; create one with `oracle account new --out {path}` "
+                              "or fix keystore_path (ORACLE_KEYSTORE_PATH)")
         try:
-            blob = json.loads(settings.keystore_path.read_text())
-            key = Account.decrypt(blob, password)
+            blob = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot decrypt keystore {settings.keystore_path}: wrong password or not a "
-                              "keystore file") from exc
+            raise ConfigError(f"cannot read keystore {path}: not a JSON keystore file ({type(exc).__name__})") from None
+        if not isinstance(blob, dict) or "crypto" not in {str(k).lower() for k in blob}:
+            raise ConfigError(f"{path} is not a keystore file (no crypto section)")
+        try:
+            key = Account.decrypt(blob, password)
+        except ValueError:
+            raise ConfigError(f"wrong password for keystore {path} (read from ${settings.keystore_password_env})"
+                              ) from None
         return Account.from_key(key)
     if settings.private_key is not None:
         try:
             return Account.from_key(settings.private_key.get_secret_value())
-        except (ValueError, TypeError) as exc:
-            raise ConfigError("ORACLE_PRIVATE_KEY is not a valid hex private key") from None
+        except (ValueError, TypeError):
+            raise ConfigError("ORACLE_PRIVATE_KEY is not a private key: expected 0x followed by 64 hex digits"
+                              ) from None
     raise ConfigError("no signing key: set keystore_path (with its password in ORACLE_KEYSTORE_PASSWORD) or "
                       "the ORACLE_PRIVATE_KEY environment variable")

@@ -53,7 +53,8 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 def test_the_cli_has_the_documented_commands() -> None:
     paths = {" ".join(p) for p in _command_paths()}
     for expected in ("demo", "node run", "node stake", "challenger run", "chain deploy", "chain register",
-                     "model commitment", "model compile", "model convert"):
+                     "model commitment", "model compile", "model convert", "chain devnet", "chain fund",
+                     "account new", "account address"):
         assert expected in paths
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from pathlib import Path
 
 from oracle.chain.toolchain import repo_root
 
@@ -18,3 +24,43 @@ def test_demo_runs_the_whole_story_and_exits_zero() -> None:
     frauds = int(re.search(r"frauds proven on-chain\s*│\s*(\d+)", out).group(1))  # type: ignore[union-attr]
     wrong_final = int(re.search(r"wrong results that got finalized\s*│\s*(\d+)", out).group(1))  # type: ignore[union-attr]
     assert frauds >= 1 and wrong_final == 0
+
+
+def test_demo_keep_running_leaves_the_try_page_up_until_sigterm() -> None:
+    """`oracle demo --keep-running`: after the story the node and /try stay up (a person can finish a drawing),
+    then SIGTERM stops everything and the demo still reports its own result."""
+    exe = Path(sys.executable).with_name("oracle")
+    proc = subprocess.Popen([str(exe), "demo", "--window", "4", "--honest", "1", "--keep-running"], cwd=repo_root(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert proc.stdout is not None
+    lines: list[str] = []
+    url = None
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"draw a digit at (http://127\.0\.0\.1:\d+)/try", line)
+            if "still running" in line and m:
+                url = m.group(1)
+                break
+        assert url, "".join(lines[-60:])
+        time.sleep(3)  # well past the story: it must still be serving
+        assert proc.poll() is None
+        with urllib.request.urlopen(f"{url}/api/try/config", timeout=30) as resp:
+            config = json.load(resp)
+        assert config["enabled"] is True, config
+        with urllib.request.urlopen(f"{url}/try", timeout=30) as resp:
+            assert resp.status == 200
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(lines) + rest
+    assert "demo complete" in out and "stopping" in rest
+    assert proc.returncode == 0, out[-3000:]

@@ -36,11 +36,12 @@ class Devnet:
     _proc: subprocess.Popen[str] | None = field(default=None, repr=False)
     _log: list[str] = field(default_factory=list, repr=False)
 
-    def start(self, timeout: float = 30.0) -> Devnet:
+    def command(self, port: int = 0) -> list[str]:
+        """The anvil command line (``port`` 0: the OS picks one)."""
         cmd = [
             str(anvil_path()),
             "--host", "127.0.0.1",
-            "--port", "0",
+            "--port", str(port),
             "--hardfork", EVM_VERSION,
             "--accounts", str(self.accounts),
             "--balance", str(self.balance_eth),
@@ -50,7 +51,10 @@ class Devnet:
         ]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
-        cmd += list(self.extra_args)
+        return cmd + list(self.extra_args)
+
+    def start(self, timeout: float = 30.0) -> Devnet:
+        cmd = self.command()
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
         )

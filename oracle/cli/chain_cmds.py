@@ -8,33 +8,83 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from eth_account import Account
 from eth_utils.crypto import keccak
 from web3 import Web3
 
 from oracle.chain.client import OracleClient
-from oracle.chain.deploy import Deployment, DeployParams, deploy_system
-from oracle.chain.tx import Signer
+from oracle.chain.deploy import DeployParams, deploy_system
+from oracle.chain.tx import Signer, address_of
 from oracle.chain.types import Mode, ModelSpec
-from oracle.errors import OracleError
+from oracle.cli.errors import CliError, OracleTyper, acting_as, check_rpc, load_deployment, signer_from_key
 
-app = typer.Typer(help="Deploy contracts and register models.", no_args_is_help=True)
+app = OracleTyper(help="Start a devnet, deploy contracts, fund accounts, register models.", no_args_is_help=True)
+
+RpcOpt = Annotated[str, typer.Option(envvar="ORACLE_RPC_URL", help="JSON-RPC endpoint.")]
 
 
 def _signer(unlocked: str | None) -> Signer:
     if unlocked:
-        return Web3.to_checksum_address(unlocked)
+        if not Web3.is_address(unlocked):
+            raise CliError(f"--unlocked {unlocked!r} is not an address (0x followed by 40 hex digits)", 2)
+        return acting_as(Web3.to_checksum_address(unlocked))
     key = os.environ.get("ORACLE_PRIVATE_KEY")
     if not key:
-        typer.echo("error: set ORACLE_PRIVATE_KEY (environment only) or pass --unlocked ADDRESS on a devnet",
-                   err=True)
-        raise typer.Exit(2)
-    return Account.from_key(key)
+        raise CliError("set ORACLE_PRIVATE_KEY (environment only) or pass --unlocked ADDRESS on a devnet", 2)
+    return acting_as(signer_from_key(key, "ORACLE_PRIVATE_KEY"))
+
+
+@app.command()
+def devnet(
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 8545,
+    block_time: Annotated[float | None, typer.Option(help="Seconds per block (default: a block per tx).")] = None,
+) -> None:
+    """Run a local anvil devnet in the foreground (the anvil shipped by `make setup`), until Ctrl-C.
+
+    Its accounts are anvil's well-known ones (mnemonic "test test ... junk"), unlocked and funded: devnet only.
+    """
+    from oracle.chain.devnet import Devnet
+    from oracle.cli.errors import check_port
+
+    check_port("127.0.0.1", port, "devnet")
+    cmd = Devnet(block_time=block_time).command(port)
+    typer.echo(f"devnet at http://127.0.0.1:{port} (first account 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266, "
+               "unlocked); Ctrl-C stops it", err=True)
+    os.execv(cmd[0], cmd)
+
+
+@app.command()
+def fund(
+    address: Annotated[str, typer.Argument(help="Account to fund.")],
+    eth: Annotated[float, typer.Option(help="Amount in ETH.")] = 10.0,
+    rpc: RpcOpt = "http://127.0.0.1:8545",
+    unlocked: Annotated[str | None, typer.Option(help="Devnet account paying (default: the node's first "
+                                                     "unlocked account, unless ORACLE_PRIVATE_KEY is set).")] = None,
+) -> None:
+    """Send ETH to ADDRESS (e.g. a new keystore account), from ORACLE_PRIVATE_KEY or an unlocked devnet account."""
+    if not Web3.is_address(address):
+        raise CliError(f"{address!r} is not an address (0x followed by 40 hex digits)", 2)
+    w3 = check_rpc(rpc)
+    if unlocked is None and not os.environ.get("ORACLE_PRIVATE_KEY"):
+        accounts = w3.eth.accounts
+        if not accounts:
+            raise CliError("the node has no unlocked account; set ORACLE_PRIVATE_KEY to the paying account", 2)
+        unlocked = accounts[0]
+    signer = _signer(unlocked)
+    tx = {"from": address_of(signer), "to": Web3.to_checksum_address(address), "value": int(eth * 10**18)}
+    if isinstance(signer, str):
+        tx_hash = w3.eth.send_transaction(tx)
+    else:
+        tx.update(nonce=w3.eth.get_transaction_count(signer.address, "pending"), gas=21_000,
+                  chainId=w3.eth.chain_id, maxFeePerGas=2 * w3.eth.gas_price + 10**9, maxPriorityFeePerGas=10**9)
+        tx_hash = w3.eth.send_raw_transaction(signer.sign_transaction(tx).raw_transaction)  # type: ignore[arg-type]
+    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+    typer.echo(f"sent {eth} ETH to {Web3.to_checksum_address(address)}; balance now "
+               f"{w3.eth.get_balance(Web3.to_checksum_address(address)) / 10**18} ETH")
 
 
 @app.command()
 def deploy(
-    rpc: Annotated[str, typer.Option(envvar="ORACLE_RPC_URL")] = "http://127.0.0.1:8545",
+    rpc: RpcOpt = "http://127.0.0.1:8545",
     out: Annotated[Path, typer.Option(help="Where to write the deployment JSON.")] = Path("deployment.json"),
     unlocked: Annotated[str | None, typer.Option(help="Devnet account the node unlocks.")] = None,
     window: int = DeployParams.challenge_window,
@@ -44,13 +94,9 @@ def deploy(
     max_callback_gas: int = DeployParams.max_callback_gas,
 ) -> None:
     """Deploy IntegerVerifier + InferenceOracle and write the deployment file."""
-    w3 = Web3(Web3.HTTPProvider(rpc))
-    try:
-        dep = deploy_system(w3, _signer(unlocked), DeployParams(window, timeout, unbonding, bond_ratio,
-                                                                  max_callback_gas))
-    except OracleError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    signer = _signer(unlocked)
+    w3 = check_rpc(rpc)
+    dep = deploy_system(w3, signer, DeployParams(window, timeout, unbonding, bond_ratio, max_callback_gas))
     dep.save(out)
     typer.echo(dep.to_json())
 
@@ -63,7 +109,7 @@ def register(
     input_length: Annotated[int, typer.Option(help="Canonical input bytes.")],
     output_length: Annotated[int, typer.Option(help="Canonical output bytes.")],
     deployment: Annotated[Path, typer.Option()] = Path("deployment.json"),
-    rpc: Annotated[str, typer.Option(envvar="ORACLE_RPC_URL")] = "http://127.0.0.1:8545",
+    rpc: RpcOpt = "http://127.0.0.1:8545",
     bond: Annotated[int | None, typer.Option(help="Bond in wei (default: min ratio x fee).")] = None,
     program: Annotated[Path | None, typer.Option(help="EXACT: compiled program (`oracle model compile`).")] = None,
     unlocked: Annotated[str | None, typer.Option()] = None,
@@ -74,24 +120,19 @@ def register(
     single-output file with the registered lengths and, for EXACT, that the file compiles to exactly the
     program being committed. A mismatched pair would make honest operators lose their bonds.
     """
-    from oracle.cli.checks import check_model, one_line
+    from oracle.cli.checks import check_model
 
-    try:
-        data = onnx_file.read_bytes()
-        program_bytes = program.read_bytes() if program else None
-        check_model(onnx_file, data, input_length=input_length, output_length=output_length, uri=uri,
-                    program_file=program, program_bytes=program_bytes)
-        dep = Deployment.load(deployment)
-        client = OracleClient(Web3(Web3.HTTPProvider(rpc)), dep.oracle)
-        spec = ModelSpec(onnx_hash=keccak(data), fee=fee,
-                         bond=bond if bond is not None else dep.params.min_bond_ratio * fee,
-                         input_length=input_length, output_length=output_length,
-                         mode=Mode.EXACT if program_bytes else Mode.ATTESTED, uri=uri,
-                         program_commitment=keccak(program_bytes) if program_bytes else b"\x00" * 32)
-        model_id = client.register_model(_signer(unlocked), spec, program_bytes)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one line, never a traceback (RPC, file, revert, refusal)
-        typer.echo(f"error: {one_line(exc)}", err=True)
-        raise typer.Exit(1) from None
+    data = onnx_file.read_bytes()
+    program_bytes = program.read_bytes() if program else None
+    check_model(onnx_file, data, input_length=input_length, output_length=output_length, uri=uri,
+                program_file=program, program_bytes=program_bytes)
+    dep = load_deployment(deployment)
+    signer = _signer(unlocked)
+    client = OracleClient(check_rpc(rpc), dep.oracle)
+    spec = ModelSpec(onnx_hash=keccak(data), fee=fee,
+                     bond=bond if bond is not None else dep.params.min_bond_ratio * fee,
+                     input_length=input_length, output_length=output_length,
+                     mode=Mode.EXACT if program_bytes else Mode.ATTESTED, uri=uri,
+                     program_commitment=keccak(program_bytes) if program_bytes else b"\x00" * 32)
+    model_id = client.register_model(signer, spec, program_bytes)
     typer.echo(json.dumps({"model_id": model_id, "mode": spec.mode.name}))

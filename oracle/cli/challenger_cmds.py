@@ -10,11 +10,11 @@ from typing import Annotated
 
 import typer
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from prometheus_client import start_http_server
 from web3 import Web3
 
 from oracle.chain.client import OracleClient
-from oracle.chain.deploy import Deployment
 from oracle.chain.tx import Signer
 from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.metrics import ChallengerMetrics
@@ -22,10 +22,10 @@ from oracle.challenger.sandbox import SandboxLimits
 from oracle.challenger.sender import GWEI, FeePolicy
 from oracle.challenger.store import Store
 from oracle.challenger.verify import ClaimVerifier
-from oracle.errors import ConfigError
+from oracle.cli.errors import CliError, OracleTyper, check_port, check_rpc, load_deployment, signer_from_key
 from oracle.worker.models import ModelStore
 
-app = typer.Typer(help="Challenger: re-execute every EXACT result and prove wrong ones on-chain.",
+app = OracleTyper(help="Challenger: re-execute every EXACT result and prove wrong ones on-chain.",
                   no_args_is_help=True)
 
 KEY_ENV = "ORACLE_CHALLENGER_PRIVATE_KEY"
@@ -33,27 +33,48 @@ KEY_ENV = "ORACLE_CHALLENGER_PRIVATE_KEY"
 
 def _signer(keystore: Path | None, password_env: str, unlocked: str | None) -> Signer:
     if unlocked:
+        if not Web3.is_address(unlocked):
+            raise CliError(f"--unlocked {unlocked!r} is not an address (0x followed by 40 hex digits)", 2)
         return Web3.to_checksum_address(unlocked)
     if keystore:
-        password = os.environ.get(password_env)
-        if password is None:
-            raise ConfigError(f"set {password_env} to the keystore password (it is never read from a file)")
-        return Account.from_key(Account.decrypt(json.loads(keystore.read_text()), password))
+        return keystore_account(keystore, password_env)
     key = os.environ.get(KEY_ENV)
     if key:
-        return Account.from_key(key)
-    raise ConfigError(f"no key: pass --keystore FILE (password in ${password_env}), set ${KEY_ENV}, "
-                      "or --unlocked ADDRESS for a devnet account")
+        return signer_from_key(key, KEY_ENV)
+    raise CliError(f"no key: pass --keystore FILE (password in ${password_env}), set ${KEY_ENV}, "
+                      "or --unlocked ADDRESS for a devnet account", 2)
+
+
+def keystore_account(keystore: Path, password_env: str) -> LocalAccount:
+    """The account in an encrypted keystore; a missing file, a bad file and a wrong password are three messages."""
+    if not keystore.is_file():
+        raise CliError(f"keystore {keystore} does not exist; create one (docs/challenger-guide.md, "
+                       "`oracle account new`) or fix --keystore", 2)
+    password = os.environ.get(password_env)
+    if password is None:
+        raise CliError(f"set {password_env} to the keystore password (it is never read from a file)", 2)
+    try:
+        blob = json.loads(keystore.read_text())
+    except ValueError:
+        raise CliError(f"{keystore} is not a keystore file (not JSON)", 2) from None
+    if not isinstance(blob, dict) or "crypto" not in {k.lower() for k in blob}:
+        raise CliError(f"{keystore} is not a keystore file (no crypto section)", 2)
+    try:
+        account: LocalAccount = Account.from_key(Account.decrypt(blob, password))
+        return account
+    except ValueError:
+        raise CliError(f"wrong password for keystore {keystore} (from ${password_env})", 2) from None
 
 
 def _client(rpc: str, deployment: Path | None, oracle: str | None) -> tuple[OracleClient, int]:
-    w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
     if deployment:
-        dep = Deployment.load(deployment)
-        return OracleClient(w3, dep.oracle), dep.block
+        dep = load_deployment(deployment)
+        return OracleClient(check_rpc(rpc, timeout=30), dep.oracle), dep.block
     if oracle:
-        return OracleClient(w3, oracle), 0
-    raise ConfigError("pass --deployment FILE (written by `oracle deploy`) or --oracle ADDRESS")
+        if not Web3.is_address(oracle):
+            raise CliError(f"--oracle {oracle!r} is not an address", 2)
+        return OracleClient(check_rpc(rpc, timeout=30), oracle), 0
+    raise CliError("pass --deployment FILE (written by `oracle chain deploy`) or --oracle ADDRESS", 2)
 
 
 @app.command()
@@ -78,12 +99,9 @@ def run(
     stuck_after: Annotated[float, typer.Option(help="Seconds before a pooled challenge is re-priced.")] = 12.0,
 ) -> None:
     """Watch every attested result, re-execute EXACT ones, challenge the wrong ones."""
-    try:
-        client, start = _client(rpc, deployment, oracle)
-        signer = _signer(keystore, password_env, unlocked)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    signer = _signer(keystore, password_env, unlocked)
+    client, start = _client(rpc, deployment, oracle)
+    check_port("127.0.0.1", metrics_port, "challenger's /metrics endpoint")
     metrics = ChallengerMetrics()
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
@@ -102,8 +120,7 @@ def run(
 def status(db: Annotated[Path, typer.Option(help="SQLite state file.")] = Path("challenger.sqlite3")) -> None:
     """Counts of claims by state, the cursor, and models in quarantine or whose file is not bound."""
     if not db.exists():
-        typer.echo(f"error: {db} does not exist; run `oracle challenger run` first", err=True)
-        raise typer.Exit(2)
+        raise CliError(f"{db} does not exist; run `oracle challenger run` first", 2)
     store = Store(db)
     models = {f"{m}/{aspect}": {"status": st, "reason": why} for (m, aspect), (st, why) in store.models().items()
               if st != "bound"}

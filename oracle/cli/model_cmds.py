@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 
+from oracle.cli.errors import OracleTyper
 from oracle.errors import OracleError
 
-app = typer.Typer(help="Integer-profile models: commitments, compilation, conversion.", no_args_is_help=True)
+app = OracleTyper(help="Integer-profile models: commitments, compilation, conversion.", no_args_is_help=True)
 
 InputWidth = Annotated[int, typer.Option("--input-width", help="Input element width in bytes (1, 2, 4, 8).")]
 OutputWidth = Annotated[
@@ -22,7 +23,7 @@ OutputWidth = Annotated[
 ]
 
 
-def _fail(exc: Exception) -> typer.Exit:
+def _fail(exc: Exception) -> typer.Exit:  # convert's own handling; the others go through oracle.cli.errors
     typer.echo(f"error: {exc}", err=True)
     return typer.Exit(code=1)
 
@@ -38,10 +39,7 @@ def commitment(
     """Print the program commitment (keccak256 of the canonical program) and the program size."""
     from oracle.profile.compiler import commitment_of_file
 
-    try:
-        program_bytes, digest = commitment_of_file(onnx_file, input_width, output_width)
-    except (OracleError, OSError) as exc:
-        raise _fail(exc) from None
+    program_bytes, digest = commitment_of_file(onnx_file, input_width, output_width)
     typer.echo(f"commitment {digest}")
     typer.echo(f"program_size {len(program_bytes)}")
 
@@ -58,11 +56,8 @@ def compile_cmd(
     """Compile an ONNX file into its canonical program bytes."""
     from oracle.profile.compiler import commitment_of_file
 
-    try:
-        program_bytes, digest = commitment_of_file(onnx_file, input_width, output_width)
-        out.write_bytes(program_bytes)
-    except (OracleError, OSError) as exc:
-        raise _fail(exc) from None
+    program_bytes, digest = commitment_of_file(onnx_file, input_width, output_width)
+    out.write_bytes(program_bytes)
     typer.echo(f"wrote {out} ({len(program_bytes)} bytes), commitment {digest}")
 
 

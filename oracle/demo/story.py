@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=8, help="challenge window in seconds")
     parser.add_argument("--cheats", type=int, default=3, help="requests sent while only the dishonest operator is up")
     parser.add_argument("--honest", type=int, default=4, help="requests sent with the honest operator up")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="after the story, keep the devnet, the honest node, the challenger and the /try page "
+                             "up until Ctrl-C (or SIGTERM), so a person can finish a drawing")
     args = parser.parse_args(argv)
     console = Console()
     started = time.monotonic()
@@ -123,17 +126,45 @@ def main(argv: list[str] | None = None) -> int:
         with Devnet() as dev:
             try:
                 summary = _story(console, dev, workdir, args, cast)
+                summary.seconds = time.monotonic() - started
+                ok = _report(console, summary)
+                if args.keep_running:
+                    _keep_running(console, dev, cast)
             finally:
                 # Stop everything we started while the chain is still up, newest first.
                 for actor in reversed(cast):
                     actor.stop()
-            summary.seconds = time.monotonic() - started
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def _report(console: Console, summary: Summary) -> bool:
     print_summary(console, summary)
     ok = summary.frauds >= 1 and summary.honest_unfinalized == 0 and summary.wrong_finalized == 0
     console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed its own checks[/]")
-    return 0 if ok else 1
+    return ok
+
+
+def _keep_running(console: Console, dev: Devnet, cast: list[Any]) -> None:
+    """Keeps the chain moving (a block a second, so challenge windows close) until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    port = next((a.api_port for a in cast if getattr(a, "api_port", None)), None)
+    console.print(f"[bold]still running[/] (--keep-running): draw a digit at http://127.0.0.1:{port}/try, "
+                  f"dashboard http://127.0.0.1:{port}/dashboard, devnet {dev.url}; Ctrl-C stops everything")
+    w3 = Web3(Web3.HTTPProvider(dev.url))
+    try:
+        while not stop.wait(1.0):
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]  # time moves, windows close
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    console.print("stopping")
 
 
 def _quiet_logs(path: Path) -> None:
@@ -216,7 +247,8 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
     honest = make_node("honest", dev.url, dep.oracle, start, workdir, 1)
     cast.append(honest.start(serve_api=True, extra_routers=_dashboard(client, start, w3, exact_id)))
     console.print(f"honest worker up; dashboard http://127.0.0.1:{honest.api_port}/dashboard, "
-                  f"draw a digit at http://127.0.0.1:{honest.api_port}/try (while the demo runs)")
+                  f"draw a digit at http://127.0.0.1:{honest.api_port}/try (while the demo runs; "
+                  "--keep-running keeps it up afterwards)")
     second = [ask(s) for s in samples[args.cheats: args.cheats + args.honest]]
     pixels = np.frombuffer(bytes.fromhex(samples[0]["input_hex"][2:]), dtype=np.int8).astype(">f4")
     rid_float, receipt = client.request(user, float_id, pixels.tobytes())

@@ -195,6 +195,11 @@ def _np_int_type(elem_type: int) -> Any:
 
 def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cover - runs in the child
     import resource
+    import signal
+
+    # Ctrl-C reaches the whole process group; the parent decides when the child stops (close() or EOF), so the
+    # child neither dies mid-batch nor prints a KeyboardInterrupt traceback into the operator's terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     import onnxruntime as ort
     from eth_utils.crypto import keccak

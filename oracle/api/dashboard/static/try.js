@@ -215,22 +215,41 @@ submitBtn.addEventListener("click", async () => {
   }
 });
 
-async function loadConfig() {
+const HEARTBEAT_MS = 2000;
+let nodeDown = null; // null: answering; else the reason it is not
+
+function showAvailability() {
   const info = document.getElementById("try-info");
-  try {
-    config = await api("api/try/config");
-  } catch (e) {
-    config = { enabled: false, reason: `cannot reach the node: ${e.message}` };
-  }
-  if (config.enabled) {
+  const notice = document.getElementById("try-disabled");
+  if (nodeDown) {
+    info.textContent = "the node is down";
+    notice.textContent = `The node is not answering (${nodeDown}): it has stopped or lost its chain. ` +
+      "Your drawing is kept; submit again when it is back (this page checks every few seconds).";
+    notice.dataset.kind = "node-down";
+    notice.hidden = false;
+  } else if (config && config.enabled) {
     info.textContent = `model #${config.model_id} · fee ${eth(config.fee)}, paid by ${short(config.requester)}`;
+    notice.hidden = true;
+    delete notice.dataset.kind;
   } else {
     info.textContent = "try-it is unavailable";
-    const notice = document.getElementById("try-disabled");
-    notice.textContent = config.reason || "try-it is disabled on this node";
+    notice.textContent = (config && config.reason) || "try-it is disabled on this node";
+    notice.dataset.kind = "disabled";
     notice.hidden = false;
   }
   updateSubmit();
+}
+
+async function loadConfig() {
+  try {
+    config = await api("api/try/config");
+    nodeDown = null;
+  } catch (e) {
+    config = { enabled: false, reason: null };
+    nodeDown = e.status ? `HTTP ${e.status}: ${e.message}` : "no answer";
+  }
+  showAvailability();
+  setTimeout(loadConfig, HEARTBEAT_MS);
 }
 
 setInterval(tick, TICK_MS);
