@@ -16,7 +16,7 @@ export APE_DATA_FOLDER := $(CURDIR)/var/ape
 export PATH := $(ANVIL_DIR):$(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup build check-artifacts test demo bench lint slither clean help
+.PHONY: setup build check-artifacts test demo bench lint typecheck slither clean help
 
 help:
 	@echo "make demo    run the local devnet demo (request -> attest -> finalize; fraud -> slash)"
@@ -47,7 +47,8 @@ build: setup
 check-artifacts: setup
 	$(PY) tools/build_artifacts.py --check
 
-test: setup
+# The gates run first: ruff and mypy --strict (configured in pyproject.toml), then the whole suite.
+test: setup lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: setup
@@ -58,6 +59,9 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check oracle tests bench tools scripts
+
+typecheck: setup
+	$(VENV)/bin/mypy oracle
 
 slither: setup
 	$(PY) tools/run_slither.py

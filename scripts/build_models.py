@@ -60,7 +60,8 @@ def _save(model: onnx.ModelProto, path: Path) -> bytes:
 def _dataset_info(split: Split) -> dict[str, Any]:
     return {
         "name": split.name,
-        "source": "synthetic: oracle.profile.datasets.synthetic_credit" if split.name == "credit" else "sklearn.datasets (bundled)",
+        "source": ("synthetic: oracle.profile.datasets.synthetic_credit" if split.name == "credit"
+                   else "sklearn.datasets (bundled)"),
         "test_size": TEST_SIZE,
         "split_seed": SPLIT_SEED,
         "n_train": len(split.y_train),

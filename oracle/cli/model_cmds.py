@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -91,7 +91,7 @@ def convert(
         quantizer = Quantizer.identity(split.x_train.shape[1], input_width) if identity_input else None
         data = float_onnx.read_bytes()
         cnn = is_cnn(data)  # Conv/MaxPool/AveragePool: lowered to dense stages by oracle.profile.cnn
-        extra = {"progress": lambda msg: typer.echo(f"[convert] {msg}", err=True)} if cnn else {}
+        extra: dict[str, Any] = {"progress": lambda msg: typer.echo(f"[convert] {msg}", err=True)} if cnn else {}
         model, quantizer, report = (convert_cnn if cnn else convert_onnx)(
             data,
             split.x_train,

@@ -15,6 +15,7 @@ import numpy as np
 from rich.console import Console
 from web3 import Web3
 from web3.logs import DISCARD
+from web3.types import Wei
 
 from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
@@ -183,7 +184,8 @@ def _quiet_logs(path: Path) -> None:
 def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespace, cast: list[Any]) -> Summary:
     console.rule("[bold]Verifiable inference oracle: devnet demo")
     w3 = Web3(Web3.HTTPProvider(dev.url, request_kwargs={"timeout": 60}))
-    owner, user = w3.eth.accounts[0], w3.eth.accounts[3]
+    accounts = list(w3.eth.accounts)
+    owner, user = accounts[0], accounts[3]
     honest_acct, cheat_acct, chall_acct = dev_account(1), dev_account(2), dev_account(4)
     names = {honest_acct.address: "honest", cheat_acct.address: "dishonest"}
     console.print(f"anvil at {dev.url}, chain {w3.eth.chain_id}")
@@ -206,12 +208,12 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
                   f"{digits['int_accuracy']:.1%})")
     console.print(f"model #{float_id}: digits float network, [bold]ATTESTED[/] (stake-backed, no on-chain proof)")
     for acct, label in ((honest_acct, "honest"), (cheat_acct, "dishonest")):
-        w3.eth.send_transaction({"from": owner, "to": acct.address, "value": 2 * 10**18})
+        w3.eth.send_transaction({"from": owner, "to": acct.address, "value": Wei(2 * 10**18)})
         client.stake(acct, 10**18)
         console.print(f"{label} operator {acct.address[:10]}… staked 1 ETH")
     art = artifacts.load("DigitMint")
-    mint = w3.eth.contract(address=deploy(w3, art.abi, art.bytecode, owner, dep.oracle, exact_id,
-                                          digits["output_width"]), abi=art.abi)
+    mint = w3.eth.contract(address=Web3.to_checksum_address(deploy(w3, art.abi, art.bytecode, owner, dep.oracle,
+                                                                   exact_id, digits["output_width"])), abi=art.abi)
     console.print(f"dApp DigitMint at {mint.address}: mints a token only if the model recognises your digit")
 
     start = dep.block
@@ -270,7 +272,7 @@ def _dashboard(client: OracleClient, start: int, w3: Web3, model_id: int) -> lis
     from oracle.api.dashboard import dashboard_router
 
     own = OracleClient(Web3(Web3.HTTPProvider(w3.provider.endpoint_uri)), client.address)  # type: ignore[attr-defined]
-    return [dashboard_router(own, start_block=start, try_signer=w3.eth.accounts[5], try_model_id=model_id)]
+    return [dashboard_router(own, start_block=start, try_signer=list(w3.eth.accounts)[5], try_model_id=model_id)]
 
 
 def _summarize(w3: Web3, client: OracleClient, narrator: Narrator, mint: Any, receipts: dict[str, list[int]],

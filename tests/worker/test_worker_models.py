@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from eth_utils import keccak
 from onnx import TensorProto, helper, numpy_helper

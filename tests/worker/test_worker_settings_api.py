@@ -58,7 +58,8 @@ class FakeControl:
 
 def test_api_routes(tmp_path: Path) -> None:
     ctl = FakeControl(tmp_path)
-    ctl.db.advance([NewJob(7, 1, "0x" + "ab" * 20, 5, b"\x01\x02", 3, "0x" + "cd" * 32, 100)], [], (3, "0x" + "cd" * 32))
+    ctl.db.advance([NewJob(7, 1, "0x" + "ab" * 20, 5, b"\x01\x02", 3, "0x" + "cd" * 32, 100)], [],
+                   (3, "0x" + "cd" * 32))
     data = b"model-bytes"
     from eth_utils import keccak
 
