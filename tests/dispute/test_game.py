@@ -210,3 +210,23 @@ def test_step_refuses_operands_not_in_the_agreed_state(gs: GameSystem) -> None:
     challenger.move(game_id)
     assert GameView.read(gs.game, game_id).challenger_won
     gas_used(challenger.receipts + operator.receipts)
+
+
+@pytest.mark.parametrize(("seed", "lie_at"), [(8, 30), (8, 33), (8, 34), (8, 35)])
+def test_step_gas_is_within_the_registered_step_bound(gs: GameSystem, seed: int, lie_at: int) -> None:
+    """The one-step proof of a MatMul, Div or Clip: its receipt is under `stepGasBound`, itself under the cap."""
+    rid, x = gs.request(seed)
+    honest = Trace.from_input_bytes(gs.program, x)
+    lie = _lying_trace(gs, x, lie_at)
+    gs.client.submit(gs.operator, rid, lie.output_bytes())
+    challenger = Actor(gs.w3, gs.game, gs.challenger, honest, "challenger")
+    operator = Actor(gs.w3, gs.game, gs.operator, lie, "operator")
+    end = play(gs.game, challenger.open(rid, x, GAME_BOND), operator, challenger)
+    assert end.challenger_won and end.lo == lie_at
+    chunks = gs.client.contract.functions.programChunks(gs.model_id).call()
+    bound = gs.game.functions.stepGasBound(chunks).call()
+    step_receipt = challenger.receipts[-1]
+    assert gs.game.events.StepProven().process_receipt(step_receipt)
+    used = gas_used(challenger.receipts + operator.receipts)
+    assert step_receipt["gasUsed"] <= bound <= TX_GAS_CAP
+    assert max(used) == step_receipt["gasUsed"] or max(used) <= bound
