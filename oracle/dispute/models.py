@@ -7,8 +7,9 @@ import numpy as np
 from oracle.profile.program import Constant, Op, Opcode, Program
 
 
-def chained_mlp(layers: int, width: int, seed: int = 0, out_width: int = 2) -> Program:
-    """``layers`` x (MatMul by one shared ``width x width`` int8 matrix, Div by a constant, Clip to int8).
+def chained_mlp(layers: int, width: int, seed: int = 0, out_width: int = 2, div: bool = True) -> Program:
+    """``layers`` x (MatMul by one shared ``width x width`` int8 matrix, Div by a constant unless not
+    ``div``, Clip to int8).
 
     Int8 input; the output is the last layer's ``[1, width]`` activations at ``out_width`` bytes. The weight
     matrix is shared so the program stays small (a step re-reads the whole program) while the work grows
@@ -21,7 +22,8 @@ def chained_mlp(layers: int, width: int, seed: int = 0, out_width: int = 2) -> P
     ops: list[Op] = []
     cur = 0
     for _ in range(layers):
-        for code, extra, attrs in ((Opcode.MATMUL, (1,), ()), (Opcode.DIV, (2,), ()), (Opcode.CLIP, (), (-127, 127))):
+        steps = [(Opcode.MATMUL, (1,), ()), (Opcode.DIV, (2,), ()), (Opcode.CLIP, (), (-127, 127))]
+        for code, extra, attrs in steps if div else [steps[0], steps[2]]:
             shapes.append((1, width))
             ops.append(Op(code, (cur, *extra), len(shapes) - 1, attrs))
             cur = len(shapes) - 1
