@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from oracle.cli import chain_cmds, challenger_cmds, model_cmds, node_cmds
+from oracle.cli import chain_cmds, challenger_cmds, dispute_cmds, model_cmds, node_cmds
 
 app = typer.Typer(help="Verifiable inference oracle: operators, challengers, model owners.", no_args_is_help=True)
 app.add_typer(node_cmds.app, name="node")
 app.add_typer(model_cmds.app, name="model")
 app.add_typer(challenger_cmds.app, name="challenger")
 app.add_typer(chain_cmds.app, name="chain")
+app.add_typer(dispute_cmds.app, name="dispute")
 
 
 @app.command()

@@ -42,12 +42,13 @@ def deploy(
     unbonding: int = DeployParams.unbonding_period,
     bond_ratio: int = DeployParams.min_bond_ratio,
     max_callback_gas: int = DeployParams.max_callback_gas,
+    dispute_game: Annotated[bool, typer.Option(help="Also deploy the dispute game (models over the cap).")] = False,
 ) -> None:
-    """Deploy IntegerVerifier + InferenceOracle and write the deployment file."""
+    """Deploy IntegerVerifier + InferenceOracle (+ DisputeGame) and write the deployment file."""
     w3 = Web3(Web3.HTTPProvider(rpc))
     try:
         dep = deploy_system(w3, _signer(unlocked), DeployParams(window, timeout, unbonding, bond_ratio,
-                                                                  max_callback_gas))
+                                                                  max_callback_gas, dispute_game=dispute_game))
     except OracleError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
