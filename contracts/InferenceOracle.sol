@@ -266,7 +266,11 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         Result storage result = _results[requestId];
         // Settled by an earlier won dispute: nothing left to slash or to hold.
         if (result.flags & FLAG_FRAUD != 0) return;
-        if (challenger != address(0)) return _fraud(requestId, result.operator, challenger, "");
+        if (challenger != address(0)) {
+            // The attested output is proven wrong: it is no longer attested (the correct one is not known).
+            delete _outputHash[requestId];
+            return _fraud(requestId, result.operator, challenger, "");
+        }
         // An open claim has no other flag set (finalize and fraud are refused or returned above).
         result.flags = disputed ? FLAG_DISPUTED : 0;
     }

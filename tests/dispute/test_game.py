@@ -59,6 +59,7 @@ def test_lying_operator_is_slashed_through_the_game(gs: GameSystem, lie_at: int)
     assert end.phase is Phase.RESOLVED and end.challenger_won
     assert end.lo == lie_at  # bisection found the lying op
     assert gs.client.status_of(rid).name == "FRAUD_PROVEN"
+    assert not gs.client.contract.functions.isAttestedOutput(rid, lie.output_bytes()).call()
     assert gs.client.stake_of(gs.operator).staked == staked_before - BOND
     assert gs.client.credits_of(gs.challenger) == BOND - BOND // 2 + FEE
     assert gs.game.functions.credits(gs.challenger).call() == GAME_BOND
