@@ -45,6 +45,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "worker.exact_answer_overhead": ("<=", 2),
     "models.cnn.challenge_gas_worst": ("<=", 16_777_216),
     "models.cnn.int_accuracy_drop_pp": ("<=", 1),
+    "dispute.largest_model_macs": (">=", 50_000_000),
+    "dispute.max_tx_gas": ("<=", 16_777_216),
+    "dispute.wall_s": ("<=", 60),
 }
 
 #: name -> (module, needs a chain)
@@ -57,6 +60,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "worker": ("bench.worker_bench", False),
     "binding": ("bench.binding_bench", False),
     "cnn": ("bench.cnn_bench", True),
+    "dispute": ("bench.dispute_bench", True),
 }
 
 

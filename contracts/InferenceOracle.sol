@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {IDisputeOracle} from "./dispute/IDisputeOracle.sol";
 import {IExactVerifier} from "./interfaces/IExactVerifier.sol";
 import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
 import {IInferenceOracle} from "./interfaces/IInferenceOracle.sol";
@@ -15,7 +16,7 @@ import {OperatorStaking} from "./OperatorStaking.sol";
 ///  - a bond of the model's `bond` is locked from the operator's stake per attestation, released at
 ///    finalize, slashed on fraud: half to the challenger, half burned;
 ///  - the consumer callback runs last, with exactly its requested gas, and its outcome moves no money.
-contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
+contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, OperatorStaking {
     /// @notice Seconds a result can be challenged after submission.
     uint256 public immutable CHALLENGE_WINDOW;
     /// @notice Seconds after a request during which a result may be submitted; afterwards it can be refunded.
@@ -26,6 +27,8 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     uint256 public immutable TX_GAS_CAP;
     /// @notice The on-chain re-execution engine for EXACT models.
     IExactVerifier public immutable VERIFIER;
+    /// @inheritdoc IDisputeOracle
+    address public immutable DISPUTE_GAME;
 
     /// @notice Where burned halves of slashed bonds go (no key can move funds from it).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
@@ -47,6 +50,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     uint8 private constant FLAG_FRAUD = 2;
     uint8 private constant FLAG_REFUNDED = 4;
     uint8 private constant FLAG_CALLBACK_OK = 8;
+    uint8 private constant FLAG_DISPUTED = 16; // a dispute game against the claim is open: no finalize
 
     /// @dev Written once at request; one slot.
     struct Request {
@@ -69,6 +73,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     mapping(uint256 requestId => bytes32) private _outputHash;
     mapping(address account => uint256) private _credits;
 
+
     /// @param verifier the EXACT-mode re-execution engine.
     /// @param challengeWindow seconds a result stays challengeable (e.g. 1 hour; minutes on a devnet).
     /// @param requestTimeout seconds an operator has to answer (e.g. 1 hour).
@@ -76,6 +81,9 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     /// @param minBondRatio bond >= minBondRatio * fee for every model (protocol default 4).
     /// @param maxCallbackGas cap on a request's callback gas (e.g. 1,000,000; at most 2^24 - 1).
     /// @param txGasCap per-transaction gas cap every proof transaction must fit (16,777,216 on Ethereum).
+    /// @param disputeGame the dispute game (protocol §6 v2) trusted to settle disputes of game-provable
+    /// models; its address is predicted by the deployer (it is deployed next, given this oracle's address).
+    /// Zero: no game, models over the cap are refused.
     constructor(
         IExactVerifier verifier,
         uint256 challengeWindow,
@@ -83,7 +91,8 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         uint256 unbondingPeriod,
         uint256 minBondRatio,
         uint256 maxCallbackGas,
-        uint256 txGasCap
+        uint256 txGasCap,
+        address disputeGame
     ) ModelRegistry(minBondRatio, maxCallbackGas) OperatorStaking(unbondingPeriod) {
         // INVARIANT: unbonding outlasts the window, so stake backing an open result cannot escape a slash.
         if (
@@ -94,6 +103,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         CHALLENGE_WINDOW = challengeWindow;
         REQUEST_TIMEOUT = requestTimeout;
         TX_GAS_CAP = txGasCap;
+        DISPUTE_GAME = disputeGame;
     }
 
     // ---------------------------------------------------------------- requests
@@ -182,7 +192,10 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         if (result.submittedAt == 0) _revertNoResult(requestId);
         if (result.flags & FLAG_FINALIZED != 0) revert AlreadyFinalized(requestId);
         uint256 deadline = result.submittedAt + CHALLENGE_WINDOW;
-        if (block.timestamp < deadline) revert ChallengeWindowOpen(requestId, deadline);
+        // A claim under an open dispute game is still being challenged: same error as inside the window.
+        if (block.timestamp < deadline || result.flags & FLAG_DISPUTED != 0) {
+            revert ChallengeWindowOpen(requestId, deadline);
+        }
         _finalize(requestId, output, result);
     }
 
@@ -200,7 +213,7 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
             // proven), window still open, or an output that is not the attested one (`OutputMismatch` in
             // `finalize`). Only a callback given too little gas still reverts, as in `finalize`.
             if (
-                result.submittedAt == 0 || result.flags & FLAG_FINALIZED != 0
+                result.submittedAt == 0 || result.flags & (FLAG_FINALIZED | FLAG_DISPUTED) != 0
                     || block.timestamp < result.submittedAt + CHALLENGE_WINDOW
                     || keccak256(outputs[i]) != _outputHash[id]
             ) continue;
@@ -232,28 +245,53 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         uint256 deadline = result.submittedAt + CHALLENGE_WINDOW;
         if (block.timestamp >= deadline) revert ChallengeWindowClosed(requestId, deadline);
         if (_requestId(uint64(requestId >> 192), keccak256(input)) != requestId) revert InputMismatch(requestId);
-        Request memory request = _requests[requestId];
-        ModelCore memory model = _modelCore[request.modelId];
-        if (model.mode != Mode.EXACT) revert NotChallengeable(request.modelId);
+        uint32 modelId = _requests[requestId].modelId;
+        if (_modelCore[modelId].mode != Mode.EXACT) revert NotChallengeable(modelId);
 
-        bytes memory correct = VERIFIER.executeStored(_modelMeta[request.modelId].programChunks, input);
+        bytes memory correct = VERIFIER.executeStored(_modelMeta[modelId].programChunks, input);
         bytes32 correctHash = keccak256(correct);
         if (correctHash == _outputHash[requestId]) revert ResultIsCorrect(requestId);
 
-        // Effects: the request is resolved by proven fraud before any value or control leaves.
-        _results[requestId].flags = FLAG_FINALIZED | FLAG_FRAUD;
         _outputHash[requestId] = correctHash;
-        _slashBond(result.operator, model.bond, requestId);
-        uint256 burned = model.bond / 2;
-        // The challenger gets the fee too: the requester still receives the correct output for it.
-        uint256 reward = model.bond - burned + model.fee;
-        _credits[msg.sender] += reward;
+        _fraud(requestId, result.operator, msg.sender, correct);
+    }
 
+    // ---------------------------------------------------------------- dispute game (§6 v2)
+
+    /// @inheritdoc IDisputeOracle
+    function setDisputed(uint256 requestId, bool disputed, address challenger) external {
+        // No `nonReentrant`: only the trusted game calls, and a game's fraud makes no callback (only the
+        // burn transfer to a fixed address leaves).
+        if (msg.sender != DISPUTE_GAME) revert NotDisputeGame(msg.sender);
+        Result storage result = _results[requestId];
+        // Settled by an earlier won dispute: nothing left to slash or to hold.
+        if (result.flags & FLAG_FRAUD != 0) return;
+        if (challenger != address(0)) {
+            // The attested output is proven wrong: it is no longer attested (the correct one is not known).
+            delete _outputHash[requestId];
+            return _fraud(requestId, result.operator, challenger, "");
+        }
+        // An open claim has no other flag set (finalize and fraud are refused or returned above).
+        result.flags = disputed ? FLAG_DISPUTED : 0;
+    }
+
+    /// @dev Settles `requestId` as fraud: the bond slashed, half of it and the fee to `challenger` (the
+    /// requester still receives `correct`), half burned, then the callback with `correct`. Effects first:
+    /// the request is resolved before any value or control leaves. A dispute game proves fraud without
+    /// computing the output: `correct` is empty and there is no callback.
+    function _fraud(uint256 requestId, address operator, address challenger, bytes memory correct) private {
+        Request memory request = _requests[requestId];
+        ModelCore memory model = _modelCore[request.modelId];
+        _results[requestId].flags = FLAG_FINALIZED | FLAG_FRAUD;
+        _slashBond(operator, model.bond, requestId);
+        uint256 burned = model.bond / 2;
+        uint256 reward = model.bond - burned + model.fee;
+        _credits[challenger] += reward;
         (bool sent,) = BURN_ADDRESS.call{value: burned}("");
         if (!sent) revert TransferFailed(BURN_ADDRESS, burned);
-        bool ok = _callback(request, requestId, correct);
+        bool ok = correct.length != 0 && _callback(request, requestId, correct);
         if (ok) _results[requestId].flags = FLAG_FINALIZED | FLAG_FRAUD | FLAG_CALLBACK_OK;
-        emit FraudProven(requestId, result.operator, msg.sender, correct, reward, burned, ok);
+        emit FraudProven(requestId, operator, challenger, correct, reward, burned, ok);
     }
 
     /// @inheritdoc IInferenceOracle
@@ -339,7 +377,10 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         uint256 execGas;
         uint256 programInput;
         uint256 programOutput;
-        try VERIFIER.executionGasBound(chunks) returns (uint256 g, uint256 i, uint256 o) {
+        // With a game, the game answers: the verifier's bound, after refusing (ProgramNotExecutable wrapping
+        // `DisputeGame.StepGasTooHigh`) a program over the cap whose dispute game has a step over the cap.
+        address game = DISPUTE_GAME;
+        try IExactVerifier(game == address(0) ? address(VERIFIER) : game).executionGasBound(chunks) returns (uint256 g, uint256 i, uint256 o) {
             (execGas, programInput, programOutput) = (g, i, o);
         } catch (bytes memory reason) {
             revert ProgramNotExecutable(reason);
@@ -351,12 +392,14 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         }
         if (programOutput != outputLength) revert ProgramOutputLengthMismatch(outputLength, programOutput);
         proofGas = _proofGasBound(execGas, chunks.length, inputLength, outputLength);
-        if (proofGas > TX_GAS_CAP) revert ProofGasTooHigh(proofGas, TX_GAS_CAP);
+        // Over the cap: game-provable (stored as proofGasBound > TX_GAS_CAP; the game checked its steps).
+        // A game proves fraud without a callback: only the finalize path's callback cap applies.
+        if (proofGas > TX_GAS_CAP && game == address(0)) revert ProofGasTooHigh(proofGas, TX_GAS_CAP);
         // What is left of the cap pays for the callback: its fixed costs, then gasLimit * 64/63 (the
         // callback check demands that much, see `_enoughGasFor`); 256 gas of slack for the registry's
         // rounding of the cap to units of 256 gas.
         uint256 overhead = CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE + 2 * PROOF_GAS_PER_IO_BYTE * outputLength + 256;
-        uint256 room = TX_GAS_CAP - proofGas;
+        uint256 room = proofGas > TX_GAS_CAP ? TX_GAS_CAP : TX_GAS_CAP - proofGas;
         callbackCap = room > overhead ? ((room - overhead) * 63) / 64 : 0;
         if (callbackCap > MAX_CALLBACK_GAS) callbackCap = MAX_CALLBACK_GAS;
     }

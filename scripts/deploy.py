@@ -35,7 +35,9 @@ def cli(network, alias, window, timeout, unbonding, bond_ratio, max_callback_gas
     sender = accounts.load(alias) if alias else accounts.test_accounts[0]
     verifier = project.IntegerVerifier.deploy(sender=sender)
     oracle = project.InferenceOracle.deploy(
-        verifier.address, window, timeout, unbonding, bond_ratio, max_callback_gas, tx_gas_cap, sender=sender
+        verifier.address, window, timeout, unbonding, bond_ratio, max_callback_gas, tx_gas_cap,
+        "0x0000000000000000000000000000000000000000",  # no dispute game (see oracle.chain.deploy)
+        sender=sender
     )
     deployment = {
         "chain_id": chain.chain_id,

@@ -109,6 +109,52 @@ library GasBound {
         return s.gas + 3 * s.mem + (s.mem * s.mem) / 512;
     }
 
+    /// @notice The per-op parts of `executionBound`, for the dispute game's one-step proof (protocol §6 v2),
+    /// which decodes the program like a whole run and then evaluates a single op on operands that arrive
+    /// packed at 8 bytes an element (constants: packed as in the program). Returns, maximised over the
+    /// ops: [0] the decoding part of the bound (same replay, prices and magnitude analysis), [1] one op's
+    /// compute bound plus the unpacking of its non-constant operands, [2] its non-constant operand plus
+    /// output elements (what a step hashes and passes as calldata), [3] the words of its constant operands
+    /// (copied out of the program and passed to `runOp`).
+    function opBounds(Program memory p, uint256 programLength, uint256 nChunks)
+        internal
+        pure
+        returns (uint256[4] memory b)
+    {
+        uint256 nT = p.shapes.length;
+        State memory s;
+        s.bits = new uint256[](nT);
+        s.root = new uint256[](nT);
+        s.lastUse = new uint256[](nT);
+        s.packed = new bool[](nT);
+        s.pool = new uint256[](nT);
+        _fixed(s, p, programLength, nChunks);
+        b[0] = s.gas;
+        _liveness(s, p);
+        uint256 numOps = p.ops.length;
+        for (uint256 i; i < numOps; ++i) {
+            uint256 before = s.gas;
+            _op(s, p, i);
+            (uint256 elements, uint256 constWords) = _stepOperands(p, i);
+            uint256 opGas = s.gas - before + (elements - TensorKernels.numel(p.shapes[p.ops[i].output])) * PER_UNPACK_ELEMENT;
+            if (opGas > b[1]) b[1] = opGas;
+            if (elements > b[2]) b[2] = elements;
+            if (constWords > b[3]) b[3] = constWords;
+        }
+    }
+
+    /// @dev Non-constant operand plus output elements of op `i`, and the words of its constant operands.
+    function _stepOperands(Program memory p, uint256 i) private pure returns (uint256 elements, uint256 constWords) {
+        Op memory op = p.ops[i];
+        elements = TensorKernels.numel(p.shapes[op.output]);
+        for (uint256 j; j < op.inputs.length; ++j) {
+            uint256 t = op.inputs[j];
+            uint256 n = TensorKernels.numel(p.shapes[t]);
+            if (p.constData[t] != 0) constWords += (n * p.constWidth[t] + 31) / 32 + 1;
+            else elements += n;
+        }
+    }
+
     /// @dev Reading, decoding, the environment, the input and the bookkeeping arrays.
     function _fixed(State memory s, Program memory p, uint256 programLength, uint256 nChunks) private pure {
         uint256 nT = p.shapes.length;

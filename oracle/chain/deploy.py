@@ -10,7 +10,7 @@ from web3 import Web3
 
 from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
-from oracle.chain.tx import Signer, deploy
+from oracle.chain.tx import Signer, address_of, deploy
 
 VERIFIER_CONTRACT = "IntegerVerifier"
 
@@ -27,6 +27,11 @@ class DeployParams:
     - ``max_callback_gas``: 1,000,000, enough for real consumers, bounded so finalize stays cheap to call.
     - ``tx_gas_cap``: 16,777,216, Ethereum's per-transaction gas cap since Osaka (EIP-7825): every proof
       transaction (``challenge``, callback included) of every registered EXACT model fits it.
+    - ``dispute_game``: also deploy the interactive dispute game (protocol §6 v2), so EXACT models whose
+      one-transaction proof exceeds the cap but whose every game step fits are accepted (game-provable).
+      Off by default for now: without it such models are refused (``ProofGasTooHigh``).
+    - ``game_bond``: wei a challenger posts to open a game (the winner's); ``game_clock``: seconds each
+      side has in total for its moves (chess clock).
     """
 
     challenge_window: int = 3600
@@ -35,6 +40,9 @@ class DeployParams:
     min_bond_ratio: int = 4
     max_callback_gas: int = 1_000_000
     tx_gas_cap: int = 16_777_216
+    dispute_game: bool = False
+    game_bond: int = 10**17
+    game_clock: int = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class Deployment:
     verifier: str
     block: int
     params: DeployParams
+    dispute_game: str = ""  # the DisputeGame's address ("" if none)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "params": asdict(self.params)}, indent=2)
@@ -54,7 +63,7 @@ class Deployment:
     def from_json(cls, text: str) -> Deployment:
         data = json.loads(text)
         return cls(data["chain_id"], data["oracle"], data["verifier"], data["block"],
-                   DeployParams(**data["params"]))
+                   DeployParams(**data["params"]), data.get("dispute_game", ""))
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,11 +83,33 @@ def deploy_system(
         v = artifacts.load(VERIFIER_CONTRACT)
         verifier = deploy(w3, v.abi, v.bytecode, signer)
     o = artifacts.load("InferenceOracle")
+    game = ZERO_ADDRESS
+    if params.dispute_game:
+        # The oracle trusts the game by an immutable address: the game is the signer's next deployment.
+        sender = address_of(signer)
+        game = create_address(sender, w3.eth.get_transaction_count(sender, "pending") + 1)
     oracle = deploy(
         w3, o.abi, o.bytecode, signer, verifier, params.challenge_window, params.request_timeout,
-        params.unbonding_period, params.min_bond_ratio, params.max_callback_gas, params.tx_gas_cap,
+        params.unbonding_period, params.min_bond_ratio, params.max_callback_gas, params.tx_gas_cap, game,
     )
-    return Deployment(w3.eth.chain_id, oracle, verifier, w3.eth.block_number, params)
+    if params.dispute_game:
+        g = artifacts.load("DisputeGame")
+        deployed = deploy(w3, g.abi, g.bytecode, signer, oracle, verifier, params.game_bond, params.game_clock)
+        if deployed != game:
+            raise RuntimeError(f"dispute game deployed at {deployed}, the oracle trusts {game}")
+    return Deployment(w3.eth.chain_id, oracle, verifier, w3.eth.block_number, params,
+                      game if params.dispute_game else "")
+
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address a CREATE by ``sender`` at ``nonce`` deploys to."""
+    import rlp  # type: ignore[import-untyped]
+    from eth_utils import keccak, to_bytes
+
+    return Web3.to_checksum_address(keccak(rlp.encode([to_bytes(hexstr=sender), nonce]))[12:])
 
 
 def client_for(w3: Web3, deployment: Deployment) -> OracleClient:

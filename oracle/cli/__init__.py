@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from oracle.cli import account_cmds, chain_cmds, challenger_cmds, model_cmds, node_cmds
+from oracle.cli import account_cmds, chain_cmds, challenger_cmds, dispute_cmds, model_cmds, node_cmds
 from oracle.cli.errors import OracleTyper
 
 app = OracleTyper(help="Verifiable inference oracle: operators, challengers, model owners.", no_args_is_help=True)
@@ -13,6 +13,7 @@ app.add_typer(model_cmds.app, name="model")
 app.add_typer(challenger_cmds.app, name="challenger")
 app.add_typer(chain_cmds.app, name="chain")
 app.add_typer(account_cmds.app, name="account")
+app.add_typer(dispute_cmds.app, name="dispute")
 
 
 @app.command()

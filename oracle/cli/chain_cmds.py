@@ -92,11 +92,13 @@ def deploy(
     unbonding: int = DeployParams.unbonding_period,
     bond_ratio: int = DeployParams.min_bond_ratio,
     max_callback_gas: int = DeployParams.max_callback_gas,
+    dispute_game: Annotated[bool, typer.Option(help="Also deploy the dispute game (models over the cap).")] = False,
 ) -> None:
-    """Deploy IntegerVerifier + InferenceOracle and write the deployment file."""
+    """Deploy IntegerVerifier + InferenceOracle (+ DisputeGame) and write the deployment file."""
     signer = _signer(unlocked)
     w3 = check_rpc(rpc)
-    dep = deploy_system(w3, signer, DeployParams(window, timeout, unbonding, bond_ratio, max_callback_gas))
+    dep = deploy_system(w3, signer, DeployParams(window, timeout, unbonding, bond_ratio, max_callback_gas,
+                                                 dispute_game=dispute_game))
     dep.save(out)
     typer.echo(dep.to_json())
 

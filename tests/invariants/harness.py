@@ -49,6 +49,7 @@ UNBONDING = 1_800  # > WINDOW: pending stake outlives every dispute; short so wi
 MIN_BOND_RATIO = 4
 MAX_CALLBACK_GAS = 1_000_000
 TX_GAS_CAP = 16_777_216
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 ATT_FEE, ATT_BOND = 10**15, 4 * 10**15
 # Different fee/bond on the EXACT model so a bug that reads the wrong model's economics shows up.
@@ -357,7 +358,7 @@ def deploy_fuzz_system(url: str) -> FuzzSystem:
     verifier = deploy(w3, verifier_art.abi, verifier_art.bytecode, actors.owner)
     abi, bytecode, source = _oracle_artifact()
     oracle = deploy(w3, abi, bytecode, actors.owner, verifier, WINDOW, TIMEOUT, UNBONDING, MIN_BOND_RATIO,
-                    MAX_CALLBACK_GAS, TX_GAS_CAP)
+                    MAX_CALLBACK_GAS, TX_GAS_CAP, ZERO_ADDRESS)  # no dispute game (tests/dispute covers it)
     client = OracleClient(w3, oracle)
     client.contract = w3.eth.contract(address=oracle, abi=abi)
     att = client.register_model(actors.owner, ModelSpec(

@@ -45,8 +45,8 @@ MUTANTS = [
     ),
     Mutant(
         "finalize-off-by-one", "contracts/InferenceOracle.sol",
-        "        if (block.timestamp < deadline) revert ChallengeWindowOpen(requestId, deadline);",
-        "        if (block.timestamp <= deadline) revert ChallengeWindowOpen(requestId, deadline);",
+        "        if (block.timestamp < deadline || result.flags & FLAG_DISPUTED != 0) {",
+        "        if (block.timestamp <= deadline || result.flags & FLAG_DISPUTED != 0) {",
         "finalize at exactly submittedAt + window reverts: challenge and finalize bounds leave a one-second gap",
     ),
     Mutant(
