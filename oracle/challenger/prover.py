@@ -26,11 +26,11 @@ from web3.exceptions import ContractLogicError
 
 from oracle.chain.client import OracleClient
 from oracle.chain.reverts import from_web3_error
-from oracle.chain.types import Status
 from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.sender import ChallengeSender, SendError
-from oracle.challenger.store import Claim, ClaimState, Store
+from oracle.challenger.store import Claim, ClaimState, Store, claim_state_for
 from oracle.errors import ContractRevert, OracleError
+from oracle.lifecycle import Status, is_challengeable
 
 log = structlog.get_logger("oracle.challenger")
 
@@ -151,21 +151,21 @@ class Prover:
 
     def settle_by_status(self, claim: Claim, why: str, refused: bool = False) -> None:
         status = self.client.status_of(claim.request_id)
-        if status is Status.FRAUD_PROVEN:
-            block = self._proven_by_us(claim)
-            if block is not None:
-                self.store.set_state(claim.request_id, ClaimState.PROVEN, tx_block=block)
-            else:
-                self.store.set_state(claim.request_id, ClaimState.LOST_RACE, error="proven by another challenger")
-        elif status in (Status.FINALIZABLE, Status.FINALIZED):
-            self.metrics.missed.inc()
-            self.store.set_state(claim.request_id, ClaimState.MISSED, error=f"{why}; on-chain status {status.name}")
-        elif status is Status.SUBMITTED and refused:
+        block = self._proven_by_us(claim) if status is Status.FRAUD_PROVEN else None
+        state = claim_state_for(status, proven_by_us=block is not None, refused=refused)
+        if state is ClaimState.PROVEN:
+            self.store.set_state(claim.request_id, state, tx_block=block)
+        elif state is ClaimState.LOST_RACE:
+            self.store.set_state(claim.request_id, state, error="proven by another challenger")
+        elif state is ClaimState.UNPROVABLE:
             self.alarm(claim, "unprovable", f"{why} while the result is still challengeable")
-        elif status is Status.SUBMITTED:
-            self.store.set_state(claim.request_id, ClaimState.WRONG, error=why)  # send again
+        elif state is ClaimState.MISSED:
+            self.metrics.missed.inc()
+            self.store.set_state(claim.request_id, state, error=f"{why}; on-chain status {status.name}")
+        elif is_challengeable(status):
+            self.store.set_state(claim.request_id, state, error=why)  # send again
         else:  # the submission is not on the chain we see (a reorg under way): decide on a later round
-            self.store.set_state(claim.request_id, ClaimState.WRONG, error=f"{why}; on-chain status {status.name}")
+            self.store.set_state(claim.request_id, state, error=f"{why}; on-chain status {status.name}")
 
     def _proven_by_us(self, claim: Claim) -> int | None:
         logs = self.client.contract.events.FraudProven().get_logs(
@@ -213,7 +213,7 @@ class Prover:
 
     def _resend(self, claim: Claim, why: str, now: int) -> None:
         status = self.client.status_of(claim.request_id)
-        if status is not Status.SUBMITTED:
+        if not is_challengeable(status):
             self.settle_by_status(claim, f"challenge {why}")
             return
         fn = self.client.challenge_fn(claim.request_id, self.input_of(claim))

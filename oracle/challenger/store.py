@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from oracle.lifecycle import Status, is_challengeable
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks(number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
@@ -67,6 +69,18 @@ class ClaimState(str, Enum):
     @property
     def final(self) -> bool:
         return self not in (ClaimState.PENDING, ClaimState.WRONG, ClaimState.CHALLENGING, ClaimState.UNPROVABLE)
+
+
+def claim_state_for(status: Status, *, proven_by_us: bool, refused: bool) -> ClaimState:
+    """What a challenged claim becomes once its request's on-chain status is known (a challenge that reverted,
+    was refused, dropped or outlived its window); ``refused``: the chain would revert our proof."""
+    if status is Status.FRAUD_PROVEN:
+        return ClaimState.PROVEN if proven_by_us else ClaimState.LOST_RACE
+    if status in (Status.FINALIZABLE, Status.FINALIZED):
+        return ClaimState.MISSED
+    if is_challengeable(status) and refused:
+        return ClaimState.UNPROVABLE  # wrong, yet the chain refuses the proof: an alarm
+    return ClaimState.WRONG  # send again (or, off the chain we see during a reorg, decide on a later round)
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from oracle.lifecycle import Status, is_attested
 from oracle.worker.txstore import TxRecord, TxState, TxStore
 
-__all__ = ["Database", "Job", "JobState", "NewJob", "TxRecord", "TxState", "rid_hex", "KEEP_BLOCKS"]
+__all__ = ["Database", "Job", "JobState", "NewJob", "TxRecord", "TxState", "rid_hex", "job_state_for", "KEEP_BLOCKS"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -112,6 +113,22 @@ class JobState(str, Enum):
 
 _FINAL = {JobState.FINALIZED, JobState.LOST, JobState.SKIPPED, JobState.EXPIRED, JobState.FAILED,
           JobState.ORPHANED}
+
+
+def job_state_for(status: Status, ours: bool) -> JobState:
+    """What a job becomes once its request's on-chain status is known (after a lost race, a drop or a reorg);
+    ``ours``: the result on-chain is this node's."""
+    if status is Status.NONE:
+        return JobState.ORPHANED  # the request is not on the chain we see
+    if status is Status.PENDING:
+        return JobState.EXECUTED  # nothing landed: submit again
+    if status in (Status.EXPIRED, Status.REFUNDED):
+        return JobState.EXPIRED
+    if not ours:
+        return JobState.LOST
+    if is_attested(status):
+        return JobState.SUBMITTED
+    return JobState.FINALIZED if status is Status.FINALIZED else JobState.FAILED  # FRAUD_PROVEN: slashed
 
 
 def rid_hex(request_id: int) -> str:

@@ -6,8 +6,9 @@ How it reads the chain:
   ``start_block`` to the head minus ``confirmations``, continuing where the last refresh stopped;
 - the hash of the last indexed block is remembered; if it changes (a reorg, or a devnet snapshot revert)
   the index is dropped and rebuilt from ``start_block``;
-- status is derived exactly as ``InferenceOracle.statusOf`` does (flags from events, timestamps from the
-  events' blocks, evaluated at the indexed block's timestamp), so no call is needed per request;
+- status is derived by :func:`oracle.lifecycle.derive_status`, the mirror of ``InferenceOracle.statusOf``
+  (flags from events, timestamps from the events' blocks, evaluated at the indexed block's timestamp), so no
+  call is needed per request;
 - stakes and credits are read at the indexed block, only when new events arrived.
 
 Refreshes are rate-limited (``min_interval``) and serialized by a lock; readers get an immutable
@@ -27,34 +28,12 @@ from hexbytes import HexBytes
 from web3 import Web3
 
 from oracle.chain.client import OracleClient
-from oracle.chain.types import Mode, Status
+from oracle.chain.types import Mode
+from oracle.lifecycle import Status, derive_status
 
 log = structlog.get_logger("oracle.api.dashboard")
 
 ZERO32 = b"\x00" * 32
-
-
-def derive_status(
-    *,
-    requested_at: int,
-    submitted_at: int | None,
-    finalized: bool,
-    fraud: bool,
-    refunded: bool,
-    now: int,
-    challenge_window: int,
-    request_timeout: int,
-) -> Status:
-    """Mirror of ``InferenceOracle._status``; bounds never overlap (``<`` before a deadline, ``>=`` after)."""
-    if submitted_at is None:
-        if refunded:
-            return Status.REFUNDED
-        return Status.PENDING if now < requested_at + request_timeout else Status.EXPIRED
-    if fraud:
-        return Status.FRAUD_PROVEN
-    if finalized:
-        return Status.FINALIZED
-    return Status.SUBMITTED if now < submitted_at + challenge_window else Status.FINALIZABLE
 
 
 @dataclass(frozen=True)
