@@ -152,6 +152,25 @@ def encode_tensor(array: npt.ArrayLike, width: int) -> bytes:
     return values.astype(f">i{width}").tobytes(order="C")
 
 
+def saturate(values: IntArray, width: int) -> IntArray:
+    """Clamp to the range of ``width``-byte integers: the defined value of an output that does not fit.
+
+    Unreachable for compiled programs (the interval analysis proves the output fits); for a hand-built
+    program it is the answer the verifier encodes too, so no input makes the challenge path revert.
+    """
+    lo, hi = width_range(width)
+    return np.clip(np.asarray(values, dtype=np.int64), lo, hi)
+
+
+def encode_output(array: npt.ArrayLike, width: int) -> bytes:
+    """Canonical bytes of a model's integer output: a value that does not fit ``width`` saturates to its range
+    (total semantics, docs/integer-profile.md "Semantics"), so an operator posts what the verifier computes."""
+    arr = np.asarray(array)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise EncodingError(f"expected an integer tensor, got {arr.dtype}")
+    return encode_tensor(saturate(arr.astype(np.int64), width), width)
+
+
 def decode_tensor(data: bytes, shape: Sequence[int], width: int) -> IntArray:
     """Inverse of :func:`encode_tensor`; sign-extends to int64 and insists on the exact length."""
     width_range(width)

@@ -24,6 +24,7 @@ from oracle.profile.program import (
     Shape,
     decode_tensor,
     encode_tensor,
+    saturate,
     width_range,
 )
 
@@ -109,16 +110,6 @@ def run(program: Program, x: IntArray) -> IntArray:
     for op in program.ops:
         env[op.output] = run_op(op.opcode, [env[t] for t in op.inputs], op.attrs, shapes[op.output])
     return saturate(env[program.output_id], program.output_width)
-
-
-def saturate(values: IntArray, width: int) -> IntArray:
-    """Clamp to the range of ``width``-byte integers: the defined value of an output that does not fit.
-
-    Unreachable for compiled programs (the interval analysis proves the output fits); for a hand-built
-    program it is the answer the verifier encodes too, so no input makes the challenge path revert.
-    """
-    lo, hi = width_range(width)
-    return np.clip(np.asarray(values, dtype=np.int64), lo, hi)
 
 
 def run_bytes(program: Program, input_bytes: bytes) -> bytes:
