@@ -25,6 +25,7 @@ import structlog
 from web3.exceptions import ContractLogicError
 
 from oracle.chain.client import OracleClient
+from oracle.chain.gas import gas_limit
 from oracle.chain.reverts import from_web3_error
 from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.sender import ChallengeSender, SendError
@@ -102,7 +103,7 @@ class Prover:
         return sent
 
     def _send(self, claim: Claim, fn: Any, estimate: int, block_gas: int, now: int) -> bool:
-        gas = self.challenge_gas or int(estimate * 1.25) + 50_000
+        gas = self.challenge_gas or gas_limit(estimate)
         if estimate > block_gas:
             self.alarm(claim, "unprovable", f"the proof needs {estimate} gas, over the block gas limit {block_gas}")
             return False
@@ -225,7 +226,7 @@ class Prover:
             return
         reason = "dropped" if why == "dropped" else "stuck"
         try:
-            tx = self.sender.replace(fn, self.challenge_gas or int(est * 1.25) + 50_000, claim.nonce,
+            tx = self.sender.replace(fn, self.challenge_gas or gas_limit(est), claim.nonce,
                                      claim.tx_hash if why == "pending" else None)
         except SendError as exc:
             log.warning("challenge_resend_failed", request_id=hex(claim.request_id), error=str(exc))
