@@ -53,7 +53,7 @@ def test_a_version_0_challenger_file_migrates_and_keeps_its_claims(tmp_path: Pat
     (claim,) = s.claims()
     assert (claim.request_id, claim.state, claim.expected) == (7, ClaimState.CORRECT, b"\x01")
     assert (claim.nonce, claim.tx_block, claim.settled, claim.orphaned) == (None, None, False, False)
-    assert s.cursor() == (10, "0xab")
+    assert s.last_block() == (10, "0xab")
     s.close()
     assert _pragma(path, "user_version") == 2
 
@@ -66,7 +66,7 @@ def test_a_version_0_worker_file_opens_at_version_1_with_its_jobs(tmp_path: Path
     db = Database(path)
     assert db.sql.version == len(worker_db.MIGRATIONS) == 1
     db.advance([NewJob(3, 1, "0xuser", 10, b"in", 6, "0xef", 100)], [(6, "0xef")], (6, "0xef"))
-    assert db.cursor() == (6, "0xef")
+    assert db.last_block() == (6, "0xef")
     job = db.job(3)
     assert job is not None and job.state is JobState.SEEN
 

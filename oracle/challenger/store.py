@@ -133,11 +133,15 @@ class Store:
         return self.sql.read(sql, args)
 
     # cursor and blocks ----------------------------------------------------
-    def cursor(self) -> tuple[int, str] | None:
+    def last_block(self) -> tuple[int, str] | None:
+        """(number, hash) of the last processed block (the follower's cursor), None before the first."""
         rows = {r[0]: r[1] for r in self._rows("SELECT key, value FROM meta")}
         if "cursor_number" not in rows:
             return None
         return int(rows["cursor_number"]), rows["cursor_hash"]
+
+    #: deprecated name of :meth:`last_block`; ``oracle challenger status`` still calls it
+    cursor = last_block
 
     def recent_blocks(self) -> list[tuple[int, str]]:
         return [(r[0], r[1]) for r in self._rows("SELECT number, hash FROM blocks ORDER BY number DESC")]

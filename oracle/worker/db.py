@@ -216,9 +216,13 @@ class Database(TxStore):
                 c.execute(sql, (key, value))
 
     # ------------------------------------------------------------------ cursor and blocks
-    def cursor(self) -> tuple[int, str] | None:
+    def last_block(self) -> tuple[int, str] | None:
+        """(number, hash) of the last fully processed block (the listener's cursor), None before the first."""
         rows = self._query("SELECT block_number, block_hash FROM cursor WHERE id=1")
         return (rows[0]["block_number"], rows[0]["block_hash"]) if rows else None
+
+    #: deprecated name of :meth:`last_block` (it read as sqlite's ``cursor()``); ``oracle node status`` still calls it
+    cursor = last_block
 
     def block_hash(self, number: int) -> str | None:
         rows = self._query("SELECT hash FROM blocks WHERE number=?", (number,))
