@@ -8,8 +8,8 @@
 
 A result is *final* when it was finalized after its challenge window or corrected by a proven fraud (then
 ``output`` is the corrected output). Errors are typed: :class:`RequestExpired` (no answer before the
-deadline; call :meth:`OracleSDK.refund`), :class:`ResultTimeout` (still open when your timeout ran
-out).
+deadline; call :meth:`OracleSDK.refund_and_withdraw`), :class:`ResultTimeout` (still open when your timeout
+ran out).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class SDKError(OracleError):
 
 
 class RequestExpired(SDKError, RuntimeError):
-    """No result arrived before the request deadline; ``refund(request_id)`` returns the fee."""
+    """No result arrived before the request deadline; ``refund_and_withdraw(request_id)`` returns the fee."""
 
 
 class ResultTimeout(SDKError, TimeoutError):
@@ -116,15 +116,16 @@ class OracleSDK:
                     continue
             if is_refundable(view.status):
                 raise RequestExpired(f"request {request_id:#x} got no result before its deadline; "
-                                     "call refund() to get the fee back")
+                                     "call refund_and_withdraw() to get the fee back")
             if view.status is Status.REFUNDED:
                 raise RequestExpired(f"request {request_id:#x} expired and was refunded")
             if time.monotonic() >= deadline:
                 raise ResultTimeout(f"request {request_id:#x} is still {view.status.name} after {timeout}s")
             time.sleep(poll)
 
-    def refund(self, request_id: int) -> int:
-        """Credits the fee of an expired request back and withdraws it; returns the amount."""
+    def refund_and_withdraw(self, request_id: int) -> int:
+        """Credits the fee of an expired request back, then withdraws all of this account's credits (the fee
+        and any earlier ones); returns the amount withdrawn."""
         send(self.w3, self.client.refund_fn(request_id), self.signer)
         from oracle.chain.tx import address_of
 
