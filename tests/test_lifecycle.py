@@ -31,48 +31,14 @@ WRONG = bytes([(bytes.fromhex(SAMPLE["expected_output_hex"][2:])[0] + 1) % 10])
 
 
 @pytest.mark.parametrize(
-    ("now", "expected"), [(1099, Status.SUBMITTED), (1100, Status.FINALIZABLE), (5000, Status.FINALIZABLE)]
+    ("submitted_at", "now", "expected"),
+    [(1000, 1099, Status.SUBMITTED), (1000, 1100, Status.FINALIZABLE), (1000, 5000, Status.FINALIZABLE),
+     (None, 1039, Status.PENDING), (None, 1040, Status.EXPIRED)],
 )
-def test_derived_status_uses_the_contracts_bounds(now: int, expected: Status) -> None:
-    assert (
-        derive_status(
-            requested_at=990,
-            submitted_at=1000,
-            finalized=False,
-            fraud=False,
-            refunded=False,
-            now=now,
-            challenge_window=100,
-            request_timeout=50,
-        )
-        is expected
-    )
-    assert (
-        derive_status(
-            requested_at=990,
-            submitted_at=None,
-            finalized=False,
-            fraud=False,
-            refunded=False,
-            now=1039,
-            challenge_window=100,
-            request_timeout=50,
-        )
-        is Status.PENDING
-    )
-    assert (
-        derive_status(
-            requested_at=990,
-            submitted_at=None,
-            finalized=False,
-            fraud=False,
-            refunded=False,
-            now=1040,
-            challenge_window=100,
-            request_timeout=50,
-        )
-        is Status.EXPIRED
-    )
+def test_derived_status_uses_the_contracts_bounds(submitted_at: int | None, now: int, expected: Status) -> None:
+    derived = derive_status(requested_at=990, submitted_at=submitted_at, finalized=False, fraud=False,
+                            refunded=False, now=now, challenge_window=100, request_timeout=50)
+    assert derived is expected
 
 
 def test_each_status_allows_exactly_its_moves() -> None:
