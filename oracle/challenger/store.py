@@ -200,7 +200,8 @@ class Store:
     def claims(self, states: Sequence[ClaimState] | None = None, limit: int = 100_000, *,
                orphaned: bool = False, settled: bool | None = None) -> list[Claim]:
         """Claims on the canonical chain (``orphaned=True``: also those whose block was reorganised away)."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if states:
             where.append(f"state IN ({','.join('?' * len(states))})")
             args += [s.value for s in states]
