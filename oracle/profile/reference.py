@@ -17,16 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from oracle.errors import EncodingError
-from oracle.profile.program import (
-    IntArray,
-    Opcode,
-    Program,
-    Shape,
-    decode_tensor,
-    encode_tensor,
-    saturate,
-    width_range,
-)
+from oracle.profile.codec import IntArray, Shape, decode_tensor, encode_tensor, saturate, width_range
+from oracle.profile.program import Opcode, Program
 
 
 def trunc_div(a: IntArray, b: IntArray) -> IntArray:

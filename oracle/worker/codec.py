@@ -1,7 +1,7 @@
 """Canonical I/O encodings the worker decodes inputs from and encodes outputs into.
 
 - Integer tensors (``EXACT`` models, and integer tensors of ``ATTESTED`` models): the integer profile's codec,
-  imported from its spec :mod:`oracle.profile.program` (row-major, big-endian two's complement of the
+  imported from its spec :mod:`oracle.profile.codec` (row-major, big-endian two's complement of the
   declared width, 1, 2, 4 or 8 bytes; an output value that does not fit saturates), the one codec that
   decides who gets slashed. The width is the registered byte length divided by the element count.
 - Float tensors (``ATTESTED`` models): row-major, each element a **big-endian IEEE-754 binary32**
@@ -17,10 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 from oracle.errors import EncodingError
-from oracle.profile.program import WIDTHS as INT_WIDTHS
-from oracle.profile.program import decode_tensor as decode_int
-from oracle.profile.program import encode_output as encode_int
-from oracle.profile.program import numel
+from oracle.profile.codec import WIDTHS as INT_WIDTHS
+from oracle.profile.codec import decode_tensor as decode_int
+from oracle.profile.codec import encode_output as encode_int
+from oracle.profile.codec import numel
 
 __all__ = ["CANONICAL_NAN", "FLOAT_WIDTH", "INT_WIDTHS", "decode_float", "decode_int", "encode_float",
            "encode_int", "int_width", "numel"]
