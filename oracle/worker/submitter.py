@@ -167,7 +167,7 @@ class Submitter(TxManager):
         return {j.request_id: self.apply_view(j, views[j.request_id]) for j in jobs}
 
     def apply_view(self, job: Job, rv: RequestView | None) -> JobState:
-        """Moves a job to the state its request's on-chain view says (:func:`~oracle.worker.db.job_state_for`)."""
+        """Moves a job to the state its request's on-chain view says (:func:`~oracle.worker.jobstate.job_state_for`)."""
         rid = job.request_id
         ours = rv is not None and rv.operator.lower() == self.address.lower()
         state = job_state_for(Status.NONE if rv is None else rv.status, ours)
