@@ -18,7 +18,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
 
-from oracle.api.dashboard.indexer import ChainUnavailable, DashboardIndexer, RequestRecord, Snapshot
+from oracle.api.dashboard.indexer import ChainUnavailable, DashboardIndexer
+from oracle.api.dashboard.records import RequestRecord, Snapshot
 from oracle.api.dashboard.schemas import (
     ChainOut,
     DashboardState,
