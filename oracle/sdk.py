@@ -8,7 +8,8 @@
 
 A result is *final* when it was finalized after its challenge window or corrected by a proven fraud (then
 ``output`` is the corrected output). Errors are typed: :class:`RequestExpired` (no answer before the
-deadline; call :meth:`OracleSDK.refund`), :class:`ResultTimeout` (still open when your timeout ran out).
+deadline; call :meth:`OracleSDK.refund_and_withdraw`), :class:`ResultTimeout` (still open when your timeout
+ran out).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from web3 import Web3
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import Deployment
 from oracle.chain.tx import Signer, send
-from oracle.chain.types import Mode, Status
+from oracle.chain.types import Mode
 from oracle.errors import OracleError
+from oracle.lifecycle import Status, is_finalizable, is_refundable
 
 
 class SDKError(OracleError):
@@ -31,7 +33,7 @@ class SDKError(OracleError):
 
 
 class RequestExpired(SDKError, RuntimeError):
-    """No result arrived before the request deadline; ``refund(request_id)`` returns the fee."""
+    """No result arrived before the request deadline; ``refund_and_withdraw(request_id)`` returns the fee."""
 
 
 class ResultTimeout(SDKError, TimeoutError):
@@ -104,7 +106,7 @@ class OracleSDK:
                 output = self.attested_output(request_id)
                 assert output is not None
                 return self._result(view.model_id, request_id, output, view.status, view.operator, False)
-            if view.status is Status.FINALIZABLE and self.finalize_when_due:
+            if is_finalizable(view.status) and self.finalize_when_due:
                 output = self.attested_output(request_id)
                 if output is not None:
                     try:
@@ -112,16 +114,18 @@ class OracleSDK:
                     except OracleError:
                         pass  # someone else finalized first; the next loop sees it
                     continue
-            if view.status in (Status.EXPIRED, Status.REFUNDED):
+            if is_refundable(view.status):
                 raise RequestExpired(f"request {request_id:#x} got no result before its deadline; "
-                                     "call refund() to get the fee back" if view.status is Status.EXPIRED
-                                     else f"request {request_id:#x} expired and was refunded")
+                                     "call refund_and_withdraw() to get the fee back")
+            if view.status is Status.REFUNDED:
+                raise RequestExpired(f"request {request_id:#x} expired and was refunded")
             if time.monotonic() >= deadline:
                 raise ResultTimeout(f"request {request_id:#x} is still {view.status.name} after {timeout}s")
             time.sleep(poll)
 
-    def refund(self, request_id: int) -> int:
-        """Credits the fee of an expired request back and withdraws it; returns the amount."""
+    def refund_and_withdraw(self, request_id: int) -> int:
+        """Credits the fee of an expired request back, then withdraws all of this account's credits (the fee
+        and any earlier ones); returns the amount withdrawn."""
         send(self.w3, self.client.refund_fn(request_id), self.signer)
         from oracle.chain.tx import address_of
 

@@ -87,7 +87,8 @@ def deploy_system(
     if params.dispute_game:
         # The oracle trusts the game by an immutable address: the game is the signer's next deployment.
         sender = address_of(signer)
-        game = create_address(sender, w3.eth.get_transaction_count(sender, "pending") + 1)
+        nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(sender), "pending")
+        game = create_address(sender, nonce + 1)
     oracle = deploy(
         w3, o.abi, o.bytecode, signer, verifier, params.challenge_window, params.request_timeout,
         params.unbonding_period, params.min_bond_ratio, params.max_callback_gas, params.tx_gas_cap, game,
@@ -107,7 +108,8 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 def create_address(sender: str, nonce: int) -> str:
     """The address a CREATE by ``sender`` at ``nonce`` deploys to."""
     import rlp  # type: ignore[import-untyped]
-    from eth_utils import keccak, to_bytes
+    from eth_utils.conversions import to_bytes
+    from eth_utils.crypto import keccak
 
     return Web3.to_checksum_address(keccak(rlp.encode([to_bytes(hexstr=sender), nonce]))[12:])
 

@@ -28,7 +28,9 @@ ZERO_HASH = "0x" + "00" * 32
 class BlockLog(Protocol):
     """What a follower needs from its caller's store."""
 
-    def cursor(self) -> tuple[int, str] | None: ...
+    def last_block(self) -> tuple[int, str] | None:
+        """(number, hash) of the last processed block, None before the first."""
+        ...
 
     def recent_blocks(self) -> list[tuple[int, str]]:
         """Remembered (number, hash) pairs, newest first."""
@@ -94,7 +96,7 @@ class Follower:
         ``head``: the chain head if the caller already knows it (e.g. from its own failover RPC)."""
         head = int(self.w3.eth.block_number) if head is None else head
         safe = head - self.confirmations
-        cur = self.blocks.cursor() or self.initial_cursor(head)
+        cur = self.blocks.last_block() or self.initial_cursor(head)
         number, chash = cur
         if number >= safe:
             # Caught up (or ahead of a lagging endpoint): the cursor's block may still have been replaced.

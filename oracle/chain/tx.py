@@ -15,6 +15,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 from web3.types import TxParams, TxReceipt
 
+from oracle.chain.gas import gas_limit
 from oracle.chain.reverts import decode_revert_data, from_web3_error
 from oracle.errors import ChainError
 
@@ -39,7 +40,7 @@ def send(
     params: TxParams = {"from": sender, "value": value}  # type: ignore[typeddict-item]
     try:
         if gas is None:
-            gas = int(fn.estimate_gas(params) * 1.2) + 20_000
+            gas = gas_limit(fn.estimate_gas(params))
     except ContractLogicError as exc:
         raise from_web3_error(exc) from exc
     params["gas"] = gas
@@ -80,7 +81,7 @@ def deploy(w3: Web3, abi: list[dict[str, Any]], bytecode: str, signer: Signer, *
     sender = address_of(signer)
     params: dict[str, Any] = {"from": sender, "value": value}
     try:
-        params["gas"] = int(ctor.estimate_gas(cast(TxParams, params)) * 1.2) + 50_000
+        params["gas"] = gas_limit(ctor.estimate_gas(cast(TxParams, params)))
     except ContractLogicError as exc:
         raise from_web3_error(exc) from exc
     if isinstance(signer, LocalAccount):

@@ -1,9 +1,15 @@
-"""Typed mirrors of the contracts' enums, structs and events (frozen dataclasses)."""
+"""Typed mirrors of the contracts' enums, structs and events (frozen dataclasses); ``Status`` lives with the
+rest of the request lifecycle in :mod:`oracle.lifecycle`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+
+from oracle.lifecycle import Status
+
+__all__ = ["InferenceRequested", "Mode", "Model", "ModelSpec", "RequestView", "ResultSubmitted", "StakeInfo",
+           "Status"]
 
 
 class Mode(IntEnum):
@@ -11,23 +17,6 @@ class Mode(IntEnum):
 
     EXACT = 0
     ATTESTED = 1
-
-
-class Status(IntEnum):
-    """`IInferenceOracle.Status` (derived on-chain from timestamps and flags)."""
-
-    NONE = 0
-    PENDING = 1
-    EXPIRED = 2
-    REFUNDED = 3
-    SUBMITTED = 4
-    FINALIZABLE = 5
-    FINALIZED = 6
-    FRAUD_PROVEN = 7
-
-    @property
-    def is_final(self) -> bool:
-        return self in (Status.REFUNDED, Status.FINALIZED, Status.FRAUD_PROVEN)
 
 
 @dataclass(frozen=True)

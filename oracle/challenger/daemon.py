@@ -87,7 +87,7 @@ class Challenger:
         self.sender.sync(floor=max(held, default=-1) + 1)
         self.warm_up()
         log.info("challenger_started", address=self.address, oracle=self.client.address,
-                 cursor=self.store.cursor(), window=self._window, quarantined=self._quarantined())
+                 cursor=self.store.last_block(), window=self._window, quarantined=self._quarantined())
 
     def warm_up(self) -> None:
         """Reads and loads every registered EXACT program before the first claim arrives. A program that

@@ -25,12 +25,13 @@ import structlog
 from web3.exceptions import ContractLogicError
 
 from oracle.chain.client import OracleClient
+from oracle.chain.gas import gas_limit
 from oracle.chain.reverts import from_web3_error
-from oracle.chain.types import Status
 from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.sender import ChallengeSender, SendError
-from oracle.challenger.store import Claim, ClaimState, Store
+from oracle.challenger.store import Claim, ClaimState, Store, claim_state_for
 from oracle.errors import ContractRevert, OracleError
+from oracle.lifecycle import Status, is_challengeable
 
 log = structlog.get_logger("oracle.challenger")
 
@@ -105,7 +106,7 @@ class Prover:
         """Gas limit of a proof: the estimate with margin, but never over the per-transaction cap (EIP-7825
         refuses the transaction outright) unless the estimate itself is over it (then only a chain without the
         cap can take it, and an alarm has been raised)."""
-        wanted = self.challenge_gas or int(estimate * 1.25) + 50_000
+        wanted = self.challenge_gas or gas_limit(estimate)
         return min(wanted, max(self.max_tx_gas, estimate))
 
     def _send(self, claim: Claim, fn: Any, estimate: int, block_gas: int, now: int) -> bool:
@@ -157,21 +158,21 @@ class Prover:
 
     def settle_by_status(self, claim: Claim, why: str, refused: bool = False) -> None:
         status = self.client.status_of(claim.request_id)
-        if status is Status.FRAUD_PROVEN:
-            block = self._proven_by_us(claim)
-            if block is not None:
-                self.store.set_state(claim.request_id, ClaimState.PROVEN, tx_block=block)
-            else:
-                self.store.set_state(claim.request_id, ClaimState.LOST_RACE, error="proven by another challenger")
-        elif status in (Status.FINALIZABLE, Status.FINALIZED):
-            self.metrics.missed.inc()
-            self.store.set_state(claim.request_id, ClaimState.MISSED, error=f"{why}; on-chain status {status.name}")
-        elif status is Status.SUBMITTED and refused:
+        block = self._proven_by_us(claim) if status is Status.FRAUD_PROVEN else None
+        state = claim_state_for(status, proven_by_us=block is not None, refused=refused)
+        if state is ClaimState.PROVEN:
+            self.store.set_state(claim.request_id, state, tx_block=block)
+        elif state is ClaimState.LOST_RACE:
+            self.store.set_state(claim.request_id, state, error="proven by another challenger")
+        elif state is ClaimState.UNPROVABLE:
             self.alarm(claim, "unprovable", f"{why} while the result is still challengeable")
-        elif status is Status.SUBMITTED:
-            self.store.set_state(claim.request_id, ClaimState.WRONG, error=why)  # send again
+        elif state is ClaimState.MISSED:
+            self.metrics.missed.inc()
+            self.store.set_state(claim.request_id, state, error=f"{why}; on-chain status {status.name}")
+        elif is_challengeable(status):
+            self.store.set_state(claim.request_id, state, error=why)  # send again
         else:  # the submission is not on the chain we see (a reorg under way): decide on a later round
-            self.store.set_state(claim.request_id, ClaimState.WRONG, error=f"{why}; on-chain status {status.name}")
+            self.store.set_state(claim.request_id, state, error=f"{why}; on-chain status {status.name}")
 
     def _proven_by_us(self, claim: Claim) -> int | None:
         logs = self.client.contract.events.FraudProven().get_logs(
@@ -219,7 +220,7 @@ class Prover:
 
     def _resend(self, claim: Claim, why: str, now: int) -> None:
         status = self.client.status_of(claim.request_id)
-        if status is not Status.SUBMITTED:
+        if not is_challengeable(status):
             self.settle_by_status(claim, f"challenge {why}")
             return
         fn = self.client.challenge_fn(claim.request_id, self.input_of(claim))

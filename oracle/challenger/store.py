@@ -1,4 +1,4 @@
-"""SQLite persistence of the challenger (WAL; one writer).
+"""SQLite persistence of the challenger (through :mod:`oracle.storage`; one writer).
 
 Schema::
 
@@ -24,13 +24,15 @@ whose challenge was in a dropped block goes back to ``challenging`` so its trans
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+from oracle.lifecycle import Status, is_challengeable
+from oracle.storage import Migration, SqliteFile, add_missing_columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,9 +47,11 @@ CREATE TABLE IF NOT EXISTS models(model_id INTEGER NOT NULL, aspect TEXT NOT NUL
     reason TEXT, updated_at REAL NOT NULL, PRIMARY KEY(model_id, aspect));
 CREATE INDEX IF NOT EXISTS claims_state ON claims(state, deadline);
 """
-#: columns added after the first release (ALTER TABLE on an older state file)
+#: columns added after the first release (a file may predate some of them)
 ADDED_COLUMNS = (("nonce", "INTEGER"), ("tx_block", "INTEGER"), ("settled", "INTEGER NOT NULL DEFAULT 0"),
                  ("orphaned", "INTEGER NOT NULL DEFAULT 0"))
+#: schema versions (PRAGMA user_version): 1 the first release's tables, 2 the columns added since
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA, add_missing_columns("claims", ADDED_COLUMNS))
 KEEP_BLOCKS = 512
 
 
@@ -67,6 +71,18 @@ class ClaimState(str, Enum):
     @property
     def final(self) -> bool:
         return self not in (ClaimState.PENDING, ClaimState.WRONG, ClaimState.CHALLENGING, ClaimState.UNPROVABLE)
+
+
+def claim_state_for(status: Status, *, proven_by_us: bool, refused: bool) -> ClaimState:
+    """What a challenged claim becomes once its request's on-chain status is known (a challenge that reverted,
+    was refused, dropped or outlived its window); ``refused``: the chain would revert our proof."""
+    if status is Status.FRAUD_PROVEN:
+        return ClaimState.PROVEN if proven_by_us else ClaimState.LOST_RACE
+    if status in (Status.FINALIZABLE, Status.FINALIZED):
+        return ClaimState.MISSED
+    if is_challengeable(status) and refused:
+        return ClaimState.UNPROVABLE  # wrong, yet the chain refuses the proof: an alarm
+    return ClaimState.WRONG  # send again (or, off the chain we see during a reorg, decide on a later round)
 
 
 @dataclass(frozen=True)
@@ -100,45 +116,32 @@ def _claim(r: sqlite3.Row) -> Claim:
 
 
 class Store:
+    """The challenger's state file (:class:`~oracle.storage.SqliteFile`: one connection, one lock, WAL, schema
+    versions)."""
+
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(SCHEMA)
-        have = {r["name"] for r in self._conn.execute("PRAGMA table_info(claims)")}
-        for name, decl in ADDED_COLUMNS:
-            if name not in have:
-                self._conn.execute(f"ALTER TABLE claims ADD COLUMN {name} {decl}")
-        self._lock = threading.Lock()
+        self.sql = SqliteFile(path, MIGRATIONS)
 
     def close(self) -> None:
-        self._conn.close()
+        self.sql.close()
 
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.sql.tx()
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        return self.sql.read(sql, args)
 
     # cursor and blocks ----------------------------------------------------
-    def cursor(self) -> tuple[int, str] | None:
+    def last_block(self) -> tuple[int, str] | None:
+        """(number, hash) of the last processed block (the follower's cursor), None before the first."""
         rows = {r[0]: r[1] for r in self._rows("SELECT key, value FROM meta")}
         if "cursor_number" not in rows:
             return None
         return int(rows["cursor_number"]), rows["cursor_hash"]
+
+    #: deprecated name of :meth:`last_block`; ``oracle challenger status`` still calls it
+    cursor = last_block
 
     def recent_blocks(self) -> list[tuple[int, str]]:
         return [(r[0], r[1]) for r in self._rows("SELECT number, hash FROM blocks ORDER BY number DESC")]

@@ -17,7 +17,6 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
 from oracle.chain.reverts import from_web3_error
-
 from oracle.profile.trace import Trace
 
 TX_GAS_CAP = 16_777_216

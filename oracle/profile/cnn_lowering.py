@@ -26,7 +26,7 @@ import onnx
 from onnx import helper
 
 from oracle.errors import ProfileError
-from oracle.profile.converter import TERMINAL_OPS, _float_inits, _node_name
+from oracle.profile.float_network import TERMINAL_OPS, _float_inits, _node_name
 
 FloatArray = npt.NDArray[np.float64]
 _SHAPE_ONLY = frozenset({"Identity", "Flatten", "Reshape", "Dropout"})

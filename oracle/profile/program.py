@@ -1,4 +1,5 @@
-"""The compiled program of an integer-profile model and its canonical byte encoding.
+"""The compiled program of an integer-profile model and its canonical byte encoding (the tensor codec it
+uses lives in :mod:`oracle.profile.codec` and is re-exported here).
 
 A program is what the model registry commits to (``keccak256(encode(program))``) and what the Solidity
 verifier re-executes, so everything here follows ``docs/integer-profile.md`` to the byte. A
@@ -11,25 +12,29 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from eth_utils.crypto import keccak
 
-from oracle.errors import EncodingError, ProfileError
+from oracle.errors import ProfileError
+from oracle.profile.codec import INT64_MAX as INT64_MAX
+from oracle.profile.codec import INT64_MIN as INT64_MIN
+from oracle.profile.codec import WIDTHS as WIDTHS
+from oracle.profile.codec import IntArray as IntArray
+from oracle.profile.codec import Shape as Shape
+from oracle.profile.codec import decode_tensor as decode_tensor
+from oracle.profile.codec import encode_output as encode_output
+from oracle.profile.codec import encode_tensor as encode_tensor
+from oracle.profile.codec import narrowest_width as narrowest_width
+from oracle.profile.codec import numel as numel
+from oracle.profile.codec import saturate as saturate
+from oracle.profile.codec import width_range as width_range
 
 MAGIC = 0x494F5031  # "IOP1"
-WIDTHS = (1, 2, 4, 8)
 MAX_RANK = 4
 MAX_COUNT = 0xFFFF  # u16 counts and ids
 MAX_DIM = 0xFFFFFFFF  # u32 dims
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-
-IntArray = npt.NDArray[np.int64]
 
 
 class Opcode(enum.IntEnum):
@@ -71,38 +76,6 @@ ARITY: dict[Opcode, tuple[int, int]] = {
 
 ELEMENTWISE_BINARY = frozenset({Opcode.ADD, Opcode.SUB, Opcode.MUL, Opcode.DIV, Opcode.MAX, Opcode.MIN})
 
-Shape = tuple[int, ...]
-
-
-def width_range(width: int) -> tuple[int, int]:
-    """Inclusive value range of a signed two's complement integer of ``width`` bytes."""
-    if width not in WIDTHS:
-        raise EncodingError(f"element width must be one of {WIDTHS} bytes, got {width}")
-    half = 1 << (8 * width - 1)
-    return -half, half - 1
-
-
-def narrowest_width(values: npt.NDArray[np.integer[Any]] | Sequence[int]) -> int:
-    """Smallest storage width (1, 2, 4 or 8 bytes) that holds every value; gas grows with width."""
-    arr = np.asarray(values)
-    if arr.size == 0:
-        return 1
-    lo, hi = int(arr.min()), int(arr.max())
-    for width in WIDTHS:
-        wlo, whi = width_range(width)
-        if wlo <= lo and hi <= whi:
-            return width
-    raise EncodingError(f"values [{lo}, {hi}] do not fit in int64")
-
-
-def numel(shape: Shape) -> int:
-    """Number of elements of a tensor of ``shape`` (1 for a scalar)."""
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def broadcast_shape(a: Shape, b: Shape) -> Shape | None:
     """Multidirectional (numpy/ONNX) broadcast of two shapes, or ``None`` if they do not broadcast."""
     rank = max(len(a), len(b))
@@ -124,45 +97,6 @@ def argmax_shape(shape: Shape, axis: int, keepdims: int) -> Shape:
     if keepdims:
         return shape[:axis] + (1,) + shape[axis + 1 :]
     return shape[:axis] + shape[axis + 1 :]
-
-
-# --------------------------------------------------------------------------------------------------
-# Canonical tensor I/O
-# --------------------------------------------------------------------------------------------------
-
-
-def _check_fits(arr: npt.NDArray[np.integer[Any]], width: int, what: str) -> IntArray:
-    """Return ``arr`` as int64 after proving every element fits ``width`` bytes."""
-    lo, hi = width_range(width)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise EncodingError(f"{what} must be an integer array, got dtype {arr.dtype}")
-    if arr.size:
-        amin, amax = int(arr.min()), int(arr.max())
-        if amin < lo or amax > hi:
-            raise EncodingError(
-                f"{what} has values in [{amin}, {amax}], outside the {width}-byte range [{lo}, {hi}]"
-            )
-    return arr.astype(np.int64)
-
-
-def encode_tensor(array: npt.ArrayLike, width: int) -> bytes:
-    """Canonical bytes of a tensor: row-major, big-endian two's complement, ``width`` bytes each."""
-    arr = np.asarray(array)
-    values = _check_fits(arr, width, "tensor")
-    return values.astype(f">i{width}").tobytes(order="C")
-
-
-def decode_tensor(data: bytes, shape: Sequence[int], width: int) -> IntArray:
-    """Inverse of :func:`encode_tensor`; sign-extends to int64 and insists on the exact length."""
-    width_range(width)
-    shp = tuple(int(d) for d in shape)
-    expected = numel(shp) * width
-    if len(data) != expected:
-        raise EncodingError(
-            f"expected {expected} bytes ({numel(shp)} elements of {width} bytes for shape {list(shp)}), "
-            f"got {len(data)}"
-        )
-    return np.frombuffer(data, dtype=f">i{width}").astype(np.int64).reshape(shp)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,15 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from oracle.errors import EncodingError
-from oracle.profile.program import (
-    IntArray,
-    Opcode,
-    Program,
-    Shape,
-    decode_tensor,
-    encode_tensor,
-    width_range,
-)
+from oracle.profile.codec import IntArray, Shape, decode_tensor, encode_tensor, saturate, width_range
+from oracle.profile.program import Opcode, Program
 
 
 def trunc_div(a: IntArray, b: IntArray) -> IntArray:
@@ -109,16 +102,6 @@ def run(program: Program, x: IntArray) -> IntArray:
     for op in program.ops:
         env[op.output] = run_op(op.opcode, [env[t] for t in op.inputs], op.attrs, shapes[op.output])
     return saturate(env[program.output_id], program.output_width)
-
-
-def saturate(values: IntArray, width: int) -> IntArray:
-    """Clamp to the range of ``width``-byte integers: the defined value of an output that does not fit.
-
-    Unreachable for compiled programs (the interval analysis proves the output fits); for a hand-built
-    program it is the answer the verifier encodes too, so no input makes the challenge path revert.
-    """
-    lo, hi = width_range(width)
-    return np.clip(np.asarray(values, dtype=np.int64), lo, hi)
 
 
 def run_bytes(program: Program, input_bytes: bytes) -> bytes:

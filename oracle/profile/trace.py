@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from oracle.profile.program import IntArray, Program, decode_tensor, encode_tensor, width_range
 from oracle.profile.reference import run_op
@@ -97,7 +98,7 @@ class StepProof:
     out_leaf: bytes
     out_proof: list[bytes]
 
-    def as_tuple(self) -> tuple:
+    def as_tuple(self) -> tuple[Any, ...]:
         return (self.operands, self.proofs, self.out_leaf, self.out_proof)
 
 

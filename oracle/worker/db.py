@@ -4,7 +4,7 @@ The database is the worker's memory across ``kill -9``: every step is written be
 and a signed transaction is stored *before* it is broadcast, so a restart re-broadcasts the same bytes
 (same hash, same nonce) instead of sending a second submission.
 
-Schema (WAL mode; request ids are uint256, stored as 0x-prefixed 64-digit hex text)::
+Schema (opened through :mod:`oracle.storage`; request ids are uint256, stored as 0x-prefixed 64-digit hex text)::
 
     jobs(request_id TEXT PK, model_id INT, requester TEXT, fee TEXT, input BLOB,
          block_number INT, block_hash TEXT, requested_at INT,       -- where and when the request was mined
@@ -22,18 +22,18 @@ Schema (WAL mode; request ids are uint256, stored as 0x-prefixed 64-digit hex te
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from oracle.storage import Migration, SqliteFile
+from oracle.worker.jobstate import JobState, job_state_for
 from oracle.worker.txstore import TxRecord, TxState, TxStore
 
-__all__ = ["Database", "Job", "JobState", "NewJob", "TxRecord", "TxState", "rid_hex", "KEEP_BLOCKS"]
+__all__ = ["Database", "Job", "JobState", "NewJob", "TxRecord", "TxState", "rid_hex", "job_state_for", "KEEP_BLOCKS"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -85,33 +85,11 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 """
+#: schema versions (PRAGMA user_version): version 1 is the schema as first released
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA,)
 
 #: How many recent blocks to remember for finding a fork point.
 KEEP_BLOCKS = 512
-
-
-class JobState(str, Enum):
-    """Where a request is in the worker's pipeline."""
-
-    SEEN = "seen"  # request event ingested, not executed yet
-    EXECUTED = "executed"  # output computed, ready to submit
-    SENT = "sent"  # submission transaction signed, stored and (maybe) broadcast
-    SUBMITTED = "submitted"  # our ResultSubmitted is mined
-    FINALIZING = "finalizing"  # finalize transaction signed, stored and (maybe) broadcast
-    FINALIZED = "finalized"  # paid
-    LOST = "lost"  # another operator answered first
-    SKIPPED = "skipped"  # not served here, or too little time left
-    EXPIRED = "expired"  # deadline passed before we could submit
-    FAILED = "failed"  # model refused, inference failed max_attempts times, or the tx kept reverting
-    ORPHANED = "orphaned"  # the request's block was reorganised away
-
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL
-
-
-_FINAL = {JobState.FINALIZED, JobState.LOST, JobState.SKIPPED, JobState.EXPIRED, JobState.FAILED,
-          JobState.ORPHANED}
 
 
 def rid_hex(request_id: int) -> str:
@@ -161,42 +139,27 @@ class NewJob:
 
 
 class Database(TxStore):
-    """Thread-safe access to the worker database (one connection, one lock; WAL lets readers in)."""
+    """Thread-safe access to the worker database (:class:`~oracle.storage.SqliteFile`: one connection, one
+    lock, WAL, schema versions)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.row_factory = sqlite3.Row
-        self._lock = threading.RLock()
-        #: committed write transactions so far: the node loop's measure of progress (its backoff resets on it)
-        self.writes = 0
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-            self._conn.executescript(SCHEMA)
+        self.sql = SqliteFile(path, MIGRATIONS)
+
+    @property
+    def writes(self) -> int:
+        """Committed write transactions so far: the node loop's measure of progress (its backoff resets on it)."""
+        return self.sql.writes
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.sql.close()
 
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> AbstractContextManager[sqlite3.Connection]:
         """One atomic transaction (BEGIN IMMEDIATE ... COMMIT / ROLLBACK)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-            self.writes += 1
+        return self.sql.tx()
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return list(self._conn.execute(sql, args))
+        return self.sql.read(sql, args)
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
@@ -212,9 +175,13 @@ class Database(TxStore):
                 c.execute(sql, (key, value))
 
     # ------------------------------------------------------------------ cursor and blocks
-    def cursor(self) -> tuple[int, str] | None:
+    def last_block(self) -> tuple[int, str] | None:
+        """(number, hash) of the last fully processed block (the listener's cursor), None before the first."""
         rows = self._query("SELECT block_number, block_hash FROM cursor WHERE id=1")
         return (rows[0]["block_number"], rows[0]["block_hash"]) if rows else None
+
+    #: deprecated name of :meth:`last_block` (it read as sqlite's ``cursor()``); ``oracle node status`` still calls it
+    cursor = last_block
 
     def block_hash(self, number: int) -> str | None:
         rows = self._query("SELECT hash FROM blocks WHERE number=?", (number,))

@@ -20,7 +20,7 @@ import structlog
 from eth_utils.crypto import keccak
 from web3.contract.contract import ContractFunction
 
-from oracle.chain.types import Status
+from oracle.lifecycle import is_finalizable
 from oracle.worker.db import Database, Job, JobState
 from oracle.worker.rpc import Head, Rpc
 from oracle.worker.submitter import Submitter
@@ -71,7 +71,7 @@ class Finalizer:
         keep: list[Job] = []
         for j in jobs:
             rv = views[j.request_id]
-            if rv is not None and rv.status is Status.FINALIZABLE and rv.operator.lower() == sub.address.lower():
+            if rv is not None and is_finalizable(rv.status) and rv.operator.lower() == sub.address.lower():
                 if rv.output_hash != keccak(j.output or b""):
                     self.db.set_state([j.request_id], JobState.FAILED,
                                       error="stored output is not the attested one; cannot finalize")
@@ -79,5 +79,5 @@ class Finalizer:
                     continue
                 keep.append(j)
             else:
-                sub._apply_view(j, rv)  # noqa: SLF001 - shared status logic
+                sub.apply_view(j, rv)
         return keep

@@ -75,7 +75,7 @@ class Listener:
         """One bounded range, in a constant number of round trips whatever it holds: a batch of its first and
         last headers, the request and submission logs, then one batch of the headers the logs name (plus the
         last one again). A failed poll halves the next range; every successful one persists its progress."""
-        cur = self.db.cursor()
+        cur = self.db.last_block()
         if cur is None:
             cur = self._init_cursor(head)
             self.db.advance([], [cur] if cur[0] >= 0 else [], cur)
@@ -84,7 +84,7 @@ class Listener:
         if number > safe:
             # Our cursor is above the (confirmed) head: a lagging endpoint or a reorg to a shorter chain.
             depth = self._check_reorg(cur, head)
-            return PollResult(0, depth, self.db.cursor()[0] if depth else number, False)  # type: ignore[index]
+            return PollResult(0, depth, self.db.last_block()[0] if depth else number, False)  # type: ignore[index]
         frm, to = number + 1, min(safe, number + self._range)
         if frm > to:
             return PollResult(0, 0, number, True)
@@ -105,7 +105,7 @@ class Listener:
             return PollResult(0, 0, number, False)
         if number >= 0 and first["parentHash"] != chash:
             depth = self._check_reorg(cur, head)
-            return PollResult(0, depth, self.db.cursor()[0], False)  # type: ignore[index]
+            return PollResult(0, depth, self.db.last_block()[0], False)  # type: ignore[index]
         events = self.rpc.client.requested_events(frm, to)
         submitted = self.rpc.client.submitted_events(frm, to)
         wanted = {ev.block_number for ev in events} | {ev.block_number for ev in submitted} | {to}

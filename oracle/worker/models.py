@@ -40,14 +40,14 @@ import structlog
 from eth_utils.crypto import keccak
 
 from oracle.chain.types import Mode, Model
+from oracle.profile.compiler import SUPPORTED_OPS
 from oracle.worker import codec
 from oracle.worker.errors import ModelError
 
 log = structlog.get_logger("oracle.worker.models")
 
-#: The integer profile's op set (docs/integer-profile.md); Constant is folded by the exporter/compiler.
-EXACT_OPS = frozenset({"MatMul", "Add", "Sub", "Mul", "Div", "Max", "Min", "Clip", "Reshape", "Flatten",
-                       "Transpose", "ArgMax", "Identity", "Cast", "Constant"})
+#: The integer profile's op set, as the compiler exports it (docs/integer-profile.md; Constant is folded).
+EXACT_OPS = frozenset(SUPPORTED_OPS)
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 INT_TYPES = {2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 12: 4, 13: 8}  # onnx elem type -> bytes (uint8..uint64)
@@ -348,9 +348,9 @@ class ModelStore:
         else:
             raise ModelError(f"model {model.model_id}: {what} element type {tt.elem_type} is not supported "
                              "(int8..int64 or float32)")
-        if codec.numel(dims) * width != length:
+        if codec.numel(tuple(dims)) * width != length:
             raise ModelError(f"model {model.model_id}: registered {what} length {length} != "
-                             f"{codec.numel(dims)} elements x {width} bytes")
+                             f"{codec.numel(tuple(dims))} elements x {width} bytes")
         return TensorSpec(v.name, tuple(dims), tt.elem_type, is_float, width)
 
 

@@ -282,7 +282,7 @@ class Node:
         return dict(self.submit_command(_do))
 
     def status(self) -> NodeStatus:
-        cur = self.db.cursor()
+        cur = self.db.last_block()
         alive = getattr(self.executor, "alive", None)
         return NodeStatus(self.account.address, self.rpc.oracle_address, self.rpc.url, self._started,
                           self._paused.is_set(), self._caught_up, cur[0] if cur else None,

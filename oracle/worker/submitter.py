@@ -26,7 +26,7 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 
 from oracle.chain.reverts import from_web3_error
 from oracle.chain.types import RequestView, Status
-from oracle.worker.db import Job, JobState, TxRecord
+from oracle.worker.db import Job, JobState, TxRecord, job_state_for
 from oracle.worker.rpc import Head
 from oracle.worker.txmanager import GWEI, FeePolicy, SubmitPolicy, TxManager
 
@@ -36,6 +36,10 @@ log = structlog.get_logger("oracle.worker.submitter")
 
 #: ``getRequest`` reads per JSON-RPC batch
 VIEW_BATCH = 100
+#: the error a job keeps when the chain settles it
+_WHY = {JobState.ORPHANED: "request unknown on-chain (reorg?)",
+        JobState.FAILED: "our result was proven wrong (slashed)",
+        JobState.EXPIRED: "deadline passed before our submission"}
 
 
 class Submitter(TxManager):
@@ -160,38 +164,24 @@ class Submitter(TxManager):
 
     def resolve_many(self, jobs: Sequence[Job]) -> dict[int, JobState]:
         views = self.views([j.request_id for j in jobs])
-        return {j.request_id: self._apply_view(j, views[j.request_id]) for j in jobs}
+        return {j.request_id: self.apply_view(j, views[j.request_id]) for j in jobs}
 
-    def _resolve(self, job: Job) -> JobState:
-        """Decides a job's state from the chain (after a lost race, a drop or a reorg)."""
-        return self.resolve_many([job])[job.request_id]
-
-    def _apply_view(self, job: Job, rv: RequestView | None) -> JobState:
+    def apply_view(self, job: Job, rv: RequestView | None) -> JobState:
+        """Moves a job to the state its request's on-chain view says (:func:`~oracle.worker.jobstate.job_state_for`)."""
         rid = job.request_id
-        if rv is None or rv.status is Status.NONE:
-            self.db.set_state([rid], JobState.ORPHANED, error="request unknown on-chain (reorg?)")
-            return JobState.ORPHANED
-        st = rv.status
-        ours = rv.operator.lower() == self.address.lower()
-        if st is Status.PENDING:
-            state = JobState.EXECUTED
+        ours = rv is not None and rv.operator.lower() == self.address.lower()
+        state = job_state_for(Status.NONE if rv is None else rv.status, ours)
+        if state is JobState.EXECUTED:
             self.db.set_state([rid], state, tx_hash=None, nonce=None)
-        elif st in (Status.SUBMITTED, Status.FINALIZABLE) and ours:
-            state = JobState.SUBMITTED
+        elif state is JobState.SUBMITTED:
+            assert rv is not None
             self.db.set_state([rid], state, challenge_deadline=rv.submitted_at + self.policy.challenge_window)
-        elif st is Status.FINALIZED and ours:
-            state = JobState.FINALIZED
-            self.db.set_state([rid], state)
-        elif st is Status.FRAUD_PROVEN and ours:
-            state = JobState.FAILED
-            self.db.set_state([rid], state, error="our result was proven wrong (slashed)")
-        elif st in (Status.EXPIRED, Status.REFUNDED):
-            state = JobState.EXPIRED
-            self.db.set_state([rid], state, error="deadline passed before our submission")
-        else:
-            state = JobState.LOST
+        elif state is JobState.LOST:
+            assert rv is not None
             self.db.set_state([rid], state, error=f"answered by {rv.operator}")
             self.metrics.requests_lost.inc()
+        else:
+            self.db.set_state([rid], state, error=_WHY.get(state))
         return state
 
     # ------------------------------------------------------------------ TxManager hooks

@@ -36,6 +36,7 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams
 
+from oracle.chain.gas import gas_limit
 from oracle.chain.reverts import from_web3_error
 from oracle.worker.db import Database, JobState, TxRecord, TxState
 from oracle.worker.metrics import Metrics
@@ -232,7 +233,7 @@ class TxManager:
              head: Head) -> bool:
         """Estimates, signs, stores, broadcasts one transaction; True when it was stored (and maybe sent)."""
         try:
-            gas = int(fn.estimate_gas({"from": self.address}) * 1.2) + 30_000
+            gas = gas_limit(fn.estimate_gas({"from": self.address}))
         except ContractLogicError as exc:
             log.warning("tx_simulation_reverted", kind=kind, error=str(from_web3_error(exc)))
             return False

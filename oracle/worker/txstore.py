@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from oracle.worker.db import JobState
+from oracle.worker.jobstate import JobState
 
 
 def _rid(request_id: int) -> str:

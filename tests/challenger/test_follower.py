@@ -17,7 +17,7 @@ class Log:
         self.blocks: dict[int, str] = {}
         self.cur: tuple[int, str] | None = None
 
-    def cursor(self) -> tuple[int, str] | None:
+    def last_block(self) -> tuple[int, str] | None:
         return self.cur
 
     def recent_blocks(self) -> list[tuple[int, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from oracle.chain.gas import gas_limit
 from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.prover import Prover
 from oracle.challenger.store import Store
@@ -18,12 +19,12 @@ def _prover(tmp_path: Path, **kw: int) -> Prover:
 
 
 def test_margin_below_the_cap(tmp_path: Path) -> None:
-    assert _prover(tmp_path)._gas_limit(1_000_000) == 1_300_000
+    assert _prover(tmp_path)._gas_limit(1_000_000) == gas_limit(1_000_000) == 1_250_000
 
 
 def test_a_proof_near_the_cap_is_sent_at_the_cap_not_over_it(tmp_path: Path) -> None:
     # A model registered right at the bound, with the requester's maximum callback: estimate x 1.25 would be
-    # ~20.9M, a transaction an Osaka node refuses outright.
+    # ~20M, a transaction an Osaka node refuses outright.
     assert _prover(tmp_path)._gas_limit(16_700_000) == CAP
     assert _prover(tmp_path)._gas_limit(CAP) == CAP
 

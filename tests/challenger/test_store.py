@@ -25,7 +25,7 @@ def test_rollback_keeps_verdicts_and_forgets_only_what_has_none(tmp_path: Path) 
 
     undone = s.rollback_to(12, blocks[2][1])
     assert undone == {"forgotten": 1, "orphaned": 2, "proofs_to_recheck": 1}
-    assert s.cursor() == (12, blocks[2][1])
+    assert s.last_block() == (12, blocks[2][1])
     assert [n for n, _ in s.recent_blocks()] == [12, 11, 10]
     visible = {c.request_id: c for c in s.claims()}
     assert set(visible) == {1, 2}  # 3 and 4 orphaned (kept, hidden), 5 forgotten

@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from web3 import Web3
 
-from oracle.api.dashboard import DashboardIndexer, dashboard_router, derive_status
+from oracle.api.dashboard import DashboardIndexer, dashboard_router
 from oracle.chain.client import OracleClient
 from oracle.chain.types import Status
 from oracle.errors import ConfigError
@@ -285,51 +285,6 @@ def test_unreachable_chain_is_503_then_stale_after_a_good_read(env: DashEnv) -> 
     w3.provider = Web3.HTTPProvider("http://127.0.0.1:9", request_kwargs={"timeout": 2})
     chain = tc.get("/api/dashboard/state").json()["chain"]
     assert chain["stale"] is True and chain["error"]
-
-
-@pytest.mark.parametrize(
-    ("now", "expected"), [(1099, Status.SUBMITTED), (1100, Status.FINALIZABLE), (5000, Status.FINALIZABLE)]
-)
-def test_derived_status_uses_the_contracts_bounds(now: int, expected: Status) -> None:
-    assert (
-        derive_status(
-            requested_at=990,
-            submitted_at=1000,
-            finalized=False,
-            fraud=False,
-            refunded=False,
-            now=now,
-            challenge_window=100,
-            request_timeout=50,
-        )
-        is expected
-    )
-    assert (
-        derive_status(
-            requested_at=990,
-            submitted_at=None,
-            finalized=False,
-            fraud=False,
-            refunded=False,
-            now=1039,
-            challenge_window=100,
-            request_timeout=50,
-        )
-        is Status.PENDING
-    )
-    assert (
-        derive_status(
-            requested_at=990,
-            submitted_at=None,
-            finalized=False,
-            fraud=False,
-            refunded=False,
-            now=1040,
-            challenge_window=100,
-            request_timeout=50,
-        )
-        is Status.EXPIRED
-    )
 
 
 # ---------------------------------------------------------------------------- try-it

@@ -14,8 +14,8 @@ from web3.exceptions import ContractLogicError
 
 from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
-from oracle.chain.reverts import from_web3_error
 from oracle.chain.deploy import Deployment, DeployParams, deploy_system
+from oracle.chain.reverts import from_web3_error
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP
 from oracle.dispute.models import chained_mlp

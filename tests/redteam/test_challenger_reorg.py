@@ -101,7 +101,7 @@ def test_deep_reorg_rolls_back_to_the_fork_point_only(env: Env, tmp_path: Path) 
         assert first is not None and first.tx_block is not None
         for _ in range(5):
             env.rpc("evm_mine")
-        wait_for(lambda: (daemon.challenger.store.cursor() or (0, ""))[0] >= env.w3.eth.block_number, 10,
+        wait_for(lambda: (daemon.challenger.store.last_block() or (0, ""))[0] >= env.w3.eth.block_number, 10,
                  "the daemon follows the head")
         (event,) = proven_on_chain(env, wrong)
         head = env.w3.eth.block_number

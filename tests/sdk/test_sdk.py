@@ -72,7 +72,7 @@ def test_expired_request_raises_and_refunds(setup: tuple[str, int], w3: Web3) ->
     warp(w3, 61)
     with pytest.raises(RequestExpired, match="refund"):
         sdk.wait_final(handle.request_id, timeout=5)
-    assert sdk.refund(handle.request_id) == FEE
+    assert sdk.refund_and_withdraw(handle.request_id) == FEE
     assert sdk.status(handle.request_id) is Status.REFUNDED
 
 

@@ -7,7 +7,7 @@ Build it with :func:`dashboard_router` and hand it to ``create_app(control, extr
 
 from __future__ import annotations
 
-from oracle.api.dashboard.indexer import DashboardIndexer, derive_status
+from oracle.api.dashboard.indexer import DashboardIndexer
 from oracle.api.dashboard.router import dashboard_router
 
-__all__ = ["DashboardIndexer", "dashboard_router", "derive_status"]
+__all__ = ["DashboardIndexer", "dashboard_router"]

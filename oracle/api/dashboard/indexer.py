@@ -6,8 +6,9 @@ How it reads the chain:
   ``start_block`` to the head minus ``confirmations``, continuing where the last refresh stopped;
 - the hash of the last indexed block is remembered; if it changes (a reorg, or a devnet snapshot revert)
   the index is dropped and rebuilt from ``start_block``;
-- status is derived exactly as ``InferenceOracle.statusOf`` does (flags from events, timestamps from the
-  events' blocks, evaluated at the indexed block's timestamp), so no call is needed per request;
+- status is derived by :func:`oracle.lifecycle.derive_status`, the mirror of ``InferenceOracle.statusOf``
+  (flags from events, timestamps from the events' blocks, evaluated at the indexed block's timestamp), so no
+  call is needed per request;
 - stakes and credits are read at the indexed block, only when new events arrived.
 
 Refreshes are rate-limited (``min_interval``) and serialized by a lock; readers get an immutable
@@ -26,153 +27,20 @@ import structlog
 from hexbytes import HexBytes
 from web3 import Web3
 
+from oracle.api.dashboard.records import (
+    DisputeRecord,
+    ModelRecord,
+    OperatorRecord,
+    Parameters,
+    RequestRecord,
+    Snapshot,
+)
 from oracle.chain.client import OracleClient
-from oracle.chain.types import Mode, Status
+from oracle.chain.types import Mode
 
 log = structlog.get_logger("oracle.api.dashboard")
 
 ZERO32 = b"\x00" * 32
-
-
-def derive_status(
-    *,
-    requested_at: int,
-    submitted_at: int | None,
-    finalized: bool,
-    fraud: bool,
-    refunded: bool,
-    now: int,
-    challenge_window: int,
-    request_timeout: int,
-) -> Status:
-    """Mirror of ``InferenceOracle._status``; bounds never overlap (``<`` before a deadline, ``>=`` after)."""
-    if submitted_at is None:
-        if refunded:
-            return Status.REFUNDED
-        return Status.PENDING if now < requested_at + request_timeout else Status.EXPIRED
-    if fraud:
-        return Status.FRAUD_PROVEN
-    if finalized:
-        return Status.FINALIZED
-    return Status.SUBMITTED if now < submitted_at + challenge_window else Status.FINALIZABLE
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    request_id: int
-    model_id: int
-    requester: str
-    fee: int
-    callback_gas_limit: int
-    input: bytes
-    requested_at: int
-    requested_block: int
-    request_tx: str
-    operator: str | None = None
-    output: bytes | None = None
-    submitted_at: int | None = None
-    submit_tx: str | None = None
-    finalized: bool = False
-    fraud: bool = False
-    refunded: bool = False
-    correct_output: bytes | None = None
-    challenger: str | None = None
-    callback_succeeded: bool | None = None
-    settled_at: int | None = None
-    settle_tx: str | None = None
-
-    def status(self, now: int, challenge_window: int, request_timeout: int) -> Status:
-        return derive_status(
-            requested_at=self.requested_at,
-            submitted_at=self.submitted_at,
-            finalized=self.finalized,
-            fraud=self.fraud,
-            refunded=self.refunded,
-            now=now,
-            challenge_window=challenge_window,
-            request_timeout=request_timeout,
-        )
-
-
-@dataclass(frozen=True)
-class OperatorRecord:
-    address: str
-    staked: int = 0
-    locked: int = 0
-    pending: int = 0
-    withdrawable_at: int = 0
-    credits: int = 0
-    results_submitted: int = 0
-    results_finalized: int = 0
-    fees_earned: int = 0
-    slashes: int = 0
-    slashed: int = 0
-
-
-@dataclass(frozen=True)
-class DisputeRecord:
-    request_id: int
-    model_id: int | None
-    operator: str
-    challenger: str
-    claimed_output: bytes | None
-    correct_output: bytes
-    reward: int
-    burned: int
-    slashed: int
-    callback_succeeded: bool
-    block: int
-    time: int
-    tx: str
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    model_id: int
-    owner: str
-    mode: Mode
-    fee: int
-    bond: int
-    input_length: int
-    output_length: int
-    onnx_hash: bytes
-    program_commitment: bytes
-    uri: str
-    registered_block: int
-    retired: bool = False
-    requests: int = 0
-
-
-@dataclass(frozen=True)
-class Parameters:
-    challenge_window: int
-    request_timeout: int
-    unbonding_period: int
-    min_bond_ratio: int
-    max_callback_gas: int
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the dashboard shows, as of block ``block`` (timestamp ``chain_time``)."""
-
-    chain_id: int
-    oracle: str
-    start_block: int
-    block: int
-    chain_time: int
-    indexed_at: float  # wall clock (unix seconds) of the refresh that produced this snapshot
-    params: Parameters
-    requests: tuple[RequestRecord, ...]  # chronological
-    requests_by_id: dict[int, RequestRecord]
-    requests_seen: int  # including ones evicted from memory
-    operators: tuple[OperatorRecord, ...]
-    disputes: tuple[DisputeRecord, ...]
-    models: tuple[ModelRecord, ...]
-    error: str | None = None  # the last refresh failed; this snapshot is older than it could be
-
-    def status_of(self, r: RequestRecord) -> Status:
-        return r.status(self.chain_time, self.params.challenge_window, self.params.request_timeout)
 
 
 class ChainUnavailable(RuntimeError):

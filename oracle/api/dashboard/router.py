@@ -18,7 +18,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
 
-from oracle.api.dashboard.indexer import ChainUnavailable, DashboardIndexer, RequestRecord, Snapshot
+from oracle.api.dashboard.indexer import ChainUnavailable, DashboardIndexer
+from oracle.api.dashboard.records import RequestRecord, Snapshot
 from oracle.api.dashboard.schemas import (
     ChainOut,
     DashboardState,
@@ -27,7 +28,6 @@ from oracle.api.dashboard.schemas import (
     OperatorOut,
     ParametersOut,
     RequestOut,
-    Stage,
     TotalsOut,
     TryConfig,
     TryIn,
@@ -36,8 +36,9 @@ from oracle.api.dashboard.schemas import (
 from oracle.api.dashboard.tryit import TryError, TryService
 from oracle.chain.client import OracleClient
 from oracle.chain.tx import Signer
-from oracle.chain.types import Mode, Status
+from oracle.chain.types import Mode
 from oracle.errors import ConfigError
+from oracle.lifecycle import is_attested, stage
 
 TRY_DISABLED = (
     "try-it is disabled on this node: the dashboard was started without try_signer and "
@@ -54,16 +55,6 @@ _MEDIA = {
     ".html": "text/html; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
-}
-
-_STAGE: dict[Status, Stage] = {
-    Status.PENDING: "requested",
-    Status.SUBMITTED: "attested",
-    Status.FINALIZABLE: "attested",
-    Status.FINALIZED: "finalized",
-    Status.FRAUD_PROVEN: "fraud_proven",
-    Status.EXPIRED: "expired",
-    Status.REFUNDED: "refunded",
 }
 
 RequestIdPath = Annotated[
@@ -101,7 +92,7 @@ def request_out(snap: Snapshot, r: RequestRecord) -> RequestOut:
     status = snap.status_of(r)
     window = snap.params.challenge_window
     deadline = r.submitted_at + window if r.submitted_at is not None else None
-    open_ = status in (Status.SUBMITTED, Status.FINALIZABLE)
+    open_ = is_attested(status)
     final_output = r.correct_output if r.fraud else (r.output if r.finalized else None)
     return RequestOut(
         id=_rid(r.request_id),
@@ -112,7 +103,7 @@ def request_out(snap: Snapshot, r: RequestRecord) -> RequestOut:
         input="0x" + r.input.hex(),
         status=status.name,  # type: ignore[arg-type]
         as_of=snap.chain_time,
-        stage=_STAGE[status],
+        stage=stage(status),
         requested_at=r.requested_at,
         requested_block=r.requested_block,
         request_tx=r.request_tx,

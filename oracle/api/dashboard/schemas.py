@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from oracle.lifecycle import Stage
+
 StatusName = Literal[
     "NONE", "PENDING", "EXPIRED", "REFUNDED", "SUBMITTED", "FINALIZABLE", "FINALIZED", "FRAUD_PROVEN"
 ]
-#: What a person watching one request sees: requested -> attested -> finalized (or one of the other ends).
-Stage = Literal["requested", "attested", "finalized", "fraud_proven", "expired", "refunded"]
 
 PIXELS = 64
 MAX_INTENSITY = 16

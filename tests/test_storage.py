@@ -1,0 +1,88 @@
+"""oracle.storage: every state file opens with the same pragmas and is migrated by PRAGMA user_version."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from oracle.challenger import store as challenger_store
+from oracle.challenger.store import ClaimState, Store
+from oracle.storage import SqliteFile
+from oracle.worker import db as worker_db
+from oracle.worker.db import Database, JobState, NewJob
+
+#: the challenger's claims table as first released, before nonce, tx_block, settled and orphaned
+CHALLENGER_V0 = f"""
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE blocks(number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+CREATE TABLE requests(
+    request_id TEXT PRIMARY KEY, model_id INTEGER NOT NULL, input BLOB NOT NULL, block_number INTEGER NOT NULL);
+CREATE TABLE claims(
+    request_id TEXT PRIMARY KEY, model_id INTEGER NOT NULL, operator TEXT NOT NULL, output BLOB NOT NULL,
+    block_number INTEGER NOT NULL, submitted_at INTEGER NOT NULL, deadline INTEGER NOT NULL,
+    state TEXT NOT NULL, expected BLOB, tx_hash TEXT, error TEXT, updated_at REAL NOT NULL);
+INSERT INTO claims VALUES ('0x{7:064x}', 1, '0xop', x'01', 10, 1010, 1310, 'correct', x'01', NULL, NULL, 0.0);
+INSERT INTO meta VALUES ('cursor_number', '10');
+INSERT INTO meta VALUES ('cursor_hash', '0xab');
+"""
+
+
+def _pragma(path: Path, name: str) -> object:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_a_new_file_is_at_the_newest_version_in_wal_with_full_sync(tmp_path: Path) -> None:
+    f = SqliteFile(tmp_path / "new.db", ["CREATE TABLE t(x INTEGER)", "ALTER TABLE t ADD COLUMN y TEXT"])
+    assert f.version == 2
+    assert f.read("PRAGMA synchronous")[0][0] == 2  # FULL
+    assert f.read("PRAGMA journal_mode")[0][0] == "wal"
+    assert [r[1] for r in f.read("PRAGMA table_info(t)")] == ["x", "y"]
+
+
+def test_a_version_0_challenger_file_migrates_and_keeps_its_claims(tmp_path: Path) -> None:
+    path = tmp_path / "challenger.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(CHALLENGER_V0)
+    assert _pragma(path, "user_version") == 0
+
+    s = Store(path)
+    assert s.sql.version == len(challenger_store.MIGRATIONS) == 2
+    (claim,) = s.claims()
+    assert (claim.request_id, claim.state, claim.expected) == (7, ClaimState.CORRECT, b"\x01")
+    assert (claim.nonce, claim.tx_block, claim.settled, claim.orphaned) == (None, None, False, False)
+    assert s.last_block() == (10, "0xab")
+    s.close()
+    assert _pragma(path, "user_version") == 2
+
+
+def test_a_version_0_worker_file_opens_at_version_1_with_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "worker.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(worker_db.SCHEMA)  # what the worker wrote before schema versions
+        conn.execute("INSERT INTO cursor(id, block_number, block_hash) VALUES (1, 5, '0xcd')")
+    db = Database(path)
+    assert db.sql.version == len(worker_db.MIGRATIONS) == 1
+    db.advance([NewJob(3, 1, "0xuser", 10, b"in", 6, "0xef", 100)], [(6, "0xef")], (6, "0xef"))
+    assert db.last_block() == (6, "0xef")
+    job = db.job(3)
+    assert job is not None and job.state is JobState.SEEN
+
+
+def test_a_failing_migration_leaves_the_file_at_its_version(tmp_path: Path) -> None:
+    path = tmp_path / "half.db"
+    SqliteFile(path, ["CREATE TABLE t(x INTEGER)"]).close()
+    with pytest.raises(sqlite3.OperationalError):
+        SqliteFile(path, ["CREATE TABLE t(x INTEGER)", "CREATE TABLE u(y INTEGER); INSERT INTO nowhere VALUES (1)"])
+    assert _pragma(path, "user_version") == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name='u'").fetchone() is None
+
+
+def test_a_file_newer_than_the_program_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    SqliteFile(path, ["CREATE TABLE t(x INTEGER)", "CREATE TABLE u(y INTEGER)"]).close()
+    with pytest.raises(RuntimeError, match="schema version 2, newer"):
+        SqliteFile(path, ["CREATE TABLE t(x INTEGER)"])
