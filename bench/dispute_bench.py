@@ -1,9 +1,9 @@
 """Benchmark: the interactive dispute game (protocol §6 v2) end to end on anvil.
 
 A synthetic chained MLP (a batch of ``ROWS`` inputs, one shared ``WIDTH x WIDTH`` int8 weight matrix,
-``LAYERS`` x MatMul/Clip, random weights) far over the one-transaction proof cap is registered as game-provable; a request is
-answered with a wrong result (a lying operator whose trace is wrong from one op on), an honest
-challenger opens a game and both sides play every move as soon as possible (instant-mining anvil, no
+``LAYERS`` x MatMul/Clip, random weights) far over the one-transaction proof cap is registered as
+game-provable; a request is answered with a wrong result (a lying operator whose trace is wrong from one
+op on), an honest challenger opens a game and both sides play every move as soon as possible (instant-mining anvil, no
 clock waits). Every transaction is sent with the EIP-7825 cap as its gas limit.
 
 - ``dispute.largest_model_macs``: multiply-accumulates of that model;

@@ -14,7 +14,8 @@ def chained_mlp(layers: int, width: int, seed: int = 0, out_width: int = 2, div:
 
     Int8 input of ``rows`` rows (a batch: ``rows`` times the MACs per op, same program size); the output
     is the last layer's ``[rows, width]`` activations at ``out_width`` bytes. The weight matrix is shared so
-    the program stays small (a step re-reads the whole program) while the work grows with ``layers``: ``rows * layers * width**2`` multiply-accumulates.
+    the program stays small (a step re-reads the whole program) while the work grows with ``layers``:
+    ``rows * layers * width**2`` multiply-accumulates.
     """
     rng = np.random.default_rng(seed)
     w = rng.integers(-128, 128, size=(width, width))
