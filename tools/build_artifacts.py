@@ -23,7 +23,7 @@ CONTRACTS = ROOT / "contracts"
 OUT = ROOT / "oracle" / "artifacts"
 SETTINGS = {
     "evmVersion": EVM_VERSION,
-    "optimizer": {"enabled": True, "runs": 10_000},
+    "optimizer": {"enabled": True, "runs": 2_000},
     "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
 }
