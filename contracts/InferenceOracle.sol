@@ -221,8 +221,11 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
                 result.submittedAt == 0 || result.flags & FLAG_FINALIZED != 0
                     || block.timestamp < result.submittedAt + CHALLENGE_WINDOW
                     || keccak256(outputs[i]) != _outputHash[id]
-                    || !_enoughGasFor(_callbackGasNeeded(_requests[id]) + FINALIZE_ITEM_GAS)
             ) continue;
+            // Only an item with a callback to run is checked: without one, too little gas is an ordinary
+            // out-of-gas revert, which keeps gas estimation of the batch exact.
+            uint256 callbackGas = _callbackGasNeeded(_requests[id]);
+            if (callbackGas != 0 && !_enoughGasFor(callbackGas + FINALIZE_ITEM_GAS)) continue;
             _finalize(id, outputs[i], result);
             ++finalized;
         }
