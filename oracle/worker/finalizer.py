@@ -80,7 +80,6 @@ class Finalizer:
                 jobs.append(j)
         if not jobs:
             return 0
-        jobs, _ = self._pack(jobs)
         keep, count = sub.isolate_batch(jobs, self._fn)
         if not keep:
             return 0
@@ -90,8 +89,10 @@ class Finalizer:
             keep = self._finalizable(keep)
             if not keep:
                 return 0
+        # After the simulation (a transient RPC error there reads nothing more): the callbacks that fit one
+        # batch, the rest wait for the next step.
+        keep, callback_gas = self._pack(keep)
         ids = [j.request_id for j in keep]
-        _, callback_gas = self._pack(keep)
         sent = sub.send("finalize", self._fn(keep), ids, JobState.FINALIZING, head, extra_gas=callback_gas)
         if sent:
             for rid in ids:
