@@ -120,10 +120,15 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
         // the price a whole number of GAS_PRICE_UNIT.
         uint256 units;
         if (msg.value != model.fee) {
-            uint256 perUnit = callbackGasCharged(callbackGasLimit) * GAS_PRICE_UNIT;
-            if (msg.value < model.fee || perUnit == 0) revert IncorrectFee(model.fee, msg.value);
-            units = (msg.value - model.fee) / perUnit;
-            if (model.fee + units * perUnit != msg.value) revert IncorrectFee(model.fee + units * perUnit, msg.value);
+            // unchecked: perUnit < 2^47 (callbackGasLimit < 2^24), msg.value >= fee is checked first, and
+            // units * perUnit <= msg.value - fee by the floor division.
+            unchecked {
+                uint256 perUnit = callbackGasCharged(callbackGasLimit) * GAS_PRICE_UNIT;
+                if (msg.value < model.fee || perUnit == 0) revert IncorrectFee(model.fee, msg.value);
+                units = (msg.value - model.fee) / perUnit;
+                uint256 expected = model.fee + units * perUnit;
+                if (expected != msg.value) revert IncorrectFee(expected, msg.value);
+            }
             if (units > type(uint24).max) revert CallbackGasPriceTooHigh(units * GAS_PRICE_UNIT);
         }
         if (input.length != model.inputLength) revert InputLengthMismatch(model.inputLength, input.length);
@@ -245,7 +250,10 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
             _credits[msg.sender] += deposit;
             deposit = 0;
         }
-        _releaseBondAndCredit(result.operator, model.bond, model.fee + deposit);
+        unchecked {
+            deposit += model.fee; // < 2^96 + 2^70
+        }
+        _releaseBondAndCredit(result.operator, model.bond, deposit);
 
         bool ok = _callback(request, requestId, output);
         // Only a record of the callback's outcome; guarded by nonReentrant and moves no money.
@@ -351,7 +359,10 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
     /// @inheritdoc IInferenceOracle
     function callbackGasCharged(uint24 callbackGasLimit) public pure returns (uint256) {
         if (callbackGasLimit == 0) return 0;
-        return uint256(callbackGasLimit) + callbackGasLimit / 63 + CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE;
+        unchecked {
+            // < 2^26: no overflow.
+            return uint256(callbackGasLimit) + callbackGasLimit / 63 + CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE;
+        }
     }
 
     /// @inheritdoc IInferenceOracle
@@ -475,7 +486,10 @@ contract InferenceOracle is IInferenceOracle, ModelRegistry, OperatorStaking {
 
     /// @dev The callback deposit `request` paid above the fee.
     function _deposit(Request memory request) private pure returns (uint256) {
-        return callbackGasCharged(request.callbackGasLimit) * request.callbackGasPrice * GAS_PRICE_UNIT;
+        unchecked {
+            // < 2^26 * 2^24 * 2^20: no overflow.
+            return callbackGasCharged(request.callbackGasLimit) * request.callbackGasPrice * GAS_PRICE_UNIT;
+        }
     }
 
     /// @dev Calls the consumer with exactly `callbackGasLimit` gas, after all state changes. Reverts (instead

@@ -101,7 +101,10 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
     function _releaseBondAndCredit(address operator, uint96 bond, uint256 amount) internal {
         StakeSlot storage s = _stakes[operator];
         s.locked -= uint80(bond); // bond <= locked: it was locked at submit
-        uint256 credits = s.credits + amount;
+        uint256 credits;
+        unchecked {
+            credits = s.credits + amount; // amount is a fee (< 2^96) plus a callback deposit (< 2^70)
+        }
         if (credits > type(uint96).max) revert StakeOverflow();
         s.credits = uint96(credits);
     }
