@@ -2,7 +2,7 @@
 
     from oracle.sdk import OracleSDK
     sdk = OracleSDK.connect("http://127.0.0.1:8545", deployment="deployment.json", signer=my_account)
-    handle = sdk.request(model_id=1, data=pixels)          # pays the model's fee
+    handle = sdk.request(model_id=1, data=pixels)          # pays the model's fee (and callback gas, if asked)
     result = sdk.wait_final(handle.request_id, timeout=600)  # after the challenge window
     result.output, result.mode, result.operator, result.fraud_proven
 
