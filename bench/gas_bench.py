@@ -4,7 +4,8 @@
   own forwarding call); ``gas.request_eoa``: an account requests directly (no callback).
 - ``gas.submit``: an operator attests the 32-byte output.
 - ``gas.finalize``: settlement with a consumer whose callback does nothing (the oracle's own overhead).
-- ``gas.lifecycle``: request + submit + finalize with that consumer.
+- ``gas.lifecycle``: request + submit + finalize with that consumer (its callback paid for at twice the base
+  fee, so the request stores its committed gas price and the finalizer is credited the deposit).
 - ``gas.lifecycle_storing_consumer``: the same with a consumer that stores the output in one slot.
 - ``gas.submit_batch_per_result`` / ``gas.finalize_batch_per_result``: per item in batches of 20.
 """
@@ -62,8 +63,10 @@ def run(w3: Web3) -> dict[str, float]:
         c = consumer(name)
         data, out = _rand(64, seed), _rand(32, seed + 1)
         # Warm-up request so the consumer's own first-write costs don't count against the oracle.
-        r = mined(c.functions.request(model_id, data, 100_000).transact({"from": user, "value": FEE}))
-        r = mined(c.functions.request(model_id, data, 100_000).transact({"from": user, "value": FEE}))
+        # The request pays for its callback at twice the base fee (the SDK's default commitment).
+        value = client.quote(model_id, 100_000)
+        r = mined(c.functions.request(model_id, data, 100_000).transact({"from": user, "value": value}))
+        r = mined(c.functions.request(model_id, data, 100_000).transact({"from": user, "value": value}))
         rid = oracle.events.InferenceRequested().process_receipt(r, errors=DISCARD)[0]["args"]["requestId"]
         s = mined(oracle.functions.submitResult(rid, out).transact({"from": operator}))
         warp(WINDOW)

@@ -30,7 +30,9 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         _onInferenceResult(requestId, output);
     }
 
-    /// @notice Requests `modelId` on `input`, paying `fee` from this contract's balance.
+    /// @notice Requests `modelId` on `input`, paying `fee` from this contract's balance: the model's fee plus the
+    /// callback deposit (`ORACLE.quoteRequest(modelId, callbackGasLimit, gasPrice)` for a committed gas price;
+    /// the callback is skipped at settlement if that price is below the base fee then).
     function _requestInference(uint32 modelId, bytes memory input, uint24 callbackGasLimit, uint256 fee)
         internal
         returns (uint256 requestId)
@@ -46,7 +48,7 @@ abstract contract InferenceConsumer is IInferenceConsumer {
     /// @notice Pays the fee of `requestId` (a request of model `modelId` that expired unanswered) to `to`,
     /// the person who paid for it. The oracle refunds an expired request's fee to its requester, this
     /// contract; this refunds it (if nobody has yet), pulls this contract's credits in, and forwards the
-    /// model's fee. The caller must make sure each request is reclaimed once (e.g. delete its record first).
+    /// model's fee and the request's callback deposit. The caller must make sure each request is reclaimed once (e.g. delete its record first).
     /// @dev Credits are pooled: every credit this contract holds is a refunded fee owed to someone, and a
     /// model's fee never changes (model versions are immutable), so each reclaim pays exactly what was paid.
     function _reclaimFee(uint256 requestId, uint32 modelId, address payable to) internal returns (uint256 fee) {
@@ -54,7 +56,10 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         if (status == IInferenceOracle.Status.Expired) ORACLE.refund(requestId);
         else if (status != IInferenceOracle.Status.Refunded) revert FeeNotRefundable(requestId, status);
         if (ORACLE.creditsOf(address(this)) != 0) ORACLE.withdraw(payable(address(this)));
-        fee = ORACLE.getModel(modelId).fee;
+        // What was paid: the model's fee and the callback deposit, both refunded by the oracle.
+        fee = ORACLE.getModel(modelId).fee
+            + ORACLE.callbackGasCharged(ORACLE.getRequest(requestId).callbackGasLimit)
+                * ORACLE.callbackGasPriceOf(requestId);
         (bool ok,) = to.call{value: fee}("");
         if (!ok) revert FeeTransferFailed(to, fee);
     }

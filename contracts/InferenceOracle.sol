@@ -45,6 +45,12 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     uint256 private constant PROOF_GAS_PER_IO_BYTE = 16;
     /// @dev Calling back: encoding the payload, the reserve and checks, a cold account, the writes after.
     uint256 private constant CALLBACK_FIXED_GAS = 20_000;
+    /// @dev A batch finalizes an item only with this much gas left beyond what its callback needs (the
+    /// item's reads and writes before the callback), so `_callback`'s own check never reverts the batch.
+    uint256 private constant FINALIZE_ITEM_GAS = 40_000;
+    /// @notice Callback gas prices are committed in whole units of this many wei (0.001 gwei); a request
+    /// stores at most 2^24 - 1 units (16,777 gwei).
+    uint256 public constant GAS_PRICE_UNIT = 1e6;
 
     uint8 private constant FLAG_FINALIZED = 1;
     uint8 private constant FLAG_FRAUD = 2;
@@ -55,9 +61,10 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     /// @dev Written once at request; one slot.
     struct Request {
         address requester; // consumer called back at settlement; receives refunds
-        uint32 modelId;
+        uint16 modelId; // the registry holds at most 2^16 - 1 models
         uint24 callbackGasLimit; // exact gas for the callback
-        uint40 requestedAt; // submission deadline = requestedAt + REQUEST_TIMEOUT
+        uint24 callbackGasPrice; // committed callback gas price, in units of GAS_PRICE_UNIT wei
+        uint32 requestedAt; // submission deadline = requestedAt + REQUEST_TIMEOUT (uint32: until 2106)
     }
 
     /// @dev Written at submit (or refund); one slot. Status is derived from these timestamps and flags.
@@ -119,7 +126,21 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         ModelCore memory model = _modelCore[modelId];
         if (model.inputLength == 0) revert UnknownModel(modelId);
         if (model.retired) revert ModelIsRetired(modelId);
-        if (msg.value != model.fee) revert IncorrectFee(model.fee, msg.value);
+        // The callback deposit is what the request pays above the fee: callbackGasCharged(limit) * price,
+        // the price a whole number of GAS_PRICE_UNIT.
+        uint256 units;
+        if (msg.value != model.fee) {
+            // unchecked: perUnit < 2^47 (callbackGasLimit < 2^24), msg.value >= fee is checked first, and
+            // units * perUnit <= msg.value - fee by the floor division.
+            unchecked {
+                uint256 perUnit = callbackGasCharged(callbackGasLimit) * GAS_PRICE_UNIT;
+                if (msg.value < model.fee || perUnit == 0) revert IncorrectFee(model.fee, msg.value);
+                units = (msg.value - model.fee) / perUnit;
+                uint256 expected = model.fee + units * perUnit;
+                if (expected != msg.value) revert IncorrectFee(expected, msg.value);
+            }
+            if (units > type(uint24).max) revert CallbackGasPriceTooHigh(units * GAS_PRICE_UNIT);
+        }
         if (input.length != model.inputLength) revert InputLengthMismatch(model.inputLength, input.length);
         // INVARIANT: for an EXACT model, a challenge with this callback still fits TX_GAS_CAP.
         uint256 callbackCap = _callbackGasCap(model);
@@ -129,9 +150,10 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         requestId = _requestId(nonce, keccak256(input));
         _requests[requestId] = Request({
             requester: msg.sender,
-            modelId: modelId,
+            modelId: uint16(modelId), // modelId <= the registry's uint16 count: the model exists
             callbackGasLimit: callbackGasLimit,
-            requestedAt: uint40(block.timestamp)
+            callbackGasPrice: uint24(units),
+            requestedAt: uint32(block.timestamp)
         });
         emit InferenceRequested(requestId, modelId, msg.sender, model.fee, callbackGasLimit, input);
     }
@@ -210,13 +232,18 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
             uint256 id = requestIds[i];
             Result memory result = _results[id];
             // Skipped, so one bad item cannot sink the batch: no result, already settled (finalized, or fraud
-            // proven), window still open, or an output that is not the attested one (`OutputMismatch` in
-            // `finalize`). Only a callback given too little gas still reverts, as in `finalize`.
+            // proven), window still open, an output that is not the attested one (`OutputMismatch` in
+            // `finalize`), or a callback the gas left cannot give its full limit (`InsufficientGasForCallback`
+            // in `finalize`): such an item stays finalizable, by itself or in a batch given more gas.
             if (
                 result.submittedAt == 0 || result.flags & (FLAG_FINALIZED | FLAG_DISPUTED) != 0
                     || block.timestamp < result.submittedAt + CHALLENGE_WINDOW
                     || keccak256(outputs[i]) != _outputHash[id]
             ) continue;
+            // Only an item with a callback to run is checked: without one, too little gas is an ordinary
+            // out-of-gas revert, which keeps gas estimation of the batch exact.
+            uint256 callbackGas = _callbackGasNeeded(_requests[id]);
+            if (callbackGas != 0 && !_enoughGasFor(callbackGas + FINALIZE_ITEM_GAS)) continue;
             _finalize(id, outputs[i], result);
             ++finalized;
         }
@@ -229,7 +256,17 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
 
         // Effects first: once these are written the request is settled whatever the callback does.
         _results[requestId].flags = FLAG_FINALIZED;
-        _releaseBondAndCredit(result.operator, model.bond, model.fee);
+        // The settler is paid the callback deposit for running the callback (with the fee, in one write, when
+        // it is the operator); a skipped callback's deposit goes back to the requester.
+        uint256 deposit = _payDeposit(request);
+        if (deposit != 0 && msg.sender != result.operator) {
+            _credits[msg.sender] += deposit;
+            deposit = 0;
+        }
+        unchecked {
+            deposit += model.fee; // < 2^96 + 2^70
+        }
+        _releaseBondAndCredit(result.operator, model.bond, deposit);
 
         bool ok = _callback(request, requestId, output);
         // Only a record of the callback's outcome; guarded by nonReentrant and moves no money.
@@ -286,7 +323,16 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         _slashBond(operator, model.bond, requestId);
         uint256 burned = model.bond / 2;
         uint256 reward = model.bond - burned + model.fee;
-        _credits[challenger] += reward;
+        // The callback deposit goes to the challenger when the correct output is delivered (its gas is spent
+        // here); a game's fraud delivers nothing, so the requester gets its deposit back.
+        uint256 deposit;
+        if (correct.length != 0) {
+            deposit = _payDeposit(request);
+        } else {
+            uint256 unused = _deposit(request);
+            if (unused != 0) _credits[request.requester] += unused;
+        }
+        _credits[challenger] += reward + deposit;
         (bool sent,) = BURN_ADDRESS.call{value: burned}("");
         if (!sent) revert TransferFailed(BURN_ADDRESS, burned);
         bool ok = correct.length != 0 && _callback(request, requestId, correct);
@@ -306,7 +352,8 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
 
         uint96 fee = _modelCore[request.modelId].fee;
         _results[requestId].flags = FLAG_REFUNDED;
-        _credits[request.requester] += fee;
+        // The callback deposit goes back too: no callback will ever run.
+        _credits[request.requester] += fee + _deposit(request);
         emit RequestRefunded(requestId, request.requester, fee);
     }
 
@@ -345,6 +392,29 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
             callbackSucceeded: result.flags & FLAG_CALLBACK_OK != 0,
             status: _status(request, result)
         });
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function quoteRequest(uint32 modelId, uint24 callbackGasLimit, uint256 gasPrice) external view returns (uint256) {
+        uint96 fee = _modelCore[modelId].fee;
+        if (fee == 0) revert UnknownModel(modelId);
+        // The committed price is a whole number of GAS_PRICE_UNIT: rounded up.
+        return fee + callbackGasCharged(callbackGasLimit) * ((gasPrice + GAS_PRICE_UNIT - 1) / GAS_PRICE_UNIT)
+            * GAS_PRICE_UNIT;
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function callbackGasCharged(uint24 callbackGasLimit) public pure returns (uint256) {
+        if (callbackGasLimit == 0) return 0;
+        unchecked {
+            // < 2^26: no overflow.
+            return uint256(callbackGasLimit) + callbackGasLimit / 63 + CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE;
+        }
+    }
+
+    /// @inheritdoc IInferenceOracle
+    function callbackGasPriceOf(uint256 requestId) external view returns (uint256) {
+        return uint256(_requests[requestId].callbackGasPrice) * GAS_PRICE_UNIT;
     }
 
     /// @inheritdoc IInferenceOracle
@@ -441,13 +511,46 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         return (uint256(nonce) << 192) | uint256(uint192(uint256(keccak256(abi.encode(nonce, inputHash)))));
     }
 
+    /// @dev Gas the callback of a settlement will be given: 0 when it is skipped (no gas asked, or a committed
+    /// price below the base fee: the requester did not pay for gas at today's price, and the settler never
+    /// pays for someone else's callback).
+    function _callbackGasNeeded(Request memory request) private view returns (uint256) {
+        return _callbackRuns(request) ? request.callbackGasLimit : 0;
+    }
+
+    /// @dev Whether settlement calls the requester back: it asked for gas, paid for it at a price not below
+    /// today's base fee, and has code.
+    function _callbackRuns(Request memory request) private view returns (bool) {
+        return request.callbackGasLimit != 0 && uint256(request.callbackGasPrice) * GAS_PRICE_UNIT >= block.basefee
+            && request.requester.code.length != 0;
+    }
+
+    /// @dev Settles the callback deposit: returns what is owed to the settler (all of it when the callback
+    /// will be called: its gas is spent whatever the consumer does), or credits it back to the requester
+    /// and returns 0 when the callback is skipped.
+    function _payDeposit(Request memory request) private returns (uint256 deposit) {
+        deposit = _deposit(request);
+        if (deposit != 0 && !_callbackRuns(request)) {
+            _credits[request.requester] += deposit;
+            deposit = 0;
+        }
+    }
+
+    /// @dev The callback deposit `request` paid above the fee.
+    function _deposit(Request memory request) private pure returns (uint256) {
+        unchecked {
+            // < 2^26 * 2^24 * 2^20: no overflow.
+            return callbackGasCharged(request.callbackGasLimit) * request.callbackGasPrice * GAS_PRICE_UNIT;
+        }
+    }
+
     /// @dev Calls the consumer with exactly `callbackGasLimit` gas, after all state changes. Reverts (instead
     /// of silently starving the callback) if the caller forwarded too little gas: by the 63/64 rule the
     /// callee would otherwise get less than it asked for and a griefer could fail it on purpose.
     function _callback(Request memory request, uint256 requestId, bytes memory output) private returns (bool ok) {
         uint256 gasLimit = request.callbackGasLimit;
         address target = request.requester;
-        if (gasLimit == 0 || target.code.length == 0) return false;
+        if (!_callbackRuns(request)) return false;
         bytes memory payload = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, output));
         if (!_enoughGasFor(gasLimit)) {
             revert InsufficientGasForCallback(gasLimit + gasLimit / 63 + CALLBACK_GAS_RESERVE);

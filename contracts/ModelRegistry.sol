@@ -41,7 +41,8 @@ abstract contract ModelRegistry is IModelRegistry {
         uint256 proofGasBound; // EXACT: bound on the challenge transaction's gas without callback; else 0
     }
 
-    uint32 private _modelCount;
+    /// @dev 16 bits: a request stores its model id in 16 bits (the 65,536th registration reverts).
+    uint16 private _modelCount;
     mapping(uint32 modelId => ModelCore) internal _modelCore;
     mapping(uint32 modelId => ModelMeta) internal _modelMeta;
     /// @dev Chunks this registry deployed itself (`writeProgramChunk`): contracts created with CREATE whose

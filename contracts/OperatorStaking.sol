@@ -96,11 +96,17 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
         }
     }
 
-    /// @dev Releases the bond of a finalized attestation and credits its fee, in one slot write.
-    function _releaseBondAndCredit(address operator, uint96 bond, uint96 fee) internal {
+    /// @dev Releases the bond of a finalized attestation and credits its fee (and the callback deposit when
+    /// the operator settles it itself), in one slot write.
+    function _releaseBondAndCredit(address operator, uint96 bond, uint256 amount) internal {
         StakeSlot storage s = _stakes[operator];
         s.locked -= uint80(bond); // bond <= locked: it was locked at submit
-        s.credits += fee;
+        uint256 credits;
+        unchecked {
+            credits = s.credits + amount; // amount is a fee (< 2^96) plus a callback deposit (< 2^70)
+        }
+        if (credits > type(uint96).max) revert StakeOverflow();
+        s.credits = uint96(credits);
     }
 
     /// @dev Takes the bond of a fraudulent attestation out of the operator's stake. The bond is still locked

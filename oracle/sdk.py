@@ -2,7 +2,7 @@
 
     from oracle.sdk import OracleSDK
     sdk = OracleSDK.connect("http://127.0.0.1:8545", deployment="deployment.json", signer=my_account)
-    handle = sdk.request(model_id=1, data=pixels)          # pays the model's fee
+    handle = sdk.request(model_id=1, data=pixels)          # pays the model's fee (and callback gas, if asked)
     result = sdk.wait_final(handle.request_id, timeout=600)  # after the challenge window
     result.output, result.mode, result.operator, result.fraud_proven
 
@@ -76,12 +76,18 @@ class OracleSDK:
             raise SDKError("pass deployment= (the JSON written by `oracle chain deploy`) or oracle_address=")
         return cls(OracleClient(w3, oracle_address), signer)
 
-    def request(self, model_id: int, data: bytes, callback_gas: int = 0) -> RequestHandle:
+    def quote(self, model_id: int, callback_gas: int = 0, callback_gas_price: int | None = None) -> int:
+        """Full price of a request in wei: the model's fee plus the callback gas at the committed price."""
+        return self.client.quote(model_id, callback_gas, callback_gas_price)
+
+    def request(self, model_id: int, data: bytes, callback_gas: int = 0,
+                callback_gas_price: int | None = None) -> RequestHandle:
         model = self.client.get_model(model_id)
         if len(data) != model.input_length:
             raise SDKError(f"model {model_id} takes {model.input_length} input bytes, got {len(data)}; "
                            "encode it with oracle.profile.program.encode_tensor")
-        rid, receipt = self.client.request(self.signer, model_id, data, callback_gas, fee=model.fee)
+        rid, receipt = self.client.request(self.signer, model_id, data, callback_gas, fee=model.fee,
+                                           callback_gas_price=callback_gas_price)
         return RequestHandle(rid, model_id, model.fee, Web3.to_hex(receipt["transactionHash"]))
 
     def status(self, request_id: int) -> Status:

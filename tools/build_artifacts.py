@@ -25,7 +25,7 @@ OUT = ROOT / "oracle" / "artifacts"
 TEST_OUT = ROOT / "tests" / "artifacts"
 SETTINGS = {
     "evmVersion": EVM_VERSION,
-    "optimizer": {"enabled": True, "runs": 10_000},
+    "optimizer": {"enabled": True, "runs": 2_000},
     "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
     "outputSelection": {"*": {"*": ["abi", "devdoc", "userdoc", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
 }

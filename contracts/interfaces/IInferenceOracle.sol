@@ -116,14 +116,32 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     error InvalidParameters();
     /// @notice The caller has no credits.
     error NoCredits(address account);
+    /// @notice The callback deposit implies a gas price above 2^48 - 1 wei.
+    error CallbackGasPriceTooHigh(uint256 gasPrice);
 
-    /// @notice Requests an inference of `modelId` on `input`; `msg.value` must equal the model's fee.
+    /// @notice Requests an inference of `modelId` on `input`. `msg.value` must equal
+    /// `quoteRequest(modelId, callbackGasLimit, gasPrice)` for the callback gas price `gasPrice` the requester
+    /// commits to: the model's fee plus `callbackGasCharged(callbackGasLimit) * gasPrice`. The callback runs at
+    /// settlement only if `gasPrice >= block.basefee` then; whoever settles is paid that deposit for running it.
+    /// An unused deposit (callback skipped, request refunded) is credited back to the requester.
     /// @param callbackGasLimit gas given to `requester.onInferenceResult` at settlement (0: no callback).
     /// @return requestId the request's id.
     function requestInference(uint32 modelId, bytes calldata input, uint24 callbackGasLimit)
         external
         payable
         returns (uint256 requestId);
+
+    /// @notice The exact `msg.value` of a request of `modelId` with `callbackGasLimit` callback gas at a committed
+    /// callback gas price of `gasPrice` wei: the fee plus `callbackGasCharged(callbackGasLimit) * gasPrice`.
+    function quoteRequest(uint32 modelId, uint24 callbackGasLimit, uint256 gasPrice) external view returns (uint256);
+
+    /// @notice Gas units a request with `callbackGasLimit` pays for: the limit, the 1/64 the caller must hold
+    /// back (EIP-150) and the fixed cost of calling back (0 when `callbackGasLimit` is 0).
+    function callbackGasCharged(uint24 callbackGasLimit) external pure returns (uint256);
+
+    /// @notice The callback gas price `requestId`'s requester committed to (0: none; the callback is skipped
+    /// unless the base fee is 0).
+    function callbackGasPriceOf(uint256 requestId) external view returns (uint256);
 
     /// @notice Attests `output` for a pending request, locking the model's bond from the caller's free stake.
     function submitResult(uint256 requestId, bytes calldata output) external;

@@ -131,12 +131,40 @@ class OracleClient:
         return self.contract.functions.withdraw(Web3.to_checksum_address(to))
 
     # ------------------------------------------------------------- convenience senders
+    def callback_gas_charged(self, callback_gas: int) -> int:
+        """Gas units a request with ``callback_gas`` pays for (mirror of ``callbackGasCharged``)."""
+        if callback_gas == 0:
+            return 0
+        return callback_gas + callback_gas // 63 + 25_000
+
+    def default_callback_gas_price(self) -> int:
+        """Twice the latest base fee: still at or above the base fee after ~6 full blocks of EIP-1559 rises."""
+        base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        return 2 * base
+
+    def quote(self, model_id: int, callback_gas: int = 0, callback_gas_price: int | None = None) -> int:
+        """Full price of a request (fee + callback gas at ``callback_gas_price``, default twice the base fee)."""
+        if callback_gas_price is None:
+            callback_gas_price = self.default_callback_gas_price() if callback_gas else 0
+        return int(self.contract.functions.quoteRequest(model_id, callback_gas, callback_gas_price).call())
+
+    def callback_gas_price_of(self, request_id: int) -> int:
+        return int(self.contract.functions.callbackGasPriceOf(request_id).call())
+
     def request(self, signer: Signer, model_id: int, data: bytes, callback_gas: int = 0,
-                fee: int | None = None) -> tuple[int, TxReceipt]:
-        """Requests an inference paying the model's fee; returns (request id, receipt)."""
+                fee: int | None = None, callback_gas_price: int | None = None) -> tuple[int, TxReceipt]:
+        """Requests an inference; returns (request id, receipt).
+
+        Pays ``fee`` (default: the model's fee) plus the callback deposit: ``callbackGasCharged(callback_gas)``
+        at ``callback_gas_price`` wei per gas (default twice the latest base fee). The callback only runs if
+        that price is at least the base fee at settlement.
+        """
         if fee is None:
             fee = self.get_model(model_id).fee
-        receipt = send(self.w3, self.request_fn(model_id, data, callback_gas), signer, value=fee)
+        if callback_gas_price is None:
+            callback_gas_price = self.default_callback_gas_price() if callback_gas else 0
+        value = fee + self.callback_gas_charged(callback_gas) * callback_gas_price
+        receipt = send(self.w3, self.request_fn(model_id, data, callback_gas), signer, value=value)
         events = self.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["requestId"]), receipt
 

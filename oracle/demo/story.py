@@ -229,7 +229,9 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
 
     def ask(sample: dict[str, Any]) -> int:
         pixels = bytes.fromhex(sample["input_hex"][2:])
-        receipt = send(w3, mint.functions.requestMint(int(sample["label"]), pixels), user, value=FEE)
+        # The fee and DigitMint's callback gas at the SDK's committed price (twice the base fee).
+        price = client.quote(exact_id, mint.functions.CALLBACK_GAS().call())
+        receipt = send(w3, mint.functions.requestMint(int(sample["label"]), pixels), user, value=price)
         receipts["request (dApp)"].append(receipt["gasUsed"])
         rid = int(client.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)[0]["args"][
             "requestId"])

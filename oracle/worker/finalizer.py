@@ -28,12 +28,40 @@ from oracle.worker.submitter import Submitter
 log = structlog.get_logger("oracle.worker.finalizer")
 
 
+#: Gas a batch may give its items' callbacks (each item: ``callbackGasCharged`` + ITEM_GAS); items beyond wait
+#: for the next batch. Well under a block, so a batch of large callbacks still gets mined.
+CALLBACK_GAS_BUDGET = 8_000_000
+#: What the contract demands beyond a callback's own gas before it finalizes an item of a batch.
+ITEM_GAS = 40_000
+
+
 class Finalizer:
     def __init__(self, rpc: Rpc, db: Database, submitter: Submitter, *, batch_size: int = 50) -> None:
         self.rpc = rpc
         self.db = db
         self.submitter = submitter
         self.batch_size = batch_size
+        self._callback_gas: dict[int, int] = {}  # request id -> callbackGasLimit (immutable per request)
+
+    def _pack(self, jobs: Sequence[Job]) -> tuple[list[Job], int]:
+        """The jobs whose callbacks fit ``CALLBACK_GAS_BUDGET`` together (at least one), and the gas their
+        callbacks need. The contract skips an item it cannot give its full callback gas, so this gas is added
+        to the estimate explicitly; callbacks are paid for by the requester's deposit (protocol.md)."""
+        missing = [j.request_id for j in jobs if j.request_id not in self._callback_gas]
+        if missing:
+            for rid, view in self.submitter.views(missing).items():
+                self._callback_gas[rid] = view.callback_gas_limit if view is not None else 0
+        client = self.rpc.client
+        keep: list[Job] = []
+        total = 0
+        for j in jobs:
+            limit = self._callback_gas.get(j.request_id, 0)
+            need = client.callback_gas_charged(limit) + ITEM_GAS if limit else 0
+            if keep and total + need > CALLBACK_GAS_BUDGET:
+                continue
+            keep.append(j)
+            total += need
+        return keep, total
 
     def _fn(self, jobs: Sequence[Job]) -> ContractFunction:
         return self.rpc.client.finalize_batch_fn([j.request_id for j in jobs], [j.output or b"" for j in jobs])
@@ -61,8 +89,15 @@ class Finalizer:
             keep = self._finalizable(keep)
             if not keep:
                 return 0
+        # After the simulation (a transient RPC error there reads nothing more): the callbacks that fit one
+        # batch, the rest wait for the next step.
+        keep, callback_gas = self._pack(keep)
         ids = [j.request_id for j in keep]
-        return len(ids) if sub.send("finalize", self._fn(keep), ids, JobState.FINALIZING, head) else 0
+        sent = sub.send("finalize", self._fn(keep), ids, JobState.FINALIZING, head, extra_gas=callback_gas)
+        if sent:
+            for rid in ids:
+                self._callback_gas.pop(rid, None)
+        return len(ids) if sent else 0
 
     def _finalizable(self, jobs: Sequence[Job]) -> list[Job]:
         """The jobs the contract will really finalize, from one batch of reads; the others are settled here."""

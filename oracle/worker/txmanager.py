@@ -230,10 +230,12 @@ class TxManager:
 
     # ------------------------------------------------------------------ sending
     def send(self, kind: str, fn: ContractFunction, request_ids: Sequence[int], job_state: JobState | None,
-             head: Head) -> bool:
-        """Estimates, signs, stores, broadcasts one transaction; True when it was stored (and maybe sent)."""
+             head: Head, extra_gas: int = 0) -> bool:
+        """Estimates, signs, stores, broadcasts one transaction; True when it was stored (and maybe sent).
+        ``extra_gas`` is added to the estimate: gas the estimate cannot see (``finalizeBatch`` skips an item
+        whose callback it cannot afford instead of reverting, so estimation would price the batch without it)."""
         try:
-            gas = gas_limit(fn.estimate_gas({"from": self.address}))
+            gas = gas_limit(fn.estimate_gas({"from": self.address})) + extra_gas
         except ContractLogicError as exc:
             log.warning("tx_simulation_reverted", kind=kind, error=str(from_web3_error(exc)))
             return False

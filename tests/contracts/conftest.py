@@ -127,8 +127,13 @@ class System:
         events = self.oracle.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["requestId"])
 
+    def quote(self, gas_limit: int, model_id: int | None = None) -> int:
+        """Full price of a request with `gas_limit` callback gas at the SDK's default price (2x base fee)."""
+        return self.client.quote(model_id or self.model_id, gas_limit)
+
     def consumer_request(self, consumer: Contract, gas_limit: int = 100_000, data: bytes = INPUT) -> int:
-        receipt = self.chain.ok(consumer.functions.request(self.model_id, data, gas_limit), self.user, value=FEE)
+        receipt = self.chain.ok(consumer.functions.request(self.model_id, data, gas_limit), self.user,
+                                value=self.quote(gas_limit))
         events = self.oracle.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["requestId"])
 
@@ -154,7 +159,9 @@ class System:
         for rid in nonce_ids:
             st = self.client.status_of(rid)
             if st.name in ("PENDING", "EXPIRED", "SUBMITTED", "FINALIZABLE"):
-                escrow += self.client.get_model(self.client.get_request(rid).model_id).fee
+                view = self.client.get_request(rid)
+                escrow += self.client.get_model(view.model_id).fee + self.client.callback_gas_charged(
+                    view.callback_gas_limit) * self.client.callback_gas_price_of(rid)
         return self.chain.balance(self.deployment.oracle) - owed - escrow
 
     def _all_request_ids(self) -> list[int]:

@@ -88,7 +88,10 @@ class ProofGas:
             receipt = self._ok(self.oracle.functions.requestInference(reg.model_id, x, callback_gas), self.user,
                                value=FEE)
         else:
-            receipt = self._ok(callback.functions.request(reg.model_id, x, callback_gas), self.user, value=FEE)
+            # The callback is paid for (twice the base fee), so the proof transaction really runs it.
+            base = int(self.w3.eth.get_block("latest")["baseFeePerGas"])
+            value = self.oracle.functions.quoteRequest(reg.model_id, callback_gas, 2 * base).call()
+            receipt = self._ok(callback.functions.request(reg.model_id, x, callback_gas), self.user, value=value)
         rid = int(self.oracle.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)[0]["args"]
                   ["requestId"])
         right = run_bytes(reg.program, x)

@@ -16,13 +16,22 @@ WRONG = bytes([(CORRECT[0] + 1) % 10])
 
 def exact_request(system: System, consumer_name: str = "RecordingConsumer") -> tuple[int, object]:
     consumer = system.consumer(consumer_name)
-    receipt = system.chain.ok(consumer.functions.request(system.exact_id, PIXELS, 200_000), system.user, value=FEE)
+    receipt = system.chain.ok(consumer.functions.request(system.exact_id, PIXELS, 200_000), system.user,
+                              value=system.quote(200_000, system.exact_id))
     rid = system.client.events_in(receipt, "InferenceRequested")[0]["requestId"]
     return rid, consumer
 
 
+def deposit_of(system: System, rid: int) -> int:
+    """The callback deposit the request paid: the settler (here the challenger) is reimbursed with it."""
+    view = system.client.get_request(rid)
+    return system.client.callback_gas_charged(view.callback_gas_limit) * system.client.callback_gas_price_of(rid)
+
+
 def test_wrong_result_is_proven_slashed_rewarded_burned_and_corrected(system: System) -> None:
     rid, consumer = exact_request(system)
+    deposit = deposit_of(system, rid)
+    assert deposit > 0
     system.submit(rid, WRONG)
     stake_before = system.client.stake_of(system.operator)
     burn_before = system.chain.balance(BURN)
@@ -35,7 +44,7 @@ def test_wrong_result_is_proven_slashed_rewarded_burned_and_corrected(system: Sy
     assert slash["operator"] == system.operator and slash["amount"] == BOND
     after = system.client.stake_of(system.operator)
     assert after.staked == stake_before.staked - BOND and after.locked == stake_before.locked - BOND
-    assert system.client.credits_of(system.challenger) == BOND // 2 + FEE
+    assert system.client.credits_of(system.challenger) == BOND // 2 + FEE + deposit
     assert system.client.credits_of(system.operator) == 0
     assert system.chain.balance(BURN) == burn_before + BOND // 2
     assert system.chain.balance(system.deployment.oracle) == oracle_before - BOND // 2
@@ -86,7 +95,8 @@ def test_self_challenge_loses_money(system: System) -> None:
     system.submit(rid, WRONG)
     staked_before = system.client.stake_of(system.operator).staked
     system.chain.ok(system.oracle.functions.challenge(rid, PIXELS), system.operator, gas=5_000_000)
-    gained = system.client.credits_of(system.operator)
+    # The callback deposit only pays back the callback gas the challenge transaction spent.
+    gained = system.client.credits_of(system.operator) - deposit_of(system, rid)
     lost = staked_before - system.client.stake_of(system.operator).staked
     assert lost - gained == BOND // 2 - FEE > 0
 

@@ -57,12 +57,14 @@ from tests.invariants.harness import (
 from tests.invariants.model import (
     ESCROWED,
     FORWARD,
+    GAS_PRICE_UNIT,
     OPEN_ATTESTATION,
     ModelM,
     OpM,
     ProtocolModel,
     Req,
     St,
+    callback_gas_charged,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -299,7 +301,8 @@ class OracleMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._few_open())
     @rule(who=one_of(0, 1), which=weighted((8, "att"), (8, "exact"), (1, "retired"), (1, "unknown")),
           inp=picks, cb=weighted((3, 0), (1, 10_000), (2, 200_000), (1, 1_000_000), (1, CB_TOO_HIGH)),
-          fee=weighted((17, "ok"), (1, "low"), (1, "high"), (1, "zero")), short=chance(5))
+          fee=weighted((14, "ok"), (3, "cbpay"), (1, "cbodd"), (1, "low"), (1, "high"), (1, "zero")),
+          short=chance(5))
     @step
     def request_from_eoa(self, who: int, which: str, inp: int, cb: int, fee: str, short: bool) -> None:
         sender = self.sys.actors.requesters[who]
@@ -308,10 +311,11 @@ class OracleMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._few_open())
     @rule(kind=one_of("RecordingConsumer", "RevertingConsumer", "GasHungryConsumer", "ReentrantConsumer"),
           who=one_of(0, 1), which=weighted((1, "att"), (2, "exact")), inp=picks,
-          cb=weighted((1, 0), (1, 10_000), (3, 200_000), (2, 1_000_000)))
+          cb=weighted((1, 0), (1, 10_000), (3, 200_000), (2, 1_000_000)),
+          fee=weighted((1, "ok"), (2, "cbpay")))
     @step
-    def request_from_consumer(self, kind: str, who: int, which: str, inp: int, cb: int) -> None:
-        self._request(self.sys.actors.requesters[who], kind, which, inp, cb, "ok", False)
+    def request_from_consumer(self, kind: str, who: int, which: str, inp: int, cb: int, fee: str) -> None:
+        self._request(self.sys.actors.requesters[who], kind, which, inp, cb, fee, False)
 
     def _request(self, payer: str, kind: str | None, which: str, inp: int, cb: int, fee: str, short: bool) -> None:
         s = self.sys
@@ -332,7 +336,11 @@ class OracleMachine(RuleBasedStateMachine):
             data = data[:-1]
         m = self.model.models.get(model_id)
         base = m.fee if m else 10**15
-        value = {"ok": base, "low": base - 1, "high": base + 1, "zero": 0}[fee]
+        # cbpay: a callback deposit at 1-3 units of committed gas price (the callback runs: base fee 0);
+        # cbodd: a deposit that is not a whole number of units (refused).
+        per_unit = callback_gas_charged(cb) * GAS_PRICE_UNIT
+        value = {"ok": base, "low": base - 1, "high": base + 1, "zero": 0, "cbpay": base + per_unit * (1 + inp % 3),
+                 "cbodd": base + per_unit + 1}[fee]
         expected = self.model.check_request(model_id, data, cb, value)
         if kind is None:
             requester = payer
@@ -342,12 +350,13 @@ class OracleMachine(RuleBasedStateMachine):
             res = self._send(payer, "request", model_id, data, cb, value=value, to=requester, abi_owner=kind)
         if not self._outcome(res, expected, f"request({which}, kind={kind})"):
             return
+        assert m is not None
         rid = OracleClient.compute_request_id(self.model.nonce + 1, data)
         (ev,) = self._events(res, "InferenceRequested")
-        expect(ev["requestId"] == rid and ev["requester"] == requester and ev["fee"] == value
+        expect(ev["requestId"] == rid and ev["requester"] == requester and ev["fee"] == m.fee
                and ev["modelId"] == model_id and bytes(ev["input"]) == data and ev["callbackGasLimit"] == cb,
                f"InferenceRequested mismatch: {ev}")
-        self.model.apply_request(rid, payer, requester, kind, model_id, data, correct, cb, res.timestamp)
+        self.model.apply_request(rid, payer, requester, kind, model_id, data, correct, cb, res.timestamp, value)
 
     # ------------------------------------------------------------ submissions
     def _output_for(self, op: str, req: Req | None, variant: str) -> bytes:
@@ -406,14 +415,14 @@ class OracleMachine(RuleBasedStateMachine):
         attested = req.correct if req.fraud else req.output
         return keccak(attested) if wrong else attested
 
-    def _settled_event(self, res: TxResult, req: Req) -> None:
+    def _settled_event(self, res: TxResult, req: Req, settler: str) -> None:
         """Applies a finalization to the model and checks its event, callback outcome and delivery."""
         ev = next((e for e in self._events(res, "RequestFinalized") if e["requestId"] == req.rid), None)
         expect(ev is not None, f"no RequestFinalized for {req.rid:#x}")
         assert ev is not None
         expect(ev["operator"] == req.operator and ev["fee"] == req.model.fee, f"RequestFinalized mismatch {ev}")
         ok = bool(ev["callbackSucceeded"])
-        predicted = self.model.apply_finalize(req, ok)
+        predicted = self.model.apply_finalize(req, ok, settler)
         expect(predicted is None or predicted == ok,
                f"callback of {req.kind} with {req.cb_gas} gas: expected ok={predicted}, got {ok}")
         self._delivered(req, ok, req.output)
@@ -435,7 +444,7 @@ class OracleMachine(RuleBasedStateMachine):
         res = self._send(sender, "finalize", self._rid(req), output, gas=GAS_STARVED if starved else GAS)
         if self._outcome(res, expected, f"finalize(starved={starved})"):
             assert req is not None
-            self._settled_event(res, req)
+            self._settled_event(res, req, sender)
 
     @precondition(lambda self: self._useful("finalize_batch", lambda r: self._status(r) == St.FINALIZABLE))
     @rule(caller=one_of(*range(12)), items=st.lists(st.tuples(selectors, picks), min_size=1, max_size=4),
@@ -455,7 +464,7 @@ class OracleMachine(RuleBasedStateMachine):
             evs = self._events(res, "RequestFinalized")
             expect([e["requestId"] for e in evs] == [r.rid for r in done], "finalizeBatch finalized other ids")
             for req in done:
-                self._settled_event(res, req)
+                self._settled_event(res, req, sender)
 
     @precondition(lambda self: self._useful("challenge", lambda r: r.model.exact and self._status(r) == St.SUBMITTED))
     @rule(who=weighted((3, 0), (3, 1), (1, 2), (1, 3)), sel=selectors, pick=picks, smart=chance(75),
@@ -678,7 +687,8 @@ class OracleMachine(RuleBasedStateMachine):
 
         # --- 1. solvency, from chain values only
         staked_total = sum(v[0] + v[2] for v in stakes.values())
-        escrow = sum(r.model.fee for r in reqs if statuses[r.rid] in ESCROWED)
+        # Escrow: fee and callback deposit of every open request (statuses from the chain).
+        escrow = sum(r.model.fee + r.deposit for r in reqs if statuses[r.rid] in ESCROWED)
         owed = staked_total + escrow + sum(credits.values())
         bal = balances[s.oracle]
         expect(bal >= owed, f"INSOLVENT: balance {bal} < owed {owed}")
@@ -756,7 +766,7 @@ class OracleMachine(RuleBasedStateMachine):
                              gas=30_000_000)
             self._outcome(res, None, "settle: finalizeBatch")
             for r in chunk:
-                self._settled_event(res, r)
+                self._settled_event(res, r, a.stranger)
         for r in m.reqs:
             if r.status(self.now) == St.EXPIRED:
                 self._outcome(self._send(a.stranger, "refund", r.rid), None, "settle: refund")

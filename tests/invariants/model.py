@@ -20,6 +20,14 @@ from eth_utils import keccak
 
 from tests.invariants.harness import MAX_CALLBACK_GAS, TIMEOUT, UNBONDING, WINDOW
 
+#: Callback gas prices are committed in whole units of this many wei (`GAS_PRICE_UNIT`).
+GAS_PRICE_UNIT = 10**6
+
+
+def callback_gas_charged(cb_gas: int) -> int:
+    """Gas units a request pays its callback deposit for (`callbackGasCharged`)."""
+    return 0 if cb_gas == 0 else cb_gas + cb_gas // 63 + 25_000
+
 
 class St(IntEnum):
     """Mirror of `IInferenceOracle.Status`."""
@@ -91,6 +99,7 @@ class Req:
     fraud: bool = False
     refunded: bool = False
     callback_ok: bool = False
+    price_units: int = 0  # committed callback gas price, in GAS_PRICE_UNIT
     settlements: int = 0  # fee payouts (operator credit, challenger reward or refund): must end at exactly 1
 
     def status(self, now: int) -> St:
@@ -109,6 +118,15 @@ class Req:
         if self.output is None:
             return b"\x00" * 32
         return keccak(self.correct if self.fraud else self.output)
+
+    @property
+    def deposit(self) -> int:
+        return callback_gas_charged(self.cb_gas) * self.price_units * GAS_PRICE_UNIT
+
+    @property
+    def callback_runs(self) -> bool:
+        """The fuzzer's chain has base fee 0: every committed price (0 included) is at least the base fee."""
+        return self.cb_gas != 0 and self.kind is not None
 
     @property
     def is_wrong(self) -> bool:
@@ -163,7 +181,11 @@ class ProtocolModel:
         if m.retired:
             return "ModelIsRetired"
         if value != m.fee:
-            return "IncorrectFee"
+            per_unit = callback_gas_charged(cb_gas) * GAS_PRICE_UNIT
+            if value < m.fee or per_unit == 0 or (value - m.fee) % per_unit != 0:
+                return "IncorrectFee"
+            if (value - m.fee) // per_unit >= 2**24:
+                return "CallbackGasPriceTooHigh"
         if len(data) != m.input_length:
             return "InputLengthMismatch"
         if cb_gas > MAX_CALLBACK_GAS:
@@ -171,13 +193,15 @@ class ProtocolModel:
         return None
 
     def apply_request(self, rid: int, payer: str, requester: str, kind: str | None, model_id: int, data: bytes,
-                      correct: bytes, cb_gas: int, now: int) -> Req:
+                      correct: bytes, cb_gas: int, now: int, value: int | None = None) -> Req:
         m = self.models[model_id]
         self.nonce += 1
         req = Req(rid, self.nonce, requester, kind, m, data, correct, cb_gas, now)
+        if value is not None and value != m.fee:
+            req.price_units = (value - m.fee) // (callback_gas_charged(cb_gas) * GAS_PRICE_UNIT)
         self.reqs.append(req)
         self.by_id[rid] = req
-        self._move(payer, self.oracle, m.fee)
+        self._move(payer, self.oracle, m.fee + req.deposit)
         return req
 
     # ------------------------------------------------------------ submissions
@@ -239,12 +263,18 @@ class ProtocolModel:
             return "InsufficientGasForCallback"
         return None
 
-    def apply_finalize(self, req: Req, observed_ok: bool) -> bool | None:
+    def _pay_deposit(self, req: Req, settler: str) -> None:
+        """The callback deposit pays the settler when the callback is called, else goes back to the requester."""
+        if req.deposit:
+            self._credit(settler if req.callback_runs else req.requester, req.deposit)
+
+    def apply_finalize(self, req: Req, observed_ok: bool, settler: str) -> bool | None:
         """Settles ``req``; returns the predicted callback outcome (the observed one is recorded: it is
         only ever a flag, never an input to the money arithmetic)."""
         assert req.operator is not None
         self.ops[req.operator].locked -= req.model.bond
         self._credit(req.operator, req.model.fee)
+        self._pay_deposit(req, settler)
         req.finalized = True
         req.settlements += 1
         req.callback_ok = observed_ok
@@ -291,6 +321,7 @@ class ProtocolModel:
         burned = bond // 2
         reward = bond - burned + fee
         self._credit(challenger, reward)
+        self._pay_deposit(req, challenger)
         self._move(self.oracle, self.burn, burned)
         self.burned += burned
         req.finalized = req.fraud = True
@@ -312,7 +343,7 @@ class ProtocolModel:
     def apply_refund(self, req: Req) -> None:
         req.refunded = True
         req.settlements += 1
-        self._credit(req.requester, req.model.fee)
+        self._credit(req.requester, req.model.fee + req.deposit)
 
     # ------------------------------------------------------------ money out
     def check_withdraw(self, account: str, to: str, rejects: bool) -> str | None:
@@ -374,7 +405,7 @@ class ProtocolModel:
 
     # ------------------------------------------------------------ derived quantities
     def escrow(self, now: int) -> int:
-        return sum(r.model.fee for r in self.reqs if r.status(now) in ESCROWED)
+        return sum(r.model.fee + r.deposit for r in self.reqs if r.status(now) in ESCROWED)
 
     def owed(self, now: int) -> int:
         return (sum(s.staked + s.pending for s in self.ops.values()) + self.escrow(now)
