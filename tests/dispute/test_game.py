@@ -231,3 +231,34 @@ def test_step_gas_is_within_the_registered_step_bound(gs: GameSystem, seed: int,
     used = gas_used(challenger.receipts + operator.receipts)
     assert step_receipt["gasUsed"] <= bound <= TX_GAS_CAP
     assert max(used) == step_receipt["gasUsed"] or max(used) <= bound
+
+
+def test_fraud_proven_by_a_game_returns_the_callback_deposit_to_the_requester(gs: GameSystem) -> None:
+    """A game proves the output wrong without computing the right one, so no callback runs: the deposit a
+    consumer contract paid for its callback gas goes back to it, not to the challenger (issue 12's pricing)."""
+    import numpy as np
+
+    from oracle.chain import artifacts
+    from oracle.chain.tx import deploy
+    from oracle.profile.program import encode_tensor
+
+    art = artifacts.load("RecordingConsumer")
+    consumer = gs.w3.eth.contract(address=deploy(gs.w3, art.abi, art.bytecode, gs.owner, gs.deployment.oracle),
+                                  abi=art.abi)
+    x = encode_tensor(np.random.default_rng(7).integers(-128, 128, size=gs.program.input_shape),
+                      gs.program.input_width)
+    price = 10**9
+    deposit = gs.client.callback_gas_charged(100_000) * price
+    tx = consumer.functions.request(gs.model_id, x, 100_000).transact(
+        {"from": gs.user, "value": FEE + deposit, "gas": 1_000_000})
+    receipt = gs.w3.eth.wait_for_transaction_receipt(tx)
+    rid = gs.client.events_in(receipt, "InferenceRequested")[0]["requestId"]
+    lie = _lying_trace(gs, x, 31)
+    gs.client.submit(gs.operator, rid, lie.output_bytes())
+    challenger = Actor(gs.w3, gs.game, gs.challenger, Trace.from_input_bytes(gs.program, x), "challenger")
+    operator = Actor(gs.w3, gs.game, gs.operator, lie, "operator")
+    end = play(gs.game, challenger.open(rid, x, GAME_BOND), operator, challenger)
+    assert end.challenger_won and gs.client.status_of(rid).name == "FRAUD_PROVEN"
+    assert gs.client.credits_of(consumer.address) == deposit
+    assert gs.client.credits_of(gs.challenger) == BOND - BOND // 2 + FEE  # the reward only, no deposit
+    assert consumer.functions.deliveries().call() == 0
