@@ -19,9 +19,10 @@ The :class:`Executor` protocol is the seam for wrappers (e.g. a dishonest demo w
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -202,7 +203,6 @@ def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cove
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     import onnxruntime as ort
-    from eth_utils.crypto import keccak
 
     try:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
@@ -212,6 +212,10 @@ def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cove
     sessions: dict[bytes, Any] = {}
     runners: dict[bytes, Any] = {}
     opts = session_options()
+
+    def load_session(data: bytes) -> Any:
+        return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+
     conn.send(("ready",))
     while True:
         try:
@@ -224,68 +228,59 @@ def _child_main(conn: Connection, memory_bytes: int) -> None:  # pragma: no cove
         if program is not None:
             _run_program(conn, runners, program, inputs)
             continue
-        try:
-            sess = sessions.get(onnx_hash)
-            if sess is None:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-                if keccak(data) != onnx_hash:
-                    raise ValueError("cached model file changed on disk (hash mismatch); it will be refetched")
-                sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
-                sessions[onnx_hash] = sess
-        except MemoryError:
-            conn.send(("error", "model load exceeded the memory limit", 0.0))
-            continue
-        except Exception as exc:  # noqa: BLE001 - report any load failure to the parent
-            conn.send(("error", f"cannot load model: {exc}", 0.0))
-            continue
-        results: list[bytes | str] = []
-        spent = 0.0
-        for item in inputs:
-            t0 = time.perf_counter()
-            try:
-                results.append(run_once(sess, spec_in, spec_out, item))
-            except MemoryError:
-                results.append("inference exceeded the memory limit")
-            except Exception as exc:  # noqa: BLE001 - bad input or runtime failure for this item only
-                results.append(f"inference failed: {exc}")
-            spent += time.perf_counter() - t0
-        conn.send(("ok", results, spent))
+        sess = _load_cached(conn, sessions, path, onnx_hash, load_session, "model",
+                            "cached model file changed on disk (hash mismatch); it will be refetched")
+        if sess is not None:
+            _run_items(conn, functools.partial(run_once, sess, spec_in, spec_out), inputs)
 
 
 def _run_program(conn: Connection, runners: dict[bytes, Any], program: tuple[str, bytes],
                  inputs: list[bytes]) -> None:  # pragma: no cover - runs in the child
     """Answer with the proven program of an EXACT model (re-checked against its commitment when loaded)."""
-    from eth_utils.crypto import keccak
-
     from oracle.profile.binding import ProgramRunner
     from oracle.profile.program import decode
 
     path, commitment = program
+    runner = _load_cached(conn, runners, path, commitment, lambda data: ProgramRunner(decode(data)), "program",
+                          "cached program file changed on disk (hash mismatch); restart the node to rebuild it")
+    if runner is not None:
+        _run_items(conn, runner.run_bytes, inputs)
+
+
+def _load_cached(conn: Connection, cache: dict[bytes, Any], path: str, digest: bytes, build: Callable[[bytes], Any],
+                 what: str, changed: str) -> Any:  # pragma: no cover - runs in the child
+    """The object built from the file at ``path`` once its keccak is ``digest``, cached by digest; on failure
+    reports the error to the parent and returns None."""
+    from eth_utils.crypto import keccak
+
     try:
-        runner = runners.get(commitment)
-        if runner is None:
+        obj = cache.get(digest)
+        if obj is None:
             with open(path, "rb") as fh:
                 data = fh.read()
-            if keccak(data) != commitment:
-                raise ValueError("cached program file changed on disk (hash mismatch); restart the node to rebuild it")
-            runner = ProgramRunner(decode(data))
-            runners[commitment] = runner
+            if keccak(data) != digest:
+                raise ValueError(changed)
+            obj = cache[digest] = build(data)
+        return obj
     except MemoryError:
-        conn.send(("error", "program load exceeded the memory limit", 0.0))
-        return
+        conn.send(("error", f"{what} load exceeded the memory limit", 0.0))
     except Exception as exc:  # noqa: BLE001 - report any load failure to the parent
-        conn.send(("error", f"cannot load program: {exc}", 0.0))
-        return
+        conn.send(("error", f"cannot load {what}: {exc}", 0.0))
+    return None
+
+
+def _run_items(conn: Connection, run: Callable[[bytes], bytes],
+               inputs: list[bytes]) -> None:  # pragma: no cover - runs in the child
+    """Runs every input on its own (one bad input fails only itself) and sends the results and the time spent."""
     results: list[bytes | str] = []
     spent = 0.0
     for item in inputs:
         t0 = time.perf_counter()
         try:
-            results.append(runner.run_bytes(item))
+            results.append(run(item))
         except MemoryError:
             results.append("inference exceeded the memory limit")
-        except Exception as exc:  # noqa: BLE001 - bad input for this item only
+        except Exception as exc:  # noqa: BLE001 - bad input or runtime failure: this item only
             results.append(f"inference failed: {exc}")
         spent += time.perf_counter() - t0
     conn.send(("ok", results, spent))
