@@ -26,7 +26,7 @@ import onnx
 from onnx import helper
 
 from oracle.errors import ProfileError
-from oracle.profile.float_network import TERMINAL_OPS, _float_inits, _node_name
+from oracle.profile.float_network import TERMINAL_OPS, _node_name, read_graph
 
 FloatArray = npt.NDArray[np.float64]
 _SHAPE_ONLY = frozenset({"Identity", "Flatten", "Reshape", "Dropout"})
@@ -196,21 +196,11 @@ def avgpool_matrix(shape: tuple[int, ...], attrs: dict[str, Any], where: str) ->
 
 def extract_cnn(model: onnx.ModelProto | bytes) -> FloatCNN:
     """Read the chain of stages from the graph input to the first terminal op or the graph output."""
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load_model_from_string(bytes(model))
-    graph = model.graph
-    consts = _float_inits(graph)
-    inputs = [vi for vi in graph.input if vi.name not in consts]
-    if len(inputs) != 1:
-        raise ProfileError(f"the float model must have one input, found {len(inputs)}")
-    dims = inputs[0].type.tensor_type.shape.dim
+    graph, consts, inp, consumers = read_graph(model)
+    dims = inp.type.tensor_type.shape.dim
     if len(dims) not in (2, 4) or not all(d.HasField("dim_value") for d in dims[1:]):
-        raise ProfileError(f"input {inputs[0].name!r} must be [batch, C, H, W] (or [batch, F]) with static sizes")
+        raise ProfileError(f"input {inp.name!r} must be [batch, C, H, W] (or [batch, F]) with static sizes")
     in_shape = tuple(int(d.dim_value) for d in dims[1:])
-    consumers: dict[str, list[tuple[int, onnx.NodeProto]]] = {}
-    for index, node in enumerate(graph.node):
-        for name in node.input:
-            consumers.setdefault(name, []).append((index, node))
     outputs = {o.name for o in graph.output}
 
     shape: tuple[int, ...] = in_shape
@@ -220,7 +210,7 @@ def extract_cnn(model: onnx.ModelProto | bytes) -> FloatCNN:
     relu = pooled = False
     stages: list[Stage] = []
     final: str | None = None
-    cur = inputs[0].name
+    cur = inp.name
 
     def close() -> None:
         nonlocal mats, vecs, relu, pooled
@@ -228,7 +218,7 @@ def extract_cnn(model: onnx.ModelProto | bytes) -> FloatCNN:
         mats, vecs = [np.eye(math.prod(shape))], [np.zeros(math.prod(shape))]
         relu = pooled = False
 
-    while cur not in outputs or cur == inputs[0].name:
+    while cur not in outputs or cur == inp.name:
         users = consumers.get(cur, [])
         if not users:
             break

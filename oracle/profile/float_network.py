@@ -75,8 +75,14 @@ def _node_name(node: onnx.NodeProto, index: int) -> str:
     return node.name or f"{node.op_type}#{index}"
 
 
-def extract_network(model: onnx.ModelProto | bytes) -> FloatNetwork:
-    """Read the dense chain from the graph input up to the first terminal op (see module doc)."""
+Consumers = dict[str, list[tuple[int, onnx.NodeProto]]]
+
+
+def read_graph(
+    model: onnx.ModelProto | bytes,
+) -> tuple[onnx.GraphProto, dict[str, FloatArray], onnx.ValueInfoProto, Consumers]:
+    """What every float-graph reader starts from: the graph, its float constants, its one non-constant input,
+    and for every value the nodes (with their index) that consume it."""
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load_model_from_string(bytes(model))
     graph = model.graph
@@ -84,14 +90,20 @@ def extract_network(model: onnx.ModelProto | bytes) -> FloatNetwork:
     inputs = [vi for vi in graph.input if vi.name not in consts]
     if len(inputs) != 1:
         raise ProfileError(f"the float model must have one input, found {len(inputs)}")
-    dims = inputs[0].type.tensor_type.shape.dim
-    if len(dims) != 2 or not dims[1].HasField("dim_value"):
-        raise ProfileError(f"input {inputs[0].name!r} must be [batch, features] with static features")
-    n_features = int(dims[1].dim_value)
-    consumers: dict[str, list[tuple[int, onnx.NodeProto]]] = {}
+    consumers: Consumers = {}
     for index, node in enumerate(graph.node):
         for name in node.input:
             consumers.setdefault(name, []).append((index, node))
+    return graph, consts, inputs[0], consumers
+
+
+def extract_network(model: onnx.ModelProto | bytes) -> FloatNetwork:
+    """Read the dense chain from the graph input up to the first terminal op (see module doc)."""
+    graph, consts, inp, consumers = read_graph(model)
+    dims = inp.type.tensor_type.shape.dim
+    if len(dims) != 2 or not dims[1].HasField("dim_value"):
+        raise ProfileError(f"input {inp.name!r} must be [batch, features] with static features")
+    n_features = int(dims[1].dim_value)
     graph_outputs = {o.name for o in graph.output}
 
     layers: list[DenseLayer] = []
@@ -101,7 +113,7 @@ def extract_network(model: onnx.ModelProto | bytes) -> FloatNetwork:
     touched = False  # whether the pending affine map differs from the identity
     class_labels: tuple[int, ...] | None = None
     final: str | None = None
-    cur = inputs[0].name
+    cur = inp.name
 
     def const_of(node: onnx.NodeProto, index: int, name: str) -> FloatArray:
         if name not in consts:
@@ -112,7 +124,7 @@ def extract_network(model: onnx.ModelProto | bytes) -> FloatNetwork:
         return consts[name]
 
     while True:
-        if cur in graph_outputs and cur != inputs[0].name:
+        if cur in graph_outputs and cur != inp.name:
             break
         users = consumers.get(cur, [])
         if not users:
