@@ -140,8 +140,6 @@ class Store:
             return None
         return int(rows["cursor_number"]), rows["cursor_hash"]
 
-    #: deprecated name of :meth:`last_block`; ``oracle challenger status`` still calls it
-    cursor = last_block
 
     def recent_blocks(self) -> list[tuple[int, str]]:
         return [(r[0], r[1]) for r in self._rows("SELECT number, hash FROM blocks ORDER BY number DESC")]

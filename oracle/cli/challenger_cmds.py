@@ -124,4 +124,4 @@ def status(db: Annotated[Path, typer.Option(help="SQLite state file.")] = Path("
     store = Store(db)
     models = {f"{m}/{aspect}": {"status": st, "reason": why} for (m, aspect), (st, why) in store.models().items()
               if st != "bound"}
-    typer.echo(json.dumps({"cursor": store.cursor(), "claims": store.counts(), "models": models}, indent=2))
+    typer.echo(json.dumps({"cursor": store.last_block(), "claims": store.counts(), "models": models}, indent=2))

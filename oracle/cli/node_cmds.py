@@ -166,7 +166,7 @@ def status(config: ConfigOpt = None) -> None:
         db = Database(settings.db_path)
         for state, n in sorted(db.counts().items()):
             table.add_row(f"jobs {state}", str(n))
-        cur = db.cursor()
+        cur = db.last_block()
         table.add_row("cursor block", str(cur[0]) if cur else "-")
         db.close()
     Console().print(table)

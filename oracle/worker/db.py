@@ -180,8 +180,6 @@ class Database(TxStore):
         rows = self._query("SELECT block_number, block_hash FROM cursor WHERE id=1")
         return (rows[0]["block_number"], rows[0]["block_hash"]) if rows else None
 
-    #: deprecated name of :meth:`last_block` (it read as sqlite's ``cursor()``); ``oracle node status`` still calls it
-    cursor = last_block
 
     def block_hash(self, number: int) -> str | None:
         rows = self._query("SELECT hash FROM blocks WHERE number=?", (number,))
