@@ -52,8 +52,11 @@ class BlockLog(Protocol):
 
 
 class Event(Protocol):
-    block_number: int
-    block_hash: bytes
+    @property
+    def block_number(self) -> int: ...
+
+    @property
+    def block_hash(self) -> bytes: ...
 
 
 @dataclass(frozen=True)

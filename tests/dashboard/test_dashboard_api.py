@@ -224,6 +224,19 @@ def test_reorged_blocks_are_dropped_from_the_index(env: DashEnv) -> None:
     assert s.requests_seen == 1
 
 
+def test_a_reorg_at_the_same_height_is_found_by_hash(env: DashEnv) -> None:
+    """The index goes through the one chain follower: a one-block reorg that keeps the height (anvil_reorg,
+    the request's transaction not re-included) is found by the block's hash, not by a shorter chain."""
+    ix = DashboardIndexer(env.client, start_block=env.deployment.block, min_interval=0)
+    rid, _ = env.client.request(env.user, env.exact_id, sample_pixels(0))
+    head = env.w3.eth.block_number
+    assert rid in ix.snapshot().requests_by_id
+    env.rpc("anvil_reorg", [1, []])
+    assert env.w3.eth.block_number == head
+    s = ix.snapshot()
+    assert rid not in s.requests_by_id and s.block == head and s.requests_seen == 0
+
+
 class FlakyProvider(Web3.HTTPProvider):
     """Fails the ``fail_at``-th eth_getBlockByNumber call, as a dropped connection would."""
 

@@ -2,10 +2,11 @@
 
 How it reads the chain:
 
-- one ``eth_getLogs`` per block range (all of the oracle's events at once, decoded by topic), from
-  ``start_block`` to the head minus ``confirmations``, continuing where the last refresh stopped;
-- the hash of the last indexed block is remembered; if it changes (a reorg, or a devnet snapshot revert)
-  the index is dropped and rebuilt from ``start_block``;
+- through the project's one :class:`oracle.chain.follower.Follower`: one ``eth_getLogs`` per confirmed
+  block range (all of the oracle's events at once, decoded by topic), from ``start_block`` to the head minus
+  ``confirmations``, continuing where the last refresh stopped, each range checked against its blocks' hashes;
+- on a fork point below the cursor (a reorg, or a devnet snapshot revert) the in-memory index is dropped
+  and rebuilt from ``start_block`` (its rollback: the fold is cheap to redo, and nothing is persisted);
 - status is derived by :func:`oracle.lifecycle.derive_status`, the mirror of ``InferenceOracle.statusOf``
   (flags from events, timestamps from the events' blocks, evaluated at the indexed block's timestamp), so no
   call is needed per request;
@@ -36,6 +37,7 @@ from oracle.api.dashboard.records import (
     Snapshot,
 )
 from oracle.chain.client import OracleClient
+from oracle.chain.follower import Follower, Fork
 from oracle.chain.types import Mode
 
 log = structlog.get_logger("oracle.api.dashboard")
@@ -52,7 +54,8 @@ class _Index:
     """Mutable fold state; only touched under the indexer's lock."""
 
     cursor: int | None = None  # last indexed block
-    cursor_hash: bytes | None = None
+    cursor_hash: str = ""
+    cursor_time: int = 0
     requests: dict[int, RequestRecord] = field(default_factory=dict)
     requests_seen: int = 0
     operators: dict[str, OperatorRecord] = field(default_factory=dict)
@@ -60,6 +63,35 @@ class _Index:
     models: dict[int, ModelRecord] = field(default_factory=dict)
     slashed_by_request: dict[int, int] = field(default_factory=dict)
     accounts_stale: bool = False  # events arrived since stakes and credits were last read
+
+    # the follower's BlockLog: a fork below the cursor rebuilds the whole index, so only the cursor is kept
+    def last_block(self) -> tuple[int, str] | None:
+        return None if self.cursor is None else (self.cursor, self.cursor_hash)
+
+    def recent_blocks(self) -> list[tuple[int, str]]:
+        return [] if self.cursor is None else [(self.cursor, self.cursor_hash)]
+
+
+@dataclass(frozen=True)
+class _Log:
+    """A raw log as the follower sees it (block number and hash), the raw entry kept for decoding."""
+
+    block_number: int
+    block_hash: bytes
+    raw: Any
+
+
+class _IndexLog:
+    """The indexer's current fold as the follower's BlockLog (the fold object is replaced on a reindex)."""
+
+    def __init__(self, indexer: DashboardIndexer) -> None:
+        self.indexer = indexer
+
+    def last_block(self) -> tuple[int, str] | None:
+        return self.indexer._index.last_block()
+
+    def recent_blocks(self) -> list[tuple[int, str]]:
+        return self.indexer._index.recent_blocks()
 
 
 class DashboardIndexer:
@@ -94,6 +126,12 @@ class DashboardIndexer:
             getattr(client.contract.events, e["name"])() for e in client.contract.abi if e["type"] == "event"
         ]
         self._events: dict[bytes, Any] = {bytes(HexBytes(ev.topic)): ev for ev in events}
+        self._follower = Follower(self.w3, _IndexLog(self), confirmations=confirmations, block_range=block_range,
+                                  start_block=start_block)
+
+    def _logs(self, first: int, last: int) -> list[_Log]:
+        logs = self.w3.eth.get_logs({"address": self.client.address, "fromBlock": first, "toBlock": last})
+        return [_Log(int(x["blockNumber"]), bytes(x["blockHash"]), x) for x in logs]
 
     # ------------------------------------------------------------------ public
     def snapshot(self, force: bool = False) -> Snapshot:
@@ -142,43 +180,46 @@ class DashboardIndexer:
                 p["max_callback_gas"],
             )
             self._chain_id = int(self.w3.eth.chain_id)
-        head = self.w3.eth.get_block("latest")
-        target = max(int(head["number"]) - self.confirmations, 0)
-        tblock = head if target == head["number"] else self.w3.eth.get_block(target)
+        head = int(self.w3.eth.block_number)
         idx = self._index
-        if idx.cursor is not None and (
-            target < idx.cursor or bytes(self.w3.eth.get_block(idx.cursor)["hash"]) != idx.cursor_hash
-        ):
-            log.info("dashboard_reindex", cursor=idx.cursor, target=target)
+        if idx.cursor is not None and idx.cursor > head - self.confirmations:
+            # a shorter chain (a devnet snapshot revert): the follower would wait for it to pass the cursor
+            log.info("dashboard_reindex", cursor=idx.cursor, head=head)
             idx = self._index = _Index()
-        if idx.cursor is None:
-            idx.accounts_stale = True
-        start = self.start_block if idx.cursor is None else max(self.start_block, idx.cursor + 1)
-        while start <= target:
-            end = min(target, start + self.block_range - 1)
-            logs = self.w3.eth.get_logs({"address": self.client.address, "fromBlock": start, "toBlock": end})
+        while True:
+            step = self._follower.step(self._logs, head)
+            if step is None:
+                break
+            if isinstance(step, Fork):
+                # The fold is in memory and cheap to redo: roll back to the start and re-read the new branch.
+                log.info("dashboard_reindex", cursor=idx.cursor, fork=step.number)
+                idx = self._index = _Index()
+                continue
+            if idx.cursor is None:
+                idx.accounts_stale = True
             # Everything a range needs is fetched before it is folded, and the cursor moves with the fold:
             # a failed RPC never leaves a half-counted range behind to be counted again.
-            times = {
-                n: int(self.w3.eth.get_block(n)["timestamp"]) for n in {int(x["blockNumber"]) for x in logs}
-            }
-            end_hash = bytes(tblock["hash"]) if end == target else bytes(self.w3.eth.get_block(end)["hash"])
-            self._fold(idx, logs, times)
-            idx.cursor, idx.cursor_hash = end, end_hash
-            idx.accounts_stale = idx.accounts_stale or bool(logs)
-            start = end + 1
-        idx.cursor, idx.cursor_hash = target, bytes(tblock["hash"])
+            self._fold(idx, (e.raw for e in step.events), step.timestamps)
+            idx.cursor, idx.cursor_hash, idx.cursor_time = step.last, step.last_hash, step.timestamps[step.last]
+            idx.accounts_stale = idx.accounts_stale or bool(step.events)
+            if step.caught_up:
+                break
+        if idx.cursor is None:  # nothing confirmed since start_block yet
+            block = max(0, min(head - self.confirmations, self.start_block - 1))
+            at = int(self.w3.eth.get_block(block)["timestamp"])
+        else:
+            block, at = idx.cursor, idx.cursor_time
         if idx.accounts_stale:
-            self._read_accounts(idx, target)
+            self._read_accounts(idx, block)
             idx.accounts_stale = False
-            self._evict(idx, int(tblock["timestamp"]))
+            self._evict(idx, at)
         assert self._params is not None and self._chain_id is not None
         return Snapshot(
             chain_id=self._chain_id,
             oracle=self.client.address,
             start_block=self.start_block,
-            block=target,
-            chain_time=int(tblock["timestamp"]),
+            block=block,
+            chain_time=at,
             indexed_at=time.time(),
             params=self._params,
             requests=tuple(idx.requests.values()),
