@@ -83,7 +83,7 @@ class Processor:
         running = self.lanes.in_flight()
         jobs = [j for j in self.db.jobs(JobState.SEEN, limit=self.batch + len(running))
                 if j.request_id not in running]
-        parked = self.parking.parked() if jobs else {}
+        parked = self.parking.parked()  # read every step: the CLI may un-park through the database
         by_model: dict[int, list[Job]] = defaultdict(list)
         dropped: dict[int, list[int]] = defaultdict(list)
         for j in jobs:
