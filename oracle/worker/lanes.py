@@ -7,8 +7,8 @@ The loop thread reads the chain, ingests requests, sends transactions; if it ran
 - :class:`Lanes`: ``n`` lanes, each a thread with its own :class:`~oracle.worker.executor.Executor` (its
   own limited child process). A model runs in at most one lane at a time, so a slow model holds one lane and
   the others keep answering; the processor hands a lane a chunk sized to the model's measured speed.
-- :class:`Preparer`: fetching, validating and binding a model (:meth:`ModelStore.get`) on one background
-  thread; the loop asks again on its next step and serves the other models meanwhile.
+- :class:`Preparer`: fetching, validating and binding a model (:meth:`ModelStore.get`) on background
+  threads; the loop asks again on its next step and serves the other models meanwhile.
 
 Both call ``wake`` when something finished, so the loop does not sleep its poll interval past a result.
 """
@@ -109,12 +109,17 @@ class Lanes:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: Models prepared at once: a hostile EXACT file holds one preparer for up to the binding's time limit, and
+#: the other keeps bringing up new models meanwhile (each binding child may use the inference memory limit).
+PREPARERS = 2
+
+
 class Preparer:
-    """Runs :meth:`ModelStore.get` (fetch, validate, bind) on a background thread, one model at a time."""
+    """Runs :meth:`ModelStore.get` (fetch, validate, bind) on background threads."""
 
     def __init__(self, store: ModelStore, wake: Callable[[], None] = lambda: None) -> None:
         self.store = store
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="oracle-models")
+        self._pool = ThreadPoolExecutor(PREPARERS, thread_name_prefix="oracle-models")
         self._pending: dict[tuple[int, bytes], Future[ModelInfo]] = {}
         self.wake = wake
 
