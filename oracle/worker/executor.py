@@ -68,11 +68,14 @@ class ProcessExecutor:
         #: onnxruntime seconds spent in the last call (reported by the child), for metrics and the benchmark.
         self.last_inference_seconds = 0.0
         self.restarts = 0
+        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             return
+        if self._closed:
+            raise InferenceError("the inference executor is closed (the node is stopping)")
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(target=_child_main, args=(child, self.limits.memory_bytes),
                                        name="oracle-inference", daemon=True)
@@ -95,6 +98,7 @@ class ProcessExecutor:
         return self._proc is not None and self._proc.is_alive()
 
     def close(self) -> None:
+        self._closed = True
         if self._conn is not None:
             try:
                 self._conn.send(("stop",))

@@ -41,6 +41,20 @@ class Batch:
         return self.info.model_id
 
 
+def _run(executor: Executor, info: ModelInfo, inputs: list[bytes]) -> list[Result]:
+    """One batch in a lane; a child killed by a timeout or a crash is started again here, in the lane's
+    thread, so the lane is ready (and ``/ready`` says so) before its next batch."""
+    try:
+        return executor.run(info, inputs)
+    finally:
+        start = getattr(executor, "start", None)
+        if callable(start):
+            try:
+                start()
+            except Exception:  # noqa: BLE001 - the next batch reports it (or the node is stopping)
+                pass
+
+
 class Lanes:
     """``len(executors)`` inference lanes; at most one batch per lane and per model."""
 
@@ -89,7 +103,7 @@ class Lanes:
         lane = next((i for i in range(len(self.executors)) if i not in self._busy), None)
         if lane is None:
             return False
-        future = self._pools[lane].submit(self.executors[lane].run, info, [j.input for j in jobs])
+        future = self._pools[lane].submit(_run, self.executors[lane], info, [j.input for j in jobs])
         self._busy[lane] = Batch(lane, info, jobs, time.perf_counter(), future)
         future.add_done_callback(lambda _f: self.wake())
         return True

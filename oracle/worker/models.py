@@ -18,7 +18,8 @@ Order of checks for a model (all failures raise :class:`ModelError` saying why):
    ``program_reader``, to the bytes of the chain's program chunks; the file has no dead nodes, unused
    initializers or extra outputs. The proven program is stored as ``<model_dir>/<commitment>.program`` and
    the executor answers ``EXACT`` requests by running it (:class:`oracle.profile.binding.ProgramRunner`),
-   never the ONNX file: the worker's answer is the program's answer by construction.
+   never the ONNX file: the worker's answer is the program's answer by construction. Verdicts persist in
+   ``verdicts`` (the worker's database) keyed by :data:`BindingKey`, so a restart does not compile again.
 
 Sources, in order: the content-addressed cache ``<model_dir>/<hash>.onnx`` (re-verified), the registered URI
 (``file://``, ``http://``, ``https://``, or ``cas://<hash>`` for the cache only), then each mirror's

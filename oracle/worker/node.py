@@ -174,8 +174,7 @@ class Node:
                 self._errors = 0
                 backoff.reset()
                 if not busy:
-                    self._wake.wait(self.settings.poll_interval)
-                    self._wake.clear()
+                    self.idle(self.settings.poll_interval)
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything; transient ones back off
                 self._note_error(exc, "loop")
                 if not is_transient(exc):
@@ -205,6 +204,11 @@ class Node:
             if not sent and self.settings.auto_finalize:
                 sent = self.finalizer.step(head)
         return bool(polled.new_jobs or executed or sent or polled.reorg_depth or not polled.caught_up)
+
+    def idle(self, timeout: float) -> None:
+        """Waits up to ``timeout`` seconds, less when an inference batch or a model preparation finishes."""
+        self._wake.wait(timeout)
+        self._wake.clear()
 
     def stop(self) -> None:
         self._stop.set()

@@ -101,8 +101,6 @@ class Processor:
         for model_id, ids in dropped.items():
             self.parking.drop(model_id, ids, parked[model_id])
         for model_id, group in by_model.items():  # oldest request first (jobs come ordered by block)
-            if self.lanes.free() == 0:
-                break
             if not self.lanes.running(model_id):
                 self._start(model_id, group)
         self.metrics.lanes_busy.set(len(self.lanes.executors) - self.lanes.free())
@@ -115,8 +113,8 @@ class Processor:
         except ModelError as exc:
             self._fail(jobs, str(exc), "model_refused")
             return
-        if info is None:
-            return  # being fetched / validated / bound off the loop thread; the next steps ask again
+        if info is None or self.lanes.free() == 0:
+            return  # being fetched / validated / bound off the loop thread, or no lane free: next step
         good = [j for j in jobs if len(j.input) == model.input_length]
         if len(good) != len(jobs):
             self._fail([j for j in jobs if len(j.input) != model.input_length], "input length mismatch", "input")

@@ -139,3 +139,36 @@ def test_a_slow_model_cannot_delay_the_others_and_ends_parked(ws: WorkerSystem, 
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_each_input_has_its_models_budget_and_the_rest_of_the_chunk_is_not_run(tmp_path: Path) -> None:
+    from eth_utils import keccak
+
+    from oracle.chain.types import Model
+    from oracle.worker.errors import InferenceTimeout, NotRun
+    from oracle.worker.executor import ExecutorLimits, ProcessExecutor
+    from oracle.worker.models import ModelStore
+
+    from .conftest import expected_float_output, float_input, float_model
+
+    store = ModelStore(tmp_path / "cache", max_model_bytes=1 << 23, max_tensor_bytes=1 << 23)
+
+    def register(model_id: int, data: bytes, inp: int, out: int) -> Model:
+        path = tmp_path / f"{model_id}.onnx"
+        path.write_bytes(data)
+        return Model(model_id, "0x" + "00" * 20, False, Mode.ATTESTED, 1, 4, inp, out, keccak(data), b"\x00" * 32,
+                     path.as_uri())
+
+    slow = store.get(register(1, slow_model(), 4, 4))
+    fast = store.get(register(2, float_model().SerializeToString(), 12, 8))
+    ex = ProcessExecutor(ExecutorLimits(timeout=60.0, model_timeouts={1: 1.0}))
+    try:
+        x = np.array([1.0], dtype=">f4").tobytes()
+        res = ex.run(slow, [x, x, x])
+        assert isinstance(res[0], InferenceTimeout) and "1.0 s wall-time limit of model 1" in str(res[0])
+        assert all(isinstance(r, NotRun) for r in res[1:]), "after a timeout the chunk's other inputs do not run"
+        assert ex.restarts == 1
+        # the other model keeps the default budget and the restarted child answers it
+        assert ex.run(fast, [float_input([1.0, 2.0, 3.0])]) == [expected_float_output([1.0, 2.0, 3.0])]
+    finally:
+        ex.close()
