@@ -61,6 +61,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "profile": ("bench.profile_bench", False),
     "worker": ("bench.worker_bench", False),
     "binding": ("bench.binding_bench", False),
+    "slow": ("bench.slow_model_bench", False),
     "cnn": ("bench.cnn_bench", True),
     "dispute": ("bench.dispute_bench", True),
     "ops": ("bench.transformer_ops_bench", True),

@@ -71,11 +71,11 @@ def run() -> dict[str, float]:
         inference_s = [0.0]
 
         node.setup()
-        node.processor.on_inference = lambda _s, _n: inference_s.__setitem__(
-            0, inference_s[0] + node.executor.last_inference_seconds)  # type: ignore[attr-defined]
+        node.processor.on_inference = lambda _s, _n, ort_s: inference_s.__setitem__(0, inference_s[0] + ort_s)
         cpu0, t0 = time.process_time(), time.perf_counter()
         while node.db.counts().get("submitted", 0) < N_THROUGHPUT:
-            node.step()
+            if not node.step():
+                node.idle(0.005)  # as the node's loop does: inference runs in the lanes meanwhile
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         throughput = N_THROUGHPUT / wall
@@ -86,7 +86,8 @@ def run() -> dict[str, float]:
             rid, rec = client.request(acc[3], mid, int_input([i, 2, 3, 4]))
             t_req = time.perf_counter()
             while (j := node.db.job(rid)) is None or j.state.value != "submitted":
-                node.step()
+                if not node.step():
+                    node.idle(0.005)
             latencies.append((time.perf_counter() - t_req) * 1000)
         node.cleanup()
     return {

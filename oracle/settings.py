@@ -91,9 +91,19 @@ class NodeSettings(BaseSettings):
                                       description="Model ids never to serve, whatever model_ids says.")
 
     # --- inference
-    inference_timeout: float = Field(10.0, gt=0, description="Wall-time limit per inference batch (s).")
-    inference_memory_mb: int = Field(2048, ge=256, description="Address-space limit of the inference child.")
-    execute_batch: int = Field(256, ge=1, description="Jobs run per call into the inference child.")
+    inference_timeout: float = Field(10.0, gt=0, description="Wall-time budget of one input (s), for models "
+                                                              "not in model_timeouts.")
+    model_timeouts: dict[int, float] = Field(default_factory=dict,
+                                             description="Per-model wall-time budget of one input (s), e.g. "
+                                                         "{7: 30.0} for a model known to be slow.")
+    park_after_timeouts: int = Field(3, ge=1, description="Inputs in a row past their budget that park a model "
+                                                          "(until `oracle node unpark`).")
+    inference_lanes: int = Field(2, ge=1, le=32, description="Inference child processes running at once; a "
+                                                             "model uses at most one.")
+    inference_slice: float = Field(1.0, gt=0, description="Seconds of work a lane gets per model turn (the "
+                                                          "chunk is sized from the model's measured speed).")
+    inference_memory_mb: int = Field(2048, ge=256, description="Address-space limit of each inference child.")
+    execute_batch: int = Field(256, ge=1, description="Most jobs run per turn of one model in a lane.")
     max_attempts: int = Field(3, ge=1, description="Tries per job before it is marked failed.")
 
     # --- transactions

@@ -58,13 +58,14 @@ def test_a_version_0_challenger_file_migrates_and_keeps_its_claims(tmp_path: Pat
     assert _pragma(path, "user_version") == 2
 
 
-def test_a_version_0_worker_file_opens_at_version_1_with_its_jobs(tmp_path: Path) -> None:
+def test_a_version_0_worker_file_opens_at_the_newest_version_with_its_jobs(tmp_path: Path) -> None:
     path = tmp_path / "worker.db"
     with sqlite3.connect(path) as conn:
         conn.executescript(worker_db.SCHEMA)  # what the worker wrote before schema versions
         conn.execute("INSERT INTO cursor(id, block_number, block_hash) VALUES (1, 5, '0xcd')")
     db = Database(path)
-    assert db.sql.version == len(worker_db.MIGRATIONS) == 1
+    assert db.sql.version == len(worker_db.MIGRATIONS) == 2
+    assert db.parked_models() == {} and db.binding_verdict((b"a", b"b", b"", "v")) is None  # version 2 tables
     db.advance([NewJob(3, 1, "0xuser", 10, b"in", 6, "0xef", 100)], [(6, "0xef")], (6, "0xef"))
     assert db.last_block() == (6, "0xef")
     job = db.job(3)

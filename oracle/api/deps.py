@@ -35,6 +35,8 @@ class Control(Protocol):
 
     def withdraw(self, to: str | None) -> dict[str, Any]: ...
 
+    def unpark(self, model_id: int) -> bool: ...
+
 
 def get_control(request: Request) -> Control:
     return request.app.state.control  # type: ignore[no-any-return]

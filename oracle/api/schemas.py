@@ -19,6 +19,24 @@ class Ready(BaseModel):
     head_block: int | None
     consecutive_errors: int
     last_error: str | None
+    parked_models: dict[int, str] = Field(default_factory=dict,
+                                          description="Parked model id -> why (POST /admin/unpark/{id})")
+
+
+class ParkedModel(BaseModel):
+    model_id: int
+    reason: str
+    parked_at: float
+    dropped: int = Field(description="Jobs of the model dropped while it was parked")
+
+
+class ParkedList(BaseModel):
+    parked: list[ParkedModel]
+
+
+class UnparkOut(BaseModel):
+    model_id: int
+    unparked: bool
 
 
 class JobOut(BaseModel):

@@ -168,5 +168,26 @@ def status(config: ConfigOpt = None) -> None:
             table.add_row(f"jobs {state}", str(n))
         cur = db.last_block()
         table.add_row("cursor block", str(cur[0]) if cur else "-")
+        for model_id, p in db.parked_models().items():
+            table.add_row(f"model {model_id} PARKED", f"{p['dropped']} jobs dropped; `oracle node unpark {model_id}`")
         db.close()
     Console().print(table)
+
+
+@app.command()
+def unpark(model_id: Annotated[int, typer.Argument(help="Model id to serve again.")],
+           config: ConfigOpt = None) -> None:
+    """Serve a parked model again (it was too slow for its budget; raise model_timeouts first if it is)."""
+    from oracle.settings import NodeSettings
+    from oracle.worker.db import Database
+
+    settings = NodeSettings.load(config)
+    if not settings.db_path.exists():
+        raise CliError(f"no node database at {settings.db_path}; pass the node's --config", 2)
+    db = Database(settings.db_path)  # a running node reads the parked table at every step
+    try:
+        if not db.unpark_model(model_id):
+            raise CliError(f"model {model_id} is not parked (see `oracle node status`)", 1)
+    finally:
+        db.close()
+    typer.echo(f"model {model_id} un-parked; the node serves it again from its next step")

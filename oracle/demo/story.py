@@ -218,8 +218,8 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
 
     start = dep.block
     narrator = Narrator(console, client, names, args.window)
-    cheater = make_node("dishonest", dev.url, dep.oracle, start, workdir, 2,
-                        executor=CorruptingExecutor(ProcessExecutor()))
+    cheat_exec = CorruptingExecutor(ProcessExecutor())
+    cheater = make_node("dishonest", dev.url, dep.oracle, start, workdir, 2, executor=cheat_exec)
     challenger = make_challenger(client, workdir, start, chall_acct.address)
     cast += [cheater.start(), challenger.start()]
     console.print("the dishonest operator's worker and an independent challenger are running")
@@ -265,7 +265,7 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
     console.rule("act 3: challenge windows close, results finalize")
     narrator.wait(narrator.all_final, 120, "every request to settle")
     return _summarize(w3, client, narrator, mint, receipts, honest_acct.address, cheat_acct.address,
-                      chall_acct.address, cheater.node.executor)
+                      chall_acct.address, cheat_exec)
 
 
 def _dashboard(client: OracleClient, start: int, w3: Web3, model_id: int) -> list[Any]:

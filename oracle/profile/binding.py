@@ -23,6 +23,7 @@ onnxruntime (``worker.exact_answer_overhead``).
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,26 @@ class BindingError(OracleError, ValueError):
 class BindingLimitExceeded(BindingError):
     """Compiling the file hit the child's time or memory limit, or the child died: not a verdict on the file
     (a frozen or overloaded machine can cause it too), so callers may try again later."""
+
+
+@functools.cache
+def compiler_version() -> str:
+    """Names the compiler that produced a binding verdict: the package version and a keccak256 of every source
+    file of :mod:`oracle.profile` (the compiler, the program format, the interval analysis). Any change to
+    them gives a new version, so a cached verdict (the worker keeps them across restarts) never outlives the
+    code that reached it."""
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    from eth_utils.crypto import keccak
+
+    try:
+        pkg = version("verifiable-inference-oracle")
+    except PackageNotFoundError:
+        pkg = "0"
+    here = Path(__file__).resolve().parent
+    digest = keccak(b"".join(keccak(p.read_bytes()) for p in sorted(here.glob("*.py"))))
+    return f"{pkg}+{digest.hex()[:16]}"
 
 
 def _hex(b: bytes) -> str:

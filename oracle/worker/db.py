@@ -17,6 +17,10 @@ Schema (opened through :mod:`oracle.storage`; request ids are uint256, stored as
     txs(tx_hash TEXT PK, nonce INT, kind TEXT, request_ids TEXT,      -- every signed tx, before broadcast
         raw BLOB, max_fee INT, priority_fee INT, state TEXT, block_number INT, sent_at REAL, updated_at REAL)
     meta(key TEXT PK, value TEXT)                                     -- next_nonce, account
+    parked_models(model_id INT PK, reason TEXT, parked_at REAL,       -- models too slow to serve (v2)
+                  dropped INT)                                        -- jobs dropped while parked
+    bindings(onnx_hash, program_commitment, onchain_hash, compiler,   -- EXACT binding verdicts (v2)
+             ok INT, reason TEXT, created_at REAL)
 """
 
 from __future__ import annotations
@@ -85,8 +89,27 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 """
+#: version 2: models the node parked (too slow) and binding verdicts of EXACT files, both kept across restarts
+MODEL_STATE = """
+CREATE TABLE IF NOT EXISTS parked_models (
+    model_id INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL,
+    parked_at REAL NOT NULL,
+    dropped INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS bindings (
+    onnx_hash BLOB NOT NULL,
+    program_commitment BLOB NOT NULL,
+    onchain_hash BLOB NOT NULL,
+    compiler TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (onnx_hash, program_commitment, onchain_hash, compiler)
+)
+"""
 #: schema versions (PRAGMA user_version): version 1 is the schema as first released
-MIGRATIONS: tuple[Migration, ...] = (SCHEMA,)
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA, MODEL_STATE)
 
 #: How many recent blocks to remember for finding a fork point.
 KEEP_BLOCKS = 512
@@ -306,9 +329,11 @@ class Database(TxStore):
             with self.tx() as c:
                 c.executemany(sql, args)
 
-    def bump_attempts(self, request_ids: Sequence[int], conn: sqlite3.Connection | None = None) -> None:
-        sql = "UPDATE jobs SET attempts=attempts+1, updated_at=? WHERE request_id=?"
-        args = [(time.time(), rid_hex(r)) for r in request_ids]
+    def bump_attempts(self, request_ids: Sequence[int], conn: sqlite3.Connection | None = None,
+                      by: int = 1) -> None:
+        """Adds ``by`` to each job's attempt counter (-1 gives back an attempt that was not run)."""
+        sql = "UPDATE jobs SET attempts=MAX(0, attempts+?), updated_at=? WHERE request_id=?"
+        args = [(by, time.time(), rid_hex(r)) for r in request_ids]
         if conn is not None:
             conn.executemany(sql, args)
         else:
@@ -320,3 +345,37 @@ class Database(TxStore):
         with self.tx() as c:
             c.executemany("UPDATE jobs SET state=?, output=?, error=NULL, updated_at=? WHERE request_id=? AND state=?",
                           [(JobState.EXECUTED.value, out, now, rid_hex(r), JobState.SEEN.value) for r, out in results])
+
+    # ------------------------------------------------------------------ parked models
+    def park_model(self, model_id: int, reason: str) -> bool:
+        """Parks ``model_id``; False when it already was."""
+        with self.tx() as c:
+            return c.execute("INSERT OR IGNORE INTO parked_models(model_id, reason, parked_at) VALUES(?,?,?)",
+                             (model_id, reason, time.time())).rowcount > 0
+
+    def unpark_model(self, model_id: int) -> bool:
+        """Un-parks ``model_id``; False when it was not parked."""
+        with self.tx() as c:
+            return c.execute("DELETE FROM parked_models WHERE model_id=?", (model_id,)).rowcount > 0
+
+    def parked_models(self) -> dict[int, dict[str, Any]]:
+        """model id -> {reason, parked_at, dropped} of every parked model."""
+        return {r["model_id"]: {"reason": r["reason"], "parked_at": r["parked_at"], "dropped": r["dropped"]}
+                for r in self._query("SELECT * FROM parked_models ORDER BY model_id")}
+
+    def drop_parked_jobs(self, model_id: int, request_ids: Sequence[int], reason: str) -> None:
+        """Skips pending jobs of a parked model and counts them on its row, in one transaction."""
+        with self.tx() as c:
+            self.set_state(request_ids, JobState.SKIPPED, error=reason, conn=c)
+            c.execute("UPDATE parked_models SET dropped=dropped+? WHERE model_id=?", (len(request_ids), model_id))
+
+    # ------------------------------------------------------------------ binding verdicts
+    def binding_verdict(self, key: tuple[bytes, bytes, bytes, str]) -> tuple[bool, str] | None:
+        rows = self._query("SELECT ok, reason FROM bindings WHERE onnx_hash=? AND program_commitment=? AND"
+                           " onchain_hash=? AND compiler=?", key)
+        return (bool(rows[0]["ok"]), rows[0]["reason"]) if rows else None
+
+    def record_binding(self, key: tuple[bytes, bytes, bytes, str], ok: bool, reason: str) -> None:
+        with self.tx() as c:
+            c.execute("INSERT OR REPLACE INTO bindings(onnx_hash, program_commitment, onchain_hash, compiler, ok,"
+                      " reason, created_at) VALUES(?,?,?,?,?,?,?)", (*key, int(ok), reason, time.time()))

@@ -2,9 +2,11 @@
 
 A hostile or broken model can hang, allocate without bound or crash onnxruntime; none of that may take the
 worker down. The :class:`ProcessExecutor` keeps one long-lived child (started with ``spawn``) that caches
-sessions by model hash; the child sets ``RLIMIT_AS`` on itself before loading any model, and the parent
-kills and restarts it when a call exceeds the wall-time limit or the child dies. A batch that fails that way
-is retried one input at a time so one bad input cannot fail its neighbours.
+sessions by model hash; the child sets ``RLIMIT_AS`` on itself before loading any model and streams one
+result per input; the parent kills and restarts it when an input exceeds its model's wall-time budget or the
+child dies. The input that did it fails alone: after a death the rest run in a fresh child, after a timeout
+they come back as :class:`NotRun` (the model is slow, not the input; the processor decides whether to park
+it, :mod:`oracle.worker.lanes`). The node runs several executors at once, one per lane.
 
 Session options are pinned (one thread, sequential execution, no graph optimisations, deterministic compute,
 CPU provider only) so that the same bytes give the same output run after run.
@@ -22,14 +24,14 @@ from __future__ import annotations
 import functools
 import multiprocessing as mp
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 import structlog
 
-from oracle.worker.errors import InferenceError
+from oracle.worker.errors import InferenceError, InferenceTimeout, NotRun
 from oracle.worker.models import ModelInfo, TensorSpec
 
 log = structlog.get_logger("oracle.worker.executor")
@@ -47,8 +49,12 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class ExecutorLimits:
-    timeout: float = 10.0  # seconds per call into the child
+    timeout: float = 10.0  # wall-time seconds per input, unless the model has its own in model_timeouts
     memory_bytes: int = 2 * 1024**3  # RLIMIT_AS of the child
+    model_timeouts: Mapping[int, float] = field(default_factory=dict)  # model id -> seconds per input
+
+    def timeout_for(self, model_id: int) -> float:
+        return float(self.model_timeouts.get(model_id, self.timeout))
 
 
 class ProcessExecutor:
@@ -62,11 +68,14 @@ class ProcessExecutor:
         #: onnxruntime seconds spent in the last call (reported by the child), for metrics and the benchmark.
         self.last_inference_seconds = 0.0
         self.restarts = 0
+        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         if self._proc is not None and self._proc.is_alive():
             return
+        if self._closed:
+            raise InferenceError("the inference executor is closed (the node is stopping)")
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(target=_child_main, args=(child, self.limits.memory_bytes),
                                        name="oracle-inference", daemon=True)
@@ -89,6 +98,7 @@ class ProcessExecutor:
         return self._proc is not None and self._proc.is_alive()
 
     def close(self) -> None:
+        self._closed = True
         if self._conn is not None:
             try:
                 self._conn.send(("stop",))
@@ -108,42 +118,52 @@ class ProcessExecutor:
 
     # ------------------------------------------------------------------ running
     def run(self, model: ModelInfo, inputs: Sequence[bytes]) -> list[Result]:
-        if not inputs:
-            return []
-        try:
-            return self._call(model, list(inputs))
-        except InferenceError as exc:
-            if len(inputs) == 1:
-                return [exc]
-            log.warning("inference_batch_failed", model_id=model.model_id, size=len(inputs), reason=str(exc))
+        """One result per input. The child streams a result per input, so each input has the model's own
+        wall-time budget (:meth:`ExecutorLimits.timeout_for`): an input past it kills the child and gets an
+        :class:`InferenceTimeout`, the inputs after it a :class:`NotRun` (they cost no attempt); an input that
+        kills the child fails alone and the rest run in a fresh child."""
+        limit = self.limits.timeout_for(model.model_id)
         out: list[Result] = []
-        for data in inputs:
-            try:
-                out.extend(self._call(model, [data]))
-            except InferenceError as exc:
-                out.append(exc)
+        todo = list(inputs)
+        spent = 0.0
+        while todo:
+            got, seconds = self._call(model, todo, limit)
+            spent += seconds
+            out.extend(got)
+            todo = todo[len(got):]
+            if got and isinstance(got[-1], InferenceTimeout):
+                out.extend(NotRun("not run: an earlier input of the call timed out") for _ in todo)
+                break
+        self.last_inference_seconds = spent
         return out
 
-    def _call(self, model: ModelInfo, inputs: list[bytes]) -> list[Result]:
+    def _call(self, model: ModelInfo, inputs: list[bytes], limit: float) -> tuple[list[Result], float]:
+        """Results for a prefix of ``inputs`` (all of them unless the child timed out or died on one) and the
+        onnxruntime seconds the child reported."""
         self.start()
         assert self._conn is not None
+        out: list[Result] = []
+        spent = 0.0
         try:
             program = (str(model.program_path), model.program_commitment) if model.program_path else None
             self._conn.send(("run", str(model.path), model.onnx_hash, model.input, model.output, inputs, program))
-            if not self._conn.poll(self.limits.timeout):
-                self._restart("timeout")
-                raise InferenceError(f"inference exceeded the {self.limits.timeout:.1f} s wall-time limit")
-            reply = self._conn.recv()
-        except (EOFError, OSError, BrokenPipeError) as exc:
+            while len(out) < len(inputs):
+                if not self._conn.poll(limit):
+                    self._restart("timeout")
+                    out.append(InferenceTimeout(f"inference exceeded the {limit:.1f} s wall-time limit of model "
+                                                f"{model.model_id}"))
+                    return out, spent
+                kind, payload, seconds = self._conn.recv()
+                if kind == "error":  # the model or program could not be loaded: every input fails alike
+                    return out + [InferenceError(str(payload)) for _ in inputs[len(out):]], spent
+                spent += float(seconds)
+                out.append(payload if isinstance(payload, bytes) else InferenceError(str(payload)))
+        except (EOFError, OSError, BrokenPipeError):
             code = self._proc.exitcode if self._proc is not None else None
             self._restart("died")
-            raise InferenceError(f"inference child died (exit code {code}); memory limit or a crash "
-                                 "in onnxruntime") from exc
-        kind, payload, seconds = reply
-        self.last_inference_seconds = float(seconds)
-        if kind == "error":
-            raise InferenceError(str(payload))
-        return [p if isinstance(p, bytes) else InferenceError(str(p)) for p in payload]
+            out.append(InferenceError(f"inference child died (exit code {code}); memory limit or a crash "
+                                      "in onnxruntime"))
+        return out, spent
 
     def _restart(self, why: str) -> None:
         log.warning("inference_child_restarted", reason=why, pid=self.pid)
@@ -271,16 +291,15 @@ def _load_cached(conn: Connection, cache: dict[bytes, Any], path: str, digest: b
 
 def _run_items(conn: Connection, run: Callable[[bytes], bytes],
                inputs: list[bytes]) -> None:  # pragma: no cover - runs in the child
-    """Runs every input on its own (one bad input fails only itself) and sends the results and the time spent."""
-    results: list[bytes | str] = []
-    spent = 0.0
+    """Runs every input on its own (one bad input fails only itself) and sends each result, with the time it
+    took, as soon as it is done (the parent times every input against the model's budget)."""
     for item in inputs:
         t0 = time.perf_counter()
+        result: bytes | str
         try:
-            results.append(run(item))
+            result = run(item)
         except MemoryError:
-            results.append("inference exceeded the memory limit")
+            result = "inference exceeded the memory limit"
         except Exception as exc:  # noqa: BLE001 - bad input or runtime failure: this item only
-            results.append(f"inference failed: {exc}")
-        spent += time.perf_counter() - t0
-    conn.send(("ok", results, spent))
+            result = f"inference failed: {exc}"
+        conn.send(("item", result, time.perf_counter() - t0))

@@ -38,6 +38,15 @@ class Metrics:
         self.stake_wei = Gauge("oracle_worker_stake_wei", "Operator stake", ["kind"], registry=r)
         self.credits_wei = Gauge("oracle_worker_credits_wei", "Withdrawable credits", registry=r)
         self.cursor_block = Gauge("oracle_worker_cursor_block", "Last processed block", registry=r)
+        self.model_parked = Gauge("oracle_worker_model_parked", "1 while a model is parked (too slow; the "
+                                  "operator un-parks it)", ["model_id"], registry=r)
+        self.inference_timeouts = Counter("oracle_worker_inference_timeouts", "Inputs past their model's time "
+                                          "budget", ["model_id"], registry=r)
+        self.lanes_busy = Gauge("oracle_worker_lanes_busy", "Inference lanes running a batch", registry=r)
+        self.binding_compilations = Gauge("oracle_worker_binding_compilations", "EXACT files compiled to check "
+                                          "their binding since start", registry=r)
+        self.binding_cache_hits = Gauge("oracle_worker_binding_cache_hits", "EXACT bindings answered from the "
+                                        "persisted verdicts since start", registry=r)
         self.paused = Gauge("oracle_worker_paused", "1 while submissions are paused", registry=r)
 
     def render(self) -> bytes:

@@ -18,7 +18,8 @@ Order of checks for a model (all failures raise :class:`ModelError` saying why):
    ``program_reader``, to the bytes of the chain's program chunks; the file has no dead nodes, unused
    initializers or extra outputs. The proven program is stored as ``<model_dir>/<commitment>.program`` and
    the executor answers ``EXACT`` requests by running it (:class:`oracle.profile.binding.ProgramRunner`),
-   never the ONNX file: the worker's answer is the program's answer by construction.
+   never the ONNX file: the worker's answer is the program's answer by construction. Verdicts persist in
+   ``verdicts`` (the worker's database) keyed by :data:`BindingKey`, so a restart does not compile again.
 
 Sources, in order: the content-addressed cache ``<model_dir>/<hash>.onnx`` (re-verified), the registered URI
 (``file://``, ``http://``, ``https://``, or ``cas://<hash>`` for the cache only), then each mirror's
@@ -34,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 import structlog
@@ -79,6 +81,18 @@ class ModelInfo:
     program_commitment: bytes | None = None
 
 
+#: (onnx keccak, registered program commitment, keccak of the chain's program chunks or b"", compiler version)
+BindingKey = tuple[bytes, bytes, bytes, str]
+
+
+class BindingVerdicts(Protocol):
+    """Where binding verdicts persist across restarts (the worker's database), keyed by :data:`BindingKey`."""
+
+    def binding_verdict(self, key: BindingKey) -> tuple[bool, str] | None: ...
+
+    def record_binding(self, key: BindingKey, ok: bool, reason: str) -> None: ...
+
+
 class BindingRefused(ModelError):
     """An EXACT file is not bound to its registered program (see step 7); final for this registration."""
 
@@ -93,8 +107,13 @@ class ModelStore:
     def __init__(self, cache_dir: Path, *, max_model_bytes: int, max_tensor_bytes: int,
                  mirrors: tuple[str, ...] = (), fetch_timeout: float = 30.0,
                  program_reader: Callable[[Model], bytes] | None = None, bind_timeout: float = 120.0,
-                 bind_memory_bytes: int = 2 * 1024**3) -> None:
+                 bind_memory_bytes: int = 2 * 1024**3, verdicts: BindingVerdicts | None = None) -> None:
         self.cache_dir = Path(cache_dir)
+        #: Persistent binding verdicts (None: every process compiles each EXACT file once).
+        self.verdicts = verdicts
+        #: EXACT files compiled by this store, and bindings answered from ``verdicts`` instead.
+        self.compilations = 0
+        self.verdict_hits = 0
         #: Reads the chain's program chunks of an EXACT model (the worker passes one; None skips that check).
         self.program_reader = program_reader
         self.bind_timeout = bind_timeout
@@ -111,8 +130,9 @@ class ModelStore:
     def cached_path(self, onnx_hash: bytes) -> Path:
         return self.cache_dir / f"{onnx_hash.hex()}.onnx"
 
-    def get(self, model: Model) -> ModelInfo:
-        """The validated model, fetching it if needed; raises :class:`ModelError` (cached for a minute)."""
+    def ready(self, model: Model) -> ModelInfo | None:
+        """Without any I/O: the model if it is ready, its :class:`ModelError` if it was refused lately, else
+        None (then :meth:`get` has work to do: fetching, validating, binding)."""
         key = (model.model_id, model.onnx_hash)
         with self._lock:
             if key in self._ready:
@@ -120,6 +140,14 @@ class ModelStore:
             refused = self._refused.get(key)
             if refused and (refused[0] == float("inf") or time.monotonic() - refused[0] < REFUSAL_TTL):
                 raise refused[1]
+        return None
+
+    def get(self, model: Model) -> ModelInfo:
+        """The validated model, fetching it if needed; raises :class:`ModelError` (cached for a minute)."""
+        key = (model.model_id, model.onnx_hash)
+        info = self.ready(model)
+        if info is not None:
+            return info
         try:
             data = self._fetch(model)
             info = self._validate(model, data)
@@ -146,9 +174,15 @@ class ModelStore:
 
     def _bind(self, model: Model, data: bytes, info: ModelInfo) -> ModelInfo:
         """Prove the file computes the committed program (see the module docstring, step 7)."""
-        from oracle.profile.binding import BindingError, BindingLimitExceeded, bind_in_child
+        from oracle.profile.binding import BindingError, BindingLimitExceeded, bind_in_child, compiler_version
 
         onchain = self.program_reader(model) if self.program_reader is not None else None
+        key: BindingKey = (model.onnx_hash, model.program_commitment,
+                           keccak(onchain) if onchain is not None else b"", compiler_version())
+        cached = self._cached_binding(key, model)
+        if cached is not None:
+            return replace(info, program_path=cached, program_commitment=model.program_commitment)
+        self.compilations += 1
         try:
             binding = bind_in_child(data, program_commitment=model.program_commitment,
                                     input_length=model.input_length, output_length=model.output_length,
@@ -158,7 +192,10 @@ class ModelStore:
             # Not a fact about the file: a frozen or overloaded node times out too. Refused for REFUSAL_TTL only.
             raise ModelError(f"model {model.model_id}: binding check did not finish: {exc}; retried later") from None
         except BindingError as exc:
-            raise BindingRefused(f"model {model.model_id}: refused, not bound to its program: {exc}") from None
+            reason = f"model {model.model_id}: refused, not bound to its program: {exc}"
+            if self.verdicts is not None:
+                self.verdicts.record_binding(key, False, reason)
+            raise BindingRefused(reason) from None
         path = self.program_path(binding.commitment)
         try:
             current = path.read_bytes() if path.exists() else None
@@ -166,7 +203,28 @@ class ModelStore:
             current = None
         if current != binding.program_bytes:
             self._write_atomic(path, binding.program_bytes)
+        if self.verdicts is not None:
+            self.verdicts.record_binding(key, True, "")
         return replace(info, program_path=path, program_commitment=binding.commitment)
+
+    def _cached_binding(self, key: BindingKey, model: Model) -> Path | None:
+        """The proven program's path when a persisted verdict says the file is bound (and the program file is
+        still intact); raises :class:`BindingRefused` for a persisted refusal; None: compile."""
+        verdict = self.verdicts.binding_verdict(key) if self.verdicts is not None else None
+        if verdict is None:
+            return None
+        ok, reason = verdict
+        if not ok:
+            self.verdict_hits += 1
+            raise BindingRefused(reason)
+        path = self.program_path(model.program_commitment)
+        try:
+            intact = keccak(path.read_bytes()) == model.program_commitment
+        except OSError:
+            intact = False
+        if intact:
+            self.verdict_hits += 1
+        return path if intact else None
 
     def read_cached(self, onnx_hash: bytes) -> bytes | None:
         """Bytes of a cached model after re-checking its hash (for serving it to others)."""

@@ -1,7 +1,9 @@
 """Node supervisor: wires the components and runs their loop with one lifecycle (setup / run / stop / cleanup).
 
 One loop thread does, per iteration: read the head, let the listener ingest confirmed requests, let the
-processor execute them, advance the in-flight transaction, send the next result batch, finalize what is due.
+processor collect and start inference (run in the lanes' threads and child processes, models prepared on a
+background thread: the loop never waits on a model), advance the in-flight transaction, send the next result
+batch, finalize what is due.
 Everything is persisted between steps, so the loop can die anywhere. Transient RPC failures back off
 exponentially (with jitter, capped) and rotate to the next endpoint; SIGTERM / SIGINT stop the loop at the
 next step boundary. The operator API runs in a second thread and talks to the loop through :class:`NodeControl`
@@ -27,9 +29,11 @@ from oracle.settings import NodeSettings, load_account
 from oracle.worker.db import Database
 from oracle.worker.executor import Executor, ExecutorLimits, ProcessExecutor
 from oracle.worker.finalizer import Finalizer
+from oracle.worker.lanes import Lanes, Preparer
 from oracle.worker.listener import Listener
 from oracle.worker.metrics import Metrics
 from oracle.worker.models import ModelStore
+from oracle.worker.parking import Parking
 from oracle.worker.processor import Processor
 from oracle.worker.rpc import Backoff, Head, Rpc, is_transient
 from oracle.worker.submitter import GWEI, FeePolicy, SubmitPolicy, Submitter
@@ -55,21 +59,30 @@ class NodeStatus:
     consecutive_errors: int
     executor_alive: bool
     job_counts: dict[str, int] = field(default_factory=dict)
+    #: model id -> {reason, parked_at, dropped} of every parked model
+    parked_models: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class Node:
     """The operator worker. Build with :meth:`from_settings` (or pass components for tests)."""
 
     def __init__(self, *, settings: NodeSettings, rpc: Rpc, db: Database, account: Any, metrics: Metrics,
-                 store: ModelStore, executor: Executor) -> None:
+                 store: ModelStore, lanes: Lanes) -> None:
         self.settings = settings
         self.rpc = rpc
         self.db = db
         self.account = account
         self.metrics = metrics
         self.store = store
-        self.executor = executor
+        #: the inference lanes (``restarts``, ``close``, ``executors``)
+        self.executor = lanes
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by a finished inference batch or model preparation
+        lanes.wake = self._wake.set
+        self.preparer = Preparer(store, self._wake.set)
+        self.parking = Parking(db, metrics, settings.park_after_timeouts, self.timeout_for)
+        metrics.binding_compilations.set_function(lambda: store.compilations)
+        metrics.binding_cache_hits.set_function(lambda: store.verdict_hits)
         self._paused = threading.Event()
         self._commands: queue.Queue[tuple[Callable[[Head], Any], Future[Any]]] = queue.Queue()
         self._caught_up = False
@@ -86,18 +99,28 @@ class Node:
 
     @classmethod
     def from_settings(cls, settings: NodeSettings, executor: Executor | None = None,
-                      account: Any | None = None) -> Node:
+                      account: Any | None = None,
+                      executor_factory: Callable[[ExecutorLimits], Executor] = ProcessExecutor) -> Node:
+        """``inference_lanes`` executors from ``executor_factory``; a given ``executor`` (a wrapper, e.g. the
+        demo's dishonest worker) is the only lane."""
         account = account or load_account(settings)
         rpc = Rpc(settings.rpc_urls, settings.resolve_oracle_address(), timeout=settings.rpc_timeout)
+        db = Database(settings.db_path)
         store = ModelStore(settings.model_dir, max_model_bytes=settings.max_model_bytes,
                            max_tensor_bytes=settings.max_tensor_bytes, mirrors=tuple(settings.model_mirrors),
                            fetch_timeout=settings.fetch_timeout,
                            program_reader=lambda m: read_onchain_program(rpc.client, m.model_id),
-                           bind_memory_bytes=settings.inference_memory_mb * 1024 * 1024)
-        executor = executor or ProcessExecutor(ExecutorLimits(settings.inference_timeout,
-                                                              settings.inference_memory_mb * 1024 * 1024))
-        return cls(settings=settings, rpc=rpc, db=Database(settings.db_path), account=account, metrics=Metrics(),
-                   store=store, executor=executor)
+                           bind_memory_bytes=settings.inference_memory_mb * 1024 * 1024, verdicts=db)
+        limits = ExecutorLimits(settings.inference_timeout, settings.inference_memory_mb * 1024 * 1024,
+                                dict(settings.model_timeouts))
+        executors = [executor] if executor is not None else \
+            [executor_factory(limits) for _ in range(settings.inference_lanes)]
+        return cls(settings=settings, rpc=rpc, db=db, account=account, metrics=Metrics(), store=store,
+                   lanes=Lanes(executors))
+
+    def timeout_for(self, model_id: int) -> float:
+        """The operator's wall-time budget of one input of ``model_id`` (seconds)."""
+        return float(self.settings.model_timeouts.get(model_id, self.settings.inference_timeout))
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
@@ -111,17 +134,17 @@ class Node:
                                 params["challenge_window"], s.max_attempts))
         self.listener = Listener(self.rpc, self.db, self.metrics, confirmations=s.confirmations,
                                  block_range=s.block_range, start_block=s.default_start_block())
-        self.processor = Processor(self.rpc, self.db, self.store, self.executor, self.metrics,
+        self.processor = Processor(self.rpc, self.db, self.preparer, self.executor, self.parking, self.metrics,
                                    request_timeout=params["request_timeout"], min_time_left=s.min_time_left,
                                    max_attempts=s.max_attempts, batch=s.execute_batch,
+                                   slice_seconds=s.inference_slice,
                                    model_ids=frozenset(s.model_ids) if s.model_ids is not None else None,
                                    deny_model_ids=frozenset(s.deny_model_ids), max_bond_wei=s.max_bond_wei)
         self.listener.on_range = self.submitter.verify_mined
         self.finalizer = Finalizer(self.rpc, self.db, self.submitter, batch_size=s.batch_size)
         self._retry(self.submitter.setup, "setup")
-        start = getattr(self.executor, "start", None)
-        if callable(start):
-            start()
+        self.executor.start()
+        self.parking.parked()  # the gauge shows models parked before this start
         self._started = True
         log.info("node_started", address=self.account.address, oracle=self.rpc.oracle_address,
                  confirmations=s.confirmations)
@@ -151,7 +174,7 @@ class Node:
                 self._errors = 0
                 backoff.reset()
                 if not busy:
-                    self._stop.wait(self.settings.poll_interval)
+                    self.idle(self.settings.poll_interval)
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything; transient ones back off
                 self._note_error(exc, "loop")
                 if not is_transient(exc):
@@ -182,12 +205,19 @@ class Node:
                 sent = self.finalizer.step(head)
         return bool(polled.new_jobs or executed or sent or polled.reorg_depth or not polled.caught_up)
 
+    def idle(self, timeout: float) -> None:
+        """Waits up to ``timeout`` seconds, less when an inference batch or a model preparation finishes."""
+        self._wake.wait(timeout)
+        self._wake.clear()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def cleanup(self) -> None:
         self.stop_api()
         try:
+            self.preparer.close()
             self.executor.close()
         finally:
             self.db.close()
@@ -281,13 +311,16 @@ class Node:
 
         return dict(self.submit_command(_do))
 
+    def unpark(self, model_id: int) -> bool:
+        """Serves a parked model again (its strikes start from zero); False when it was not parked."""
+        return self.parking.unpark(model_id)
+
     def status(self) -> NodeStatus:
         cur = self.db.last_block()
-        alive = getattr(self.executor, "alive", None)
         return NodeStatus(self.account.address, self.rpc.oracle_address, self.rpc.url, self._started,
                           self._paused.is_set(), self._caught_up, cur[0] if cur else None,
                           self._head.number if self._head else None, self._last_error, self._errors,
-                          bool(alive()) if callable(alive) else True, self.db.counts())
+                          self.executor.alive(), self.db.counts(), self.db.parked_models())
 
     def _note_error(self, exc: BaseException, where: str) -> None:
         self._errors += 1
@@ -345,3 +378,6 @@ class NodeControl:
 
     def withdraw(self, to: str | None) -> dict[str, Any]:
         return self._node.withdraw_credits(to)
+
+    def unpark(self, model_id: int) -> bool:
+        return self._node.unpark(model_id)

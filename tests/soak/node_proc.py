@@ -79,10 +79,13 @@ def trace_errors(node: Node) -> None:
 
 def main() -> None:
     settings = NodeSettings.load(None)
-    limits = ExecutorLimits(settings.inference_timeout, settings.inference_memory_mb * 1024 * 1024)
     rate = float(os.environ.get("SOAK_CORRUPT_RATE", "0"))
-    executor = CorruptingExecutor(limits, rate, int(os.environ.get("SOAK_CORRUPT_SEED", "0")))
-    node: Any = Node.from_settings(settings, executor=executor)
+    seed = int(os.environ.get("SOAK_CORRUPT_SEED", "0"))
+
+    def lane(limits: ExecutorLimits) -> CorruptingExecutor:  # every inference lane lies at the same rate
+        return CorruptingExecutor(limits, rate, seed)
+
+    node: Any = Node.from_settings(settings, executor_factory=lane)
     trace_errors(node)
     node.serve(install_signals=True)
 

@@ -29,7 +29,7 @@ class SlowExecutor(ProcessExecutor):
 
 
 def main() -> None:
-    node = Node.from_settings(NodeSettings.load(None), executor=SlowExecutor())
+    node = Node.from_settings(NodeSettings.load(None), executor_factory=SlowExecutor)
     node.serve(install_signals=True)
 
 

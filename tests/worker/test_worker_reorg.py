@@ -170,8 +170,14 @@ def test_four_block_reorgs_drop_submissions_and_finalizations(ws: WorkerSystem, 
         assert len(fin) == 4
         depth = ws.w3.eth.block_number - min(t.block_number for t in fin) + 1
         assert depth == 4
-        ws.rpc("anvil_reorg", [depth, []])  # every finalization dropped
-        assert all(ws.client.status_of(r) is Status.FINALIZABLE for r in rids)
+        # The node finds a same-height reorg by hash at its next poll and re-sends at once: hold the blocks
+        # until the dropped state has been checked.
+        ws.rpc("evm_setAutomine", [False])
+        try:
+            ws.rpc("anvil_reorg", [depth, []])  # every finalization dropped
+            assert all(ws.client.status_of(r) is Status.FINALIZABLE for r in rids)
+        finally:
+            ws.rpc("evm_setAutomine", [True])
         ws.rpc("evm_mine")
         wait_for(lambda: all(ws.client.status_of(r) is Status.FINALIZED for r in rids), timeout=90,
                  what="dropped finalizations sent again")

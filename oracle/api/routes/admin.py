@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path
 
 from oracle.api.deps import AdminDep, ControlDep
-from oracle.api.schemas import Ack, WithdrawIn, WithdrawOut
+from oracle.api.schemas import Ack, UnparkOut, WithdrawIn, WithdrawOut
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -29,3 +31,11 @@ def withdraw(control: ControlDep, _auth: AdminDep, body: WithdrawIn | None = Non
     except (RuntimeError, TimeoutError) as exc:
         raise HTTPException(409, str(exc)) from exc
     return WithdrawOut(sent=bool(out["sent"]), credits=str(out["credits"]), tx_hash=out["tx_hash"])
+
+
+@router.post("/unpark/{model_id}", response_model=UnparkOut, responses={401: {}, 403: {}, 404: {}})
+def unpark(control: ControlDep, _auth: AdminDep, model_id: Annotated[int, Path(ge=0)]) -> UnparkOut:
+    """Serve a parked model again (raise its budget in model_timeouts first if it is just slow)."""
+    if not control.unpark(model_id):
+        raise HTTPException(404, f"model {model_id} is not parked")
+    return UnparkOut(model_id=model_id, unparked=True)

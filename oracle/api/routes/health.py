@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from oracle.api.deps import ControlDep
-from oracle.api.schemas import Health, Ready
+from oracle.api.schemas import Health, ParkedList, ParkedModel, Ready
 
 router = APIRouter(tags=["health"])
 
@@ -23,4 +23,11 @@ def ready(control: ControlDep, response: Response) -> Ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Ready(ready=ok, started=s.started, caught_up=s.caught_up, paused=s.paused,
                  executor_alive=s.executor_alive, cursor_block=s.cursor_block, head_block=s.head_block,
-                 consecutive_errors=s.consecutive_errors, last_error=s.last_error)
+                 consecutive_errors=s.consecutive_errors, last_error=s.last_error,
+                 parked_models={m: str(p["reason"]) for m, p in s.parked_models.items()})
+
+
+@router.get("/parked", response_model=ParkedList)
+def parked(control: ControlDep) -> ParkedList:
+    """Models this node stopped serving because their inputs kept running past their time budget."""
+    return ParkedList(parked=[ParkedModel(model_id=m, **p) for m, p in control.status().parked_models.items()])

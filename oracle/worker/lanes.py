@@ -1,0 +1,160 @@
+"""Work the node loop must never wait for: inference lanes and model preparation, each on its own threads.
+
+The loop thread reads the chain, ingests requests, sends transactions; if it ran inference or compiled an
+``EXACT`` file itself, one slow model (seconds per input, issue 12) or one hostile file (up to the binding's
+120 s) would hold every other model's answers and every transaction behind it.
+
+- :class:`Lanes`: ``n`` lanes, each a thread with its own :class:`~oracle.worker.executor.Executor` (its
+  own limited child process). A model runs in at most one lane at a time, so a slow model holds one lane and
+  the others keep answering; the processor hands a lane a chunk sized to the model's measured speed.
+- :class:`Preparer`: fetching, validating and binding a model (:meth:`ModelStore.get`) on background
+  threads; the loop asks again on its next step and serves the other models meanwhile.
+
+Both call ``wake`` when something finished, so the loop does not sleep its poll interval past a result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from oracle.chain.types import Model
+from oracle.worker.db import Job
+from oracle.worker.executor import Executor, Result
+from oracle.worker.models import ModelInfo, ModelStore
+
+
+@dataclass
+class Batch:
+    """A chunk of one model's jobs running in a lane."""
+
+    lane: int
+    info: ModelInfo
+    jobs: list[Job]
+    started: float
+    future: Future[list[Result]]
+
+    @property
+    def model_id(self) -> int:
+        return self.info.model_id
+
+
+def _run(executor: Executor, info: ModelInfo, inputs: list[bytes]) -> list[Result]:
+    """One batch in a lane; a child killed by a timeout or a crash is started again here, in the lane's
+    thread, so the lane is ready (and ``/ready`` says so) before its next batch."""
+    try:
+        return executor.run(info, inputs)
+    finally:
+        start = getattr(executor, "start", None)
+        if callable(start):
+            try:
+                start()
+            except Exception:  # noqa: BLE001 - the next batch reports it (or the node is stopping)
+                pass
+
+
+class Lanes:
+    """``len(executors)`` inference lanes; at most one batch per lane and per model."""
+
+    def __init__(self, executors: Sequence[Executor], wake: Callable[[], None] = lambda: None) -> None:
+        if not executors:
+            raise ValueError("at least one inference lane is needed")
+        self.executors = list(executors)
+        self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"oracle-lane{i}") for i in range(len(executors))]
+        self._busy: dict[int, Batch] = {}
+        self.wake = wake
+
+    def start(self) -> None:
+        for ex in self.executors:
+            start = getattr(ex, "start", None)
+            if callable(start):
+                start()
+
+    def alive(self) -> bool:
+        for ex in self.executors:
+            alive = getattr(ex, "alive", None)
+            if callable(alive) and not alive() and not self._running_on(ex):
+                return False
+        return True
+
+    def _running_on(self, ex: Executor) -> bool:
+        return any(self.executors[b.lane] is ex for b in self._busy.values())
+
+    @property
+    def restarts(self) -> int:
+        return sum(int(getattr(ex, "restarts", 0)) for ex in self.executors)
+
+    def running(self, model_id: int) -> bool:
+        return any(b.model_id == model_id for b in self._busy.values())
+
+    def in_flight(self) -> set[int]:
+        """Request ids running now."""
+        return {j.request_id for b in self._busy.values() for j in b.jobs}
+
+    def free(self) -> int:
+        return len(self.executors) - len(self._busy)
+
+    def submit(self, info: ModelInfo, jobs: list[Job]) -> bool:
+        """Starts ``jobs`` of one model on a free lane; False when every lane is busy (or the model runs)."""
+        if self.running(info.model_id):
+            return False
+        lane = next((i for i in range(len(self.executors)) if i not in self._busy), None)
+        if lane is None:
+            return False
+        future = self._pools[lane].submit(_run, self.executors[lane], info, [j.input for j in jobs])
+        self._busy[lane] = Batch(lane, info, jobs, time.perf_counter(), future)
+        future.add_done_callback(lambda _f: self.wake())
+        return True
+
+    def finished(self) -> list[Batch]:
+        """The batches that are done (their future holds the results or the exception); their lanes are free."""
+        done = [b for b in self._busy.values() if b.future.done()]
+        for b in done:
+            del self._busy[b.lane]
+        return done
+
+    def close(self) -> None:
+        """Stops every child (a lane stuck in a slow input returns at once) and then the lane threads."""
+        for ex in self.executors:
+            ex.close()
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+#: Models prepared at once: a hostile EXACT file holds one preparer for up to the binding's time limit, and
+#: the other keeps bringing up new models meanwhile (each binding child may use the inference memory limit).
+PREPARERS = 2
+
+
+class Preparer:
+    """Runs :meth:`ModelStore.get` (fetch, validate, bind) on background threads."""
+
+    def __init__(self, store: ModelStore, wake: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(PREPARERS, thread_name_prefix="oracle-models")
+        self._pending: dict[tuple[int, bytes], Future[ModelInfo]] = {}
+        self.wake = wake
+
+    def get(self, model: Model) -> ModelInfo | None:
+        """The model if ready, None while it is being prepared; raises its :class:`ModelError` if refused."""
+        info = self.store.ready(model)
+        if info is not None:
+            return info
+        key = (model.model_id, model.onnx_hash)
+        fut = self._pending.get(key)
+        if fut is None:
+            fut = self._pending[key] = self._pool.submit(self.store.get, model)
+            fut.add_done_callback(lambda _f: self.wake())
+            return None
+        if not fut.done():
+            return None
+        del self._pending[key]
+        return fut.result()  # the info, or the ModelError (also cached by the store for its TTL)
+
+    def preparing(self) -> int:
+        return sum(1 for f in self._pending.values() if not f.done())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
