@@ -1,0 +1,144 @@
+"""The transformer converter: its integer LayerNorm and softmax track the float ones on ordinary and
+hostile rows, the shipped integer graph runs in onnxruntime as int64 within one point of the float
+model's accuracy, and graphs that are not this encoder are refused."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from oracle.errors import ProfileError
+from oracle.profile.converter import IR_VERSION, OPSET
+from oracle.profile.datasets import load_split
+from oracle.profile.models import model_bytes
+from oracle.profile.transformer import (
+    ACT_BITS,
+    PROB_BITS,
+    RESID_BITS,
+    IntScales,
+    _Act,
+    _Lowering,
+    convert_transformer,
+    graph_macs,
+    isqrt_steps,
+    ort_labels,
+)
+from oracle.profile.transformer_float import EPS, TransformerShape, layer_norm, read_onnx
+
+SHAPE = TransformerShape(vocab=17, seq=64, dim=16, heads=2, ffn=32, layers=2, classes=10)
+SCALES = IntScales(resid=9, qk=8, v=8, ffn=8, weight_width=1)
+#: The ops the lowering may emit: the profile's, plus those of issue 11 (Gather, ReduceSum, ReduceMax).
+PROFILE_OPS = {"MatMul", "Add", "Sub", "Mul", "Div", "Clip", "Reshape", "Transpose", "ArgMax", "Gather",
+               "ReduceSum", "ReduceMax"}
+
+
+def run_piece(build: Callable[[_Lowering, _Act], str], x: np.ndarray, mult: float) -> np.ndarray:
+    """Run one lowered piece (its integer input named ``input``) in onnxruntime as int64."""
+    import onnxruntime as ort
+
+    low = _Lowering({}, SHAPE, SCALES)
+    out = build(low, _Act("input", mult))
+    graph = helper.make_graph(low.g.nodes, "piece",
+                              [helper.make_tensor_value_info("input", TensorProto.INT64, list(x.shape))],
+                              [helper.make_tensor_value_info(out, TensorProto.INT64, None)], initializer=low.g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(sess.run(None, {"input": x.astype(np.int64)})[0])
+
+
+def test_newton_square_root_reaches_isqrt_for_every_variance_the_graph_can_see() -> None:
+    low = _Lowering({}, SHAPE, SCALES)
+    rng = np.random.default_rng(3)
+    v = np.concatenate([np.arange(0, 1 << 16), rng.integers(0, 1 << 30, 20000), [(1 << 30) - 1, 1 << 30]])
+    roots, steps = isqrt_steps(low.y0, v.astype(np.int64))
+    assert steps <= low.newton_steps and low.y0**2 >= 1 << 30
+    exact = np.array([math.isqrt(int(a)) for a in v])
+    assert np.all((roots == exact) | (roots == exact + 1)) and roots.min() >= 1
+
+
+def test_integer_layer_norm_tracks_float_on_ordinary_and_hostile_rows() -> None:
+    f = SCALES.resid
+    rng = np.random.default_rng(4)
+    r = 1 << RESID_BITS
+    rows = np.concatenate([
+        np.rint(rng.normal(0, 1.5, size=(60, SHAPE.dim)) * 2**f),
+        np.full((1, SHAPE.dim), r),  # constant row: variance 0, the Newton Clip keeps the divisor >= 1
+        np.where(np.arange(SHAPE.dim) % 2, -r, r).reshape(1, -1),  # the largest variance
+        np.eye(1, SHAPE.dim) * r,  # one spike
+        np.eye(1, SHAPE.dim) * 3,  # a spread of 3 quanta: below the input's own resolution, only bounded
+    ]).astype(np.int64)
+    got = {}
+
+    def piece(low: _Lowering, a: _Act) -> str:
+        n = low.layer_norm(a, "ln")
+        got["mult"] = n.mult
+        return n.name
+
+    out = run_piece(piece, rows, 2.0**-f)
+    want = layer_norm(rows * 2.0**-f, 1.0, 0.0, np, EPS)
+    assert np.all(out[60] == 0)
+    err = np.abs(out * got["mult"] - want)[:63][np.arange(63) != 60]
+    assert err.max() < 0.02 * math.sqrt(SHAPE.dim), err.max()
+    assert np.abs(out).max() <= 2 ** (ACT_BITS)
+
+
+def test_integer_softmax_tracks_float_and_never_divides_by_zero() -> None:
+    bits = 2 * SCALES.qk
+    rng = np.random.default_rng(5)
+    scores = np.rint(rng.normal(0, 3, size=(2, 8, 64)) * 2**bits)
+    scores[0, 0] = 0  # all equal
+    scores[0, 1] = -(1 << 29)
+    scores[0, 1, 7] = 1 << 29  # one score dwarfs the rest (int32 edge of ReduceMax)
+    scores[1, 0] = np.where(np.arange(64) % 2, -(1 << 29), 1 << 29)
+    out = run_piece(lambda low, a: low.softmax_rows(a.name, bits, "sm"), scores.astype(np.int64), 2.0**-bits)
+    real = scores * 2.0**-bits
+    e = np.exp(real - real.max(axis=-1, keepdims=True))
+    want = e / e.sum(axis=-1, keepdims=True)
+    assert np.abs(out / 2**PROB_BITS - want).max() < 0.01
+    assert out.min() >= 0 and out.max() <= 1 << PROB_BITS
+    assert out[0, 1, 7] == 1 << PROB_BITS
+
+
+def test_graphs_that_are_not_the_encoder_are_refused_with_what_differs() -> None:
+    with pytest.raises(ProfileError, match="initializers named embed"):
+        read_onnx(model_bytes("digits_cnn_float"))
+    model = onnx.load_model_from_string(model_bytes("digits_transformer_float"))
+    relu = next(n for n in model.graph.node if n.op_type == "Relu")
+    relu.op_type = "Gelu"
+    with pytest.raises(ProfileError, match="Gelu"):
+        read_onnx(model)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    return (onnx.load_model_from_string(model_bytes("digits_transformer_float")),
+            onnx.load_model_from_string(model_bytes("digits_transformer")))
+
+
+def test_shipped_integer_graph_uses_only_profile_ops_and_reproduces_the_conversion(shipped: tuple) -> None:
+    float_model, int_model = shipped
+    assert {n.op_type for n in int_model.graph.node} <= PROFILE_OPS
+    _, shape, _ = read_onnx(float_model)
+    assert shape.layers >= 2 and shape.heads >= 2 and graph_macs(shape) <= 1_000_000
+    split = load_split("digits")
+    conv = convert_transformer(float_model, split.x_train, split.y_train, split.x_test, split.y_test)
+    assert conv.model.SerializeToString(deterministic=True) == model_bytes("digits_transformer")
+    rep = conv.report
+    assert rep.float_accuracy >= 0.95
+    assert rep.int_accuracy >= rep.float_accuracy - 0.01, rep
+    assert rep.agreement >= 0.98
+
+
+def test_shipped_integer_graph_runs_on_hostile_tokens(shipped: tuple) -> None:
+    """Out-of-vocabulary tokens (the whole int8 input range) are clipped before Gather: no crash, a label."""
+    _, int_model = shipped
+    rng = np.random.default_rng(6)
+    tokens = np.concatenate([np.full((1, 64), -128), np.full((1, 64), 127), rng.integers(-128, 128, (30, 64)),
+                             np.full((1, 64), 16), np.zeros((1, 64))])
+    labels = ort_labels(int_model, tokens)
+    assert labels.min() >= 0 and labels.max() <= 9
