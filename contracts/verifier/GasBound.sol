@@ -48,6 +48,10 @@ library GasBound {
     uint256 internal constant PER_TRANSPOSE_ROW = 89;
     uint256 internal constant PER_ARGMAX_IN_ELEMENT = 114;
     uint256 internal constant PER_ARGMAX_OUT_ELEMENT = 114;
+    uint256 internal constant PER_GATHER_INDEX = 150;
+    uint256 internal constant PER_GATHER_ELEMENT = 60;
+    uint256 internal constant PER_TRANSPOSE_ND_ELEMENT = 60;
+    uint256 internal constant PER_TRANSPOSE_ND_ROW = 150;
     uint256 internal constant MM_PER_ROW = 1_000;
     uint256 internal constant MM_PER_ACTIVATION = 75;
     uint256 internal constant MM_PER_PUSH = 550;
@@ -253,6 +257,15 @@ library GasBound {
             bits = _matmul(s, p, op);
         } else if (code <= TensorKernels.OP_MIN) {
             bits = _binary(s, p, op, outShape, outN);
+        } else if (code == TensorKernels.OP_GATHER) {
+            // Packed data is read in place; packed indices are unpacked. An element of a row of data.
+            uint256 idxN = TensorKernels.numel(p.shapes[op.inputs[1]]);
+            if (s.packed[op.inputs[1]]) {
+                s.mem += 1 + idxN;
+                s.gas += idxN * PER_UNPACK_ELEMENT;
+            }
+            s.gas += idxN * PER_GATHER_INDEX + outN * PER_GATHER_ELEMENT;
+            bits = _operandBits(s, p, a);
         } else {
             uint256 inN = TensorKernels.numel(p.shapes[a]);
             if (s.packed[a]) {
@@ -265,10 +278,17 @@ library GasBound {
             } else if (code == TensorKernels.OP_TRANSPOSE) {
                 s.gas += outN * PER_TRANSPOSE_ELEMENT + p.shapes[a][0] * PER_TRANSPOSE_ROW;
                 bits = s.bits[a];
+            } else if (code == TensorKernels.OP_TRANSPOSE_ND) {
+                uint256 last = outShape.length == 0 ? 1 : outShape[outShape.length - 1];
+                s.gas += outN * PER_TRANSPOSE_ND_ELEMENT + (outN / last) * PER_TRANSPOSE_ND_ROW;
+                bits = s.bits[a];
             } else {
-                // ArgMax: an index along the axis.
+                // The reduction kernel: ArgMax (an index along the axis), ReduceSum, ReduceMax.
                 s.gas += inN * PER_ARGMAX_IN_ELEMENT + outN * PER_ARGMAX_OUT_ELEMENT;
-                bits = _clog2(p.shapes[a][uint256(op.attrs[0])] - 1);
+                uint256 len = p.shapes[a][uint256(op.attrs[0])];
+                bits = code == TensorKernels.OP_ARGMAX
+                    ? _clog2(len - 1)
+                    : code == TensorKernels.OP_REDUCE_SUM ? s.bits[a] + _clog2(len) : s.bits[a];
             }
         }
         s.bits[op.output] = bits > MAX_BITS ? MAX_BITS : bits;
@@ -277,14 +297,24 @@ library GasBound {
 
     function _matmul(State memory s, Program memory p, Op memory op) private pure returns (uint256 bits) {
         (uint256 a, uint256 b) = (op.inputs[0], op.inputs[1]);
-        (uint256 m, uint256 k, uint256 n) = (p.shapes[a][0], p.shapes[a][1], p.shapes[b][1]);
+        uint256[] memory bShape = p.shapes[b];
+        uint256 rb = bShape.length;
+        (uint256 k, uint256 n) = (bShape[rb - 2], bShape[rb - 1]);
+        // All rows of A (batched or not) against K x N.
+        uint256 m = TensorKernels.numel(p.shapes[a]) / k;
         uint256 ba = s.bits[a];
         bits = ba + s.bits[b] + _clog2(k);
         if (s.packed[a]) {
             s.mem += 1 + m * k;
             s.gas += m * k * PER_UNPACK_ELEMENT;
         }
-        if (!s.packed[b]) {
+        if (s.packed[b] && rb == 3) {
+            // A rank-3 constant B is unpacked and takes the word kernel.
+            uint256 bN = TensorKernels.numel(bShape);
+            s.mem += 1 + bN;
+            s.gas += bN * PER_UNPACK_ELEMENT;
+        }
+        if (!s.packed[b] || rb == 3) {
             s.gas += m * (k * (MMW_PER_ACTIVATION + n * MMW_PER_MAC) + n * MMW_PER_OUTPUT);
             return bits;
         }
@@ -340,8 +370,10 @@ library GasBound {
         if (code == TensorKernels.OP_ADD || code == TensorKernels.OP_SUB) return _max(ba, bb) + 1;
         if (code == TensorKernels.OP_MUL) return ba + bb;
         if (code == TensorKernels.OP_DIV) {
-            // The divisor is a non-zero constant (checked when decoded): |a / d| <= |a| / min|d|.
+            // A computed divisor: |a / d| <= |a| (x / 0 = 0). A constant one is non-zero (checked when
+            // decoded): |a / d| <= |a| / min|d|.
             uint256 d = op.inputs[1];
+            if (p.constData[d] == 0) return ba;
             uint256 count = TensorKernels.numel(p.shapes[d]);
             s.gas += count * PER_CONST_ELEMENT_SCAN;
             uint256 smallest = _smallestMagnitude(p.constData[d], p.constWidth[d], count);

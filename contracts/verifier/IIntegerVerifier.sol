@@ -25,16 +25,13 @@ interface IIntegerVerifier is IExactVerifier {
     /// @notice `runOp` got the wrong number of operands or attributes for `opcode`, or an attribute out
     /// of its range (Clip min > max, ArgMax axis/flags, Cast width).
     error InvalidAttributes(uint8 opcode);
-    /// @notice The divisor of a `runOp` Div has a zero element at `index` (programs reject this when
-    /// decoded: the divisor must be a non-zero constant).
-    error DivisionByZero(uint256 index);
 
     /// @notice Evaluates a single op exactly like one step of `execute` (and like the reference's `run_op`).
-    /// @param opcode the op, numbered as in the program format (1 MatMul ... 14 Cast).
+    /// @param opcode the op, numbered as in the program format (1 MatMul ... 18 TransposeND).
     /// @param inputs the operands in program order; a MatMul weight operand is read in its packed form,
     /// so narrow widths make big MatMuls cheap.
     /// @param attrs the op's i64 attributes (Clip: min, max; ArgMax: axis, keepdims, select_last_index;
-    /// Cast: target width).
+    /// Cast: target width; ReduceSum, ReduceMax: axis, keepdims; TransposeND: the rank-4 permutation).
     /// @param outShape the op's output shape, as the program's tensor table would give it; checked
     /// against the operands (ShapeMismatch(0) if it is not the shape the op produces).
     /// @return output the output elements in row-major order, each an int64.

@@ -211,8 +211,8 @@ contract IntegerVerifier is IIntegerVerifier {
         }
     }
 
-    /// @dev The shape and attribute rules a program op obeys, plus a non-zero divisor for Div (a program
-    /// guarantees that by construction: its divisor is a checked constant). Returns the output shape.
+    /// @dev The shape and attribute rules a program op obeys. A zero divisor is not refused: Div is total
+    /// (x / 0 is 0, like `sdiv`), since a program's computed divisor may be zero. Returns the output shape.
     function _checkedOp(uint256 opcode, Tensor[] memory ins, int256[] memory attrs, uint32[] calldata outShape)
         private
         pure
@@ -227,12 +227,6 @@ contract IntegerVerifier is IIntegerVerifier {
         uint256 status = TensorKernels.checkOp(opcode, inShapes, attrs, shape);
         if (status == TensorKernels.CHECK_ATTRS) revert InvalidAttributes(uint8(opcode));
         if (status == TensorKernels.CHECK_SHAPE) revert ShapeMismatch(0);
-        if (opcode == TensorKernels.OP_DIV) {
-            int256[] memory divisor = TensorKernels.values(ins[1]);
-            for (uint256 i; i < divisor.length; ++i) {
-                if (divisor[i] == 0) revert DivisionByZero(i);
-            }
-        }
     }
 
     function _shape(uint32[] calldata dims) private pure returns (uint256[] memory shape) {

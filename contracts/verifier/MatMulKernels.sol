@@ -454,19 +454,26 @@ library MatMulKernels {
         }
     }
 
-    /// @notice Writes A x B into `c` (length M*N) with both operands one word per element (B computed
-    /// by an earlier op, which the compiler never emits for MLPs: correct, not tuned).
-    function mulWords(int256[] memory a, int256[] memory b, uint256 m, uint256 k, uint256 n, int256[] memory c)
-        internal
-        pure
-    {
+    /// @notice Writes A x B into `c` (length batch*M*N) with both operands one word per element (B
+    /// computed by an earlier op, or a rank-3 B): `batch` products, the t-th of A[t] ([M,K]) and B[t]
+    /// ([K,N]); correct, not tuned (attention's activation x activation products are small).
+    function mulWords(
+        int256[] memory a,
+        int256[] memory b,
+        uint256 batch,
+        uint256 m,
+        uint256 k,
+        uint256 n,
+        int256[] memory c
+    ) internal pure {
         assembly ("memory-safe") {
             calldatacopy(add(c, 0x20), calldatasize(), shl(5, mload(c)))
             let rowBytes := shl(5, n)
             let aRow := add(a, 0x20)
             let cRow := add(c, 0x20)
-            for { let i := 0 } lt(i, m) { i := add(i, 1) } {
-                let bRow := add(b, 0x20)
+            for { let i := 0 } lt(i, mul(batch, m)) { i := add(i, 1) } {
+                // Row i of A (batch i / m) meets matrix i / m of B.
+                let bRow := add(add(b, 0x20), mul(div(i, m), mul(k, rowBytes)))
                 let cEnd := add(cRow, rowBytes)
                 for { let kk := 0 } lt(kk, k) { kk := add(kk, 1) } {
                     let x := mload(add(aRow, shl(5, kk)))

@@ -28,8 +28,8 @@ struct Program {
 /// @notice Parses and validates v1 program bytes (docs/integer-profile.md, all integers big-endian) with
 /// the rules of `oracle.profile.program.decode`: a program is accepted here iff the reference accepts it.
 /// @dev Errors: a structural fault (bad magic or width, truncation, trailing bytes, an id out of range,
-/// undefined or defined twice, a wrong operand or attribute count, an illegal attribute, a Div divisor
-/// that is not a non-zero constant, a tensor nobody defines) reverts `MalformedProgram(offset)` with the
+/// undefined or defined twice, a wrong operand or attribute count, an illegal attribute, a constant Div
+/// divisor with a zero element, a tensor nobody defines) reverts `MalformedProgram(offset)` with the
 /// byte offset of the offending field (of the op, for op-level rules; the program length for a tensor
 /// left undefined); an unknown opcode reverts `UnsupportedOpcode`; operand shapes that do not fit the op
 /// revert `ShapeMismatch(opIndex)`. Everything is checked before any op runs, so a bad program fails cheaply.
@@ -183,9 +183,9 @@ library ProgramDecoder {
         if (status == TensorKernels.CHECK_ATTRS) revert IExactVerifier.MalformedProgram(start);
         if (status == TensorKernels.CHECK_SHAPE) revert IExactVerifier.ShapeMismatch(index);
         if (op.opcode == TensorKernels.OP_DIV) {
-            uint256 divisor = op.inputs[1];
-            if (state[divisor] != CONSTANT) revert IExactVerifier.MalformedProgram(start);
-            if (!_allNonZero(p.constData[divisor], p.constWidth[divisor], TensorKernels.numel(p.shapes[divisor]))) {
+            // A constant divisor has no zero element; a computed one may (Div is total: x / 0 is 0).
+            uint256 d = op.inputs[1];
+            if (state[d] == CONSTANT && !_allNonZero(p.constData[d], p.constWidth[d], TensorKernels.numel(p.shapes[d]))) {
                 revert IExactVerifier.MalformedProgram(start);
             }
         }

@@ -42,6 +42,10 @@ library TensorKernels {
     uint256 internal constant OP_ARGMAX = 12;
     uint256 internal constant OP_IDENTITY = 13;
     uint256 internal constant OP_CAST = 14;
+    uint256 internal constant OP_GATHER = 15;
+    uint256 internal constant OP_REDUCE_SUM = 16;
+    uint256 internal constant OP_REDUCE_MAX = 17;
+    uint256 internal constant OP_TRANSPOSE_ND = 18;
 
     /// @notice `checkOp` results.
     uint256 internal constant CHECK_OK = 0;
@@ -52,13 +56,14 @@ library TensorKernels {
 
     /// @notice Whether `opcode` is in the v1 op set.
     function supported(uint256 opcode) internal pure returns (bool) {
-        return opcode >= OP_MATMUL && opcode <= OP_CAST;
+        return opcode >= OP_MATMUL && opcode <= OP_TRANSPOSE_ND;
     }
 
     /// @notice Number of inputs and of i64 attributes of a supported opcode.
     function arity(uint256 opcode) internal pure returns (uint256 nIn, uint256 nAttr) {
-        if (opcode <= OP_MIN) return (2, 0);
-        if (opcode == OP_CLIP) return (1, 2);
+        if (opcode <= OP_MIN || opcode == OP_GATHER) return (2, 0);
+        if (opcode == OP_CLIP || opcode == OP_REDUCE_SUM || opcode == OP_REDUCE_MAX) return (1, 2);
+        if (opcode == OP_TRANSPOSE_ND) return (1, 4);
         if (opcode == OP_ARGMAX) return (1, 3);
         if (opcode == OP_CAST) return (1, 1);
         return (1, 0);
@@ -86,14 +91,40 @@ library TensorKernels {
         pure
         returns (uint256)
     {
-        if (opcode == OP_MATMUL) {
-            uint256[] memory a = ins[0];
-            uint256[] memory b = ins[1];
-            if (a.length != 2 || b.length != 2 || a[1] != b[0]) return CHECK_SHAPE;
-            return out.length == 2 && out[0] == a[0] && out[1] == b[1] ? CHECK_OK : CHECK_SHAPE;
-        }
-        if (opcode <= OP_MIN) return _broadcasts(ins[0], ins[1], out) ? CHECK_OK : CHECK_SHAPE;
         uint256[] memory x = ins[0];
+        if (opcode == OP_MATMUL) {
+            // [M,K]x[K,N], [B,M,K]x[K,N] (B broadcast) or [B,M,K]x[B,K,N] -> x.shape[:-1] + [N].
+            uint256[] memory b = ins[1];
+            (uint256 r, uint256 rb) = (x.length, b.length);
+            if (r < 2 || r > 3 || (rb != 2 && rb != r) || x[r - 1] != b[rb - 2] || out.length != r) return CHECK_SHAPE;
+            if ((rb == 3 && x[0] != b[0]) || out[r - 1] != b[rb - 1]) return CHECK_SHAPE;
+            return _prefixEqual(x, 0, out, 0, r - 1) ? CHECK_OK : CHECK_SHAPE;
+        }
+        if (opcode <= OP_MIN) return _broadcasts(x, ins[1], out) ? CHECK_OK : CHECK_SHAPE;
+        if (opcode == OP_GATHER) {
+            // data [n, ...] by indices of any shape -> indices.shape + data.shape[1:].
+            uint256[] memory idx = ins[1];
+            if (x.length == 0 || out.length != idx.length + x.length - 1) return CHECK_SHAPE;
+            return _prefixEqual(idx, 0, out, 0, idx.length) && _prefixEqual(x, 1, out, idx.length, x.length - 1)
+                ? CHECK_OK
+                : CHECK_SHAPE;
+        }
+        if (opcode == OP_REDUCE_SUM || opcode == OP_REDUCE_MAX) {
+            if (attrs[0] < 0 || uint256(attrs[0]) >= x.length || (attrs[1] != 0 && attrs[1] != 1)) return CHECK_ATTRS;
+            return _argmaxShapeMatches(x, uint256(attrs[0]), attrs[1] == 1, out) ? CHECK_OK : CHECK_SHAPE;
+        }
+        if (opcode == OP_TRANSPOSE_ND) {
+            // attrs: a permutation of the rank-4 view (left-padded with ones) that fixes the padding.
+            uint256 pad = MAX_RANK - x.length;
+            uint256 seen;
+            for (uint256 i; i < MAX_RANK; ++i) {
+                int256 d = attrs[i];
+                if (d < 0 || d > 3 || (seen >> uint256(d)) & 1 == 1 || (i < pad && uint256(d) != i)) return CHECK_ATTRS;
+                seen |= 1 << uint256(d);
+                if (i >= pad && (out.length != x.length || out[i - pad] != x[uint256(d) - pad])) return CHECK_SHAPE;
+            }
+            return out.length == x.length ? CHECK_OK : CHECK_SHAPE;
+        }
         if (opcode == OP_CLIP) {
             if (attrs[0] > attrs[1]) return CHECK_ATTRS;
             return _equal(x, out) ? CHECK_OK : CHECK_SHAPE;
@@ -179,9 +210,12 @@ library TensorKernels {
         out.values = take(pool, numel(outShape));
         if (opcode == OP_MATMUL) {
             Tensor memory b = ins[1];
-            (uint256 m, uint256 k, uint256 n) = (x.shape[0], x.shape[1], b.shape[1]);
+            uint256 rb = b.shape.length;
+            (uint256 k, uint256 n) = (b.shape[rb - 2], b.shape[rb - 1]);
+            // A rank-3 A against a rank-2 B is one [B*M, K] x [K, N] product (the same row-major layout).
+            uint256 m = numel(x.shape) / k;
             // Packed weights are read in place even if some other op materialised them.
-            if (b.packed != 0) {
+            if (b.packed != 0 && rb == 2) {
                 // Lane accumulators and batches: pooled too, so consecutive layers share them.
                 int256[] memory scratch = take(pool, MatMulKernels.scratchWords(n, b.width));
                 uint256 at;
@@ -191,7 +225,9 @@ library TensorKernels {
                 MatMulKernels.mulPacked(values(x), m, k, n, b.packed, b.width, out.values, at);
                 give(pool, scratch);
             } else {
-                MatMulKernels.mulWords(values(x), values(b), m, k, n, out.values);
+                // Batched: one product per leading index of B.
+                uint256 batch = rb == 3 ? b.shape[0] : 1;
+                MatMulKernels.mulWords(values(x), values(b), batch, m / batch, k, n, out.values);
             }
         } else if (opcode <= OP_MIN) {
             _binary(opcode, x, ins[1], outShape, out.values);
@@ -199,8 +235,14 @@ library TensorKernels {
             _clip(values(x), attrs[0], attrs[1], out.values);
         } else if (opcode == OP_TRANSPOSE) {
             _transpose(values(x), x.shape[0], x.shape[1], out.values);
+        } else if (opcode == OP_GATHER) {
+            _gather(x, values(ins[1]), out.values);
+        } else if (opcode == OP_TRANSPOSE_ND) {
+            _transposeNd(values(x), x.shape, attrs, out.values);
         } else {
-            _argmax(values(x), x.shape, uint256(attrs[0]), attrs[2] == 1, out.values);
+            // ArgMax (mode 0 first / 1 last maximum), ReduceSum (2), ReduceMax (3).
+            uint256 mode = opcode == OP_ARGMAX ? uint256(attrs[2]) : opcode - 14;
+            _reduce(values(x), x.shape, uint256(attrs[0]), mode, out.values);
         }
     }
 
@@ -258,6 +300,18 @@ library TensorKernels {
     function _paddedDim(uint256[] memory shape, uint256 rank, uint256 i) private pure returns (uint256) {
         uint256 pad = rank - shape.length;
         return i < pad ? 1 : shape[i - pad];
+    }
+
+    /// @dev Whether a[aFrom..aFrom+len) == b[bFrom..bFrom+len).
+    function _prefixEqual(uint256[] memory a, uint256 aFrom, uint256[] memory b, uint256 bFrom, uint256 len)
+        private
+        pure
+        returns (bool)
+    {
+        for (uint256 i; i < len; ++i) {
+            if (a[aFrom + i] != b[bFrom + i]) return false;
+        }
+        return true;
     }
 
     function _argmaxShapeMatches(uint256[] memory x, uint256 axis, bool keepdims, uint256[] memory out)
@@ -503,8 +557,9 @@ library TensorKernels {
         }
     }
 
-    /// @dev Index of the first (or last) maximum along `axis`, viewing x as [outer, len, inner].
-    function _argmax(int256[] memory x, uint256[] memory shape, uint256 axis, bool last, int256[] memory out)
+    /// @dev Along `axis`, viewing x as [outer, len, inner]: mode 0 / 1 the index of the first / last
+    /// maximum (ArgMax), 2 the sum reduced to int64 (ReduceSum), 3 the maximum (ReduceMax).
+    function _reduce(int256[] memory x, uint256[] memory shape, uint256 axis, uint256 mode, int256[] memory out)
         private
         pure
     {
@@ -520,22 +575,105 @@ library TensorKernels {
         assembly ("memory-safe") {
             let step := shl(5, inner)
             let po := add(out, 0x20)
+            let last := eq(mode, 1)
             for { let o := 0 } lt(o, outer) { o := add(o, 1) } {
                 for { let i := 0 } lt(i, inner) { i := add(i, 1) } {
                     let p := add(add(x, 0x20), shl(5, add(mul(mul(o, len), inner), i)))
                     let best := mload(p)
                     let idx := 0
-                    for { let j := 1 } lt(j, len) { j := add(j, 1) } {
-                        p := add(p, step)
-                        let v := mload(p)
-                        // First maximum: replace only on a strictly greater value; last: also on ties.
-                        if or(sgt(v, best), and(last, eq(v, best))) {
-                            best := v
-                            idx := j
+                    switch mode
+                    case 2 {
+                        for { let j := 1 } lt(j, len) { j := add(j, 1) } {
+                            p := add(p, step)
+                            best := add(best, mload(p))
+                        }
+                        best := signextend(7, best)
+                    }
+                    default {
+                        for { let j := 1 } lt(j, len) { j := add(j, 1) } {
+                            p := add(p, step)
+                            let v := mload(p)
+                            // First maximum: replace only on a strictly greater value; last: also on ties.
+                            if or(sgt(v, best), and(last, eq(v, best))) {
+                                best := v
+                                idx := j
+                            }
                         }
                     }
-                    mstore(po, idx)
+                    if lt(mode, 2) { best := idx }
+                    mstore(po, best)
                     po := add(po, 0x20)
+                }
+            }
+        }
+    }
+
+    /// @dev Gather along axis 0: output row q is row indices[q] of data, or zeros for an index outside
+    /// [0, n) (total semantics; unsigned comparison catches negative ones). Packed data (an embedding
+    /// table) is read in place.
+    function _gather(Tensor memory data, int256[] memory idx, int256[] memory out) private pure {
+        uint256 n = data.shape[0];
+        uint256 inner = numel(data.shape) / n;
+        (uint256 base, uint256 size, uint256 sh) = (data.packed, data.width, 256 - 8 * data.width);
+        if (base == 0) {
+            int256[] memory v = data.values;
+            assembly ("memory-safe") {
+                base := add(v, 0x20)
+            }
+            (size, sh) = (32, 0);
+        }
+        assembly ("memory-safe") {
+            let po := add(out, 0x20)
+            let rowBytes := mul(inner, size)
+            let pi := add(idx, 0x20)
+            for { let endI := add(pi, shl(5, mload(idx))) } lt(pi, endI) { pi := add(pi, 0x20) } {
+                let i := mload(pi)
+                let end := add(po, shl(5, inner))
+                switch lt(i, n)
+                case 0 {
+                    for {} lt(po, end) { po := add(po, 0x20) } { mstore(po, 0) }
+                }
+                default {
+                    for { let p := add(base, mul(i, rowBytes)) } lt(po, end) {
+                        po := add(po, 0x20)
+                        p := add(p, size)
+                    } { mstore(po, sar(sh, mload(p))) }
+                }
+            }
+        }
+    }
+
+    /// @dev N-D Transpose on the rank-4 view: output dimension i walks input dimension attrs[i].
+    function _transposeNd(int256[] memory x, uint256[] memory shape, int256[] memory attrs, int256[] memory out)
+        private
+        pure
+    {
+        // g[0..3]: output dims; g[4..7]: input byte strides along them.
+        uint256[8] memory g;
+        uint256[4] memory stride;
+        uint256 st = 32;
+        for (uint256 i = MAX_RANK; i > 0; --i) {
+            stride[i - 1] = st;
+            st *= _paddedDim(shape, MAX_RANK, i - 1);
+        }
+        for (uint256 i; i < MAX_RANK; ++i) {
+            uint256 d = uint256(attrs[i]);
+            (g[i], g[i + 4]) = (_paddedDim(shape, MAX_RANK, d), stride[d]);
+        }
+        assembly ("memory-safe") {
+            let po := add(out, 0x20)
+            let d3 := shl(5, mload(add(g, 0x60)))
+            let s3 := mload(add(g, 0xe0))
+            for { let i0 := 0 } lt(i0, mload(g)) { i0 := add(i0, 1) } {
+                for { let i1 := 0 } lt(i1, mload(add(g, 0x20))) { i1 := add(i1, 1) } {
+                    let p1 := add(add(x, 0x20), add(mul(i0, mload(add(g, 0x80))), mul(i1, mload(add(g, 0xa0)))))
+                    for { let i2 := 0 } lt(i2, mload(add(g, 0x40))) { i2 := add(i2, 1) } {
+                        let p := add(p1, mul(i2, mload(add(g, 0xc0))))
+                        for { let end := add(po, d3) } lt(po, end) {
+                            po := add(po, 0x20)
+                            p := add(p, s3)
+                        } { mstore(po, mload(p)) }
+                    }
                 }
             }
         }

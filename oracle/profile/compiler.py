@@ -39,8 +39,10 @@ from oracle.profile.program import (
     broadcast_shape,
     commitment,
     encode,
+    matmul_shape,
     narrowest_width,
     numel,
+    padded_perm,
     width_range,
 )
 from oracle.profile.reference import run_op
@@ -79,7 +81,11 @@ _ALLOWED_ATTRS: dict[str, frozenset[str]] = {
     "ArgMax": frozenset({"axis", "keepdims", "select_last_index"}),
     "Cast": frozenset({"to", "saturate"}),
     "Constant": frozenset({"value", "value_int", "value_ints"}),
+    "Gather": frozenset({"axis"}),
+    "ReduceSum": frozenset({"axes", "keepdims", "noop_with_empty_axes"}),
+    "ReduceMax": frozenset({"axes", "keepdims", "noop_with_empty_axes"}),
 }
+_REDUCE = {"ReduceSum": Opcode.REDUCE_SUM, "ReduceMax": Opcode.REDUCE_MAX}
 SUPPORTED_OPS = tuple(sorted(_ALLOWED_ATTRS))
 
 
@@ -388,26 +394,42 @@ class _GraphCompiler:
         elif op == "MatMul":
             self._expect_inputs(node, vals, 2, where)
             a, b = vals
-            if len(a.shape) != 2 or len(b.shape) != 2 or a.shape[1] != b.shape[0]:
+            mm = matmul_shape(a.shape, b.shape)
+            if mm is None:
                 raise ProfileError(
-                    f"MatMul is 2-D only ([M,K] x [K,N]), got {list(a.shape)} x {list(b.shape)}", node=where
+                    f"MatMul takes [M,K]x[K,N], [B,M,K]x[K,N] or [B,M,K]x[B,K,N], got {list(a.shape)} x "
+                    f"{list(b.shape)}; reshape the operands to one of these",
+                    node=where,
                 )
-            self._emit_op(
-                node, Opcode.MATMUL, [node.input[0], node.input[1]], (), (a.shape[0], b.shape[1]), where
-            )
+            self._emit_op(node, Opcode.MATMUL, [node.input[0], node.input[1]], (), mm, where)
+        elif op == "Gather":
+            self._expect_inputs(node, vals, 2, where)
+            data, idx = vals
+            axis = int(attrs.get("axis", 0))  # type: ignore[call-overload]
+            if axis not in (0, -len(data.shape)) or not data.shape:
+                raise ProfileError(f"Gather is axis 0 only, got axis {axis}; Transpose the data first", node=where)
+            out = idx.shape + data.shape[1:]
+            if len(out) > MAX_RANK:
+                raise ProfileError(f"Gather output rank {len(out)} > {MAX_RANK}", node=where)
+            self._emit_op(node, Opcode.GATHER, [node.input[0], node.input[1]], (), out, where)
+        elif op in _REDUCE:
+            self._reduce(node, vals, attrs, where)
         elif op == "Identity":
             self._expect_inputs(node, vals, 1, where)
             self._emit_op(node, Opcode.IDENTITY, [node.input[0]], (), vals[0].shape, where)
         elif op == "Transpose":
             self._expect_inputs(node, vals, 1, where)
             shape = vals[0].shape
-            perm = list(attrs.get("perm", [1, 0]))  # type: ignore[call-overload]
-            if len(shape) != 2 or perm not in ([1, 0], [0, 1]):
-                raise ProfileError(f"Transpose is 2-D only, got shape {list(shape)} perm {perm}", node=where)
-            if perm == [0, 1]:
+            perm = [int(p) for p in attrs.get("perm", range(len(shape))[::-1])]  # type: ignore[attr-defined]
+            if sorted(perm) != list(range(len(shape))):
+                raise ProfileError(f"Transpose perm {perm} is not a permutation of rank {len(shape)}", node=where)
+            out = tuple(shape[p] for p in perm)
+            if perm == sorted(perm):
                 self._emit_op(node, Opcode.IDENTITY, [node.input[0]], (), shape, where)
+            elif perm == [1, 0]:
+                self._emit_op(node, Opcode.TRANSPOSE, [node.input[0]], (), out, where)
             else:
-                self._emit_op(node, Opcode.TRANSPOSE, [node.input[0]], (), (shape[1], shape[0]), where)
+                self._emit_op(node, Opcode.TRANSPOSE_ND, [node.input[0]], padded_perm(perm), out, where)
         elif op == "Flatten":
             self._expect_inputs(node, vals, 1, where)
             shape = vals[0].shape
@@ -443,6 +465,30 @@ class _GraphCompiler:
         else:  # pragma: no cover - _ALLOWED_ATTRS and this dispatch list the same ops
             raise ProfileError(f"op {op} is not implemented", node=where)
 
+    def _reduce(self, node: onnx.NodeProto, vals: list[_Val], attrs: dict[str, object], where: str) -> None:
+        """ReduceSum / ReduceMax over exactly one axis (axes as attribute or as constant input, by opset)."""
+        if not 1 <= len(vals) <= 2:
+            raise ProfileError(f"{node.op_type} takes data and optional axes", node=where)
+        shape = vals[0].shape
+        if len(vals) == 2:
+            if vals[1].const is None:
+                raise ProfileError(f"{node.op_type} axes must be a constant", node=where)
+            axes = [int(a) for a in vals[1].const.reshape(-1)]
+        else:
+            axes = [int(a) for a in attrs.get("axes", [])]  # type: ignore[attr-defined]
+        if len(axes) != 1 or not -len(shape) <= axes[0] < len(shape):
+            raise ProfileError(
+                f"{node.op_type} must reduce exactly one axis of {list(shape)}, got axes {axes}; reduce one "
+                "axis per node",
+                node=where,
+            )
+        axis = axes[0] % len(shape)
+        keepdims = int(attrs.get("keepdims", 1))  # type: ignore[call-overload]
+        if keepdims not in (0, 1):
+            raise ProfileError(f"{node.op_type} keepdims must be 0 or 1", node=where)
+        out = argmax_shape(shape, axis, keepdims)
+        self._emit_op(node, _REDUCE[node.op_type], [node.input[0]], (axis, keepdims), out, where)
+
     @staticmethod
     def _expect_inputs(node: onnx.NodeProto, vals: Sequence[_Val], n: int, where: str) -> None:
         if len(vals) != n:
@@ -459,13 +505,9 @@ class _GraphCompiler:
         out = broadcast_shape(a.shape, b.shape)
         if out is None:
             raise ProfileError(f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast", node=where)
-        if opcode is Opcode.DIV:
-            if b.const is None:
-                raise ProfileError(
-                    "Div divisor must be a constant (only constant rescales are allowed)", node=where
-                )
-            if not np.all(b.const != 0):
-                raise ProfileError("Div divisor has a zero element", node=where)
+        if opcode is Opcode.DIV and b.const is not None and not np.all(b.const != 0):
+            # A computed divisor is checked by the interval analysis (it must provably exclude 0).
+            raise ProfileError("Div divisor has a zero element", node=where)
         self._emit_op(node, opcode, [node.input[0], node.input[1]], (), out, where)
 
     def _constant(self, node: onnx.NodeProto, where: str) -> None:

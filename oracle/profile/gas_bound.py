@@ -59,6 +59,10 @@ PRICES: dict[str, int] = {
     "PER_TRANSPOSE_ROW": 89,
     "PER_ARGMAX_IN_ELEMENT": 114,
     "PER_ARGMAX_OUT_ELEMENT": 114,
+    "PER_GATHER_INDEX": 150,
+    "PER_GATHER_ELEMENT": 60,
+    "PER_TRANSPOSE_ND_ELEMENT": 60,
+    "PER_TRANSPOSE_ND_ROW": 150,
     "MM_PER_ROW": 1_000,
     "MM_PER_ACTIVATION": 75,
     "MM_PER_PUSH": 550,
@@ -236,14 +240,18 @@ def execution_features(program: Program, program_length: int,
         mem += fresh
         if code is Opcode.MATMUL:
             a, b = ins
-            m, k = shapes[a]
-            n = shapes[b][1]
+            k, n = shapes[b][-2:]
+            m = numel(shapes[a]) // k  # every row of A, batched or not
             bb = bits[b]
             bits[op.output] = min(MAX_BITS, ba + bb + _clog2(k))
             if packed[a]:
                 mem += 1 + m * k
                 f["PER_UNPACK_ELEMENT"] += m * k
-            if packed[b]:
+            rank3 = len(shapes[b]) == 3
+            if packed[b] and rank3:  # a rank-3 constant B is unpacked for the word kernel
+                mem += 1 + numel(shapes[b])
+                f["PER_UNPACK_ELEMENT"] += numel(shapes[b])
+            if packed[b] and not rank3:
                 w = consts[root[b]].width
                 probes, fresh = take(scratch_words(n, w))
                 f["PER_POOL_PROBE"] += probes
@@ -271,6 +279,8 @@ def execution_features(program: Program, program_length: int,
                 bits[op.output] = min(MAX_BITS, max(ba, bb) + 1)
             elif code is Opcode.MUL:
                 bits[op.output] = min(MAX_BITS, ba + bb)
+            elif code is Opcode.DIV and ins[1] not in consts:
+                bits[op.output] = ba  # a computed divisor: |a / d| <= |a| (x / 0 = 0)
             elif code is Opcode.DIV:
                 divisor = consts[root[ins[1]]]
                 smallest = int(min(abs(int(v)) for v in divisor.values.reshape(-1)))
@@ -278,6 +288,15 @@ def execution_features(program: Program, program_length: int,
                 bits[op.output] = max(0, ba - (smallest.bit_length() - 1))
             else:
                 bits[op.output] = max(ba, bb)
+        elif code is Opcode.GATHER:
+            # Packed data (an embedding table) is read in place; packed indices are unpacked.
+            idx_n = numel(shapes[ins[1]])
+            if packed[ins[1]]:
+                mem += 1 + idx_n
+                f["PER_UNPACK_ELEMENT"] += idx_n
+            f["PER_GATHER_INDEX"] += idx_n
+            f["PER_GATHER_ELEMENT"] += out_n
+            bits[op.output] = _const_bits(consts[root[ins[0]]]) if packed[ins[0]] else ba
         else:
             if packed[ins[0]]:
                 mem += 1 + numel(shapes[ins[0]])
@@ -288,10 +307,18 @@ def execution_features(program: Program, program_length: int,
             elif code is Opcode.TRANSPOSE:
                 f["PER_TRANSPOSE_ELEMENT"] += out_n
                 f["PER_TRANSPOSE_ROW"] += shapes[ins[0]][0]
-            else:  # ARGMAX
+            elif code is Opcode.TRANSPOSE_ND:
+                f["PER_TRANSPOSE_ND_ELEMENT"] += out_n
+                f["PER_TRANSPOSE_ND_ROW"] += out_n // (out_shape[-1] if out_shape else 1)
+                bits[op.output] = ba
+            else:  # the reduction kernel: ARGMAX, REDUCE_SUM, REDUCE_MAX
                 f["PER_ARGMAX_IN_ELEMENT"] += numel(shapes[ins[0]])
                 f["PER_ARGMAX_OUT_ELEMENT"] += out_n
-                bits[op.output] = _clog2(shapes[ins[0]][op.attrs[0]] - 1)
+                length = shapes[ins[0]][op.attrs[0]]
+                if code is Opcode.ARGMAX:
+                    bits[op.output] = _clog2(length - 1)
+                else:
+                    bits[op.output] = ba + _clog2(length) if code is Opcode.REDUCE_SUM else ba
         bits[op.output] = min(bits[op.output], MAX_BITS)
         if not in_place:
             release(i, ins)

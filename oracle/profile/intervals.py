@@ -20,9 +20,11 @@ from oracle.errors import ProfileError
 from oracle.profile.program import (
     INT64_MAX,
     INT64_MIN,
+    Op,
     Opcode,
     Program,
     Shape,
+    onnx_perm,
     width_range,
 )
 
@@ -94,13 +96,21 @@ def op_bounds(opcode: Opcode, ins: Sequence[Bounds], attrs: Sequence[int], out_s
             hi = np.maximum(np.maximum(q[0], q[1]), np.maximum(q[2], q[3]))
         return Bounds(_obj(lo).reshape(out_shape), _obj(hi).reshape(out_shape))
     if opcode is Opcode.MATMUL:
+        # [.., M, K, 1] x [.., 1, K, N] summed over K (batched or broadcast over a leading dimension).
         a, b = ins
-        alo, ahi = a.lo[:, :, None], a.hi[:, :, None]
-        blo, bhi = b.lo[None, :, :], b.hi[None, :, :]
+        alo, ahi = a.lo[..., None], a.hi[..., None]
+        blo, bhi = b.lo[..., None, :, :], b.hi[..., None, :, :]
         p = [alo * blo, alo * bhi, ahi * blo, ahi * bhi]
-        lo = np.minimum(np.minimum(p[0], p[1]), np.minimum(p[2], p[3])).sum(axis=1)
-        hi = np.maximum(np.maximum(p[0], p[1]), np.maximum(p[2], p[3])).sum(axis=1)
+        lo = np.minimum(np.minimum(p[0], p[1]), np.minimum(p[2], p[3])).sum(axis=-2)
+        hi = np.maximum(np.maximum(p[0], p[1]), np.maximum(p[2], p[3])).sum(axis=-2)
         return Bounds(_obj(lo).reshape(out_shape), _obj(hi).reshape(out_shape))
+    if opcode is Opcode.GATHER:
+        # Any row may be selected (or a row of zeros, for an index the analysis refuses anyway).
+        data, idx = ins
+        lo, hi = data.lo.min(axis=0), data.hi.max(axis=0)
+        if idx.min < 0 or idx.max >= data.lo.shape[0]:
+            lo, hi = np.minimum(lo, 0), np.maximum(hi, 0)
+        return Bounds(np.broadcast_to(_obj(lo), out_shape).copy(), np.broadcast_to(_obj(hi), out_shape).copy())
     x = ins[0]
     if opcode is Opcode.CLIP:
         mn, mx = int(attrs[0]), int(attrs[1])
@@ -109,6 +119,16 @@ def op_bounds(opcode: Opcode, ins: Sequence[Bounds], attrs: Sequence[int], out_s
         return Bounds(_obj(lo), _obj(hi))
     if opcode is Opcode.TRANSPOSE:
         return Bounds(np.ascontiguousarray(x.lo.T), np.ascontiguousarray(x.hi.T))
+    if opcode is Opcode.TRANSPOSE_ND:
+        perm = onnx_perm(tuple(attrs), x.lo.ndim)
+        return Bounds(np.transpose(x.lo, perm).copy(), np.transpose(x.hi, perm).copy())
+    if opcode in (Opcode.REDUCE_SUM, Opcode.REDUCE_MAX):
+        axis, keep = int(attrs[0]), bool(attrs[1])
+        if opcode is Opcode.REDUCE_SUM:
+            lo, hi = x.lo.sum(axis=axis, keepdims=keep), x.hi.sum(axis=axis, keepdims=keep)
+        else:
+            lo, hi = x.lo.max(axis=axis, keepdims=keep), x.hi.max(axis=axis, keepdims=keep)
+        return Bounds(_obj(lo).reshape(out_shape), _obj(hi).reshape(out_shape))
     if opcode is Opcode.ARGMAX:
         n = x.lo.shape[int(attrs[0])]
         return Bounds.uniform(out_shape, 0, n - 1)
@@ -118,17 +138,18 @@ def op_bounds(opcode: Opcode, ins: Sequence[Bounds], attrs: Sequence[int], out_s
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
-COMPARE_OPS = frozenset({Opcode.MAX, Opcode.MIN, Opcode.CLIP})
+COMPARE_OPS = frozenset({Opcode.MAX, Opcode.MIN, Opcode.CLIP, Opcode.REDUCE_MAX})
 
 
 def compare_range_problem(opcode: Opcode, ins: Sequence[Bounds], attrs: Sequence[int]) -> str | None:
     """Why onnxruntime might get this Max/Min/Clip wrong, or ``None`` when it is safe.
 
-    onnxruntime's vectorised int64 Max, Min and Clip kernels on x86 (AVX2/AVX-512; the scalar path
-    for one element is right) compare two int64 values wrongly when their upper 32-bit halves are
-    equal and their lower halves differ in bit 31, e.g. ``Max(2^31, 0) = 0`` (seen with onnxruntime
-    1.31). Values inside int32 never hit that case, so the profile requires comparison operands to lie
-    in int32; Clip bounds may also be the int64 extremes that stand for "no bound".
+    onnxruntime's vectorised int64 Max, Min and Clip kernels (and ReduceMax, which compares the same way)
+    on x86 (AVX2/AVX-512; the scalar path for one element is right) compare two int64 values wrongly when
+    their upper 32-bit halves are equal and their lower halves differ in bit 31, e.g.
+    ``Max(2^31, 0) = 0`` (seen with onnxruntime 1.31). Values inside int32 never hit that case, so the
+    profile requires comparison operands to lie in int32; Clip bounds may also be the int64 extremes
+    that stand for "no bound".
     """
     for k, b in enumerate(ins):
         if b.min < INT32_MIN or b.max > INT32_MAX:
@@ -140,6 +161,43 @@ def compare_range_problem(opcode: Opcode, ins: Sequence[Bounds], attrs: Sequence
         for bound in attrs:
             if not (INT32_MIN <= bound <= INT32_MAX or bound in (INT64_MIN, INT64_MAX)):
                 return f"Clip bound {bound} is outside int32 (only the int64 extremes, i.e. no bound)"
+    return None
+
+
+#: onnxruntime 1.32's int64 ReduceSum accumulates in double: exact only while every partial sum is.
+DOUBLE_EXACT = 2**53
+
+
+def onnxruntime_problem(program: Program, op: Op, ins: Sequence[Bounds]) -> str | None:
+    """Why onnxruntime would fail or differ where the program format defines an answer, or ``None``.
+
+    onnxruntime crashes on an int64 Div by zero and refuses an out-of-range Gather index, while the program
+    format defines both (0 and a row of zeros); its int64 ReduceSum converts every element to double
+    (``ReduceSum([2^53 + 1]) = 2^53``). Compiled programs must provably avoid all three.
+    """
+    if op.opcode is Opcode.DIV:
+        d = ins[1]
+        if bool(np.any((d.lo <= 0) & (d.hi >= 0))):
+            return (
+                f"Div divisor can reach [{d.min}, {d.max}], which contains 0 (onnxruntime crashes on an int64 "
+                "division by zero): make the divisor provably non-zero first (e.g. Clip it to [1, ...])"
+            )
+    if op.opcode is Opcode.REDUCE_SUM:
+        x = ins[0]
+        reach = int(np.max(np.maximum(np.abs(x.lo), np.abs(x.hi)).sum(axis=int(op.attrs[0]))))
+        if reach > DOUBLE_EXACT:
+            return (
+                f"ReduceSum operands can add up to {reach} in magnitude, beyond 2^53: onnxruntime's int64 "
+                "ReduceSum computes in double and would round; rescale (Div) first or sum with a MatMul"
+            )
+    if op.opcode is Opcode.GATHER:
+        n = program.shapes[op.inputs[0]][0]
+        idx = ins[1]
+        if idx.min < 0 or idx.max >= n:
+            return (
+                f"Gather indices can reach [{idx.min}, {idx.max}], outside [0, {n}) (onnxruntime fails on an "
+                f"out-of-range index): Clip the indices to [0, {n - 1}] first"
+            )
     return None
 
 
@@ -172,6 +230,9 @@ def analyze(
             problem = compare_range_problem(op.opcode, ins, op.attrs)
             if problem:
                 raise ProfileError(problem, node=where)
+        problem = onnxruntime_problem(program, op, ins)
+        if problem:
+            raise ProfileError(problem, node=where)
         b = op_bounds(Opcode(op.opcode), ins, op.attrs, program.shapes[op.output])
         if b.min < INT64_MIN or b.max > INT64_MAX:
             raise ProfileError(

@@ -54,6 +54,10 @@ class Opcode(enum.IntEnum):
     ARGMAX = 12
     IDENTITY = 13
     CAST = 14
+    GATHER = 15
+    REDUCE_SUM = 16
+    REDUCE_MAX = 17
+    TRANSPOSE_ND = 18
 
 
 #: Number of inputs and of i64 attributes per opcode; the decoder rejects anything else.
@@ -72,6 +76,10 @@ ARITY: dict[Opcode, tuple[int, int]] = {
     Opcode.ARGMAX: (1, 3),
     Opcode.IDENTITY: (1, 0),
     Opcode.CAST: (1, 1),
+    Opcode.GATHER: (2, 0),
+    Opcode.REDUCE_SUM: (1, 2),
+    Opcode.REDUCE_MAX: (1, 2),
+    Opcode.TRANSPOSE_ND: (1, MAX_RANK),
 }
 
 ELEMENTWISE_BINARY = frozenset({Opcode.ADD, Opcode.SUB, Opcode.MUL, Opcode.DIV, Opcode.MAX, Opcode.MIN})
@@ -93,10 +101,35 @@ def broadcast_shape(a: Shape, b: Shape) -> Shape | None:
 
 
 def argmax_shape(shape: Shape, axis: int, keepdims: int) -> Shape:
-    """Output shape of ArgMax over ``axis`` of ``shape``."""
+    """Output shape of ArgMax (and ReduceSum, ReduceMax) over ``axis`` of ``shape``."""
     if keepdims:
         return shape[:axis] + (1,) + shape[axis + 1 :]
     return shape[:axis] + shape[axis + 1 :]
+
+
+def matmul_shape(a: Shape, b: Shape) -> Shape | None:
+    """MatMul output: [M,K]x[K,N], [B,M,K]x[K,N] or [B,M,K]x[B,K,N]; ``None`` for anything else."""
+    if len(a) not in (2, 3) or len(b) not in (2, len(a)) or a[-1] != b[-2]:
+        return None
+    if len(b) == 3 and a[0] != b[0]:
+        return None
+    return a[:-1] + (b[-1],)
+
+
+def padded_perm(perm: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """TransposeND attributes of an ONNX ``perm`` of rank r: the permutation of the rank-4 view (shape
+    left-padded with ones), whose first 4 - r entries fix the padding."""
+    pad = MAX_RANK - len(perm)
+    return tuple(range(pad)) + tuple(pad + int(p) for p in perm)
+
+
+def onnx_perm(attrs: tuple[int, ...] | list[int], rank: int) -> tuple[int, ...] | None:
+    """The ONNX ``perm`` behind TransposeND attributes for an input of ``rank``, or ``None`` if they are not
+    a permutation of 0..3 fixing the 4 - rank padding positions."""
+    pad = MAX_RANK - rank
+    if sorted(attrs) != list(range(MAX_RANK)) or any(attrs[i] != i for i in range(pad)):
+        return None
+    return tuple(int(attrs[pad + i]) - pad for i in range(rank))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -249,10 +282,9 @@ def _validate(p: Program) -> None:
                 raise _fail(f"attribute {a} does not fit i64", where)
         _check_op(opcode, [p.shapes[t] for t in op.inputs], op.attrs, p.shapes[op.output], where)
         if opcode is Opcode.DIV:
+            # A constant divisor has no zero element; a computed one may (x / 0 is 0, like EVM sdiv).
             divisor = consts.get(op.inputs[1])
-            if divisor is None:
-                raise _fail("Div divisor must be a constant", where)
-            if divisor.values.size and not np.all(divisor.values != 0):
+            if divisor is not None and divisor.values.size and not np.all(divisor.values != 0):
                 raise _fail("Div divisor has a zero element", where)
         defined[op.output] = f"op {index}"
 
@@ -268,10 +300,28 @@ def _check_op(opcode: Opcode, ins: list[Shape], attrs: tuple[int, ...], out: Sha
         if expected is None:
             raise _fail(f"{opcode.name} operands {list(ins[0])} and {list(ins[1])} do not broadcast", where)
     elif opcode is Opcode.MATMUL:
-        a, b = ins
-        if len(a) != 2 or len(b) != 2 or a[1] != b[0]:
-            raise _fail(f"MatMul needs [M,K] x [K,N], got {list(a)} x {list(b)}", where)
-        expected = (a[0], b[1])
+        mm = matmul_shape(ins[0], ins[1])
+        if mm is None:
+            raise _fail(
+                f"MatMul needs [M,K]x[K,N], [B,M,K]x[K,N] or [B,M,K]x[B,K,N], got {list(ins[0])} x {list(ins[1])}",
+                where,
+            )
+        expected = mm
+    elif opcode is Opcode.GATHER:
+        data, idx = ins
+        if not data or len(idx) + len(data) - 1 > MAX_RANK:
+            raise _fail(f"Gather of {list(data)} by indices {list(idx)}: data rank >= 1, output rank <= 4", where)
+        expected = idx + data[1:]
+    elif opcode in (Opcode.REDUCE_SUM, Opcode.REDUCE_MAX):
+        axis, keepdims = attrs
+        if not 0 <= axis < len(ins[0]) or keepdims not in (0, 1):
+            raise _fail(f"{opcode.name} axis {axis} / keepdims {keepdims} invalid for rank {len(ins[0])}", where)
+        expected = argmax_shape(ins[0], axis, keepdims)
+    elif opcode is Opcode.TRANSPOSE_ND:
+        perm = onnx_perm(attrs, len(ins[0]))
+        if perm is None:
+            raise _fail(f"TransposeND attributes {list(attrs)}: not a rank-4 permutation for rank {len(ins[0])}", where)
+        expected = tuple(ins[0][p] for p in perm)
     elif opcode is Opcode.TRANSPOSE:
         if len(ins[0]) != 2:
             raise _fail(f"Transpose is 2-D only, got rank {len(ins[0])}", where)

@@ -18,7 +18,7 @@ import numpy as np
 
 from oracle.errors import EncodingError
 from oracle.profile.codec import IntArray, Shape, decode_tensor, encode_tensor, saturate, width_range
-from oracle.profile.program import Opcode, Program
+from oracle.profile.program import Opcode, Program, onnx_perm
 
 
 def trunc_div(a: IntArray, b: IntArray) -> IntArray:
@@ -26,12 +26,23 @@ def trunc_div(a: IntArray, b: IntArray) -> IntArray:
 
     ``fmod`` has the dividend's sign (C semantics), so ``a - fmod(a, b)`` is an exact multiple of ``b``
     lying between 0 and ``a``: the floor division of it is exact.
-    Total for a non-zero divisor: ``INT64_MIN / -1`` wraps to ``INT64_MIN`` (2^63 reduced to int64),
-    which is what the verifier's ``signextend(7, sdiv(a, b))`` gives.
+    Total: ``INT64_MIN / -1`` wraps to ``INT64_MIN`` (2^63 reduced to int64), and ``x / 0`` is 0 (only a
+    computed divisor can be 0), which is what the verifier's ``signextend(7, sdiv(a, b))`` gives.
     """
-    with np.errstate(over="ignore"):
-        rem = np.fmod(a, b)
-        return np.floor_divide(a - rem, b)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
+        safe = np.where(b == 0, 1, b)
+        rem = np.fmod(a, safe)
+        return np.where(b == 0, 0, np.floor_divide(a - rem, safe))
+
+
+def gather(data: IntArray, indices: IntArray) -> IntArray:
+    """Gather along axis 0; an index outside ``[0, len(data))`` selects a row of zeros (total semantics)."""
+    n = data.shape[0]
+    valid = (indices >= 0) & (indices < n)
+    rows = np.take(data, np.where(valid, indices, 0), axis=0)
+    mask = valid.reshape(valid.shape + (1,) * (data.ndim - 1))
+    return np.where(mask, rows, 0)
 
 
 def run_op(
@@ -67,6 +78,15 @@ def _run_op(code: Opcode, inputs: Sequence[IntArray], attrs: Sequence[int], out_
         result = np.clip(inputs[0], attrs[0], attrs[1])
     elif code is Opcode.TRANSPOSE:
         result = np.ascontiguousarray(inputs[0].T)
+    elif code is Opcode.TRANSPOSE_ND:
+        perm = onnx_perm(tuple(attrs), inputs[0].ndim)
+        result = np.transpose(inputs[0], perm)
+    elif code is Opcode.GATHER:
+        result = gather(inputs[0], inputs[1])
+    elif code is Opcode.REDUCE_SUM:
+        result = np.sum(inputs[0], axis=int(attrs[0]), keepdims=bool(attrs[1]), dtype=np.int64)
+    elif code is Opcode.REDUCE_MAX:
+        result = np.max(inputs[0], axis=int(attrs[0]), keepdims=bool(attrs[1]))
     elif code is Opcode.ARGMAX:
         axis, keepdims, last = (int(a) for a in attrs)
         x = inputs[0]

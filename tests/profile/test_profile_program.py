@@ -134,7 +134,7 @@ def _offset(marker: str) -> int:
         ("000300010001", "0009", "outputId"),  # output id out of range
         ("00010101ff", "0007", "out of range"),  # constant names a missing tensor
         ("00010101ff", "000103", "width"),  # constant width 3
-        ("010200000001", "0f", "opcode"),  # unknown opcode
+        ("010200000001", "13", "opcode"),  # unknown opcode (19)
         ("010200000001", "01020000000a", "out of range"),  # op input out of range
         ("0c010002", "0c010003", "before it is defined"),  # reads its own output
         ("494f503101", "494f503103", "widths"),  # input width 3
@@ -168,12 +168,13 @@ def test_program_rejects_shape_mismatch() -> None:
         Program(1, 1, ((1, 2), (2, 2), (1, 3), (1,)), 0, 3, good.constants, good.ops)
 
 
-def test_program_rejects_zero_divisor_and_dynamic_divisor() -> None:
+def test_program_rejects_zero_constant_divisor_and_accepts_a_computed_one() -> None:
     shapes = ((1, 2), (2,), (1, 2))
     with pytest.raises(ProfileError, match="zero"):
         Program(1, 1, shapes, 0, 2, (Constant(1, 1, np.array([1, 0])),), (Op(Opcode.DIV, (0, 1), 2),))
-    with pytest.raises(ProfileError, match="constant"):
-        Program(1, 1, ((1, 2), (1, 2)), 0, 1, (), (Op(Opcode.DIV, (0, 0), 1),))
+    # A computed divisor is legal in the format (x / 0 is 0); the compiler proves it non-zero.
+    p = Program(1, 1, ((1, 2), (1, 2)), 0, 1, (), (Op(Opcode.DIV, (0, 0), 1),))
+    assert run(p, np.array([[0, -5]])).tolist() == [[0, 1]]
 
 
 def test_program_rejects_constant_outside_its_width() -> None:

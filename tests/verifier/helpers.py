@@ -34,7 +34,9 @@ from oracle.profile.program import (
     broadcast_shape,
     encode,
     encode_tensor,
+    matmul_shape,
     narrowest_width,
+    onnx_perm,
     width_range,
 )
 
@@ -125,7 +127,17 @@ def infer_shape(opcode: Opcode, ins: Sequence[Shape], attrs: Sequence[int]) -> S
         assert out is not None, f"{ins} do not broadcast"
         return out
     if opcode is Opcode.MATMUL:
-        return (ins[0][0], ins[1][1])
+        mm = matmul_shape(ins[0], ins[1])
+        assert mm is not None, f"{ins} do not multiply"
+        return mm
+    if opcode is Opcode.GATHER:
+        return ins[1] + ins[0][1:]
+    if opcode in (Opcode.REDUCE_SUM, Opcode.REDUCE_MAX):
+        return argmax_shape(ins[0], attrs[0], attrs[1])
+    if opcode is Opcode.TRANSPOSE_ND:
+        perm = onnx_perm(tuple(attrs), len(ins[0]))
+        assert perm is not None, f"bad TransposeND attributes {attrs}"
+        return tuple(ins[0][p] for p in perm)
     if opcode is Opcode.TRANSPOSE:
         return (ins[0][1], ins[0][0])
     if opcode is Opcode.ARGMAX:

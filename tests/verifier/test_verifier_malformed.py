@@ -145,9 +145,21 @@ CASES = {
         _program([(2,), (2,)], b"", 0, [_op(14, [0], 1, [3])]),
         len(_header(shapes=[(2,), (2,)])) + 6 + 2,
     ),
-    "div_by_computed_tensor": (
-        _program([(2,), (2,), (2,)], b"", 0, [_op(13, [0], 1), _op(5, [0, 1], 2)]),
-        len(_header()) + 6 + 2 + 7,
+    "transpose_nd_not_a_permutation": (
+        _program([(2, 3), (3, 2)], b"", 0, [_op(18, [0], 1, [0, 1, 1, 2])]),
+        len(_header(shapes=[(2, 3), (3, 2)])) + 6 + 2,
+    ),
+    "transpose_nd_moves_the_padding": (
+        _program([(2, 3), (3, 2)], b"", 0, [_op(18, [0], 1, [1, 0, 3, 2])]),
+        len(_header(shapes=[(2, 3), (3, 2)])) + 6 + 2,
+    ),
+    "reduce_sum_axis_out_of_range": (
+        _program([(2, 3), (2,)], b"", 0, [_op(16, [0], 1, [2, 0])]),
+        len(_header(shapes=[(2, 3), (2,)])) + 6 + 2,
+    ),
+    "reduce_max_keepdims_2": (
+        _program([(2, 3), (2,)], b"", 0, [_op(17, [0], 1, [1, 2])]),
+        len(_header(shapes=[(2, 3), (2,)])) + 6 + 2,
     ),
     "div_by_zero_element": (
         _program([(2,), (2,), (2,)], _const(1, 2, [3, 0]), 1, [_op(5, [0, 1], 2)]),
@@ -169,7 +181,7 @@ def test_malformed_program_reverts_with_the_offset_of_the_fault(verifier: Contra
     expect_revert(_run(verifier, program), "MalformedProgram", len(program) if offset is None else offset)
 
 
-@pytest.mark.parametrize("opcode", [0, 15, 16, 255])
+@pytest.mark.parametrize("opcode", [0, 19, 20, 255])
 def test_unknown_opcode_reverts_unsupported(verifier: Contract, opcode: int) -> None:
     program = _program([(2,), (2,)], b"", 0, [_op(opcode, [0], 1)])
     with pytest.raises(ProfileError):
@@ -179,7 +191,13 @@ def test_unknown_opcode_reverts_unsupported(verifier: Contract, opcode: int) -> 
 
 SHAPE_CASES = {
     "matmul_inner_dims_differ": ([(2, 3), (2, 4), (2, 4)], _const(1, 1, [0] * 8), 1, [_op(1, [0, 1], 2)]),
-    "matmul_rank_3": ([(1, 2, 3), (3, 4), (1, 2, 4)], _const(1, 1, [0] * 12), 1, [_op(1, [0, 1], 2)]),
+    "matmul_rank_4": ([(1, 1, 2, 3), (3, 4), (1, 1, 2, 4)], _const(1, 1, [0] * 12), 1, [_op(1, [0, 1], 2)]),
+    "matmul_batches_differ": ([(2, 2, 3), (3, 3, 4), (2, 2, 4)], _const(1, 1, [0] * 36), 1, [_op(1, [0, 1], 2)]),
+    "matmul_rank_2_by_3": ([(2, 3), (2, 3, 4), (2, 2, 4)], _const(1, 1, [0] * 24), 1, [_op(1, [0, 1], 2)]),
+    "gather_wrong_output": ([(3,), (5, 2), (3, 3)], _const(1, 1, [0] * 10), 1, [_op(15, [1, 0], 2)]),
+    "gather_of_a_scalar": ([(3,), (), (3,)], _const(1, 1, [0]), 1, [_op(15, [1, 0], 2)]),
+    "reduce_keeps_axis": ([(2, 3), (2, 3)], b"", 0, [_op(16, [0], 1, [1, 0])]),
+    "transpose_nd_wrong_output": ([(2, 3, 4), (4, 3, 2)], b"", 0, [_op(18, [0], 1, [0, 1, 3, 2])]),
     "matmul_wrong_output": ([(2, 3), (3, 4), (2, 5)], _const(1, 1, [0] * 12), 1, [_op(1, [0, 1], 2)]),
     "no_broadcast": ([(2, 3), (2,), (2, 3)], _const(1, 1, [1, 2]), 1, [_op(2, [0, 1], 2)]),
     "broadcast_wrong_output": ([(2, 3), (3,), (3, 3)], _const(1, 1, [1, 2, 3]), 1, [_op(4, [0, 1], 2)]),
