@@ -47,7 +47,7 @@ library GasBound {
     uint256 internal constant PER_TRANSPOSE_ELEMENT = 62;
     uint256 internal constant PER_TRANSPOSE_ROW = 89;
     uint256 internal constant PER_ARGMAX_IN_ELEMENT = 114;
-    uint256 internal constant PER_ARGMAX_OUT_ELEMENT = 114;
+    uint256 internal constant PER_ARGMAX_OUT_ELEMENT = 130;
     uint256 internal constant PER_GATHER_INDEX = 150;
     uint256 internal constant PER_GATHER_ELEMENT = 60;
     uint256 internal constant PER_TRANSPOSE_ND_ELEMENT = 60;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.profile.program import Constant, Op, Opcode, Program
+from oracle.profile.program import macs as macs
 
 
 def chained_mlp(layers: int, width: int, seed: int = 0, out_width: int = 2, div: bool = True,
@@ -30,13 +31,3 @@ def chained_mlp(layers: int, width: int, seed: int = 0, out_width: int = 2, div:
             ops.append(Op(code, (cur, *extra), len(shapes) - 1, attrs))
             cur = len(shapes) - 1
     return Program(1, out_width, tuple(shapes), 0, cur, consts, tuple(ops))
-
-
-def macs(program: Program) -> int:
-    """Multiply-accumulates of the program's MatMuls."""
-    total = 0
-    for op in program.ops:
-        if op.opcode is Opcode.MATMUL:
-            m, k = program.shapes[op.inputs[0]]
-            total += m * k * program.shapes[op.inputs[1]][1]
-    return total

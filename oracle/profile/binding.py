@@ -43,7 +43,7 @@ from oracle.profile.program import (
     numel,
     width_range,
 )
-from oracle.profile.reference import trunc_div
+from oracle.profile.reference import run_op, trunc_div
 
 #: Default limits of the compiler child (a hostile file may try to fold constants into a huge tensor).
 BIND_TIMEOUT = 120.0
@@ -237,7 +237,7 @@ class ProgramRunner:
         code = Opcode(opcode)
         if code is Opcode.MATMUL:
             a, b = ins
-            if b in consts and self.program.shapes[a][0] == 1:
+            if b in consts and self.program.shapes[a][0] == 1 and len(self.program.shapes[a]) == len(shape) == 2:
                 bt = np.ascontiguousarray(consts[b].T)
                 return lambda env: env.__setitem__(out, (bt @ env[a][0]).reshape(shape))
             return lambda env: env.__setitem__(out, np.matmul(env[a], env[b]))
@@ -250,6 +250,9 @@ class ProgramRunner:
         if code is Opcode.DIV:
             a, b = ins
             return lambda env: env.__setitem__(out, trunc_div(env[a], env[b]))
+        if code in (Opcode.GATHER, Opcode.REDUCE_SUM, Opcode.REDUCE_MAX, Opcode.TRANSPOSE_ND):
+            operands, attributes = tuple(ins), tuple(attrs)
+            return lambda env: env.__setitem__(out, run_op(code, [env[t] for t in operands], attributes, shape))
         (x,) = ins
         if code is Opcode.CLIP:
             lo, hi = int(attrs[0]), int(attrs[1])

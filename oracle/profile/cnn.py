@@ -30,7 +30,7 @@ from oracle.errors import ProfileError
 from oracle.profile.cnn_lowering import FloatCNN, extract_cnn
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.converter import IR_VERSION, OPSET, AccuracyReport, Conversion, Quantizer, _shift
-from oracle.profile.program import IntArray, Opcode, Program, narrowest_width, width_range
+from oracle.profile.program import IntArray, Program, macs, narrowest_width, width_range
 from oracle.profile.reference import run, trunc_div
 
 __all__ = ["IntCNN", "IntStage", "convert_cnn", "is_cnn", "program_macs", "quantize_cnn", "to_onnx"]
@@ -161,14 +161,7 @@ def to_onnx(net: IntCNN, quantizer: Quantizer, rescale_first: bool = False) -> o
     return model
 
 
-def program_macs(program: Program) -> int:
-    """Multiply-accumulates of a program's MatMuls (dense count, zeros included)."""
-    total = 0
-    for op in program.ops:
-        if op.opcode == Opcode.MATMUL:
-            (m, k), (_, n) = program.shapes[op.inputs[0]], program.shapes[op.inputs[1]]
-            total += m * k * n
-    return total
+program_macs = macs
 
 
 def is_cnn(model: onnx.ModelProto | bytes) -> bool:

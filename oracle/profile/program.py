@@ -463,6 +463,16 @@ def decode(data: bytes) -> Program:
     )
 
 
+def macs(program: Program) -> int:
+    """Multiply-accumulates of a program's MatMuls (dense count, zeros included): every row of A, batched
+    or not, times K x N."""
+    return sum(
+        numel(program.shapes[op.inputs[0]]) * program.shapes[op.inputs[1]][-1]
+        for op in program.ops
+        if op.opcode is Opcode.MATMUL
+    )
+
+
 def commitment(program_bytes: bytes) -> bytes:
     """The model's program commitment: keccak256 of the canonical program bytes."""
     return bytes(keccak(program_bytes))

@@ -17,6 +17,7 @@ from profile_helpers import const, make_model, ort_run, ort_session
 from web3.contract import Contract
 
 from oracle.errors import ProfileError
+from oracle.profile.binding import ProgramRunner
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.program import Opcode, Program, width_range
 from oracle.profile.reference import run
@@ -56,9 +57,11 @@ def _agree(
     program = compile_onnx(model, width, out_width)
     assert opcodes <= {op.opcode for op in program.ops}, [op.opcode.name for op in program.ops]
     session = ort_session(model)
+    runner = ProgramRunner(program)
     for x in _inputs(shape, width, seed):
         want = session.run(None, {"x": x})[0]
         assert np.array_equal(run(program, x), want)
+        assert np.array_equal(runner.run(x), want)  # what the worker answers with
         assert_conforms(verifier, program, x)
     return program
 

@@ -44,12 +44,31 @@ def _matmul_overflow() -> Program:
     return Program(8, 8, ((1, 2), (2, 2), (1, 2)), 0, 2, (Constant(1, 8, w),), (Op(Opcode.MATMUL, (0, 1), 2),))
 
 
+def _div_by_computed() -> Program:
+    """int64 in, divided by Clip(x, -1, 0): INT64_MIN / -1 and x / 0 (defined as 0) from a computed divisor."""
+    return Program(8, 8, ((3,), (3,), (3,)), 0, 2, (),
+                   (Op(Opcode.CLIP, (0,), 1, (-1, 0)), Op(Opcode.DIV, (0, 1), 2)))
+
+
+def _gather_out_of_range() -> Program:
+    """Indices straight from the input: -1 and 4 are outside [0, 4) and select zeros."""
+    table = Constant(1, 1, np.array([[1, -2], [3, -4], [5, -6], [7, -8]]))
+    return Program(1, 1, ((3,), (4, 2), (3, 2)), 0, 2, (table,), (Op(Opcode.GATHER, (1, 0), 2),))
+
+
+def _reduce_sum_wraps() -> Program:
+    return Program(8, 8, ((2,), (1,)), 0, 1, (), (Op(Opcode.REDUCE_SUM, (0,), 1, (0, 1)),))
+
+
 CASES = [
     ("overflowing Add, input 0x7f", _overflowing_add(), [127, 127, 127, 127]),
     ("overflowing Add, negative", _overflowing_add(), [-128, 126, 125, 124]),
     ("Div INT64_MIN by -1", _div_by_minus_one(), [INT64_MIN, 7]),
     ("Mul wraps then saturates", _mul_overflow(), [3, -3, INT64_MAX]),
     ("MatMul wraps", _matmul_overflow(), [INT64_MAX, INT64_MIN]),
+    ("Div by a computed divisor: INT64_MIN / -1 and x / 0", _div_by_computed(), [INT64_MIN, 5, -9]),
+    ("Gather indices out of range", _gather_out_of_range(), [-1, 4, 2]),
+    ("ReduceSum wraps", _reduce_sum_wraps(), [INT64_MAX, 1]),
 ]
 
 
