@@ -3,20 +3,24 @@
 Usage: ``.venv/bin/python scripts/train_digits_transformer.py [--out oracle/models/digits_transformer_float.onnx]``
 (needs the optional extra ``.[train]``: the tiny numpy-only ``autograd`` package, no ML framework).
 
-What it is, honestly: scikit-learn's bundled 8x8 digits read as a sequence of 64 pixel tokens (row by
-row), each token the pixel's intensity 0..16 (vocabulary 17). A pre-LayerNorm encoder classifier::
+What it is, honestly: scikit-learn's bundled 8x8 digits (intensities 0..16) cut into 16 patches of 2x2
+pixels, read as a sequence of 16 tokens (row-major patch order). A patch's embedding is the sum of four
+table lookups, one per pixel position in the patch and indexed by that pixel's intensity (4 x 17 rows),
+plus a learned position. A pre-LayerNorm encoder classifier::
 
-    tokens [N,64] int64 -> Gather(token embedding [17,16]) + learned positions [64,16]
-    2 x { x += Wo . MultiHeadAttention(LN(x)) (2 heads of 8) ;  x += W2 . Relu(W1 . LN(x) + b1) + b2 }
-    LN -> mean over the 64 tokens -> Gemm (16 -> 10) logits
+    pixels [N,64] int64 -> 16 tokens = sum_j Gather(embed [68,32], pixel_j + 17 j) + positions [16,32]
+    2 x { x += Wo . MultiHeadAttention(LN(x)) (4 heads of 8) ;  x += W2 . Relu(W1 . LN(x) + b1) + b2 }
+    LN -> flatten the 16 tokens -> Gemm (512 -> 10) logits
 
 Training: the train part of ``oracle.profile.datasets.load_split("digits")`` (the split every shipped
-digits model uses) with every image randomly shifted by up to one pixel each epoch (without it the 64
-learned positions overfit: 100% train, ~85% held-out), cross-entropy, AdamW with a cosine schedule, one
-seeded generator, float64. The
-script then checks that onnxruntime running the exported float32 graph predicts the same digits as the
-numpy model on the held-out set. The build (``scripts/build_models.py``) does not retrain: it converts
-the shipped ``digits_transformer_float.onnx``; CI checks the conversion and its accuracy.
+digits model uses) with every image randomly shifted by up to one pixel in each direction per batch
+(without it the model fits the training set exactly and loses about a point held-out), cross-entropy,
+AdamW with a cosine schedule, 40 epochs, one seeded generator, float64. Two earlier designs did worse
+and are not shipped: 64 one-pixel tokens with mean pooling (~85% held-out) and 2x2 patches with mean
+pooling (~79%). The script then checks that onnxruntime running the exported float32 graph predicts the
+same digits as the numpy model on the held-out set. The build (``scripts/build_models.py``) does not
+retrain: it converts the shipped ``digits_transformer_float.onnx``; CI checks the conversion and its
+accuracy.
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ from oracle.profile.transformer_float import (  # noqa: E402
 )
 
 SEED = 0
-EPOCHS = 60
+EPOCHS = 40
 BATCH = 32
 LR = 3e-3
-WEIGHT_DECAY = 0.05  # decoupled (AdamW)
-SHAPE = TransformerShape(vocab=17, seq=64, dim=16, heads=2, ffn=32, layers=2, classes=10)
+WEIGHT_DECAY = 0.01  # decoupled (AdamW)
+SHAPE = TransformerShape(vocab=17, side=8, patch=2, dim=32, heads=4, ffn=64, layers=2, classes=10)
 DEFAULT_OUT = ROOT / "oracle" / "models" / "digits_transformer_float.onnx"
 
 
@@ -54,7 +58,7 @@ def init_params(rng: onp.random.Generator, s: TransformerShape) -> dict[str, Any
     def dense(n_in: int, n_out: int) -> Any:
         return rng.normal(0, onp.sqrt(1.0 / n_in), size=(n_in, n_out))
 
-    p: dict[str, Any] = {"embed": rng.normal(0, 0.5, size=(s.vocab, s.dim)),
+    p: dict[str, Any] = {"embed": rng.normal(0, 0.25, size=(s.vocab * s.per_patch, s.dim)),
                          "pos": rng.normal(0, 0.1, size=(s.seq, s.dim))}
     for i in range(s.layers):
         pre = f"layer{i}."
@@ -65,7 +69,7 @@ def init_params(rng: onp.random.Generator, s: TransformerShape) -> dict[str, Any
         p[pre + "ffn1.w"], p[pre + "ffn1.b"] = dense(s.dim, s.ffn) * onp.sqrt(2.0), onp.zeros(s.ffn)
         p[pre + "ffn2.w"], p[pre + "ffn2.b"] = dense(s.ffn, s.dim), onp.zeros(s.dim)
     p["ln.g"], p["ln.b"] = onp.ones(s.dim), onp.zeros(s.dim)
-    p["head.w"], p["head.b"] = dense(s.dim, s.classes), onp.zeros(s.classes)
+    p["head.w"], p["head.b"] = dense(s.seq * s.dim, s.classes), onp.zeros(s.classes)
     return p
 
 
@@ -126,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     np_pred = forward(p, xte, SHAPE, onp).argmax(axis=1)
     model = export_onnx(p, SHAPE, EPS, producer="scripts/train_digits_transformer.py")
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    ort_pred = sess.run(None, {"tokens": xte})[0].argmax(axis=1)
+    ort_pred = sess.run(None, {"pixels": xte})[0].argmax(axis=1)
     agree = float(onp.mean(np_pred == ort_pred))
     print(f"held-out accuracy numpy {onp.mean(np_pred == split.y_test):.4f}, "
           f"onnxruntime {onp.mean(ort_pred == split.y_test):.4f}, agreement {agree:.4f}")

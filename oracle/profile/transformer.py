@@ -4,7 +4,9 @@ int64 ONNX graph of profile ops, in the spirit of I-BERT but with a lookup table
 Every tensor is an integer ``t`` standing for the real ``t * m`` (``m`` a power of two for activations,
 any constant folded into the next weights for LayerNorm outputs). Per piece:
 
-* Embedding: ``Clip(tokens, 0, vocab-1)`` then ``Gather`` of the quantized table, ``Add`` positions.
+* Embedding: pixels ``Reshape``/``Transpose``d into ``[seq, patch^2]`` patches, ``Clip(., 0, vocab-1)``,
+  ``Add`` the per-position row offsets, ``Gather`` of the quantized table ``[patch^2 * vocab, dim]``,
+  ``ReduceSum`` over the patch, ``Add`` positions.
 * Linear: ``MatMul`` with int8/16 weights (per-column power-of-two scale, the input's ``m`` and the
   previous LayerNorm's gamma folded in), ``Add`` bias, truncating ``Div`` by a power of two per column.
 * LayerNorm: ``c = d*x - ReduceSum(x)`` (exactly ``d`` times ``x - mean``), ``v = ReduceSum(c*c) / 2^k``,
@@ -16,8 +18,8 @@ any constant folded into the next weights for LayerNorm outputs). Per piece:
   maximum alone gives 2^P; the Clip makes "never zero" provable), then ``Clip(e * 2^R / sum, 0, 2^R)``:
   probabilities in ``2^-R`` units.
 * Heads: ``Reshape``/``Transpose`` to ``[heads, seq, dh]`` and batched ``MatMul`` of two activations.
-* Relu is ``Clip(., 0, hi)``; residual sums are clipped to ``+-2^14``; mean pooling is a ``ReduceSum``
-  with ``1/seq`` folded into the head; the label is ``ArgMax``.
+* Relu is ``Clip(., 0, hi)``; residual sums are clipped to ``+-2^14``; the head is a ``Reshape`` of the
+  normalized tokens to one row and a ``MatMul``; the label is ``ArgMax``.
 
 Every ``Max``/``Min``/``Clip``/``ReduceMax`` operand stays inside int32 and every product inside int64
 whatever the input, by construction of the clip bounds (the compiler's interval analysis re-checks).
@@ -36,11 +38,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from oracle.errors import ProfileError
+from oracle.profile.compiler import compile_onnx
 from oracle.profile.converter import IR_VERSION, OPSET, AccuracyReport, Conversion, Quantizer, _shift
-from oracle.profile.program import IntArray, width_range
+from oracle.profile.program import IntArray, macs, width_range
+from oracle.profile.reference import run
 from oracle.profile.transformer_float import TransformerShape, forward, read_onnx
 
-__all__ = ["IntScales", "convert_transformer", "graph_macs", "isqrt_steps", "lower", "ort_labels"]
+__all__ = ["IntScales", "convert_transformer", "isqrt_steps", "lower", "ort_labels"]
 
 RESID_BITS = 14  # residual stream clipped to +-2^14
 VAR_BITS = 30  # LayerNorm variance brought to <= 2^30 before the square root
@@ -50,6 +54,7 @@ EXP_BITS = 12  # exp table scale 2^12 (table entries 1 .. 4096)
 EXP_STEP_BITS = 5  # table resolution 1/32 (513 entries)
 EXP_RANGE = 16  # table covers exp(-16 .. 0)
 PROB_BITS = 12  # attention probabilities in 1/4096
+VAR_MARGIN = 16.0  # the square root is exact for variances 16x beyond the calibration range either way
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class IntScales:
     v: int
     ffn: int
     weight_width: int
+    var_lo: float = 1e-2  # real LayerNorm input variances the square root converges on exactly
+    var_hi: float = 1e2
 
 
 def choose_scales(stats: dict[str, float], weight_width: int, headroom: float = 2.0) -> IntScales:
@@ -70,18 +77,20 @@ def choose_scales(stats: dict[str, float], weight_width: int, headroom: float = 
         return int(math.floor(math.log2(2.0**limit_bits / (headroom * max(value, 1e-6)))))
 
     return IntScales(resid=bits(RESID_BITS, stats["resid"]), qk=bits(ACT_BITS, max(stats["q"], stats["k"])),
-                     v=bits(ACT_BITS, stats["v"]), ffn=bits(ACT_BITS, stats["ffn"]), weight_width=weight_width)
+                     v=bits(ACT_BITS, stats["v"]), ffn=bits(ACT_BITS, stats["ffn"]), weight_width=weight_width,
+                     var_lo=stats["var_min"] / VAR_MARGIN, var_hi=stats["var_max"] * VAR_MARGIN)
 
 
-def isqrt_steps(y0: int, v: IntArray) -> tuple[IntArray, int]:
-    """The Newton iteration the graph unrolls, ``y <- clip((y + v // y) // 2, 1, y0)`` from ``y0``: the
-    results and how many steps it takes until every ``v`` has ``y`` in ``{isqrt(v), isqrt(v) + 1}``
-    (a set the iteration never leaves; ``y0 >= sqrt(max v)`` so the sequence only decreases before)."""
+def isqrt_steps(y0: int, v: IntArray, top: int = 1 << (VAR_BITS // 2)) -> tuple[IntArray, int]:
+    """The Newton iteration the graph unrolls, ``y <- clip((y + v // y) // 2, 1, top)`` from ``y0``: the
+    results and how many steps it takes until every ``v`` has ``y`` in ``{isqrt(v), isqrt(v) + 1}``, a
+    set the iteration never leaves (from below ``sqrt(v)`` the first step lands above it, and from above
+    the sequence decreases until it enters the set; ``top >= sqrt(max v)``)."""
     root = np.array([math.isqrt(int(a)) for a in v], dtype=np.int64)
     y = np.full(v.shape, y0, dtype=np.int64)
     steps = 0
     while not np.all((y == root) | (y == root + 1)):
-        y = np.clip((y + v // y) // 2, 1, y0)
+        y = np.clip((y + v // y) // 2, 1, top)
         steps += 1
     return y, steps
 
@@ -124,10 +133,17 @@ class _Lowering:
         c_bits = RESID_BITS + 1 + math.ceil(math.log2(s.dim))
         sq_bits = 2 * c_bits + math.ceil(math.log2(s.dim))
         self.var_shift = max(0, sq_bits - VAR_BITS + 1) // 2 * 2  # even, so 2^(k/2) is exact
-        self.y0 = 1 << math.ceil((VAR_BITS) / 2)
-        probe = np.unique(np.concatenate([np.arange(0, 1 << 16), (np.int64(1) << np.arange(16, VAR_BITS + 1)) - 1,
-                                          np.int64(1) << np.arange(16, VAR_BITS + 1)])).astype(np.int64)
-        self.newton_steps = isqrt_steps(self.y0, probe)[1]
+        # Newton starts at the geometric middle of the variances seen in calibration (with margin) and
+        # unrolls enough steps to reach isqrt exactly on that range; beyond it the root is approximate
+        # (fewer ops; the integers are still one exact program for every input).
+        top = 1 << (VAR_BITS // 2)
+        to_int = s.dim**3 * 2.0 ** (2 * sc.resid - self.var_shift)
+        lo = int(min(max(1.0, sc.var_lo * to_int), 2.0**VAR_BITS))
+        hi = int(min(max(float(lo), sc.var_hi * to_int), 2.0**VAR_BITS))
+        self.y0 = max(1, math.isqrt(math.isqrt(lo * hi)))
+        probe = np.unique(np.concatenate([np.geomspace(lo, hi, 4000).astype(np.int64), [lo, hi]]))
+        self.newton_steps = isqrt_steps(self.y0, probe, top)[1]
+        self.newton_top = top
         self.norm_f = max(0, NORM_BITS - self.var_shift // 2)
         self.c_bits = c_bits
 
@@ -164,9 +180,9 @@ class _Lowering:
         if self.var_shift:
             v = g.op("Div", [v, g.const(1 << self.var_shift)], name)
         y = g.const(self.y0)
-        two, one, y0 = g.const(2), g.const(1), g.const(self.y0)
+        two, one, top = g.const(2), g.const(1), g.const(self.newton_top)
         for _ in range(self.newton_steps):
-            y = g.op("Clip", [g.op("Div", [g.op("Add", [y, g.op("Div", [v, y], name)], name), two], name), one, y0],
+            y = g.op("Clip", [g.op("Div", [g.op("Add", [y, g.op("Div", [v, y], name)], name), two], name), one, top],
                      name)
         n = g.op("Div", [g.op("Mul", [c, g.const(1 << self.norm_f)], name), y], name)
         bound = 1 << (self.norm_f + self.var_shift // 2 + 1)
@@ -234,16 +250,23 @@ class _Lowering:
     def build(self, quantizer: Quantizer) -> onnx.ModelProto:
         g, s, p = self.g, self.s, self.p
         r, f = 1 << RESID_BITS, self.sc.resid
-        tokens = g.clip(g.op("Reshape", ["input", g.const([s.seq])], "tokens"), 0, s.vocab - 1, "tokens")
-        table = np.clip(np.rint(p["embed"] * 2.0**f), -r // 2, r // 2).astype(np.int64)
+        view = g.op("Reshape", ["input", g.const(s.patch_view)], "patches")
+        rows = g.op("Reshape", [g.op("Transpose", [view], "patches", perm=[0, 2, 1, 3]),
+                                g.const([s.seq, s.per_patch])], "patches")
+        # Clip first: the Gather's indices must provably lie in the table (hostile pixels included).
+        idx = g.op("Add", [g.clip(rows, 0, s.vocab - 1, "pixels"), g.const(s.vocab * np.arange(s.per_patch))], "embed")
+        table = np.clip(np.rint(p["embed"] * 2.0**f), -r // 8, r // 8).astype(np.int64)
         pos = np.clip(np.rint(p["pos"] * 2.0**f), -r // 2, r // 2).astype(np.int64)
-        emb = g.op("Add", [g.op("Gather", [g.const(table), tokens], "embed", axis=0), g.const(pos)], "embed")
+        patches = g.op("ReduceSum", [g.op("Gather", [g.const(table), idx], "embed", axis=0), g.const([1])], "embed",
+                       keepdims=0)
+        emb = g.op("Add", [patches, g.const(pos)], "embed")
         x = _Act(g.clip(emb, -r, r, "embed"), 2.0**-f)
         for i in range(s.layers):
             x = self.feed_forward(self.attention(x, i), i)
         n = self.layer_norm(x, "ln")
-        pooled = _Act(g.op("ReduceSum", [n.name, g.const([0])], "pool", keepdims=1), n.mult / s.seq)
-        logits = self.linear(pooled, p["head.w"], p["head.b"], None, "head", p["ln.g"], p["ln.b"])
+        flat = _Act(g.op("Reshape", [n.name, g.const([1, s.seq * s.dim])], "flatten"), n.mult)
+        logits = self.linear(flat, p["head.w"], p["head.b"], None, "head", np.tile(p["ln.g"], s.seq),
+                             np.tile(p["ln.b"], s.seq))
         g.nodes.append(helper.make_node("ArgMax", [logits.name], ["label"], name="ArgMax", axis=1, keepdims=0))
         graph = helper.make_graph(
             g.nodes, "integer_profile_transformer",
@@ -283,7 +306,7 @@ def convert_transformer(
     max_calib_drop: float = 0.005,
     progress: Callable[[str], None] | None = None,
 ) -> Conversion:
-    """Convert a float encoder classifier (int tokens ``[N, seq]``) to an integer-profile graph with a report.
+    """Convert a float encoder classifier (int pixels ``[N, side^2]``) to an integer-profile graph with a report.
 
     Same contract as :func:`oracle.profile.cnn.convert_cnn`: ``weight_width`` ``None`` tries 1 then 2
     bytes and keeps the first within ``max_calib_drop`` of the float calibration accuracy.
@@ -293,7 +316,7 @@ def convert_transformer(
     p, shape, eps = read_onnx(model)
     if shape.vocab > 128:
         raise ProfileError(f"vocabulary of {shape.vocab} tokens; the converter takes 1-byte tokens (at most 128)")
-    xc = np.asarray(x_calib).astype(np.int64).reshape(-1, shape.seq)
+    xc = np.asarray(x_calib).astype(np.int64).reshape(-1, shape.pixels)
     yc = np.asarray(y_calib).astype(np.int64)
     ref = _float_labels(model, xc)
     stats: dict[str, float] = {}
@@ -302,19 +325,25 @@ def convert_transformer(
     if agree < 0.99:
         raise ProfileError(f"the encoder read from the graph agrees with onnxruntime on only {agree:.1%} of the "
                            "calibration samples; export the model as oracle/profile/transformer_float.py does")
-    quantizer = Quantizer.identity(shape.seq, 1, (1, shape.seq))
+    quantizer = Quantizer.identity(shape.pixels, 1, (1, shape.pixels))
     float_calib = float(np.mean(ref == yc))
-    int_model = None
+    fitted = None
     for width in (weight_width,) if weight_width is not None else (1, 2):
-        say(f"lowering with {width}-byte weights")
+        say(f"lowering with {width}-byte weights and compiling")
         int_model = lower(p, shape, choose_scales(stats, width), quantizer)
+        fitted = int_model, compile_onnx(int_model, quantizer.width, 1)  # interval analysis: every bound holds
         if float(np.mean(ort_labels(int_model, xc) == yc)) >= float_calib - max_calib_drop:
             break
-    assert int_model is not None
-    xt = xc if x_test is None else np.asarray(x_test).astype(np.int64).reshape(-1, shape.seq)
+    assert fitted is not None
+    int_model, program = fitted
+    xt = xc if x_test is None else np.asarray(x_test).astype(np.int64).reshape(-1, shape.pixels)
     yt = yc if y_test is None else np.asarray(y_test).astype(np.int64)
-    say(f"scoring {len(xt)} samples")
+    say(f"scoring {len(xt)} samples with onnxruntime and the reference interpreter")
     int_pred = ort_labels(int_model, xt)
+    ref_pred = np.array([int(run(program, row.reshape(quantizer.shape))[0]) for row in xt], dtype=np.int64)
+    if not np.array_equal(int_pred, ref_pred):
+        raise ProfileError("onnxruntime and the reference interpreter disagree on the lowered transformer; "
+                           "report this as a bug with the model")
     flt_pred = _float_labels(model, xt)
     report = AccuracyReport(
         float_accuracy=float(np.mean(flt_pred == yt)),
@@ -323,7 +352,7 @@ def convert_transformer(
         n_samples=len(yt),
         weight_width=width,
         activation_bits=(),
-        notes=(f"macs={graph_macs(shape)}",),
+        notes=(f"macs={macs(program)}", f"ops={len(program.ops)}"),
     )
     return Conversion(int_model, quantizer, report)
 
@@ -334,9 +363,3 @@ def _float_labels(model: onnx.ModelProto, tokens: IntArray) -> npt.NDArray[np.in
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     logits = sess.run(None, {sess.get_inputs()[0].name: np.asarray(tokens, dtype=np.int64)})[0]
     return np.asarray(np.argmax(logits, axis=1), dtype=np.int64)
-
-
-def graph_macs(s: TransformerShape) -> int:
-    """Multiply-accumulates of one inference (the MatMuls; LayerNorm/softmax elementwise work not counted)."""
-    per_layer = s.seq * s.dim * s.dim * 4 + 2 * s.heads * s.seq * s.seq * s.head_dim + 2 * s.seq * s.dim * s.ffn
-    return s.layers * per_layer + s.dim * s.classes
