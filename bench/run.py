@@ -45,6 +45,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "worker.exact_answer_overhead": ("<=", 2),
     "models.cnn.challenge_gas_worst": ("<=", 16_777_216),
     "models.cnn.int_accuracy_drop_pp": ("<=", 1),
+    "models.transformer.proof_gas": ("<=", 16_777_216),
+    "models.transformer.int_accuracy_drop_pp": ("<=", 1),
     "dispute.largest_model_macs": (">=", 50_000_000),
     "dispute.max_tx_gas": ("<=", 16_777_216),
     "dispute.wall_s": ("<=", 60),
@@ -60,6 +62,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "worker": ("bench.worker_bench", False),
     "binding": ("bench.binding_bench", False),
     "cnn": ("bench.cnn_bench", True),
+    "transformer": ("bench.transformer_bench", True),
     "dispute": ("bench.dispute_bench", True),
 }
 
