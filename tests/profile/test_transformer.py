@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -153,3 +154,64 @@ def test_shipped_integer_graph_runs_on_hostile_tokens(shipped: tuple) -> None:
                              np.full((1, 64), 16), np.zeros((1, 64))])
     labels = ort_labels(int_model, tokens)
     assert labels.min() >= 0 and labels.max() <= 9
+
+
+def test_worker_accepts_digits_transformer_and_its_session_matches_the_manifest(tmp_path: Any) -> None:
+    """The operator's model store validates the file (ops, sizes, I/O) and a worker's onnxruntime session
+    answers the manifest's outputs (the reference's) for every shipped sample."""
+    import onnxruntime as ort
+    from eth_utils.crypto import keccak
+
+    from oracle.chain.types import Mode, Model
+    from oracle.profile.models import model_path
+    from oracle.worker.executor import run_once, session_options
+    from oracle.worker.models import ModelStore
+
+    entry = model_entry("digits_transformer")
+    data = model_bytes("digits_transformer")
+    model = Model(model_id=1, owner="0x" + "00" * 20, retired=False, mode=Mode.EXACT, fee=1, bond=1,
+                  input_length=64, output_length=1, onnx_hash=bytes(keccak(data)),
+                  program_commitment=bytes.fromhex(entry["program_commitment"][2:]),
+                  uri=model_path("digits_transformer").as_uri())
+    info = ModelStore(tmp_path, max_model_bytes=2**20, max_tensor_bytes=2**20).get(model)
+    session = ort.InferenceSession(data, sess_options=session_options(), providers=["CPUExecutionProvider"])
+    for sample in entry["samples"]:
+        out = run_once(session, info.input, info.output, bytes.fromhex(sample["input_hex"][2:]))
+        assert out == bytes.fromhex(sample["expected_output_hex"][2:])
+
+
+def _without_clip(model: onnx.ModelProto, name_prefix: str, nth: int = 0) -> onnx.ModelProto:
+    """The graph with the ``nth`` Clip whose name starts with ``name_prefix`` removed (its input rewired)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    clip = [n for n in out.graph.node if n.op_type == "Clip" and n.name.startswith(name_prefix)][nth]
+    for n in out.graph.node:
+        n.input[:] = [clip.input[0] if i == clip.output[0] else i for i in n.input]
+    out.graph.node.remove(clip)
+    for name in clip.input[1:]:  # its bounds, now unused
+        out.graph.initializer.remove(next(t for t in out.graph.initializer if t.name == name))
+    return out
+
+
+def test_the_clips_that_make_hostile_inputs_safe_are_required(shipped: tuple) -> None:
+    """Attack: without the Clip before the embedding Gather, a pixel of 127 indexes past the table
+    (onnxruntime fails, so no honest answer exists and the verifier would read zeros); without the exp
+    table's index Clip or the Clip of the softmax sum (a divisor that could be zero, as far as anything
+    can prove), the same. The compiler refuses all three graphs."""
+    import onnxruntime as ort
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
+
+    from oracle.profile.compiler import compile_onnx
+
+    _, int_model = shipped
+    compile_onnx(int_model, 1, 1)  # the shipped graph compiles
+    unclipped = _without_clip(int_model, "pixels")
+    sess = ort.InferenceSession(unclipped.SerializeToString(), providers=["CPUExecutionProvider"])
+    with pytest.raises((Fail, InvalidArgument, RuntimeException)):
+        sess.run(None, {"input": np.full((1, 64), 127, dtype=np.int64)})
+    with pytest.raises(ProfileError, match="Gather"):
+        compile_onnx(unclipped, 1, 1)
+    with pytest.raises(ProfileError, match="Gather indices"):  # the exp table's index
+        compile_onnx(_without_clip(int_model, "layer0.softmax", 0), 1, 1)
+    with pytest.raises(ProfileError, match="Div"):  # the softmax sum as a divisor
+        compile_onnx(_without_clip(int_model, "layer0.softmax", 1), 1, 1)
