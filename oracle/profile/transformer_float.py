@@ -30,7 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from oracle.errors import ProfileError
 
-__all__ = ["EPS", "TransformerShape", "export_onnx", "forward", "read_onnx"]
+__all__ = ["EPS", "TransformerShape", "export_onnx", "forward", "is_transformer", "read_onnx"]
 
 EPS = 1e-5
 OPSET = 17
@@ -195,6 +195,13 @@ def export_onnx(p: dict[str, Any], s: TransformerShape, eps: float = EPS,
                               producer_name=producer)
     onnx.checker.check_model(model)
     return model
+
+
+def is_transformer(model: onnx.ModelProto | bytes) -> bool:
+    """Whether a float graph has LayerNormalization (so it needs the transformer converter)."""
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load_model_from_string(bytes(model))
+    return any(n.op_type == "LayerNormalization" for n in model.graph.node)
 
 
 #: Node counts of one encoder layer and of the rest of the graph (embedding, final LN, pool, head).

@@ -215,3 +215,24 @@ def test_the_clips_that_make_hostile_inputs_safe_are_required(shipped: tuple) ->
         compile_onnx(_without_clip(int_model, "layer0.softmax", 0), 1, 1)
     with pytest.raises(ProfileError, match="Div"):  # the softmax sum as a divisor
         compile_onnx(_without_clip(int_model, "layer0.softmax", 1), 1, 1)
+
+
+def test_cli_convert_dispatches_the_transformer_and_refuses_in_one_line(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from oracle.cli import app
+
+    src, out = tmp_path / "xfmr.onnx", tmp_path / "xfmr_int.onnx"
+    src.write_bytes(model_bytes("digits_transformer_float"))
+    args = ["model", "convert", str(src), "--dataset", "digits", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == model_bytes("digits_transformer")  # the shipped model is exactly this conversion
+
+    bad = onnx.load_model_from_string(model_bytes("digits_transformer_float"))
+    next(n for n in bad.graph.node if n.op_type == "Relu").op_type = "Tanh"
+    src.write_bytes(bad.SerializeToString())
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Tanh" in errors[0], result.output
