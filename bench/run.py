@@ -50,6 +50,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "dispute.largest_model_macs": (">=", 50_000_000),
     "dispute.max_tx_gas": ("<=", 16_777_216),
     "dispute.wall_s": ("<=", 60),
+    "ops.bound_over_measured_min": (">=", 1.0),
+    "ops.bound_over_measured_max": ("<=", 1.5),
 }
 
 #: name -> (module, needs a chain)
@@ -64,6 +66,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "cnn": ("bench.cnn_bench", True),
     "transformer": ("bench.transformer_bench", True),
     "dispute": ("bench.dispute_bench", True),
+    "ops": ("bench.transformer_ops_bench", True),
 }
 
 

@@ -143,7 +143,7 @@ def _matmul_work(program: Program, x: IntArray) -> int:
     for op in program.ops:
         if op.opcode is Opcode.MATMUL:
             a = consts[op.inputs[0]].values if op.inputs[0] in consts else env[op.inputs[0]]
-            work += int(np.count_nonzero(a)) * program.shapes[op.inputs[1]][1]
+            work += int(np.count_nonzero(a)) * program.shapes[op.inputs[1]][-1]
     return work
 
 

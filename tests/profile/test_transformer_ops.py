@@ -92,6 +92,19 @@ def test_rank3_matmul_with_constant_weights(
     _agree(verifier, model, (b, m, k), 1, seed, {Opcode.MATMUL})
 
 
+@pytest.mark.parametrize("batched", [True, False])
+def test_batched_matmul_beyond_double_precision(verifier: Contract, batched: bool) -> None:  # noqa: F811
+    """Products near 2^62 (int32 operands): onnxruntime's int64 batched MatMul must stay exact there (its
+    int64 ReduceSum does not, see the ReduceSum test)."""
+    if batched:
+        nodes = [_node("Transpose", ["x"], "t", perm=[0, 2, 1]), _node("MatMul", ["x", "t"])]
+        model = make_model(nodes, [3, 4, 1], [3, 4, 4])
+    else:
+        w = const("w", np.array([[2**31 - 1, -(2**31), 2**31 - 3]]))
+        model = make_model([_node("MatMul", ["x", "w"])], [3, 4, 1], [3, 4, 3], [w])
+    _agree(verifier, model, (3, 4, 1), 4, 11, {Opcode.MATMUL})
+
+
 def test_batched_matmul_refuses_mismatched_batches() -> None:
     model = make_model([_node("MatMul", ["x", "w"])], [2, 3, 4], [2, 3, 5], [const("w", np.ones((3, 4, 5)))])
     with pytest.raises(ProfileError, match=r"\[B,M,K\]x\[B,K,N\]"):

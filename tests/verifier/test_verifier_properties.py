@@ -16,7 +16,16 @@ from hypothesis import strategies as st
 from web3.contract import Contract
 
 from oracle.errors import ProfileError
-from oracle.profile.program import Opcode, Program, decode, encode, encode_tensor, numel, width_range
+from oracle.profile.program import (
+    Opcode,
+    Program,
+    decode,
+    encode,
+    encode_tensor,
+    numel,
+    padded_perm,
+    width_range,
+)
 from tests.verifier.helpers import (
     INT64_MAX,
     INT64_MIN,
@@ -31,6 +40,7 @@ from tests.verifier.helpers import (
 SETTINGS = settings(derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 WIDTHS = [1, 2, 4, 8]
 ELEMENTWISE = [Opcode.ADD, Opcode.SUB, Opcode.MUL, Opcode.DIV, Opcode.MAX, Opcode.MIN]
+BATCHED = "batched MatMul"
 
 
 def _values(
@@ -100,11 +110,17 @@ def programs(draw: st.DrawFn) -> tuple[Program, int]:
                     Opcode.ARGMAX,
                     Opcode.IDENTITY,
                     Opcode.CAST,
+                    Opcode.GATHER,
+                    Opcode.REDUCE_SUM,
+                    Opcode.REDUCE_MAX,
+                    Opcode.TRANSPOSE_ND,
+                    BATCHED,
                 ]
             )
         )
         if kind in ELEMENTWISE:
-            partners = [t for t in live if kind is not Opcode.DIV and _broadcasts(xs, b.shapes[t])]
+            # A computed divisor may be zero: x / 0 = 0 (total semantics).
+            partners = [t for t in live if _broadcasts(xs, b.shapes[t])]
             if partners and draw(st.booleans()):
                 other = draw(st.sampled_from(partners))
             else:
@@ -127,6 +143,32 @@ def programs(draw: st.DrawFn) -> tuple[Program, int]:
                 n = draw(st.integers(1, 40))
                 weights = b.const(_values(rng, (xs[1], n), w, draw(st.booleans())), w)
                 out = b.op(kind, [x, weights])
+        elif kind is Opcode.GATHER:
+            # Indices (any values: outside [0, n) select zeros) from x; data a constant or a computed tensor.
+            data = draw(st.sampled_from([t for t in live if b.shapes[t] and len(b.shapes[t]) + len(xs) <= 5] or [-1]))
+            if data < 0 or draw(st.booleans()):
+                w = draw(st.sampled_from(WIDTHS))
+                dshape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=5 - max(len(xs), 1))))
+                data = b.const(_values(rng, dshape, w, draw(st.booleans())), w)
+            if len(xs) + len(b.shapes[data]) > 5:
+                x = b.op(Opcode.RESHAPE, [x], shape=(numel(xs),))
+            out = b.op(kind, [data, x])
+        elif kind in (Opcode.REDUCE_SUM, Opcode.REDUCE_MAX) and xs:
+            out = b.op(kind, [x], (draw(st.integers(0, len(xs) - 1)), draw(st.integers(0, 1))))
+        elif kind is Opcode.TRANSPOSE_ND:
+            perm = draw(st.permutations(list(range(len(xs)))))
+            out = b.op(kind, [x], padded_perm(perm))
+        elif kind is BATCHED:
+            n = numel(xs)
+            batch = draw(st.sampled_from(_divisors(n)))
+            m = draw(st.sampled_from(_divisors(n // batch)))
+            x = b.op(Opcode.RESHAPE, [x], shape=(batch, m, n // batch // m))
+            if draw(st.booleans()):  # both operands computed: x x^T per batch
+                out = b.op(Opcode.MATMUL, [x, b.op(Opcode.TRANSPOSE_ND, [x], (0, 1, 3, 2))])
+            else:
+                w = draw(st.sampled_from(WIDTHS))
+                wshape = ((batch,) if draw(st.booleans()) else ()) + (n // batch // m, draw(st.integers(1, 9)))
+                out = b.op(Opcode.MATMUL, [x, b.const(_values(rng, wshape, w, draw(st.booleans())), w)])
         elif kind is Opcode.CLIP:
             lo = draw(st.integers(INT64_MIN, INT64_MAX) | st.integers(-50, 50))
             hi = draw(st.integers(lo, INT64_MAX) | st.integers(lo, lo + 100).filter(lambda h: h <= INT64_MAX))
