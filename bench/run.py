@@ -45,6 +45,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "worker.exact_answer_overhead": ("<=", 2),
     "models.cnn.challenge_gas_worst": ("<=", 16_777_216),
     "models.cnn.int_accuracy_drop_pp": ("<=", 1),
+    "models.transformer.proof_gas": ("<=", 16_777_216),
+    "models.transformer.int_accuracy_drop_pp": ("<=", 1),
     "dispute.largest_model_macs": (">=", 50_000_000),
     "dispute.max_tx_gas": ("<=", 16_777_216),
     "dispute.wall_s": ("<=", 60),
@@ -63,6 +65,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "binding": ("bench.binding_bench", False),
     "slow": ("bench.slow_model_bench", False),
     "cnn": ("bench.cnn_bench", True),
+    "transformer": ("bench.transformer_bench", True),
     "dispute": ("bench.dispute_bench", True),
     "ops": ("bench.transformer_ops_bench", True),
 }

@@ -11,6 +11,11 @@ Usage: ``.venv/bin/python scripts/build_models.py [--out DIR] [--check]``
   ``digits_cnn_float.onnx`` is shipped and only copied here, not retrained), converted by
   ``oracle.profile.cnn``: convolutions and max-pools lowered to int8 MatMuls and Max. Input: the 64 pixel
   intensities 0..16 as int8 (row-major 8x8); output: the predicted digit.
+* ``digits_transformer.onnx`` (EXACT): the small encoder classifier trained by
+  ``scripts/train_digits_transformer.py`` on the digits read as 64 pixel tokens (its float graph
+  ``digits_transformer_float.onnx`` is shipped and only copied here), lowered to integer-only ops by
+  ``oracle.profile.transformer`` (Gather embedding, Newton square root, exp table). Input: the 64 pixel
+  intensities 0..16 as int8; output: the predicted digit.
 * ``credit_gbt.onnx`` (EXACT): gradient-boosted trees on the synthetic credit data, converted by
   ``oracle.profile.trees`` (leaf boxes on the int16 input grid, int16 leaf values).
 * ``manifest.json``: hashes, commitments, I/O specs, quantizers, accuracies and conformance samples.
@@ -231,6 +236,53 @@ def build_digits_cnn(out: Path) -> dict[str, Any]:
     return {"digits_cnn": exact, "digits_cnn_float": attested}
 
 
+def build_digits_transformer(out: Path) -> dict[str, Any]:
+    """Digits transformer: the shipped float graph (scripts/train_digits_transformer.py), lowered to integers."""
+    from oracle.profile.program import decode, macs
+    from oracle.profile.transformer import convert_transformer
+    from oracle.profile.transformer_float import forward, read_onnx
+
+    split = load_split("digits")
+    float_bytes = (DEFAULT_OUT / "digits_transformer_float.onnx").read_bytes()
+    if out.resolve() != DEFAULT_OUT.resolve():
+        (out / "digits_transformer_float.onnx").write_bytes(float_bytes)
+    conv = convert_transformer(float_bytes, split.x_train, split.y_train, split.x_test, split.y_test)
+    exact = _exact_entry("digits_transformer", conv, split, out)
+    p, shape, eps = read_onnx(float_bytes)
+    exact["float_source"] = "digits_transformer_float.onnx"
+    exact["macs"] = macs(decode((out / "digits_transformer.program").read_bytes()))
+    exact["family"] = "transformer"
+    exact["architecture"] = (
+        f"{shape.side}x{shape.side} pixels -> {shape.seq} patch tokens ({shape.patch}x{shape.patch}; embedding = "
+        f"sum of {shape.per_patch} Gathers by pixel value + learned positions, dim {shape.dim}) -> {shape.layers} x "
+        f"pre-LN encoder layer ({shape.heads} heads, Relu FFN {shape.ffn}) -> LN -> flatten -> "
+        f"Gemm({shape.seq * shape.dim}->{shape.classes}); scripts/train_digits_transformer.py")
+    attested = {
+        "file": "digits_transformer_float.onnx",
+        "mode": "ATTESTED",
+        "onnx_keccak256": _hex(bytes(keccak(float_bytes))),
+        "input_shape": [1, 64],
+        "input_dtype": "int64",
+        "input_width": 8,
+        "output_shape": [1, 10],
+        "output_dtype": "float32",
+        "output_width": 4,
+        "output_meaning": "class logits for digits 0..9",
+        "float_accuracy": conv.report.float_accuracy,
+        "dataset": _dataset_info(split),
+        "samples": [
+            {
+                "input": [float(v) for v in split.x_test[i]],
+                "expected_class": int(np.argmax(forward(p, split.x_test[i : i + 1].astype(np.int64), shape,
+                                                        np, eps)[0])),
+                "label": int(split.y_test[i]),
+            }
+            for i in range(N_SAMPLES)
+        ],
+    }
+    return {"digits_transformer": exact, "digits_transformer_float": attested}
+
+
 #: The shipped gradient-boosted credit model: 100 depth-2 trees (400 leaves) keep the fraud proof in one
 #: transaction (about 2.3M gas) with the cross-validated accuracy of larger ensembles.
 CREDIT_GBT_PARAMS: dict[str, Any] = {"n_estimators": 100, "max_depth": 2, "learning_rate": 0.1}
@@ -273,6 +325,7 @@ def build(out: Path) -> dict[str, Any]:
     models.update(build_credit_risk(out))
     models.update(build_digits_cnn(out))
     models.update(build_credit_gbt(out))
+    models.update(build_digits_transformer(out))
     manifest = {
         "format": "integer-profile v1 (docs/integer-profile.md)",
         "generator": "scripts/build_models.py",

@@ -80,29 +80,40 @@ def convert(
         bool, typer.Option(help="Features already are integers: no input scaling.")
     ] = False,
 ) -> None:
-    """Convert a float classifier (dense, linear, or a CNN) into an integer-profile model; prints the
-    quantizer and accuracies."""
+    """Convert a float classifier (dense, linear, a CNN, or the encoder transformer of
+    oracle/profile/transformer_float.py, whose pixels are 1-byte tokens) into an integer-profile model;
+    prints the quantizer and accuracies."""
     from oracle.profile.cnn import convert_cnn, is_cnn
     from oracle.profile.converter import Quantizer, convert_onnx
     from oracle.profile.datasets import load_split
+    from oracle.profile.transformer import convert_transformer
+    from oracle.profile.transformer_float import is_transformer
 
     try:
         split = load_split(dataset)
         quantizer = Quantizer.identity(split.x_train.shape[1], input_width) if identity_input else None
         data = float_onnx.read_bytes()
         cnn = is_cnn(data)  # Conv/MaxPool/AveragePool: lowered to dense stages by oracle.profile.cnn
-        extra: dict[str, Any] = {"progress": lambda msg: typer.echo(f"[convert] {msg}", err=True)} if cnn else {}
-        model, quantizer, report = (convert_cnn if cnn else convert_onnx)(
-            data,
-            split.x_train,
-            split.y_train,
-            split.x_test,
-            split.y_test,
-            input_width=input_width,
-            quantizer=quantizer,
-            weight_width=weight_width or None,
-            **extra,
-        )
+        def say(msg: str) -> None:
+            typer.echo(f"[convert] {msg}", err=True)
+
+        if is_transformer(data):  # LayerNormalization: the encoder classifier of oracle.profile.transformer
+            model, quantizer, report = convert_transformer(data, split.x_train, split.y_train, split.x_test,
+                                                           split.y_test, weight_width=weight_width or None,
+                                                           progress=say)
+        else:
+            extra: dict[str, Any] = {"progress": say} if cnn else {}
+            model, quantizer, report = (convert_cnn if cnn else convert_onnx)(
+                data,
+                split.x_train,
+                split.y_train,
+                split.x_test,
+                split.y_test,
+                input_width=input_width,
+                quantizer=quantizer,
+                weight_width=weight_width or None,
+                **extra,
+            )
         out.write_bytes(model.SerializeToString(deterministic=True))
     except (OracleError, OSError, ValueError) as exc:
         raise _fail(exc) from None
