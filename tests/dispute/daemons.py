@@ -68,3 +68,24 @@ def play_against(gs: GameSystem, game_id: int, actor: Actor | None, timeout: flo
         if actor is None or not actor.move(game_id):
             time.sleep(0.05)
     raise AssertionError(f"game {game_id} did not end within {timeout}s: {GameView.read(gs.game, game_id)}")
+
+
+def spawn_challenger(gs: GameSystem, url: str, tmp: Path) -> subprocess.Popen[bytes]:
+    """The challenger daemon (``oracle challenger run``) on the unlocked challenger account, as its own process."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("ORACLE_", "WORKER_TEST_"))}
+    e["PYTHONPATH"] = str(ROOT)
+    log = (tmp / "challenger.log").open("ab")
+    code = "import sys; from oracle.cli import main; sys.argv[0] = 'oracle'; main()"
+    return subprocess.Popen([sys.executable, "-c", code, "challenger", "run", "--rpc", url,
+                             "--oracle", gs.deployment.oracle, "--db", str(tmp / "challenger.sqlite3"),
+                             "--model-dir", str(tmp / "challenger-models"), "--unlocked", gs.challenger,
+                             "--poll", "0.1"], cwd=ROOT, env=e, stdout=log, stderr=log)
+
+
+def wait_until(cond: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
