@@ -107,7 +107,7 @@ class GamePlayer:
             sent = self._open(row, claim) if row.game_id == 0 else self._play(row, claim)
             if sent:
                 return 1
-        if self.party.credits() > 0:
+        if self.book.rows(limit=1) and self.party.credits() > 0:
             return self._send(self.party.withdraw_call(), "withdraw")
         return 0
 

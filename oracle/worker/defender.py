@@ -66,10 +66,10 @@ class Defender:
                 self.book.update(row.request_id, row.game_id, tx_hash=last[0].tx_hash if last else None)
                 log.info("game_move", game=row.game_id, move=what, lo=g.lo, hi=g.hi)
                 return 1
-        if self.party.credits() > 0 and self.submitter.send("game_withdraw", self.party.withdraw_call(), [], None,
-                                                             head):
-            log.info("game_credits_withdrawn")
-            return 1
+        if self.book.rows(limit=1) and self.party.credits() > 0:
+            if self.submitter.send("game_withdraw", self.party.withdraw_call(), [], None, head):
+                log.info("game_credits_withdrawn")
+                return 1
         return 0
 
     def _scan(self) -> None:
