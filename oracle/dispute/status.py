@@ -39,8 +39,9 @@ def game_status(game: Contract, game_id: int, moves: bool = True) -> dict[str, o
 
 def game_moves(game: Contract, game_id: int) -> list[dict[str, Any]]:
     found = []
+    head = game.w3.eth.block_number  # one block for every query: a move mined in between shows whole or not at all
     for name in _MOVES:
-        for e in getattr(game.events, name)().get_logs(from_block=0, to_block="latest",
+        for e in getattr(game.events, name)().get_logs(from_block=0, to_block=head,
                                                        argument_filters={"gameId": game_id}):
             args = {k: ("0x" + v.hex() if isinstance(v, bytes) else v) for k, v in e["args"].items()
                     if k not in ("gameId", "requestId")}

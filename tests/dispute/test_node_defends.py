@@ -41,9 +41,12 @@ def _game_receipts(gs: GameSystem, game_id: int, sender: str) -> list[Any]:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("kill_at", [None, "random"])
+@pytest.mark.parametrize("kill_at", [None, "random", "reorg"])
 def test_honest_node_beats_a_lying_challenger(gs: GameSystem, devnet: Any, tmp_path: Path,
                                               kill_at: str | None) -> None:
+    """``random``: the node is killed (-9) at a random move and restarted; ``reorg``: at a random move a
+    3-block reorg drops the last moves of both sides (the node's dropped moves come back through its
+    transaction manager; a stale one reverts, which costs it gas, never the game)."""
     rid, x = gs.request(11)
     honest = Trace.from_input_bytes(gs.program, x)
     gs.client.submit(gs.operator, rid, honest.output_bytes())
@@ -52,13 +55,16 @@ def test_honest_node_beats_a_lying_challenger(gs: GameSystem, devnet: Any, tmp_p
     liar = Actor(gs.w3, gs.game, gs.challenger, Trace.from_input_bytes(gs.program, x, perturb_at(23)), "challenger")
     try:
         game_id = liar.open(rid, x, GAME_BOND)
-        kill_move = random.Random(7).randrange(1, 8) if kill_at else -1
+        # (a reorg at move 5 or later: an earlier one would take the game's opening away with it)
+        kill_move = random.Random(7).randrange(5 if kill_at == "reorg" else 1, 9) if kill_at else -1
         seen = [0]
 
         def maybe_kill(g: GameView) -> None:
             nonlocal node
             seen[0] += 1
-            if seen[0] == kill_move:
+            if seen[0] == kill_move and kill_at == "reorg":
+                gs.w3.provider.make_request("anvil_reorg", [3, []])  # type: ignore[arg-type]
+            elif seen[0] == kill_move:
                 kill9(node)
                 node = spawn_node(gs, devnet.url, tmp_path)
 
@@ -73,8 +79,10 @@ def test_honest_node_beats_a_lying_challenger(gs: GameSystem, devnet: Any, tmp_p
     assert gs.client.stake_of(gs.operator).locked >= BOND or gs.client.status_of(rid).name == "FINALIZABLE"
     theirs = _game_receipts(gs, game_id, gs.operator)
     # (the one-step proof is permissionless: both sides may race to send it, the second one reverts)
-    assert theirs and sum(r["status"] != 1 for r in theirs) <= 1
+    assert theirs and sum(r["status"] != 1 for r in theirs) <= (3 if kill_at == "reorg" else 1)
     gas_used(theirs + liar.receipts)
+    if kill_at == "reorg":  # the reorg took moves of the node away and its transaction manager re-sent them
+        assert "tx_resent_after_reorg" in (tmp_path / "node.log").read_text()
     gas_paid = sum(int(r["gasUsed"]) * int(r["effectiveGasPrice"]) for r in theirs)
     assert gs.w3.eth.get_balance(gs.operator) == balance_before + GAME_BOND - gas_paid
     games = Database(tmp_path / "node.sqlite3")
