@@ -15,9 +15,14 @@ from typing import Any
 
 import pytest
 
+from oracle.challenger.daemon import Challenger, ChallengerConfig
+from oracle.challenger.games import GamePolicy
 from oracle.challenger.store import ClaimState, Store
+from oracle.challenger.verify import ClaimVerifier
 from oracle.dispute.actors import GameView, Phase
 from oracle.profile.trace import Trace, perturb_at
+from oracle.worker.models import ModelStore
+from tests.challenger.harness import Daemon, state_of
 from tests.dispute.conftest import BOND, FEE, GAME_BOND, GameSystem
 from tests.dispute.daemons import kill9, spawn_challenger, spawn_node, stop, wait_until
 
@@ -72,3 +77,24 @@ def test_challenger_daemon_slashes_a_lying_node(gs: GameSystem, devnet: Any, tmp
     assert gs.client.stake_of(gs.operator).staked == staked - BOND
     assert gs.client.credits_of(gs.challenger) == BOND - BOND // 2 + FEE
     assert gs.game.functions.GAME_BOND().call() == GAME_BOND
+
+
+@pytest.mark.timeout(120)
+def test_challenger_keeps_to_its_game_budget(gs: GameSystem, tmp_path: Path) -> None:
+    """A game whose bond is over the challenger's ``max_game_bond`` is not opened: the claim is marked
+    ``game_lost`` with the reason (an alarm), and no bond leaves the account."""
+    rid, x = gs.request(22)
+    gs.client.submit(gs.operator, rid, Trace.from_input_bytes(gs.program, x, perturb_at(LIE_AT)).output_bytes())
+    models = ModelStore(tmp_path / "models", max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
+    config = ChallengerConfig(poll_interval=0.1, start_block=gs.deployment.block, audit_models=False,
+                              games=GamePolicy(max_game_bond=GAME_BOND - 1))
+    daemon = Daemon(Challenger(gs.client, Store(tmp_path / "c.sqlite3"), ClaimVerifier(gs.client, models),
+                               gs.challenger, config)).start()
+    try:
+        wait_until(lambda: state_of(daemon, rid) is ClaimState.GAME_LOST, 90, "the claim given up")
+        claim = daemon.claim(rid)
+        assert claim is not None and claim.error is not None and "max_game_bond" in claim.error
+    finally:
+        daemon.stop()
+    assert not daemon.died
+    assert gs.game.functions.gameCount().call() == 0
