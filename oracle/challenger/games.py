@@ -89,7 +89,7 @@ class GamePlayer:
         n = 0
         for c in self.store.claims([ClaimState.WRONG]):
             if self.game_provable(c.model_id):
-                self.book.add(c.request_id, 0, "opening")
+                self.book.add(c.request_id, 0, "opening", reopen=True)
                 self.store.set_state(c.request_id, ClaimState.GAME)
                 log.warning("fraud_needs_game", request_id=hex(c.request_id), operator=c.operator)
                 n += 1

@@ -44,11 +44,14 @@ class GameBook:
     def __init__(self, sql: SqliteFile) -> None:
         self.sql = sql
 
-    def add(self, request_id: int, game_id: int, state: str = "playing") -> bool:
-        """Records a game (idempotent); True if it was new."""
+    def add(self, request_id: int, game_id: int, state: str = "playing", reopen: bool = False) -> bool:
+        """Records a game (idempotent); True if it was new. ``reopen``: a row that had ended is set to ``state``
+        again (a claim that came back after a reorg)."""
+        sql = "INSERT INTO games(request_id, game_id, state, updated_at) VALUES (?,?,?,?) ON CONFLICT DO "
+        sql += "UPDATE SET state=excluded.state, error=NULL WHERE games.state NOT IN ('opening', 'playing')" \
+            if reopen else "NOTHING"
         with self.sql.tx() as c:
-            return c.execute("INSERT OR IGNORE INTO games(request_id, game_id, state, updated_at) VALUES (?,?,?,?)",
-                             (_rid(request_id), game_id, state, time.time())).rowcount == 1
+            return c.execute(sql, (_rid(request_id), game_id, state, time.time())).rowcount == 1
 
     def update(self, request_id: int, game_id: int, *, state: str | None = None, new_game_id: int | None = None,
                tx_hash: str | None = None, error: str | None = None) -> None:
