@@ -48,6 +48,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "dispute.largest_model_macs": (">=", 50_000_000),
     "dispute.max_tx_gas": ("<=", 16_777_216),
     "dispute.wall_s": ("<=", 60),
+    "dispute.daemons.max_tx_gas": ("<=", 16_777_216),
 }
 
 #: name -> (module, needs a chain)
@@ -61,6 +62,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "binding": ("bench.binding_bench", False),
     "cnn": ("bench.cnn_bench", True),
     "dispute": ("bench.dispute_bench", True),
+    "dispute_daemons": ("bench.dispute_daemons_bench", True),
 }
 
 
