@@ -16,6 +16,7 @@ from typing import Any
 
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 
 from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
@@ -31,8 +32,12 @@ __all__ = ["TX_GAS_CAP", "GameView", "Phase", "Party", "game_address", "game_con
 
 
 def game_address(client: OracleClient) -> str | None:
-    """The dispute game the oracle trusts (its immutable ``DISPUTE_GAME``), None if it has none."""
-    addr = str(client.contract.functions.DISPUTE_GAME().call())
+    """The dispute game the oracle trusts (its immutable ``DISPUTE_GAME``), None if it has none (or the oracle
+    predates the game and has no such getter)."""
+    try:
+        addr = str(client.contract.functions.DISPUTE_GAME().call())
+    except (ContractLogicError, BadFunctionCallOutput):
+        return None
     return None if int(addr, 16) == 0 else Web3.to_checksum_address(addr)
 
 
