@@ -115,6 +115,8 @@ class NodeSettings(BaseSettings):
                                                      "deadline.")
     batch_size: int = Field(50, ge=1, le=500, description="Results (or finalizations) per transaction.")
     auto_finalize: bool = Field(True, description="Finalize own results after the challenge window.")
+    defend_games: bool = Field(True, description="Play every dispute game opened against our claims (and collect "
+                               "the bonds won).")
 
     # --- operator API
     api_host: str = Field("127.0.0.1", description="Operator API bind address.")

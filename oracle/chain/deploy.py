@@ -29,9 +29,12 @@ class DeployParams:
       transaction (``challenge``, callback included) of every registered EXACT model fits it.
     - ``dispute_game``: also deploy the interactive dispute game (protocol §6 v2), so EXACT models whose
       one-transaction proof exceeds the cap but whose every game step fits are accepted (game-provable).
-      Off by default for now: without it such models are refused (``ProofGasTooHigh``).
+      On by default (the node defends and the challenger plays on their own); without it such models are
+      refused (``ProofGasTooHigh``).
     - ``game_bond``: wei a challenger posts to open a game (the winner's); ``game_clock``: seconds each
-      side has in total for its moves (chess clock).
+      side has in total for its moves (chess clock); None: 24 hours, or less if the unbonding period
+      requires it. The longest game is two full clocks, so ``unbonding_period >= challenge_window + 2 *
+      game_clock`` is enforced (a game opened at the end of the window must end before unstaked funds go).
     """
 
     challenge_window: int = 3600
@@ -40,9 +43,18 @@ class DeployParams:
     min_bond_ratio: int = 4
     max_callback_gas: int = 1_000_000
     tx_gas_cap: int = 16_777_216
-    dispute_game: bool = False
+    dispute_game: bool = True
     game_bond: int = 10**17
-    game_clock: int = 24 * 3600
+    game_clock: int | None = None
+
+    def clock(self) -> int:
+        """The game's clock: ``game_clock``, or the longest (up to 24 hours) the unbonding period allows."""
+        if self.game_clock is not None:
+            return self.game_clock
+        return max(1, min(DEFAULT_GAME_CLOCK, (self.unbonding_period - self.challenge_window) // 2))
+
+
+DEFAULT_GAME_CLOCK = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,11 @@ def deploy_system(
         verifier = deploy(w3, v.abi, v.bytecode, signer)
     o = artifacts.load("InferenceOracle")
     game = ZERO_ADDRESS
+    clock = params.clock()
+    if params.dispute_game and params.unbonding_period > params.challenge_window \
+            and params.unbonding_period < params.challenge_window + 2 * clock:
+        raise ValueError(f"unbonding_period {params.unbonding_period}s must be at least challenge_window + 2 x "
+                         f"game_clock = {params.challenge_window + 2 * clock}s; lengthen it or shorten the clock")
     if params.dispute_game:
         # The oracle trusts the game by an immutable address: the game is the signer's next deployment.
         sender = address_of(signer)
@@ -95,7 +112,7 @@ def deploy_system(
     )
     if params.dispute_game:
         g = artifacts.load("DisputeGame")
-        deployed = deploy(w3, g.abi, g.bytecode, signer, oracle, verifier, params.game_bond, params.game_clock)
+        deployed = deploy(w3, g.abi, g.bytecode, signer, oracle, verifier, params.game_bond, clock)
         if deployed != game:
             raise RuntimeError(f"dispute game deployed at {deployed}, the oracle trusts {game}")
     return Deployment(w3.eth.chain_id, oracle, verifier, w3.eth.block_number, params,

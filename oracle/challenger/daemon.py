@@ -7,7 +7,8 @@ Each iteration:
    back to the fork point found by block hash, keeping every verdict the reorg does not invalidate;
 2. **process**: track challenges in flight (never waiting on a receipt), re-check proven claims on-chain,
    re-execute pending claims in batches per model in a limited child (:mod:`oracle.challenger.verify`), and
-   simulate and send a challenge for every wrong one (:mod:`oracle.challenger.prover`).
+   simulate and send a challenge for every wrong one (:mod:`oracle.challenger.prover`), or, when its model's
+   one-transaction proof does not fit, open and play a dispute game for it (:mod:`oracle.challenger.games`).
 
 A model whose program cannot be re-executed within the limits is quarantined (its claims get the
 ``quarantined`` state and an alarm) and never blocks other models. In the background, each model's ONNX file
@@ -29,6 +30,7 @@ from oracle.chain.client import OracleClient
 from oracle.chain.follower import Follower, Fork, Range
 from oracle.chain.tx import Signer
 from oracle.chain.types import Mode, Model
+from oracle.challenger.games import GamePlayer, GamePolicy
 from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.prover import Prover
 from oracle.challenger.sandbox import SandboxFailure
@@ -55,6 +57,8 @@ class ChallengerConfig:
     quarantine_seconds: float = 3600.0  # a quarantined program is tried again after this long
     audit_models: bool = True  # check every model's ONNX file against its program in the background
     fees: FeePolicy = field(default_factory=FeePolicy)
+    play_games: bool = True  # prove wrong results of game-provable models in the dispute game
+    games: GamePolicy = field(default_factory=GamePolicy)
 
 
 class Challenger:
@@ -79,12 +83,15 @@ class Challenger:
         self._window = 0
         self._reorged = False
         self._auditor: threading.Thread | None = None
+        self.games: GamePlayer | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
         self._window = self.client.parameters()["challenge_window"]
         held = [c.nonce for c in self.store.claims([ClaimState.CHALLENGING], orphaned=True) if c.nonce is not None]
         self.sender.sync(floor=max(held, default=-1) + 1)
+        if self.config.play_games and self.games is None:
+            self.games = GamePlayer(self.client, self.store, self.sender, self._input, self.config.games)
         self.warm_up()
         log.info("challenger_started", address=self.address, oracle=self.client.address,
                  cursor=self.store.last_block(), window=self._window, quarantined=self._quarantined())
@@ -217,6 +224,9 @@ class Challenger:
         self.prover.recheck(now, force=self._reorged)
         self._reorged = False
         self.verify_pending(now)
+        if self.games is not None:
+            self.games.adopt()
+            self.games.step()
         if self.prover.challenge(now):
             self.prover.track(now)  # what mined at once (automining devnets) is settled in this round
 

@@ -118,9 +118,9 @@ class ChallengeSender:
         max_fee = min(max_fee, self.fees.max_fee)
         return max_fee, min(priority, max_fee)
 
-    def _broadcast(self, fn: ContractFunction, gas: int, nonce: int, fees: tuple[int, int]) -> str:
+    def _broadcast(self, fn: ContractFunction, gas: int, nonce: int, fees: tuple[int, int], value: int = 0) -> str:
         params: dict[str, Any] = {"from": self.address, "gas": gas, "nonce": nonce, "maxFeePerGas": fees[0],
-                                  "maxPriorityFeePerGas": fees[1], "value": 0}
+                                  "maxPriorityFeePerGas": fees[1], "value": value}
         if isinstance(self.signer, LocalAccount):
             if self._chain_id is None:
                 self._chain_id = int(self.w3.eth.chain_id)
@@ -144,8 +144,9 @@ class ChallengeSender:
         self._sent_at[tx_hash] = time.monotonic()
         return tx_hash
 
-    def send(self, fn: ContractFunction, gas: int) -> Sent:
-        """A new transaction on the next nonce (re-synced once if the node says the nonce was used)."""
+    def send(self, fn: ContractFunction, gas: int, value: int = 0) -> Sent:
+        """A new transaction on the next nonce (re-synced once if the node says the nonce was used), paying
+        ``value`` wei (a dispute game's bond)."""
         with self._lock:
             if self.next_nonce is None:
                 self.sync()
@@ -153,7 +154,7 @@ class ChallengeSender:
                 nonce = self.next_nonce
                 assert nonce is not None
                 try:
-                    tx_hash = self._broadcast(fn, gas, nonce, self._fees())
+                    tx_hash = self._broadcast(fn, gas, nonce, self._fees(), value)
                 except Exception as exc:  # noqa: BLE001 - classified below
                     msg = _message(exc)
                     if attempt < 2 and ("nonce too low" in msg or "underpriced" in msg or "already" in msg):
@@ -164,7 +165,7 @@ class ChallengeSender:
                 return Sent(tx_hash, nonce)
         raise SendError("no usable nonce")
 
-    def replace(self, fn: ContractFunction, gas: int, nonce: int, old_hash: str | None) -> Sent:
+    def replace(self, fn: ContractFunction, gas: int, nonce: int, old_hash: str | None, value: int = 0) -> Sent:
         """The same nonce again: fees bumped over the pooled transaction, or today's fees if it was dropped."""
         floor = None
         if old_hash:
@@ -176,7 +177,7 @@ class ChallengeSender:
                 floor = None
         with self._lock:
             try:
-                return Sent(self._broadcast(fn, gas, nonce, self._fees(floor)), nonce)
+                return Sent(self._broadcast(fn, gas, nonce, self._fees(floor), value), nonce)
             except Exception as exc:  # noqa: BLE001
                 raise SendError(_message(exc)) from exc
 

@@ -13,6 +13,7 @@ Schema::
            nonce INTEGER, tx_block INTEGER,           -- our challenge: its nonce, the block it mined in
            settled INTEGER,                           -- 1: proven and the window is over (no more re-checks)
            orphaned INTEGER)                          -- 1: its block was reorganised away (verdict kept)
+    games(...)                                        -- dispute games we play (oracle.dispute.book)
     models(model_id INTEGER, aspect TEXT,             -- aspect: 'program' (re-execution) or 'onnx' (the file)
            status TEXT, reason TEXT, updated_at REAL)  -- e.g. program/quarantined, onnx/bound, onnx/mismatch
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from oracle.dispute.book import SCHEMA as GAMES_SCHEMA
 from oracle.lifecycle import Status, is_challengeable
 from oracle.storage import Migration, SqliteFile, add_missing_columns
 
@@ -50,8 +52,9 @@ CREATE INDEX IF NOT EXISTS claims_state ON claims(state, deadline);
 #: columns added after the first release (a file may predate some of them)
 ADDED_COLUMNS = (("nonce", "INTEGER"), ("tx_block", "INTEGER"), ("settled", "INTEGER NOT NULL DEFAULT 0"),
                  ("orphaned", "INTEGER NOT NULL DEFAULT 0"))
-#: schema versions (PRAGMA user_version): 1 the first release's tables, 2 the columns added since
-MIGRATIONS: tuple[Migration, ...] = (SCHEMA, add_missing_columns("claims", ADDED_COLUMNS))
+#: schema versions (PRAGMA user_version): 1 the first release's tables, 2 the columns added since, 3 the dispute
+#: games we play (:mod:`oracle.dispute.book`)
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA, add_missing_columns("claims", ADDED_COLUMNS), GAMES_SCHEMA)
 KEEP_BLOCKS = 512
 
 
@@ -67,10 +70,13 @@ class ClaimState(str, Enum):
     NOT_EXACT = "not_exact"  # ATTESTED model: no on-chain proof possible
     MISSED = "missed"  # the window closed before we could act
     FAILED = "failed"  # could not verify (model unavailable, ...); error says why
+    GAME = "game"  # wrong, its one-transaction proof does not fit: proven in a dispute game (games table)
+    GAME_LOST = "game_lost"  # our game ended against us (or could not be played): an alarm
 
     @property
     def final(self) -> bool:
-        return self not in (ClaimState.PENDING, ClaimState.WRONG, ClaimState.CHALLENGING, ClaimState.UNPROVABLE)
+        return self not in (ClaimState.PENDING, ClaimState.WRONG, ClaimState.CHALLENGING, ClaimState.UNPROVABLE,
+                            ClaimState.GAME)
 
 
 def claim_state_for(status: Status, *, proven_by_us: bool, refused: bool) -> ClaimState:

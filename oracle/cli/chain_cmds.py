@@ -92,7 +92,7 @@ def deploy(
     unbonding: int = DeployParams.unbonding_period,
     bond_ratio: int = DeployParams.min_bond_ratio,
     max_callback_gas: int = DeployParams.max_callback_gas,
-    dispute_game: Annotated[bool, typer.Option(help="Also deploy the dispute game (models over the cap).")] = False,
+    dispute_game: Annotated[bool, typer.Option(help="Also deploy the dispute game (models over the cap).")] = True,
 ) -> None:
     """Deploy IntegerVerifier + InferenceOracle (+ DisputeGame) and write the deployment file."""
     signer = _signer(unlocked)

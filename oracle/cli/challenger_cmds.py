@@ -17,6 +17,7 @@ from web3 import Web3
 from oracle.chain.client import OracleClient
 from oracle.chain.tx import Signer
 from oracle.challenger.daemon import Challenger, ChallengerConfig
+from oracle.challenger.games import GamePolicy
 from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.sandbox import SandboxLimits
 from oracle.challenger.sender import GWEI, FeePolicy
@@ -97,6 +98,8 @@ def run(
         3600.0),
     max_fee_gwei: Annotated[int, typer.Option(help="Cap on a challenge's maxFeePerGas.")] = 500,
     stuck_after: Annotated[float, typer.Option(help="Seconds before a pooled challenge is re-priced.")] = 12.0,
+    max_game_bond_eth: Annotated[float, typer.Option(help="Largest dispute-game bond to post (ETH).")] = 1.0,
+    max_open_games: Annotated[int, typer.Option(help="Dispute games of ours running at once.")] = 8,
 ) -> None:
     """Watch every attested result, re-execute EXACT ones, challenge the wrong ones."""
     signer = _signer(keystore, password_env, unlocked)
@@ -109,7 +112,9 @@ def run(
     limits = SandboxLimits(timeout=sandbox_timeout, memory_bytes=sandbox_memory_mb * 2**20)
     config = ChallengerConfig(confirmations=confirmations, poll_interval=poll, start_block=start,
                               quarantine_seconds=quarantine_seconds,
-                              fees=FeePolicy(max_fee=max_fee_gwei * GWEI, stuck_after=stuck_after))
+                              fees=FeePolicy(max_fee=max_fee_gwei * GWEI, stuck_after=stuck_after),
+                              games=GamePolicy(max_game_bond=int(max_game_bond_eth * 10**18),
+                                               max_open_games=max_open_games, stuck_after=stuck_after))
     daemon = Challenger(client, Store(db), ClaimVerifier(client, models, limits), signer, config, metrics)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +27,7 @@ class Summary:
     minted: int = 0
     gas: dict[str, list[int]] = field(default_factory=dict)
     seconds: float = 0.0
+    game: Any = None  # oracle.demo.game_act.GameOutcome of the large model's dispute game
 
 
 def eth(wei: int) -> str:
@@ -48,6 +50,13 @@ def print_summary(console: Console, s: Summary) -> None:
         ("challenger credits", eth(s.challenger_credits)),
         ("tokens minted by DigitMint", str(s.minted)),
     ]
+    g = s.game
+    if g is not None:
+        rows += [
+            ("dispute game: model size", f"{g.ops} ops, {g.macs / 1e6:.1f}M MACs"),
+            ("dispute game: transactions, largest", f"{g.moves}, {g.max_gas:,} gas"),
+            ("dispute game: operator slashed", "yes" if g.slashed else "NO"),
+        ]
     for label, value in rows:
         table.add_row(label, value)
     for step, used in s.gas.items():

@@ -1,5 +1,7 @@
 """The demo's script: a dApp asks for digit recognitions, an honest and a dishonest operator answer, a
-challenger proves the frauds, results finalize, the dApp mints. Narrated live; ends with a summary."""
+challenger proves the frauds, a wrong answer of a model too large for one transaction is proven by the
+dispute game move by move (:mod:`oracle.demo.game_act`), results finalize, the dApp mints. Narrated live;
+ends with a summary."""
 
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ from oracle.chain.devnet import Devnet
 from oracle.chain.tx import deploy, send
 from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.demo.actors import CorruptingExecutor, dev_account, make_challenger, make_node
+from oracle.demo.game_act import play_act
 from oracle.demo.report import Summary, print_summary
+from oracle.dispute.party import TX_GAS_CAP
 from oracle.profile.models import model_entry, model_path, program_bytes
 from oracle.worker.executor import ProcessExecutor
 
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(console: Console, summary: Summary) -> bool:
     print_summary(console, summary)
-    ok = summary.frauds >= 1 and summary.honest_unfinalized == 0 and summary.wrong_finalized == 0
+    ok = summary.frauds >= 1 and summary.honest_unfinalized == 0 and summary.wrong_finalized == 0 and \
+        summary.game is not None and summary.game.slashed and summary.game.max_gas <= TX_GAS_CAP
     console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed its own checks[/]")
     return ok
 
@@ -262,10 +267,15 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
     narrator.wait(lambda: all(narrator.tracked[r].status is not Status.PENDING for r in second + [rid_float]), 60,
                   "the honest operator's answers")
 
-    console.rule("act 3: challenge windows close, results finalize")
+    console.rule("act 3: a model too large for one transaction, a wrong answer, the dispute game")
+    game = play_act(console, w3, client, dep, owner, user, workdir, cast, FEE, BOND)
+
+    console.rule("act 4: challenge windows close, results finalize")
     narrator.wait(narrator.all_final, 120, "every request to settle")
-    return _summarize(w3, client, narrator, mint, receipts, honest_acct.address, cheat_acct.address,
-                      chall_acct.address, cheat_exec)
+    summary = _summarize(w3, client, narrator, mint, receipts, honest_acct.address, cheat_acct.address,
+                         chall_acct.address, cheat_exec)
+    summary.game = game
+    return summary
 
 
 def _dashboard(client: OracleClient, start: int, w3: Web3, model_id: int) -> list[Any]:

@@ -84,31 +84,35 @@ class Actor:
 
     def move(self, game_id: int) -> bool:
         """Plays this actor's move if it has one; returns whether it sent a transaction."""
-        g = GameView.read(self.game, game_id)
-        t = self.trace
-        if self.role == "operator":
-            if g.phase is Phase.DEFEND:
-                out = t.program.output_id
-                self._send(self.game.functions.defend(game_id, t.root(t.num_ops), t.output_values(),
-                                                      t.proof(t.num_ops, out)))
-                return True
-            if g.phase is Phase.BISECT:
-                self._send(self.game.functions.bisect(game_id, t.root((g.lo + g.hi) // 2)))
-                return True
-            if g.phase is Phase.STEP and t.root(g.lo) == g.root_lo and t.root(g.hi) == g.root_hi:
-                # The step is permissionless: an operator whose trace is the disputed one ends it at once.
-                self._send(self.game.functions.step(game_id, t.step_proof(g.lo).as_tuple()))
-                return True
+        fn = move_for(self.game, game_id, self.trace, self.role)
+        if fn is None:
             return False
-        if g.phase is Phase.CHOOSE:
-            agree = t.root((g.lo + g.hi) // 2) == g.root_mid
-            self._send(self.game.functions.choose(game_id, agree))
-            return True
-        if g.phase is Phase.STEP and t.root(g.lo) == g.root_lo:
-            # (A challenger whose trace is not the agreed state cannot prove the step: it stays silent.)
-            self._send(self.game.functions.step(game_id, t.step_proof(g.lo).as_tuple()))
-            return True
-        return False
+        self._send(fn)
+        return True
+
+
+def move_for(game: Contract, game_id: int, t: Trace, role: str) -> Any:
+    """The call (a web3 ContractFunction) ``role`` ("operator" or "challenger") makes now in game ``game_id``,
+    believing trace ``t``, or None when it has no move. Read from the chain each time: a party that asks
+    again after its move was mined (or after a restart) gets the next move, never the same one twice."""
+    g = GameView.read(game, game_id)
+    f = game.functions
+    if role == "operator":
+        if g.phase is Phase.DEFEND:
+            out = t.program.output_id
+            return f.defend(game_id, t.root(t.num_ops), t.output_values(), t.proof(t.num_ops, out))
+        if g.phase is Phase.BISECT:
+            return f.bisect(game_id, t.root((g.lo + g.hi) // 2))
+        if g.phase is Phase.STEP and t.root(g.lo) == g.root_lo and t.root(g.hi) == g.root_hi:
+            # The step is permissionless: an operator whose trace is the disputed one ends it at once.
+            return f.step(game_id, t.step_proof(g.lo).as_tuple())
+        return None
+    if g.phase is Phase.CHOOSE:
+        return f.choose(game_id, t.root((g.lo + g.hi) // 2) == g.root_mid)
+    if g.phase is Phase.STEP and t.root(g.lo) == g.root_lo:
+        # (A challenger whose trace is not the agreed state cannot prove the step: it stays silent.)
+        return f.step(game_id, t.step_proof(g.lo).as_tuple())
+    return None
 
 
 def play(game: Contract, game_id: int, operator: Actor | None, challenger: Actor | None,

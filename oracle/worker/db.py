@@ -16,11 +16,12 @@ Schema (opened through :mod:`oracle.storage`; request ids are uint256, stored as
     blocks(number INT PK, hash TEXT)                                  -- recent blocks, for reorg detection
     txs(tx_hash TEXT PK, nonce INT, kind TEXT, request_ids TEXT,      -- every signed tx, before broadcast
         raw BLOB, max_fee INT, priority_fee INT, state TEXT, block_number INT, sent_at REAL, updated_at REAL)
-    meta(key TEXT PK, value TEXT)                                     -- next_nonce, account
+    meta(key TEXT PK, value TEXT)                                     -- next_nonce, account, games_scanned
     parked_models(model_id INT PK, reason TEXT, parked_at REAL,       -- models too slow to serve (v2)
                   dropped INT)                                        -- jobs dropped while parked
     bindings(onnx_hash, program_commitment, onchain_hash, compiler,   -- EXACT binding verdicts (v2)
              ok INT, reason TEXT, created_at REAL)
+    games(...)                                                        -- dispute games (v3, oracle.dispute.book)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oracle.dispute.book import SCHEMA as GAMES_SCHEMA
 from oracle.storage import Migration, SqliteFile
 from oracle.worker.jobstate import JobState, job_state_for
 from oracle.worker.txstore import TxRecord, TxState, TxStore
@@ -108,8 +110,9 @@ CREATE TABLE IF NOT EXISTS bindings (
     PRIMARY KEY (onnx_hash, program_commitment, onchain_hash, compiler)
 )
 """
-#: schema versions (PRAGMA user_version): version 1 is the schema as first released
-MIGRATIONS: tuple[Migration, ...] = (SCHEMA, MODEL_STATE)
+#: schema versions (PRAGMA user_version): version 1 is the schema as first released, 2 adds the parked models
+#: and binding verdicts, 3 the dispute games the node defends (:mod:`oracle.dispute.book`)
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA, MODEL_STATE, GAMES_SCHEMA)
 
 #: How many recent blocks to remember for finding a fork point.
 KEEP_BLOCKS = 512

@@ -2,8 +2,9 @@
 
 One loop thread does, per iteration: read the head, let the listener ingest confirmed requests, let the
 processor collect and start inference (run in the lanes' threads and child processes, models prepared on a
-background thread: the loop never waits on a model), advance the in-flight transaction, send the next result
-batch, finalize what is due.
+background thread: the loop never waits on a model), advance the in-flight transaction, play our move in any
+dispute game against our claims (:mod:`oracle.worker.defender`), send the next result batch, finalize what is
+due.
 Everything is persisted between steps, so the loop can die anywhere. Transient RPC failures back off
 exponentially (with jitter, capped) and rotate to the next endpoint; SIGTERM / SIGINT stop the loop at the
 next step boundary. The operator API runs in a second thread and talks to the loop through :class:`NodeControl`
@@ -25,8 +26,10 @@ import structlog
 from fastapi import APIRouter
 
 from oracle.profile.binding import read_onchain_program
+from oracle.profile.trace import Tamper
 from oracle.settings import NodeSettings, load_account
 from oracle.worker.db import Database
+from oracle.worker.defender import Defender
 from oracle.worker.executor import Executor, ExecutorLimits, ProcessExecutor
 from oracle.worker.finalizer import Finalizer
 from oracle.worker.lanes import Lanes, Preparer
@@ -96,6 +99,9 @@ class Node:
         self.processor: Processor
         self.submitter: Submitter
         self.finalizer: Finalizer
+        self.defender: Defender | None = None
+        #: test-only fault injection: the trace a lying node defends (tests/worker/node_proc.py sets it)
+        self.game_tamper: Tamper | None = None
 
     @classmethod
     def from_settings(cls, settings: NodeSettings, executor: Executor | None = None,
@@ -143,6 +149,9 @@ class Node:
         self.listener.on_range = self.submitter.verify_mined
         self.finalizer = Finalizer(self.rpc, self.db, self.submitter, batch_size=s.batch_size)
         self._retry(self.submitter.setup, "setup")
+        if s.defend_games:
+            self.defender = self._retry(lambda: Defender(self.rpc, self.db, self.submitter, self.game_tamper),
+                                        "setup")
         self.executor.start()
         self.parking.parked()  # the gauge shows models parked before this start
         self._started = True
@@ -198,7 +207,9 @@ class Node:
         executed = 0 if self._paused.is_set() else self.processor.step(head)
         inflight = self.submitter.tick(head)
         sent = 0
-        if not inflight:
+        if not inflight and self.defender is not None:  # defending our stake goes first, even when paused
+            sent = self.defender.step(head)
+        if not inflight and not sent:
             if not self._paused.is_set():
                 sent = self.submitter.submit_ready(head)
             if not sent and self.settings.auto_finalize:

@@ -438,6 +438,7 @@ def test_every_route_declares_its_response(env: DashEnv) -> None:
             ("/dashboard/static/{name}", "GET"),
             ("/api/dashboard/state", "GET"),
             ("/api/dashboard/requests/{request_id}", "GET"),
+            ("/api/dashboard/games", "GET"),
             ("/api/try/config", "GET"),
             ("/api/try", "POST"),
         }

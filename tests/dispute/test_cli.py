@@ -39,5 +39,8 @@ def test_status_follows_the_game(gs: GameSystem, tmp_path: Path) -> None:
     play(gs.game, game_id, operator, challenger)
     s = status()
     assert s["phase"] == "RESOLVED" and s["winner"] == "challenger" and s["lo"] == 31
+    moves = [m["move"] for m in s["moves"]]  # every move, in order, from the game's events
+    assert moves[:2] == ["GameOpened", "Defended"] and moves[-2:] == ["StepProven", "GameResolved"]
+    assert moves.count("MidpointPosted") == moves.count("MidpointChosen") == (len(gs.program.ops) - 1).bit_length()
     res = runner.invoke(app, ["dispute", "status", "999", "--deployment", str(path), "--rpc", rpc])
     assert res.exit_code == 1 and "no game 999" in res.output

@@ -2,7 +2,8 @@
 
 Test-only knobs (environment, never in the node's settings): ``WORKER_TEST_SLOW`` seconds to sleep inside
 each inference call and ``WORKER_TEST_MARKER`` a file created when an inference call starts, so a test can
-kill the process exactly mid-inference.
+kill the process exactly mid-inference. ``WORKER_TEST_GAME_LIE`` (an op index) makes the node defend a
+tampered trace in dispute games (:func:`oracle.profile.trace.perturb_at`): a lying operator.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from oracle.profile.trace import perturb_at
 from oracle.settings import NodeSettings
 from oracle.worker.executor import ProcessExecutor, Result
 from oracle.worker.models import ModelInfo
@@ -30,6 +32,9 @@ class SlowExecutor(ProcessExecutor):
 
 def main() -> None:
     node = Node.from_settings(NodeSettings.load(None), executor_factory=SlowExecutor)
+    lie = os.environ.get("WORKER_TEST_GAME_LIE")
+    if lie:
+        node.game_tamper = perturb_at(int(lie))
     node.serve(install_signals=True)
 
 

@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
+from web3.contract import Contract
 
 from oracle.api.dashboard.indexer import ChainUnavailable, DashboardIndexer
 from oracle.api.dashboard.records import RequestRecord, Snapshot
@@ -24,6 +25,7 @@ from oracle.api.dashboard.schemas import (
     ChainOut,
     DashboardState,
     DisputeOut,
+    GameOut,
     ModelOut,
     OperatorOut,
     ParametersOut,
@@ -37,6 +39,8 @@ from oracle.api.dashboard.tryit import TryError, TryService
 from oracle.chain.client import OracleClient
 from oracle.chain.tx import Signer
 from oracle.chain.types import Mode
+from oracle.dispute.party import game_address, game_contract
+from oracle.dispute.status import open_games
 from oracle.errors import ConfigError
 from oracle.lifecycle import is_attested, stage
 
@@ -314,6 +318,21 @@ def dashboard_router(
                 f"(up to block {snap.block}); a new one shows within a second",
             )
         return request_out(snap, r)
+
+    game: list[Contract | None] = []  # resolved at the first call (the chain may be down at start)
+
+    @router.get("/api/dashboard/games", response_model=list[GameOut], responses={503: {}})
+    def games(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[GameOut]:
+        """The newest dispute games, open ones first: phase, interval, clocks and who must act."""
+        try:
+            if not game:
+                address = game_address(client)
+                game.append(None if address is None else game_contract(client.w3, address))
+            if game[0] is None:
+                return []
+            return [GameOut.model_validate(g) for g in open_games(game[0], limit)]
+        except Exception as exc:  # noqa: BLE001 - an RPC fault: say so, never a traceback
+            raise HTTPException(503, f"cannot read the dispute games: {str(exc)[:200]}") from None
 
     @router.get("/api/try/config", response_model=TryConfig, responses={503: {}})
     def try_config() -> TryConfig:

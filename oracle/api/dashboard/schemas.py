@@ -125,6 +125,25 @@ class TotalsOut(BaseModel):
     burned: str
 
 
+class GameOut(BaseModel):
+    """One interactive dispute game (docs/protocol.md, "Dispute game (v2)")."""
+
+    game: int
+    request_id: str
+    phase: Literal["NONE", "DEFEND", "BISECT", "CHOOSE", "STEP", "RESOLVED"]
+    challenger: str
+    operator: str
+    lo: int = Field(description="Agreed state index (ops executed)")
+    hi: int = Field(description="Disputed state index")
+    challenger_clock_s: int
+    operator_clock_s: int
+    root_lo: str
+    root_hi: str
+    to_move: Literal["operator", "challenger"] | None = None
+    seconds_left: int | None = Field(None, description="On the clock of the side that must move")
+    winner: Literal["operator", "challenger"] | None = None
+
+
 class DashboardState(BaseModel):
     chain: ChainOut
     parameters: ParametersOut

@@ -74,6 +74,19 @@ function disputeRow(d) {
     el("td", { class: "meta" }, `${d.block}`));
 }
 
+function gameRow(g) {
+  return el("tr", { "data-testid": "game-row", dataset: { game: String(g.game), phase: g.phase } },
+    el("td", {}, `#${g.game}`),
+    el("td", {}, el("a", { href: `#req-${g.request_id}` }, hexCell(g.request_id, 8, 6))),
+    el("td", {}, el("span", { class: "badge", "data-testid": "game-phase" }, g.phase)),
+    el("td", { class: "num" }, `${g.lo} / ${g.hi}`),
+    el("td", {}, g.to_move || "—"),
+    el("td", { class: "num" }, g.seconds_left === null || g.seconds_left === undefined ? "—" : formatSeconds(g.seconds_left)),
+    el("td", {}, hexCell(g.operator)),
+    el("td", {}, hexCell(g.challenger)),
+    el("td", { class: g.winner === "challenger" ? "bad" : (g.winner ? "ok" : "") }, g.winner || "playing"));
+}
+
 function modelRow(m) {
   return el("tr", { "data-testid": "model-row", dataset: { modelId: String(m.id), mode: m.mode } },
     el("td", {}, `#${m.id}`),
@@ -135,8 +148,9 @@ function setLive(ok, text) {
 
 async function refresh() {
   try {
-    const s = await api("api/dashboard/state?limit=200");
+    const [s, games] = await Promise.all([api("api/dashboard/state?limit=200"), api("api/dashboard/games?limit=50")]);
     render(s);
+    fill("games", games, gameRow);
     setLive(!s.chain.stale, s.chain.stale ? `stale: ${s.chain.error}` : "live");
   } catch (e) {
     setLive(false, `cannot reach the node: ${e.message}`);
