@@ -49,13 +49,13 @@ def test_a_version_0_challenger_file_migrates_and_keeps_its_claims(tmp_path: Pat
     assert _pragma(path, "user_version") == 0
 
     s = Store(path)
-    assert s.sql.version == len(challenger_store.MIGRATIONS) == 2
+    assert s.sql.version == len(challenger_store.MIGRATIONS) == 3
     (claim,) = s.claims()
     assert (claim.request_id, claim.state, claim.expected) == (7, ClaimState.CORRECT, b"\x01")
     assert (claim.nonce, claim.tx_block, claim.settled, claim.orphaned) == (None, None, False, False)
     assert s.last_block() == (10, "0xab")
     s.close()
-    assert _pragma(path, "user_version") == 2
+    assert _pragma(path, "user_version") == 3
 
 
 def test_a_version_0_worker_file_opens_at_the_newest_version_with_its_jobs(tmp_path: Path) -> None:
@@ -64,8 +64,9 @@ def test_a_version_0_worker_file_opens_at_the_newest_version_with_its_jobs(tmp_p
         conn.executescript(worker_db.SCHEMA)  # what the worker wrote before schema versions
         conn.execute("INSERT INTO cursor(id, block_number, block_hash) VALUES (1, 5, '0xcd')")
     db = Database(path)
-    assert db.sql.version == len(worker_db.MIGRATIONS) == 2
+    assert db.sql.version == len(worker_db.MIGRATIONS) == 3
     assert db.parked_models() == {} and db.binding_verdict((b"a", b"b", b"", "v")) is None  # version 2 tables
+    assert db.sql.read("SELECT COUNT(*) FROM games")[0][0] == 0  # version 3
     db.advance([NewJob(3, 1, "0xuser", 10, b"in", 6, "0xef", 100)], [(6, "0xef")], (6, "0xef"))
     assert db.last_block() == (6, "0xef")
     job = db.job(3)
