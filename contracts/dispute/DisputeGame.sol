@@ -51,16 +51,24 @@ contract DisputeGame {
         bytes32 rootLo;
         bytes32 rootHi;
         bytes32 rootMid;
+        bytes32 planHash; // keccak256 of the tile plan (`StepGasBound.plan`), fixed at open
     }
 
     /// @notice A one-step proof: `operands[j]` is op input j at 8 bytes per element with `proofs[j]` its
     /// Merkle proof in the agreed state (both empty for a constant, read from the program); `outLeaf` and
-    /// `outProof` prove the output tensor's leaf in the agreed state.
+    /// `outProof` prove the output tensor's leaf in the agreed state. For a MatMul tile, `operands[j]` is
+    /// only the whole chunks holding the tile's slice of input j and `ranges[j]` their range proof in the
+    /// tensor's hash (`StateMerkle.rangeRoot`; empty for a whole tensor); `outChunks` / `ranges[2]` the same for the rows of the
+    /// partial sum the tile adds to (`outLeaf`, zero before the op's first tile: all-zero rows). `plan` is
+    /// the program's tile plan (checked against the one fixed at open: a step does not recompute it).
     struct StepProof {
         bytes[] operands;
         bytes32[][] proofs;
         bytes32 outLeaf;
         bytes32[] outProof;
+        bytes outChunks;
+        bytes32[][] ranges;
+        uint256[] plan;
     }
 
     IDisputeOracle public immutable ORACLE;
@@ -81,19 +89,17 @@ contract DisputeGame {
     uint256 private _lock = 1;
 
     event GameOpened(
-        uint256 indexed gameId, uint256 indexed requestId, address indexed challenger, address operator, uint256 numOps, bytes32 root0
+        uint256 indexed gameId, uint256 indexed requestId, address indexed challenger, address operator, uint256 numSteps, bytes32 root0
     );
     event Defended(uint256 indexed gameId, bytes32 finalRoot);
     event MidpointPosted(uint256 indexed gameId, uint256 index, bytes32 root);
     event MidpointChosen(uint256 indexed gameId, bool agree, uint256 lo, uint256 hi);
-    event StepProven(uint256 indexed gameId, uint256 opIndex, bytes32 postRoot, bool challengerWon);
+    event StepProven(uint256 indexed gameId, uint256 stepIndex, bytes32 postRoot, bool challengerWon);
     event GameResolved(uint256 indexed gameId, uint256 indexed requestId, bool challengerWon, bool byTimeout);
     event CreditsWithdrawn(address indexed account, uint256 amount);
 
     error WrongBond(uint256 expected, uint256 sent);
     error ClaimNotDisputable(uint256 requestId);
-    /// @notice A program over the one-transaction cap whose largest game step is over it too: unprovable.
-    error StepGasTooHigh(uint256 stepGas, uint256 cap);
     error UnknownGame(uint256 gameId);
     error WrongPhase(uint256 gameId, Phase phase);
     error NotYourMove(address caller);
@@ -102,6 +108,7 @@ contract DisputeGame {
     error OutputNotAttested(uint256 gameId);
     error RootMismatch(uint256 tensor);
     error BadOperand(uint256 tensor);
+    error PlanMismatch(uint256 gameId);
     error NoCredits();
     error TransferFailed();
     error Reentrancy();
@@ -129,9 +136,10 @@ contract DisputeGame {
         (address operator, uint32 modelId, bytes32 outputHash) = _checkClaim(requestId, input);
         // Several games may run against one claim; the oracle holds the claim while any is open.
         if (openGames[requestId]++ == 0) ORACLE.setDisputed(requestId, true, address(0));
-        Program memory p = _program(modelId);
-        uint256 d = StateMerkle.depth(p.shapes.length);
-        bytes32 root0 = StateMerkle.singleLeafRoot(StateMerkle.tensorHash(_widen(input, p.inputWidth)), p.inputId, d);
+        // [steps, plan hash, state 0, tree depth, output id, output width]
+        uint256[6] memory o = STEP_GAS_BOUND.openState(
+            IModelRegistry(address(ORACLE)).programChunks(modelId), ORACLE.TX_GAS_CAP(), input
+        );
         gameId = ++gameCount;
         Game storage g = _games[gameId];
         g.requestId = requestId;
@@ -141,14 +149,15 @@ contract DisputeGame {
         g.operator = operator;
         g.operatorClock = uint40(CLOCK);
         g.modelId = modelId;
-        g.hi = uint32(p.ops.length);
+        g.hi = uint32(o[0]);
         g.phase = Phase.Defend;
-        g.depth = uint8(d);
-        g.outputWidth = uint8(p.outputWidth);
-        g.outputId = uint32(p.outputId);
+        g.depth = uint8(o[3]);
+        g.outputWidth = uint8(o[5]);
+        g.outputId = uint32(o[4]);
         g.outputHash = outputHash;
-        g.rootLo = root0;
-        emit GameOpened(gameId, requestId, msg.sender, operator, p.ops.length, root0);
+        g.rootLo = bytes32(o[2]);
+        g.planHash = bytes32(o[1]);
+        emit GameOpened(gameId, requestId, msg.sender, operator, o[0], bytes32(o[2]));
     }
 
     /// @notice Operator: the state root after the last op, with the output tensor (8 bytes per element)
@@ -158,7 +167,7 @@ contract DisputeGame {
         nonReentrant
     {
         Game storage g = _move(gameId, Phase.Defend);
-        if (outputValues.length % 8 != 0 || keccak256(_saturate(outputValues, g.outputWidth)) != g.outputHash) {
+        if (outputValues.length % 8 != 0 || STEP_GAS_BOUND.outputHash(outputValues, g.outputWidth) != g.outputHash) {
             revert OutputNotAttested(gameId);
         }
         if (StateMerkle.rootOf(StateMerkle.tensorHash(outputValues), g.outputId, proof, g.depth) != finalRoot) {
@@ -196,6 +205,7 @@ contract DisputeGame {
         Game storage g = _games[gameId];
         if (g.phase != Phase.Step) revert WrongPhase(gameId, g.phase);
         if (block.timestamp - g.lastMove > g.challengerClock) revert ClockExpired(gameId);
+        if (keccak256(abi.encodePacked(proof.plan)) != g.planHash) revert PlanMismatch(gameId);
         bytes32 post = _postState(g, proof);
         bool challengerWon = post != g.rootHi;
         emit StepProven(gameId, g.lo, post, challengerWon);
@@ -243,38 +253,13 @@ contract DisputeGame {
 
     /// @notice The oracle's registration check when it has a game: the verifier's `executionGasBound`,
     /// after refusing (`StepGasTooHigh`) a program whose one-transaction proof exceeds the oracle's cap
-    /// (`proofGasBound` below, the oracle's formula) and whose game has a step over the cap.
+    /// (`StepGasBound.proofGasBound`, the oracle's formula) and whose game has a step over the cap.
     function executionGasBound(address[] calldata chunks)
         external
         view
         returns (uint256 gas, uint256 inputLength, uint256 outputLength)
     {
-        (gas, inputLength, outputLength) = VERIFIER.executionGasBound(chunks);
-        uint256 cap = ORACLE.TX_GAS_CAP();
-        if (proofGasBound(gas, chunks.length, inputLength, outputLength) > cap) {
-            uint256 stepGas = STEP_GAS_BOUND.stepGasBound(chunks);
-            if (stepGas > cap) revert StepGasTooHigh(stepGas, cap);
-        }
-    }
-
-    /// @notice `InferenceOracle._proofGasBound`: the one-transaction `challenge` bound for a program whose
-    /// verifier bound is `execGas` (tests check it against the oracle's stored `proofGasBound`).
-    function proofGasBound(uint256 execGas, uint256 nChunks, uint256 inputLength, uint256 outputLength)
-        public
-        pure
-        returns (uint256)
-    {
-        uint256 calldataBytes = 4 + 3 * 32 + ((inputLength + 31) / 32) * 32;
-        uint256 standard = 21_000 + 16 * calldataBytes + 100_000 + 2_400 * nChunks + 16 * (inputLength + outputLength)
-            + (execGas * 64 + 62) / 63;
-        uint256 floor = 21_000 + 40 * calldataBytes;
-        return standard > floor ? standard : floor;
-    }
-
-    /// @notice Upper bound on the gas of any transaction of a game over the program in `chunks` (see
-    /// `StepGasBound`, a contract of its own for the EIP-170 limit).
-    function stepGasBound(address[] calldata chunks) external view returns (uint256) {
-        return STEP_GAS_BOUND.stepGasBound(chunks);
+        return STEP_GAS_BOUND.registrationBound(VERIFIER, chunks, ORACLE.TX_GAS_CAP());
     }
 
     // ---------------------------------------------------------------- internals
@@ -323,15 +308,26 @@ contract DisputeGame {
         else if (left == 0) ORACLE.setDisputed(requestId, false, address(0));
     }
 
-    /// @dev The state after op `lo` applied to the agreed state `rootLo` (see `step`).
+    /// @dev The state after step `lo` (an op, or a MatMul tile) applied to the agreed state `rootLo` (see `step`).
     function _postState(Game storage g, StepProof calldata sp) private view returns (bytes32) {
-        Program memory p = _program(g.modelId);
-        Op memory op = p.ops[g.lo];
+        Program memory p = _decode(g.modelId);
+        uint256[] calldata plan = sp.plan;
+        uint256 i;
+        uint256 j = g.lo;
+        while (j >= plan[i] >> 192) {
+            j -= plan[i++] >> 192;
+        }
+        if (uint192(plan[i]) != 0) return _tileState(g, p, p.ops[i], plan[i], j, sp);
+        return _opState(g, p, p.ops[i], sp);
+    }
+
+    /// @dev A whole op: operands and output whole.
+    function _opState(Game storage g, Program memory p, Op memory op, StepProof calldata sp) private view returns (bytes32) {
         uint256 nIn = op.inputs.length;
-        if (sp.operands.length != nIn || sp.proofs.length != nIn) revert BadOperand(nIn);
+        if (sp.operands.length != nIn || sp.proofs.length != nIn || sp.ranges.length != nIn) revert BadOperand(nIn);
         IIntegerVerifier.Operand[] memory ins = new IIntegerVerifier.Operand[](nIn);
-        for (uint256 j; j < nIn; ++j) {
-            ins[j] = _operand(p, op.inputs[j], sp.operands[j], sp.proofs[j], g);
+        for (uint256 k; k < nIn; ++k) {
+            ins[k] = _slice(p, op.inputs[k], 0, p.shapes[op.inputs[k]], sp, k, g);
         }
         if (StateMerkle.rootOf(sp.outLeaf, op.output, sp.outProof, g.depth) != g.rootLo) revert RootMismatch(op.output);
         int64[] memory attrs = new int64[](op.attrs.length);
@@ -342,26 +338,100 @@ contract DisputeGame {
         return StateMerkle.rootOf(StateMerkle.tensorHash(_narrow(out)), op.output, sp.outProof, g.depth);
     }
 
-    /// @dev The operand for tensor `t`: a constant from the program bytes, else the given values proven in `root`.
-    function _operand(Program memory p, uint256 t, bytes calldata values, bytes32[] calldata proof, Game storage g)
+    /// @dev Tile `j` of MatMul `op` (plan entry `pl`, see `StepGasBound.plan`): the product of
+    /// its input slices by `runOp`, added (int64, wrapping) to its rows of the partial sum in `rootLo`.
+    function _tileState(Game storage g, Program memory p, Op memory op, uint256 pl, uint256 j, StepProof calldata sp)
         private
         view
-        returns (IIntegerVerifier.Operand memory o) {
-        uint256 n = TensorKernels.numel(p.shapes[t]);
-        o.shape = _dims(p.shapes[t]);
-        if (p.constData[t] != 0) {
-            o.width = uint8(p.constWidth[t]);
-            o.data = _copy(p.constData[t], n * p.constWidth[t]);
-        } else {
-            bytes memory data = values;
-            if (data.length != n * 8) revert BadOperand(t);
-            if (StateMerkle.rootOf(StateMerkle.tensorHash(data), t, proof, g.depth) != g.rootLo) revert RootMismatch(t);
-            o.width = 8;
-            o.data = data;
-        }
+        returns (bytes32)
+    {
+        if (sp.operands.length != 2 || sp.proofs.length != 2 || sp.ranges.length != 3) revert BadOperand(2);
+        uint256[7] memory t = _geometry(p, op, pl, j);
+        IIntegerVerifier.Operand[] memory ins = new IIntegerVerifier.Operand[](2);
+        ins[0] = _slice(p, op.inputs[0], t[5] * t[1] + t[6], _pair(t[3], t[4]), sp, 0, g);
+        ins[1] = _slice(p, op.inputs[1], t[6] * t[2], _pair(t[4], t[2]), sp, 1, g);
+        int64[] memory prod = VERIFIER.runOp(uint8(op.opcode), ins, new int64[](0), _dims(_pair(t[3], t[2])));
+        return _addRows(g, op.output, t[0] * t[2] * 8, t[5] * t[2] * 8, prod, sp);
     }
 
-    function _program(uint32 modelId) private view returns (Program memory) {
+    /// @dev Tile `j`'s [m, k, n, rb, kb, r0, k0] (its rows `[r0, r0 + rb)`, K `[k0, k0 + kb)`).
+    function _geometry(Program memory p, Op memory op, uint256 pl, uint256 j) private pure returns (uint256[7] memory t) {
+        uint256[] memory s = p.shapes[op.inputs[0]];
+        t = [s[0], s[1], p.shapes[op.inputs[1]][1], uint96(pl >> 96), uint256(uint96(pl)), 0, 0];
+        uint256 nK = (t[1] + t[4] - 1) / t[4];
+        (t[5], t[6]) = ((j / nK) * t[3], (j % nK) * t[4]);
+        (t[3], t[4]) = (_min(t[3], t[0] - t[5]), _min(t[4], t[1] - t[6]));
+    }
+
+    /// @dev Adds `prod` (int64, wrapping) at byte `at` of the partial sum `out` (`len` bytes) in `rootLo`:
+    /// the chunks holding those rows are proven against it (a zero leaf: all zeros), then rehashed.
+    function _addRows(Game storage g, uint256 out, uint256 len, uint256 at, int64[] memory prod, StepProof calldata sp)
+        private
+        view
+        returns (bytes32)
+    {
+        uint256 first = at / StateMerkle.CHUNK_BYTES;
+        uint256 off = at - first * StateMerkle.CHUNK_BYTES;
+        bytes memory rows = sp.outChunks;
+        if (rows.length < off + prod.length * 8) revert BadOperand(out);
+        bytes32 old = StateMerkle.rangeRoot(rows, first, len, sp.ranges[2]);
+        if (old != (sp.outLeaf == 0 ? StateMerkle.zeroTensorHash(len) : sp.outLeaf)) revert RootMismatch(out);
+        if (StateMerkle.rootOf(sp.outLeaf, out, sp.outProof, g.depth) != g.rootLo) revert RootMismatch(out);
+        assembly ("memory-safe") {
+            let dst := add(add(rows, 0x20), off)
+            for { let e := 0 } lt(e, mload(prod)) { e := add(e, 1) } {
+                let q := add(dst, shl(3, e))
+                let v := signextend(7, add(sar(192, mload(q)), mload(add(prod, shl(5, add(e, 1))))))
+                mstore(q, or(shl(192, v), shr(64, shl(64, mload(q)))))
+            }
+        }
+        return StateMerkle.rootOf(StateMerkle.rangeRoot(rows, first, len, sp.ranges[2]), out, sp.outProof, g.depth);
+    }
+
+    /// @dev Elements `[start, start + numel(shape))` of tensor `t` as a `runOp` operand of shape `shape`: a
+    /// constant's from the program bytes, else from `sp.operands[j]` (8 bytes an element: the chunks
+    /// holding the slice, the whole tensor for an op) proven in `rootLo` by `sp.ranges[j]` and `sp.proofs[j]`.
+    function _slice(
+        Program memory p,
+        uint256 t,
+        uint256 start,
+        uint256[] memory shape,
+        StepProof calldata sp,
+        uint256 j,
+        Game storage g
+    ) private view returns (IIntegerVerifier.Operand memory o) {
+        o.shape = _dims(shape);
+        uint256 count = TensorKernels.numel(shape);
+        if (p.constData[t] != 0) {
+            o.width = uint8(p.constWidth[t]);
+            o.data = _copy(p.constData[t] + start * o.width, count * o.width);
+            return o;
+        }
+        bytes memory data = sp.operands[j];
+        uint256 len = TensorKernels.numel(p.shapes[t]) * 8;
+        uint256 first = (start * 8) / StateMerkle.CHUNK_BYTES;
+        uint256 off = start * 8 - first * StateMerkle.CHUNK_BYTES;
+        if (data.length < off + count * 8) revert BadOperand(t);
+        bytes32 h = StateMerkle.rangeRoot(data, first, len, sp.ranges[j]);
+        if (StateMerkle.rootOf(h, t, sp.proofs[j], g.depth) != g.rootLo) revert RootMismatch(t);
+        uint256 src;
+        assembly ("memory-safe") {
+            src := add(add(data, 0x20), off)
+        }
+        o.width = 8;
+        o.data = _copy(src, count * 8);
+    }
+
+    function _pair(uint256 x, uint256 y) private pure returns (uint256[] memory v) {
+        v = new uint256[](2);
+        (v[0], v[1]) = (x, y);
+    }
+
+    function _min(uint256 x, uint256 y) private pure returns (uint256) {
+        return x < y ? x : y;
+    }
+
+    function _decode(uint32 modelId) private view returns (Program memory) {
         return ProgramDecoder.decode(DataChunks.read(IModelRegistry(address(ORACLE)).programChunks(modelId)));
     }
 
@@ -379,22 +449,6 @@ contract DisputeGame {
         }
     }
 
-    /// @dev `w`-byte big-endian two's complement elements to 8-byte ones (sign-extended).
-    function _widen(bytes calldata input, uint256 w) private pure returns (bytes memory out) {
-        uint256 count = input.length / w;
-        out = new bytes(count * 8);
-        assembly ("memory-safe") {
-            let sh := sub(256, shl(3, w))
-            let dst := add(out, 0x20)
-            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
-                let x := sar(sh, calldataload(add(input.offset, mul(i, w))))
-                // Write the 8 low bytes at dst + 8i (a full-word store, later stores overwrite the spill).
-                mstore(add(dst, shl(3, i)), shl(192, x))
-            }
-            mstore(0x40, add(mload(0x40), 0x20))
-        }
-    }
-
     /// @dev int64 values to 8-byte big-endian.
     function _narrow(int64[] memory v) private pure returns (bytes memory out) {
         uint256 count = v.length;
@@ -408,25 +462,4 @@ contract DisputeGame {
         }
     }
 
-    /// @dev 8-byte elements to the canonical output encoding at width `w`, saturating (as the verifier).
-    function _saturate(bytes calldata values, uint256 w) private pure returns (bytes memory out) {
-        uint256 count = values.length / 8;
-        out = new bytes(count * w);
-        assembly ("memory-safe") {
-            let sh := sub(256, shl(3, w))
-            let wm1 := sub(w, 1)
-            let hi := sub(shl(sub(shl(3, w), 1), 1), 1)
-            let dst := add(out, 0x20)
-            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
-                let x := sar(192, calldataload(add(values.offset, shl(3, i))))
-                if iszero(eq(signextend(wm1, x), x)) {
-                    switch slt(x, 0)
-                    case 0 { x := hi }
-                    default { x := not(hi) }
-                }
-                mstore(add(dst, mul(i, w)), shl(sh, x))
-            }
-            mstore(0x40, add(mload(0x40), 0x20))
-        }
-    }
 }

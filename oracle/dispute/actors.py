@@ -89,8 +89,8 @@ class Actor:
         if self.role == "operator":
             if g.phase is Phase.DEFEND:
                 out = t.program.output_id
-                self._send(self.game.functions.defend(game_id, t.root(t.num_ops), t.output_values(),
-                                                      t.proof(t.num_ops, out)))
+                self._send(self.game.functions.defend(game_id, t.root(t.num_steps), t.output_values(),
+                                                      t.proof(t.num_steps, out)))
                 return True
             if g.phase is Phase.BISECT:
                 self._send(self.game.functions.bisect(game_id, t.root((g.lo + g.hi) // 2)))

@@ -81,7 +81,7 @@ def test_moves_only_by_the_side_to_move(gs: GameSystem) -> None:
     tx = gs.game.functions.open(rid, x).transact({"from": gs.challenger, "value": GAME_BOND})
     game_id = gs.game.events.GameOpened().process_receipt(gs.w3.eth.wait_for_transaction_receipt(tx))[0][
         "args"]["gameId"]
-    n, out = honest.num_ops, gs.program.output_id
+    n, out = honest.num_steps, gs.program.output_id
     args = (game_id, honest.root(n), honest.output_values(), honest.proof(n, out))
     with revert_named("NotYourMove"):
         gs.game.functions.defend(*args).call({"from": gs.challenger})
