@@ -292,3 +292,18 @@ def perturb_at(op_index: int, delta: int = 1 << 20) -> Tamper:
         return lied.reshape(out.shape)
 
     return tamper
+
+
+def perturb_partial(step: int, index: int, delta: int = 1 << 20) -> TileTamper:
+    """A lie in a partial sum: element ``index`` (row-major) of the state after tile step ``step`` plus
+    ``delta`` (later tiles add to it, later ops are computed from it)."""
+
+    def tamper(s: int, partial: IntArray) -> IntArray:
+        if s != step:
+            return partial
+        lied = np.array(partial, dtype=np.int64, copy=True).reshape(-1)
+        lied[index] += delta
+        return lied.reshape(partial.shape)
+
+    return tamper
+

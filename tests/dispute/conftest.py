@@ -85,7 +85,8 @@ def register(client: OracleClient, owner: str, program: Program) -> int:
 
 
 @pytest.fixture(scope="session")
-def tiled_model(game_deployed: tuple[Deployment, int, Program], session_w3: Web3, accounts: list[str]) -> tuple[int, Program]:
+def tiled_model(game_deployed: tuple[Deployment, int, Program], session_w3: Web3,
+                accounts: list[str]) -> tuple[int, Program]:
     dep = game_deployed[0]
     program = chained_mlp(TILED_LAYERS, WIDTH, rows=TILED_ROWS)
     return register(OracleClient(session_w3, dep.oracle), accounts[0], program), program
