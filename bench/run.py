@@ -46,6 +46,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "models.cnn.challenge_gas_worst": ("<=", 16_777_216),
     "models.cnn.int_accuracy_drop_pp": ("<=", 1),
     "dispute.largest_model_macs": (">=", 50_000_000),
+    "dispute.largest_op_macs": (">=", 8_000_000),
     "dispute.max_tx_gas": ("<=", 16_777_216),
     "dispute.wall_s": ("<=", 60),
 }

@@ -3,12 +3,10 @@ pragma solidity 0.8.37;
 
 import {IInferenceOracle} from "../interfaces/IInferenceOracle.sol";
 import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
-import {DataChunks} from "../libraries/DataChunks.sol";
 import {IIntegerVerifier} from "../verifier/IIntegerVerifier.sol";
-import {Op, Program, ProgramDecoder} from "../verifier/ProgramDecoder.sol";
-import {TensorKernels} from "../verifier/TensorKernels.sol";
 import {IDisputeOracle} from "./IDisputeOracle.sol";
 import {StateMerkle} from "./StateMerkle.sol";
+import {OneStepProver} from "./OneStepProver.sol";
 import {StepGasBound} from "./StepGasBound.sol";
 
 /// @title DisputeGame
@@ -54,23 +52,6 @@ contract DisputeGame {
         bytes32 planHash; // keccak256 of the tile plan (`StepGasBound.plan`), fixed at open
     }
 
-    /// @notice A one-step proof: `operands[j]` is op input j at 8 bytes per element with `proofs[j]` its
-    /// Merkle proof in the agreed state (both empty for a constant, read from the program); `outLeaf` and
-    /// `outProof` prove the output tensor's leaf in the agreed state. For a MatMul tile, `operands[j]` is
-    /// only the whole chunks holding the tile's slice of input j and `ranges[j]` their range proof in the
-    /// tensor's hash (`StateMerkle.rangeRoot`; empty for a whole tensor); `outChunks` / `ranges[2]` the same for the rows of the
-    /// partial sum the tile adds to (`outLeaf`, zero before the op's first tile: all-zero rows). `plan` is
-    /// the program's tile plan (checked against the one fixed at open: a step does not recompute it).
-    struct StepProof {
-        bytes[] operands;
-        bytes32[][] proofs;
-        bytes32 outLeaf;
-        bytes32[] outProof;
-        bytes outChunks;
-        bytes32[][] ranges;
-        uint256[] plan;
-    }
-
     IDisputeOracle public immutable ORACLE;
     IIntegerVerifier public immutable VERIFIER;
     /// @notice Wei a challenger posts to open a game: the winner's (the honest operator's gas is paid from it).
@@ -78,8 +59,10 @@ contract DisputeGame {
     /// @notice Seconds each side has in total for its moves (chess clock).
     uint256 public immutable CLOCK;
 
-    /// @notice Computes `stepGasBound` (deployed by this contract).
+    /// @notice The tile plan and the bound of every game transaction.
     StepGasBound public immutable STEP_GAS_BOUND;
+    /// @notice Re-executes one step (an op or a tile) on the agreed state.
+    OneStepProver public immutable PROVER;
 
     uint256 public gameCount;
     mapping(uint256 gameId => Game) private _games;
@@ -107,7 +90,6 @@ contract DisputeGame {
     error ClockRunning(uint256 gameId);
     error OutputNotAttested(uint256 gameId);
     error RootMismatch(uint256 tensor);
-    error BadOperand(uint256 tensor);
     error PlanMismatch(uint256 gameId);
     error NoCredits();
     error TransferFailed();
@@ -120,12 +102,20 @@ contract DisputeGame {
         _lock = 1;
     }
 
-    constructor(IDisputeOracle oracle, IIntegerVerifier verifier, uint256 gameBond, uint256 clock) {
+    constructor(
+        IDisputeOracle oracle,
+        IIntegerVerifier verifier,
+        uint256 gameBond,
+        uint256 clock,
+        StepGasBound stepGasBound,
+        OneStepProver prover
+    ) {
         ORACLE = oracle;
         VERIFIER = verifier;
         GAME_BOND = gameBond;
         CLOCK = clock;
-        STEP_GAS_BOUND = new StepGasBound();
+        STEP_GAS_BOUND = stepGasBound;
+        PROVER = prover;
     }
 
     // ---------------------------------------------------------------- moves
@@ -201,12 +191,12 @@ contract DisputeGame {
 
     /// @notice The one-step proof, by anyone while the challenger's clock runs: re-executes op `lo` on the
     /// agreed state `rootLo` (see `StepProof`). If the resulting state is not `rootHi`, the challenger wins.
-    function step(uint256 gameId, StepProof calldata proof) external nonReentrant {
+    function step(uint256 gameId, OneStepProver.StepProof calldata proof) external nonReentrant {
         Game storage g = _games[gameId];
         if (g.phase != Phase.Step) revert WrongPhase(gameId, g.phase);
         if (block.timestamp - g.lastMove > g.challengerClock) revert ClockExpired(gameId);
         if (keccak256(abi.encodePacked(proof.plan)) != g.planHash) revert PlanMismatch(gameId);
-        bytes32 post = _postState(g, proof);
+        bytes32 post = PROVER.postState(IModelRegistry(address(ORACLE)).programChunks(g.modelId), g.lo, g.rootLo, g.depth, proof);
         bool challengerWon = post != g.rootHi;
         emit StepProven(gameId, g.lo, post, challengerWon);
         _resolve(gameId, g, challengerWon, false);
@@ -306,160 +296,6 @@ contract DisputeGame {
         // the claim only when no other game against it is open.
         if (challengerWon) ORACLE.setDisputed(requestId, false, g.challenger);
         else if (left == 0) ORACLE.setDisputed(requestId, false, address(0));
-    }
-
-    /// @dev The state after step `lo` (an op, or a MatMul tile) applied to the agreed state `rootLo` (see `step`).
-    function _postState(Game storage g, StepProof calldata sp) private view returns (bytes32) {
-        Program memory p = _decode(g.modelId);
-        uint256[] calldata plan = sp.plan;
-        uint256 i;
-        uint256 j = g.lo;
-        while (j >= plan[i] >> 192) {
-            j -= plan[i++] >> 192;
-        }
-        if (uint192(plan[i]) != 0) return _tileState(g, p, p.ops[i], plan[i], j, sp);
-        return _opState(g, p, p.ops[i], sp);
-    }
-
-    /// @dev A whole op: operands and output whole.
-    function _opState(Game storage g, Program memory p, Op memory op, StepProof calldata sp) private view returns (bytes32) {
-        uint256 nIn = op.inputs.length;
-        if (sp.operands.length != nIn || sp.proofs.length != nIn || sp.ranges.length != nIn) revert BadOperand(nIn);
-        IIntegerVerifier.Operand[] memory ins = new IIntegerVerifier.Operand[](nIn);
-        for (uint256 k; k < nIn; ++k) {
-            ins[k] = _slice(p, op.inputs[k], 0, p.shapes[op.inputs[k]], sp, k, g);
-        }
-        if (StateMerkle.rootOf(sp.outLeaf, op.output, sp.outProof, g.depth) != g.rootLo) revert RootMismatch(op.output);
-        int64[] memory attrs = new int64[](op.attrs.length);
-        for (uint256 k; k < attrs.length; ++k) {
-            attrs[k] = int64(op.attrs[k]);
-        }
-        int64[] memory out = VERIFIER.runOp(uint8(op.opcode), ins, attrs, _dims(p.shapes[op.output]));
-        return StateMerkle.rootOf(StateMerkle.tensorHash(_narrow(out)), op.output, sp.outProof, g.depth);
-    }
-
-    /// @dev Tile `j` of MatMul `op` (plan entry `pl`, see `StepGasBound.plan`): the product of
-    /// its input slices by `runOp`, added (int64, wrapping) to its rows of the partial sum in `rootLo`.
-    function _tileState(Game storage g, Program memory p, Op memory op, uint256 pl, uint256 j, StepProof calldata sp)
-        private
-        view
-        returns (bytes32)
-    {
-        if (sp.operands.length != 2 || sp.proofs.length != 2 || sp.ranges.length != 3) revert BadOperand(2);
-        uint256[7] memory t = _geometry(p, op, pl, j);
-        IIntegerVerifier.Operand[] memory ins = new IIntegerVerifier.Operand[](2);
-        ins[0] = _slice(p, op.inputs[0], t[5] * t[1] + t[6], _pair(t[3], t[4]), sp, 0, g);
-        ins[1] = _slice(p, op.inputs[1], t[6] * t[2], _pair(t[4], t[2]), sp, 1, g);
-        int64[] memory prod = VERIFIER.runOp(uint8(op.opcode), ins, new int64[](0), _dims(_pair(t[3], t[2])));
-        return _addRows(g, op.output, t[0] * t[2] * 8, t[5] * t[2] * 8, prod, sp);
-    }
-
-    /// @dev Tile `j`'s [m, k, n, rb, kb, r0, k0] (its rows `[r0, r0 + rb)`, K `[k0, k0 + kb)`).
-    function _geometry(Program memory p, Op memory op, uint256 pl, uint256 j) private pure returns (uint256[7] memory t) {
-        uint256[] memory s = p.shapes[op.inputs[0]];
-        t = [s[0], s[1], p.shapes[op.inputs[1]][1], uint96(pl >> 96), uint256(uint96(pl)), 0, 0];
-        uint256 nK = (t[1] + t[4] - 1) / t[4];
-        (t[5], t[6]) = ((j / nK) * t[3], (j % nK) * t[4]);
-        (t[3], t[4]) = (_min(t[3], t[0] - t[5]), _min(t[4], t[1] - t[6]));
-    }
-
-    /// @dev Adds `prod` (int64, wrapping) at byte `at` of the partial sum `out` (`len` bytes) in `rootLo`:
-    /// the chunks holding those rows are proven against it (a zero leaf: all zeros), then rehashed.
-    function _addRows(Game storage g, uint256 out, uint256 len, uint256 at, int64[] memory prod, StepProof calldata sp)
-        private
-        view
-        returns (bytes32)
-    {
-        uint256 first = at / StateMerkle.CHUNK_BYTES;
-        uint256 off = at - first * StateMerkle.CHUNK_BYTES;
-        bytes memory rows = sp.outChunks;
-        if (rows.length < off + prod.length * 8) revert BadOperand(out);
-        bytes32 old = StateMerkle.rangeRoot(rows, first, len, sp.ranges[2]);
-        if (old != (sp.outLeaf == 0 ? StateMerkle.zeroTensorHash(len) : sp.outLeaf)) revert RootMismatch(out);
-        if (StateMerkle.rootOf(sp.outLeaf, out, sp.outProof, g.depth) != g.rootLo) revert RootMismatch(out);
-        assembly ("memory-safe") {
-            let dst := add(add(rows, 0x20), off)
-            for { let e := 0 } lt(e, mload(prod)) { e := add(e, 1) } {
-                let q := add(dst, shl(3, e))
-                let v := signextend(7, add(sar(192, mload(q)), mload(add(prod, shl(5, add(e, 1))))))
-                mstore(q, or(shl(192, v), shr(64, shl(64, mload(q)))))
-            }
-        }
-        return StateMerkle.rootOf(StateMerkle.rangeRoot(rows, first, len, sp.ranges[2]), out, sp.outProof, g.depth);
-    }
-
-    /// @dev Elements `[start, start + numel(shape))` of tensor `t` as a `runOp` operand of shape `shape`: a
-    /// constant's from the program bytes, else from `sp.operands[j]` (8 bytes an element: the chunks
-    /// holding the slice, the whole tensor for an op) proven in `rootLo` by `sp.ranges[j]` and `sp.proofs[j]`.
-    function _slice(
-        Program memory p,
-        uint256 t,
-        uint256 start,
-        uint256[] memory shape,
-        StepProof calldata sp,
-        uint256 j,
-        Game storage g
-    ) private view returns (IIntegerVerifier.Operand memory o) {
-        o.shape = _dims(shape);
-        uint256 count = TensorKernels.numel(shape);
-        if (p.constData[t] != 0) {
-            o.width = uint8(p.constWidth[t]);
-            o.data = _copy(p.constData[t] + start * o.width, count * o.width);
-            return o;
-        }
-        bytes memory data = sp.operands[j];
-        uint256 len = TensorKernels.numel(p.shapes[t]) * 8;
-        uint256 first = (start * 8) / StateMerkle.CHUNK_BYTES;
-        uint256 off = start * 8 - first * StateMerkle.CHUNK_BYTES;
-        if (data.length < off + count * 8) revert BadOperand(t);
-        bytes32 h = StateMerkle.rangeRoot(data, first, len, sp.ranges[j]);
-        if (StateMerkle.rootOf(h, t, sp.proofs[j], g.depth) != g.rootLo) revert RootMismatch(t);
-        uint256 src;
-        assembly ("memory-safe") {
-            src := add(add(data, 0x20), off)
-        }
-        o.width = 8;
-        o.data = _copy(src, count * 8);
-    }
-
-    function _pair(uint256 x, uint256 y) private pure returns (uint256[] memory v) {
-        v = new uint256[](2);
-        (v[0], v[1]) = (x, y);
-    }
-
-    function _min(uint256 x, uint256 y) private pure returns (uint256) {
-        return x < y ? x : y;
-    }
-
-    function _decode(uint32 modelId) private view returns (Program memory) {
-        return ProgramDecoder.decode(DataChunks.read(IModelRegistry(address(ORACLE)).programChunks(modelId)));
-    }
-
-    function _dims(uint256[] memory shape) private pure returns (uint32[] memory dims) {
-        dims = new uint32[](shape.length);
-        for (uint256 i; i < shape.length; ++i) {
-            dims[i] = uint32(shape[i]);
-        }
-    }
-
-    function _copy(uint256 src, uint256 len) private pure returns (bytes memory out) {
-        out = new bytes(len);
-        assembly ("memory-safe") {
-            mcopy(add(out, 0x20), src, len)
-        }
-    }
-
-    /// @dev int64 values to 8-byte big-endian.
-    function _narrow(int64[] memory v) private pure returns (bytes memory out) {
-        uint256 count = v.length;
-        out = new bytes(count * 8);
-        assembly ("memory-safe") {
-            let dst := add(out, 0x20)
-            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
-                mstore(add(dst, shl(3, i)), shl(192, mload(add(v, shl(5, add(i, 1))))))
-            }
-            mstore(0x40, add(mload(0x40), 0x20))
-        }
     }
 
 }

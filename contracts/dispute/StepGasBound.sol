@@ -34,8 +34,16 @@ contract StepGasBound {
     uint256 private constant STEP_GAS_PER_CONST_WORD = 30;
     /// @dev The plan's replay (`open` calls `openState`) per op, over the decode part of the bound.
     uint256 private constant PLAN_GAS_PER_OP = 6_000;
+    /// @dev `open` per input element: widened to 8 bytes and hashed.
+    uint256 private constant OPEN_GAS_PER_INPUT_ELEMENT = 200;
     /// @dev A plan entry in a step's calldata (32 bytes at the floor price), hashed and read.
     uint256 private constant PLAN_GAS_PER_ENTRY = 1_400;
+    /// @dev An elementwise row tile's kernel (over `GasBound`'s dearest elementwise price, Clip's 186, and
+    /// its per-row price), per output element, row, op and broadcast constant element (read, checked).
+    uint256 private constant ROW_GAS_PER_ELEMENT = 400;
+    uint256 private constant ROW_GAS_PER_ROW = 1_000;
+    uint256 private constant ROW_GAS_FIXED = 20_000;
+    uint256 private constant ROW_GAS_PER_CONST = 100;
     /// @dev Elements of one state chunk: a proven slice is widened to whole chunks (at most one more each side).
     uint256 private constant CHUNK_ELEMENTS = StateMerkle.CHUNK_BYTES / 8;
 
@@ -49,7 +57,8 @@ contract StepGasBound {
     }
 
     /// @notice The tile plan of the program in `chunks` under `cap`: per op, `steps << 192 | rb << 96 | kb`:
-    /// a MatMul in `steps` tiles of `rb` rows by `kb` K elements (row blocks outer), else `1 << 192` (one step).
+    /// a MatMul in `steps` tiles of `rb` rows by `kb` K elements (row blocks outer), an elementwise op in
+    /// `steps` blocks of `rb` rows (`kb` 0), else `1 << 192` (one step).
     function plan(address[] calldata chunks, uint256 cap) external view returns (uint256[] memory tiles) {
         (tiles,) = _plan(chunks, cap);
     }
@@ -130,9 +139,9 @@ contract StepGasBound {
         tiles = new uint256[](nOps);
         for (uint256 i; i < nOps; ++i) {
             tiles[i] = 1 << 192;
-            if (p.ops[i].opcode != TensorKernels.OP_MATMUL) continue;
             uint256 g;
-            (tiles[i], g) = _tile(c, p, p.ops[i]);
+            if (p.ops[i].opcode == TensorKernels.OP_MATMUL) (tiles[i], g) = _tile(c, p, p.ops[i]);
+            else if (_rowTileable(p, p.ops[i])) (tiles[i], g) = _rowTile(c, p, p.ops[i]);
             if (g > gas) gas = g;
         }
     }
@@ -144,7 +153,11 @@ contract StepGasBound {
         pure
         returns (Ctx memory c, uint256 gas)
     {
-        (uint256[4] memory b, uint256[] memory bits) = GasBound.opBounds(p, programLength, nChunks);
+        bool[] memory tiled = new bool[](p.ops.length);
+        for (uint256 i; i < tiled.length; ++i) {
+            tiled[i] = p.ops[i].opcode == TensorKernels.OP_MATMUL || _rowTileable(p, p.ops[i]);
+        }
+        (uint256[4] memory b, uint256[] memory bits) = GasBound.opBounds(p, programLength, nChunks, tiled);
         // A step decodes the program but not an input.
         b[0] -= TensorKernels.numel(p.shapes[p.inputId]) * GasBound.PER_INPUT_ELEMENT;
         uint256 words = (programLength + 31) / 32 + 40 * p.shapes.length + 40 * p.ops.length + 2_000;
@@ -152,10 +165,14 @@ contract StepGasBound {
         c = Ctx(cap, 21_000 + STEP_FIXED_GAS + b[0] + p.ops.length * PLAN_GAS_PER_ENTRY, words + p.ops.length,
             StateMerkle.depth(p.shapes.length), bits);
         gas = _stepGas(c, b[1], b[2], b[3], 4 * c.depth, 0);
+        // `open`: the input in calldata (at most 8 bytes an element), then `openState` decodes the program,
+        // plans, and widens and hashes the input (a word an element covers its memory), in its own frame.
         uint256 countIn = TensorKernels.numel(p.shapes[p.inputId]);
-        uint256 planCall = ((b[0] + p.ops.length * PLAN_GAS_PER_OP + 3 * words + (words * words) / 512) * 64 + 62) / 63;
-        words = _stepGas(c, 0, countIn, 0, c.depth, 0) + planCall + countIn * GasBound.PER_INPUT_ELEMENT; // open
-        if (words > gas) gas = words;
+        words += countIn;
+        uint256 openGas = b[0] + countIn * (GasBound.PER_INPUT_ELEMENT + OPEN_GAS_PER_INPUT_ELEMENT)
+            + p.ops.length * PLAN_GAS_PER_OP + 3 * words + (words * words) / 512;
+        openGas = 21_000 + STEP_FIXED_GAS + 40 * (1_024 + countIn * 8) + (openGas * 64 + 62) / 63;
+        if (openGas > gas) gas = openGas;
     }
 
     /// @dev The largest tile of `op` that fits: all K and the most rows, else one row and the most K.
@@ -170,6 +187,57 @@ contract StepGasBound {
         }
         uint256[] memory sa = p.shapes[op.inputs[0]];
         entry = (((sa[0] + rb - 1) / rb) * ((sa[1] + kb - 1) / kb) << 192) | (rb << 96) | kb;
+    }
+
+    /// @dev An elementwise op (Add ... Clip) whose every input has its output's shape (sliced by rows) or is
+    /// a constant that broadcasts along rows (taken whole): split in row blocks.
+    function _rowTileable(Program memory p, Op memory op) private pure returns (bool) {
+        uint256[] memory out = p.shapes[op.output];
+        if (op.opcode < TensorKernels.OP_ADD || op.opcode > TensorKernels.OP_CLIP || out.length == 0) return false;
+        for (uint256 j; j < op.inputs.length; ++j) {
+            uint256[] memory s = p.shapes[op.inputs[j]];
+            if (keccak256(abi.encode(s)) == keccak256(abi.encode(out))) continue;
+            if (p.constData[op.inputs[j]] == 0 || (s.length >= out.length && s[0] != 1)) return false;
+        }
+        return true;
+    }
+
+    /// @dev The most rows of elementwise `op` whose step fits (all, if they do).
+    function _rowTile(Ctx memory c, Program memory p, Op memory op) private pure returns (uint256 entry, uint256 g) {
+        uint256 m = p.shapes[op.output][0];
+        uint256 rb = m;
+        if (_rowGas(c, p, op, m) > c.cap) {
+            (uint256 lo, uint256 hi) = (1, m);
+            while (hi - lo > 1) {
+                uint256 mid = (lo + hi) / 2;
+                if (_rowGas(c, p, op, mid) <= c.cap) lo = mid;
+                else hi = mid;
+            }
+            rb = lo;
+        }
+        g = _rowGas(c, p, op, rb);
+        entry = (((m + rb - 1) / rb) << 192) | (rb << 96);
+    }
+
+    /// @dev Bound of the step of `rb` rows of elementwise `op`: its sliced inputs and output rows proven by
+    /// range proofs, broadcast constants whole from the program, the rows by `runOp`.
+    function _rowGas(Ctx memory c, Program memory p, Op memory op, uint256 rb) private pure returns (uint256) {
+        uint256[] memory out = p.shapes[op.output];
+        uint256 els = rb * (TensorKernels.numel(out) / out[0]);
+        uint256[4] memory t = [3 * els + 2 * CHUNK_ELEMENTS, 3 * c.depth + 2 * _chunkLevels(p, op.output), 0, 0];
+        uint256 constEls;
+        for (uint256 j; j < op.inputs.length; ++j) {
+            uint256 x = op.inputs[j];
+            if (keccak256(abi.encode(p.shapes[x])) == keccak256(abi.encode(out))) {
+                _operand(p, t, x, els, true);
+            } else {
+                constEls += TensorKernels.numel(p.shapes[x]);
+                t[2] += (TensorKernels.numel(p.shapes[x]) * p.constWidth[x] + 31) / 32 + 1;
+            }
+        }
+        uint256 opGas = els * ROW_GAS_PER_ELEMENT + rb * ROW_GAS_PER_ROW + ROW_GAS_FIXED + constEls * ROW_GAS_PER_CONST
+            + t[3] * GasBound.PER_UNPACK_ELEMENT;
+        return _stepGas(c, opGas, t[0], t[2], t[1], 0);
     }
 
     /// @dev Largest rows (`rows`) or K (else) in [1, limit) whose tile fits, 0 if none (gas grows with both).

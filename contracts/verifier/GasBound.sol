@@ -112,12 +112,12 @@ library GasBound {
     /// @notice The per-op parts of `executionBound`, for the dispute game's one-step proof (protocol §6 v2),
     /// which decodes the program like a whole run and then evaluates a single op on operands that arrive
     /// packed at 8 bytes an element (constants: packed as in the program). Returns, maximised over the
-    /// ops other than MatMul (the game splits a MatMul in tiles and bounds each with `matmulGas`): [0] the
+    /// ops not `tiled` (the game splits those in tiles and bounds each itself, a MatMul's with `matmulGas`): [0] the
     /// decoding part of the bound (same replay, prices and magnitude analysis), [1] one op's compute bound
     /// plus the unpacking of its non-constant operands, [2] its non-constant operand plus output elements
     /// (what a step hashes and passes as calldata), [3] the words of its constant operands (copied out of
     /// the program and passed to `runOp`); and `bits`, every tensor's magnitude bound (|x| <= 2^bits).
-    function opBounds(Program memory p, uint256 programLength, uint256 nChunks)
+    function opBounds(Program memory p, uint256 programLength, uint256 nChunks, bool[] memory tiled)
         internal
         pure
         returns (uint256[4] memory b, uint256[] memory bits)
@@ -136,14 +136,18 @@ library GasBound {
         for (uint256 i; i < numOps; ++i) {
             uint256 before = s.gas;
             _op(s, p, i);
-            if (p.ops[i].opcode == TensorKernels.OP_MATMUL) continue;
-            (uint256 elements, uint256 constWords) = _stepOperands(p, i);
-            uint256 opGas = s.gas - before + (elements - TensorKernels.numel(p.shapes[p.ops[i].output])) * PER_UNPACK_ELEMENT;
-            if (opGas > b[1]) b[1] = opGas;
-            if (elements > b[2]) b[2] = elements;
-            if (constWords > b[3]) b[3] = constWords;
+            if (!tiled[i]) _stepMax(p, i, s.gas - before, b);
         }
         bits = s.bits;
+    }
+
+    /// @dev Raises `b` [1..3] (see `opBounds`) to op `i`'s, whose compute bound is `gas`.
+    function _stepMax(Program memory p, uint256 i, uint256 gas, uint256[4] memory b) private pure {
+        (uint256 elements, uint256 constWords) = _stepOperands(p, i);
+        gas += (elements - TensorKernels.numel(p.shapes[p.ops[i].output])) * PER_UNPACK_ELEMENT;
+        if (gas > b[1]) b[1] = gas;
+        if (elements > b[2]) b[2] = elements;
+        if (constWords > b[3]) b[3] = constWords;
     }
 
     /// @notice Compute bound of an `[m, k] x [k, n]` MatMul whose activations have at most `ba` bits, its

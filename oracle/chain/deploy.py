@@ -84,7 +84,12 @@ def deploy_system(
         verifier = deploy(w3, v.abi, v.bytecode, signer)
     o = artifacts.load("InferenceOracle")
     game = ZERO_ADDRESS
+    helpers: tuple[str, ...] = ()
     if params.dispute_game:
+        # The game's two helper contracts (its tile plan and bound, its one-step prover), each its own
+        # contract for the EIP-170 limit.
+        helpers = tuple(deploy(w3, a.abi, a.bytecode, signer, *args) for a, args in (
+            (artifacts.load("StepGasBound"), ()), (artifacts.load("OneStepProver"), (verifier,))))
         # The oracle trusts the game by an immutable address: the game is the signer's next deployment.
         sender = address_of(signer)
         nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(sender), "pending")
@@ -95,7 +100,8 @@ def deploy_system(
     )
     if params.dispute_game:
         g = artifacts.load("DisputeGame")
-        deployed = deploy(w3, g.abi, g.bytecode, signer, oracle, verifier, params.game_bond, params.game_clock)
+        deployed = deploy(w3, g.abi, g.bytecode, signer, oracle, verifier, params.game_bond, params.game_clock,
+                          *helpers)
         if deployed != game:
             raise RuntimeError(f"dispute game deployed at {deployed}, the oracle trusts {game}")
     return Deployment(w3.eth.chain_id, oracle, verifier, w3.eth.block_number, params,

@@ -21,7 +21,11 @@ STEP_FIXED_GAS = 150_000
 STEP_GAS_PER_ELEMENT = 500
 STEP_GAS_PER_PROOF_LEVEL = 3_000
 STEP_GAS_PER_CONST_WORD = 30
-PLAN_GAS_PER_OP = 6_000
+PLAN_GAS_PER_ENTRY = 1_400
+ROW_GAS_PER_ELEMENT = 400
+ROW_GAS_PER_ROW = 1_000
+ROW_GAS_FIXED = 20_000
+ROW_GAS_PER_CONST = 100
 CHUNK_BYTES = 2048
 CHUNK_ELEMENTS = CHUNK_BYTES // 8
 PER_UNPACK_ELEMENT = PRICES["PER_UNPACK_ELEMENT"]
@@ -88,6 +92,58 @@ def _tile_gas(c: _Ctx, p: Program, op: Op, rb: int, kb: int) -> int:
     return _step_gas(c, op_gas, t[0], t[2], t[1], scratch_words(n, wb) + rb * kb)
 
 
+def row_tileable(p: Program, op: Op) -> bool:
+    """An elementwise op (Add ... Clip) whose every input has its output's shape (sliced by rows) or is a
+    constant broadcasting along rows (taken whole): split in row blocks (``StepGasBound._rowTileable``)."""
+    out = p.shapes[op.output]
+    if not Opcode.ADD <= op.opcode <= Opcode.CLIP or not out:
+        return False
+    consts = p.constant_map()
+    for t in op.inputs:
+        s = p.shapes[t]
+        if tuple(s) == tuple(out):
+            continue
+        if t not in consts or (len(s) >= len(out) and s[0] != 1):
+            return False
+    return True
+
+
+def _row_gas(c: _Ctx, p: Program, op: Op, rb: int) -> int:
+    out = p.shapes[op.output]
+    consts = p.constant_map()
+    els = rb * (numel(out) // out[0])
+    t = [3 * els + 2 * CHUNK_ELEMENTS, 3 * c.depth + 2 * _chunk_levels(p, op.output), 0, 0]
+    const_els = 0
+    for x in op.inputs:
+        if tuple(p.shapes[x]) == tuple(out):
+            if x in consts:
+                t[2] += (els * consts[x].width + 31) // 32 + 1
+            else:
+                t[0] += els + 2 * CHUNK_ELEMENTS
+                t[1] += 2 * _chunk_levels(p, x)
+                t[3] += els
+        else:
+            const_els += numel(p.shapes[x])
+            t[2] += (numel(p.shapes[x]) * consts[x].width + 31) // 32 + 1
+    op_gas = (els * ROW_GAS_PER_ELEMENT + rb * ROW_GAS_PER_ROW + ROW_GAS_FIXED + const_els * ROW_GAS_PER_CONST
+              + t[3] * PER_UNPACK_ELEMENT)
+    return _step_gas(c, op_gas, t[0], t[2], t[1], 0)
+
+
+def _row_tile(c: _Ctx, p: Program, op: Op) -> int:
+    m = p.shapes[op.output][0]
+    if _row_gas(c, p, op, m) <= c.cap:
+        return m
+    lo, hi = 1, m
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _row_gas(c, p, op, mid) <= c.cap:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def _chunk_levels(p: Program, t: int) -> int:
     return _levels((numel(p.shapes[t]) * 8 + CHUNK_BYTES - 1) // CHUNK_BYTES)
 
@@ -112,19 +168,19 @@ def _ctx(program: Program, cap: int, program_length: int | None = None) -> _Ctx:
     b0 = sum(PRICES[name] * features[name] for name in DECODE_FEATURES if name != "PER_INPUT_ELEMENT")
     n_ops, n_t = len(program.ops), len(program.shapes)
     words = (length + 31) // 32 + 40 * n_t + 40 * n_ops + 2_000
-    plan_gas = ((b0 + n_ops * PLAN_GAS_PER_OP + 3 * words + words * words // 512) * 64 + 62) // 63
-    return _Ctx(cap, 21_000 + STEP_FIXED_GAS + b0 + plan_gas, words + n_ops, depth(n_t), bits)
+    # A step checks the plan (calldata) against the hash fixed at open.
+    return _Ctx(cap, 21_000 + STEP_FIXED_GAS + b0 + n_ops * PLAN_GAS_PER_ENTRY, words + n_ops, depth(n_t), bits)
 
 
 def plan(program: Program, cap: int = TX_GAS_CAP, program_length: int | None = None) -> list[tuple[int, int]]:
-    """Per op, ``(rb, kb)`` of its tiles for a MatMul, ``(0, 0)`` for an op that is one step
-    (``StepGasBound.plan``). A MatMul whose one-row, one-K tile does not fit gets ``(1, 1)``: the registry
-    refuses such a program."""
+    """Per op, ``(rb, kb)`` of its tiles for a MatMul, ``(rb, 0)`` for an elementwise op in row blocks,
+    ``(0, 0)`` for an op that is one step (``StepGasBound.plan``). A MatMul whose one-row, one-K tile does
+    not fit gets ``(1, 1)`` (a row block: ``(1, 0)``): the registry refuses such a program."""
     c = _ctx(program, cap, program_length)
     out: list[tuple[int, int]] = []
     for op in program.ops:
         if op.opcode is not Opcode.MATMUL:
-            out.append((0, 0))
+            out.append((_row_tile(c, program, op), 0) if row_tileable(program, op) else (0, 0))
             continue
         rb, kb = program.shapes[op.inputs[0]]
         if _tile_gas(c, program, op, rb, kb) > cap:
@@ -137,10 +193,14 @@ def plan(program: Program, cap: int = TX_GAS_CAP, program_length: int | None = N
 
 
 def tiles_of(program: Program, op_index: int, entry: tuple[int, int]) -> list[Tile | None]:
-    """The steps of op ``op_index`` under plan ``entry``: its tiles, row blocks outer (``[None]``: one step)."""
+    """The steps of op ``op_index`` under plan ``entry``: its tiles, row blocks outer (``[None]``: one step;
+    an elementwise op's row blocks have ``k0 == k1 == 0``)."""
     rb, kb = entry
     if rb == 0:
         return [None]
+    if kb == 0:
+        m = program.shapes[program.ops[op_index].output][0]
+        return [Tile(r0, min(m, r0 + rb), 0, 0) for r0 in range(0, m, rb)]
     m, k = program.shapes[program.ops[op_index].inputs[0]]
     return [Tile(r0, min(m, r0 + rb), k0, min(k, k0 + kb)) for r0 in range(0, m, rb) for k0 in range(0, k, kb)]
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from eth_utils.crypto import keccak
 
-from oracle.profile.program import IntArray, Opcode, Program, decode_tensor, encode_tensor, numel, width_range
+from oracle.profile.program import IntArray, Op, Opcode, Program, decode_tensor, encode_tensor, numel, width_range
 from oracle.profile.reference import run_op
 from oracle.profile.tiles import TX_GAS_CAP, Tile, depth, packed, tiles_of
 from oracle.profile.tiles import plan as tile_plan
@@ -178,7 +178,7 @@ class Trace:
             if tiles == [None]:
                 out = run_op(op.opcode, [env[t] for t in op.inputs], op.attrs, p.shapes[op.output])
             else:
-                out = self._run_tiles(i, op.inputs, p.shapes[op.output], tiles, env)
+                out = self._run_tiles(op, p.shapes[op.output], tiles, env)
             if self.tamper is not None:
                 out = np.asarray(self.tamper(i, out), dtype=np.int64).reshape(p.shapes[op.output])
             self.steps.extend((i, tile) for tile in tiles)
@@ -193,14 +193,18 @@ class Trace:
         self.depth = depth(len(p.shapes))
         self._roots: dict[int, bytes] = {}
 
-    def _run_tiles(self, i: int, inputs: tuple[int, ...], shape: tuple[int, ...], tiles: list[Tile | None],
+    def _run_tiles(self, op: Op, shape: tuple[int, ...], tiles: list[Tile | None],
                    env: dict[int, IntArray]) -> IntArray:
-        a, b = (env[t] for t in inputs)
         acc = np.zeros(shape, dtype=np.int64)
         for j, tile in enumerate(tiles):
             assert tile is not None
-            prod = run_op(Opcode.MATMUL, [a[tile.r0:tile.r1, tile.k0:tile.k1], b[tile.k0:tile.k1]], (),
-                          (tile.r1 - tile.r0, shape[1]))
+            rows = (tile.r1 - tile.r0, *shape[1:])
+            if op.opcode is Opcode.MATMUL:
+                a, b = (env[t] for t in op.inputs)
+                prod = run_op(op.opcode, [a[tile.r0:tile.r1, tile.k0:tile.k1], b[tile.k0:tile.k1]], (), rows)
+            else:  # an elementwise row block: inputs of the output's shape sliced, broadcast constants whole
+                ins = [env[t][tile.r0:tile.r1] if env[t].shape == shape else env[t] for t in op.inputs]
+                prod = run_op(op.opcode, ins, op.attrs, rows)
             acc = acc.copy()
             with np.errstate(over="ignore"):
                 acc[tile.r0:tile.r1] += prod
@@ -211,8 +215,9 @@ class Trace:
         return acc
 
     @classmethod
-    def from_input_bytes(cls, program: Program, data: bytes, tamper: Tamper | None = None) -> Trace:
-        return cls(program, decode_tensor(data, program.input_shape, program.input_width), tamper)
+    def from_input_bytes(cls, program: Program, data: bytes, tamper: Tamper | None = None,
+                         tile_tamper: TileTamper | None = None) -> Trace:
+        return cls(program, decode_tensor(data, program.input_shape, program.input_width), tamper, tile_tamper)
 
     @property
     def num_steps(self) -> int:
@@ -257,8 +262,13 @@ class Trace:
         leaves = self.leaves(lo)
         assert self.plan is not None
         sp = StepProof([], [], leaves[op.output], self.proof(lo, op.output), plan=packed(p, self.plan))
+        out_shape = p.shapes[op.output]
         if tile is None:
             slices = [(t, 0, numel(p.shapes[t])) for t in op.inputs]
+        elif tile.k1 == 0:
+            n = numel(out_shape) // out_shape[0]  # elements of an output row
+            slices = [(t, tile.r0 * n, (tile.r1 - tile.r0) * n) if tuple(p.shapes[t]) == tuple(out_shape)
+                      else (t, 0, numel(p.shapes[t])) for t in op.inputs]
         else:
             k, n = p.shapes[op.inputs[0]][1], p.shapes[op.inputs[1]][1]
             slices = [(op.inputs[0], tile.r0 * k + tile.k0, (tile.r1 - tile.r0) * (tile.k1 - tile.k0)),
