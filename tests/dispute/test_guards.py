@@ -71,4 +71,4 @@ def test_moves_only_by_the_side_to_move(gs: GameSystem) -> None:
         gs.game.functions.bisect(game_id, honest.root(1)).call({"from": gs.operator})
     # The game's first state is the reference's input state.
     ev = gs.game.events.GameOpened().process_receipt(gs.w3.eth.wait_for_transaction_receipt(tx))[0]["args"]
-    assert bytes(ev["root0"]) == honest.root(0) and ev["numOps"] == n
+    assert bytes(ev["root0"]) == honest.root(0) and ev["numSteps"] == n

@@ -130,7 +130,7 @@ def test_lying_operator_is_slashed_at_the_tile(tgs: GameSystem, kind: str) -> No
         lies = [Trace.from_input_bytes(tgs.program, x, tile_tamper=perturb_partial(s, rows[s] * 512))
                 for s in tile_steps[len(tile_steps) // 3:-1]]
     else:
-        lies = [Trace.from_input_bytes(tgs.program, x, tamper=perturb_at(last_mm, -(1 << 20)))]
+        lies = [Trace.from_input_bytes(tgs.program, x, tamper=perturb_at(last_mm, d)) for d in (1 << 20, -(1 << 20))]
     lie = _visible(tgs, x, lies)
     expected = next(s for s in range(lie.num_steps) if lie.root(s + 1) != honest.root(s + 1))
     assert honest.steps[expected][0] == last_mm and honest.steps[expected][1] is not None
@@ -182,11 +182,11 @@ def test_tile_step_refuses_forged_partial_sums_and_plans(tgs: GameSystem) -> Non
 
 def test_a_model_whose_one_tile_cannot_fit_is_refused(gs: GameSystem) -> None:
     """One row by one K element of a [1, 1] x [1, 200000] MatMul (its partial-sum row alone is 1.6 MB at 8
-    bytes an element): over the cap in one transaction and in every tiling, refused at registration."""
+    bytes an element; an ArgMax follows): over the cap in one transaction and in every tiling, refused."""
     n = 200_000
     w = np.random.default_rng(0).integers(-128, 128, size=(1, n))
-    program = Program(1, 1, ((1, 1), (1, n), (1, n), (1, n)), 0, 3, (Constant(1, 1, w),),
-                      (Op(Opcode.MATMUL, (0, 1), 2, ()), Op(Opcode.CLIP, (2,), 3, (-127, 127))))
+    program = Program(1, 4, ((1, 1), (1, n), (1, n), (1, 1)), 0, 3, (Constant(1, 1, w),),
+                      (Op(Opcode.MATMUL, (0, 1), 2, ()), Op(Opcode.ARGMAX, (2,), 3, (1, 1, 0))))
     assert tiles.plan(program)[0] == (1, 1)
     count = gs.client.model_count()
     with pytest.raises(ContractRevert) as err:
