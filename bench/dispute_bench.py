@@ -13,7 +13,8 @@ transaction is sent with the EIP-7825 cap as its gas limit.
 - ``dispute.steps``: steps the game bisects over (ops and tiles); ``dispute.txs``: game transactions, both
   sides (the goal: at most 2 ceil(log2 steps) + 3);
 - ``dispute.max_tx_gas`` / ``dispute.total_gas``: over those transactions; ``dispute.step_gas_bound``:
-  the registered bound of the largest step;
+  the registered bound of the largest step; ``dispute.step_bound_over_measured``: the plan's bound of the
+  proven tile over its measured gas;
 - ``dispute.wall_s``: seconds from the opening transaction to resolution;
 - ``dispute.submit_gas``: the operator's submit of this model's 2,048-byte result (the submit path is
   unchanged by the game: its cost is the output's calldata and event; ``gas.submit`` is the standard
@@ -35,7 +36,7 @@ from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP, Actor, play
 from oracle.dispute.models import chained_mlp, macs
-from oracle.profile import gas_bound
+from oracle.profile import gas_bound, tiles
 from oracle.profile.program import Opcode, encode, encode_tensor
 from oracle.profile.trace import Trace, perturb_at
 
@@ -89,6 +90,7 @@ def run(w3: Web3) -> dict[str, float]:
     if not end.challenger_won or client.status_of(rid).name != "FRAUD_PROVEN":
         raise RuntimeError("the honest challenger did not win")
     used = [int(r["gasUsed"]) for r in ch.receipts + op.receipts]
+    step_gas = int(ch.receipts[-1]["gasUsed"])  # the honest challenger's one-step proof ends the game
     if max(used) > TX_GAS_CAP:
         raise RuntimeError(f"a game transaction used {max(used)} gas > {TX_GAS_CAP}")
     if len(used) > 2 * (honest.num_steps - 1).bit_length() + 3:
@@ -102,6 +104,7 @@ def run(w3: Web3) -> dict[str, float]:
         "dispute.max_tx_gas": float(max(used)),
         "dispute.total_gas": float(sum(used)),
         "dispute.step_gas_bound": float(step_bound),
+        "dispute.step_bound_over_measured": round(tiles.step_gas_bound(program, lie_at) / step_gas, 2),
         "dispute.wall_s": round(wall, 2),
         "dispute.submit_gas": float(submit["gasUsed"]),
     }

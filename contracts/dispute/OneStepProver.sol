@@ -15,13 +15,13 @@ import {StateMerkle} from "./StateMerkle.sol";
 /// are proven against the agreed state (a tile's slices by chunk range proofs), constants are read from
 /// the program chunks, never from calldata.
 contract OneStepProver {
-    /// @notice A one-step proof: `operands[j]` is op input j at 8 bytes per element with `proofs[j]` its
-    /// Merkle proof in the agreed state (both empty for a constant, read from the program); `outLeaf` and
-    /// `outProof` prove the output tensor's leaf in the agreed state. For a MatMul tile, `operands[j]` is
-    /// only the whole chunks holding the tile's slice of input j and `ranges[j]` their range proof in the
-    /// tensor's hash (`StateMerkle.rangeRoot`; empty for a whole tensor); `outChunks` / `ranges[2]` the same for the rows of the
-    /// partial sum the tile adds to (`outLeaf`, zero before the op's first tile: all-zero rows). `plan` is
-    /// the program's tile plan (checked against the one fixed at open: a step does not recompute it).
+    /// @notice A one-step proof: `operands[j]` is the whole chunks (8 bytes an element) holding the step's
+    /// slice of op input j (all of it for a whole op), `ranges[j]` their range proof in the tensor's hash
+    /// (`StateMerkle.rangeRoot`; empty for a whole tensor) and `proofs[j]` that hash's Merkle proof in the
+    /// agreed state (all empty for a constant, read from the program). `outLeaf` and `outProof` prove the
+    /// output tensor's leaf in the agreed state. For a tile or row block, `outChunks` and the last of
+    /// `ranges` are the chunks of the output rows it adds to (`outLeaf` zero before the op's first step:
+    /// all-zero rows). `plan` is the program's tile plan (the caller checks it against the one fixed at open).
     struct StepProof {
         bytes[] operands;
         bytes32[][] proofs;
@@ -59,7 +59,7 @@ contract OneStepProver {
         return _postState(Pre(rootLo, depth), ProgramDecoder.decode(DataChunks.read(chunks)), lo, sp);
     }
 
-    /// @dev The state after step `lo` (an op, or a MatMul tile) applied to the agreed state `rootLo` (see `step`).
+    /// @dev The state after step `j` (an op, a MatMul tile or a row block) applied to the agreed state `g`.
     function _postState(Pre memory g, Program memory p, uint256 j, StepProof calldata sp) private view returns (bytes32) {
         uint256[] calldata plan = sp.plan;
         uint256 i;

@@ -192,6 +192,17 @@ def plan(program: Program, cap: int = TX_GAS_CAP, program_length: int | None = N
     return out
 
 
+def step_gas_bound(program: Program, op_index: int, cap: int = TX_GAS_CAP) -> int:
+    """The bound the plan gave the tiles (or row blocks) of op ``op_index`` (a MatMul or a tiled elementwise op)."""
+    c = _ctx(program, cap)
+    op = program.ops[op_index]
+    rb, kb = plan(program, cap)[op_index]
+    if op.opcode is Opcode.MATMUL:
+        return _tile_gas(c, program, op, rb, kb)
+    assert kb == 0 and rb > 0, "not a tiled op"
+    return _row_gas(c, program, op, rb)
+
+
 def tiles_of(program: Program, op_index: int, entry: tuple[int, int]) -> list[Tile | None]:
     """The steps of op ``op_index`` under plan ``entry``: its tiles, row blocks outer (``[None]``: one step;
     an elementwise op's row blocks have ``k0 == k1 == 0``)."""
