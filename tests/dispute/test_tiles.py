@@ -199,3 +199,29 @@ def test_a_model_whose_one_tile_cannot_fit_is_refused(gs: GameSystem) -> None:
     step, cap = int.from_bytes(reason[4:36], "big"), int.from_bytes(reason[36:68], "big")
     assert step > cap == TX_GAS_CAP
     assert gs.client.model_count() == count
+
+
+def test_a_whole_op_after_tiled_ones_is_proven_whole(tgs: GameSystem) -> None:
+    """The tiled model with a [512, 8] head and a Transpose (one whole step: operand and output whole, its
+    range proofs empty): an operator lying in the Transpose's output is found at that step and slashed."""
+    base = tgs.program
+    w2 = np.random.default_rng(5).integers(-128, 128, size=(512, 8))
+    n = len(base.shapes)
+    shapes = (*base.shapes, (512, 8), (32, 8), (8, 32))
+    ops = (*base.ops, Op(Opcode.MATMUL, (base.output_id, n), n + 1, ()), Op(Opcode.TRANSPOSE, (n + 1,), n + 2, ()))
+    program = Program(1, 8, shapes, base.input_id, n + 2, (*base.constants, Constant(n, 1, w2)), ops)
+    plan = tiles.plan(program)
+    assert plan[-1] == (0, 0) and plan[-2][0] > 0  # the Transpose is one step, the head a (one-tile) MatMul
+    model_id = register(tgs.client, tgs.owner, program)
+    s = replace(tgs, program=program, model_id=model_id)
+    rid, x = s.request(9)
+    honest = Trace.from_input_bytes(program, x)
+    lie = Trace.from_input_bytes(program, x, tamper=perturb_at(len(ops) - 1))
+    assert lie.output_bytes() != honest.output_bytes()
+    s.client.submit(s.operator, rid, lie.output_bytes())
+    challenger = Actor(s.w3, s.game, s.challenger, honest, "challenger")
+    operator = Actor(s.w3, s.game, s.operator, lie, "operator")
+    end = play(s.game, challenger.open(rid, x, GAME_BOND), operator, challenger)
+    assert end.challenger_won and end.lo == honest.num_steps - 1 and honest.steps[end.lo] == (len(ops) - 1, None)
+    assert s.client.status_of(rid).name == "FRAUD_PROVEN"
+    assert max(gas_used(challenger.receipts + operator.receipts)) <= s.step_gas_bound() <= TX_GAS_CAP
