@@ -28,7 +28,7 @@ contract StepGasBound {
     uint256 private constant STEP_FIXED_GAS = 150_000;
     /// @dev Per operand or output element: hashing, copying, ABI coding in and out of `runOp`, the
     /// wrapping partial-sum add.
-    uint256 private constant STEP_GAS_PER_ELEMENT = 500;
+    uint256 private constant STEP_GAS_PER_ELEMENT = 250;
     uint256 private constant STEP_GAS_PER_PROOF_LEVEL = 3_000;
     /// @dev Per word of constant operands: copied out of the program, ABI-encoded, copied by the verifier.
     uint256 private constant STEP_GAS_PER_CONST_WORD = 30;
@@ -293,8 +293,10 @@ contract StepGasBound {
     {
         uint256 gas = c.base + 40 * (1_024 + elements * 8 + levels * 32) + (opGas * 64 + 62) / 63
             + elements * STEP_GAS_PER_ELEMENT + constWords * STEP_GAS_PER_CONST_WORD + levels * STEP_GAS_PER_PROOF_LEVEL;
-        uint256 words = c.frameWords + 2 * constWords + 4 * elements;
-        scratch += constWords + 4 * elements + 1_000; // the verifier's frame
+        // Memory: at most 3 words an element in each frame (the 8-byte copies, the verifier's unpacked
+        // int256 values and output, the returned int64[] and its encoding).
+        uint256 words = c.frameWords + 2 * constWords + 3 * elements;
+        scratch += constWords + 3 * elements + 1_000; // the verifier's frame
         return gas + 3 * words + (words * words) / 512 + 3 * scratch + (scratch * scratch) / 512;
     }
 

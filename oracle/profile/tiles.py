@@ -18,7 +18,7 @@ from oracle.profile.program import Op, Opcode, Program, encode, numel
 TX_GAS_CAP = gas_bound.DEFAULT_TX_GAS_CAP  # EIP-7825
 
 STEP_FIXED_GAS = 150_000
-STEP_GAS_PER_ELEMENT = 500
+STEP_GAS_PER_ELEMENT = 250
 STEP_GAS_PER_PROOF_LEVEL = 3_000
 STEP_GAS_PER_CONST_WORD = 30
 PLAN_GAS_PER_ENTRY = 1_400
@@ -69,8 +69,8 @@ def _step_gas(c: _Ctx, op_gas: int, elements: int, const_words: int, levels: int
     gas = (c.base + 40 * (1_024 + elements * 8 + levels * 32) + (op_gas * 64 + 62) // 63
            + elements * STEP_GAS_PER_ELEMENT + const_words * STEP_GAS_PER_CONST_WORD
            + levels * STEP_GAS_PER_PROOF_LEVEL)
-    words = c.frame_words + 2 * const_words + 4 * elements
-    scratch += const_words + 4 * elements + 1_000
+    words = c.frame_words + 2 * const_words + 3 * elements
+    scratch += const_words + 3 * elements + 1_000
     return gas + 3 * words + words * words // 512 + 3 * scratch + scratch * scratch // 512
 
 

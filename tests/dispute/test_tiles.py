@@ -80,35 +80,54 @@ def _tile_steps(trace: Trace) -> list[int]:
     return [s for s, (_, tile) in enumerate(trace.steps) if tile is not None]
 
 
+def _defend_at(tgs: GameSystem, seed: int, target: int) -> None:
+    """A challenger lying in the partial sum after step ``target`` steers the bisection to it; the honest
+    operator's one-step proof (the step re-executed on chain) lands on its own next state, within the bound
+    the plan gave that step; the challenger loses."""
+    rid, x = tgs.request(seed)
+    honest = Trace.from_input_bytes(tgs.program, x)
+    liar = Trace.from_input_bytes(tgs.program, x, tile_tamper=perturb_partial(target, 0))
+    tgs.client.submit(tgs.operator, rid, honest.output_bytes())
+    challenger = Actor(tgs.w3, tgs.game, tgs.challenger, liar, "challenger")
+    operator = Actor(tgs.w3, tgs.game, tgs.operator, honest, "operator")
+    end = play(tgs.game, challenger.open(rid, x, GAME_BOND), operator, challenger)
+    assert end.phase is Phase.RESOLVED and not end.challenger_won and end.lo == target
+    step = next(r for r in challenger.receipts + operator.receipts
+                if r["logs"] and tgs.game.events.StepProven().process_receipt(r, errors=DISCARD))
+    post = tgs.game.events.StepProven().process_receipt(step, errors=DISCARD)[0]["args"]["postRoot"]
+    assert post == honest.root(target + 1)
+    used = gas_used(challenger.receipts + operator.receipts)
+    bound = tiles.step_gas_bound(tgs.program, honest.steps[target][0])
+    assert step["gasUsed"] <= bound <= tgs.step_gas_bound() <= TX_GAS_CAP
+    assert len(used) <= 2 * (honest.num_steps - 1).bit_length() + 3
+    assert tgs.client.status_of(rid).name != "FRAUD_PROVEN"
+
+
 @FEW
 @given(st.data())
 def test_honest_operator_defends_any_tile_against_a_lying_challenger(tgs: GameSystem, data: st.DataObject) -> None:
-    """A challenger lying in a partial sum at a random tile steers the bisection to that tile; the honest
-    operator's one-step proof (a tile re-executed on chain) lands on its own next state: the
-    Solidity partial-sum state equals Python's, and the challenger loses its bond."""
+    """Any tile or row block (hypothesis picks it): Solidity's partial-sum state is Python's."""
     snap = tgs.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     try:
-        rid, x = tgs.request(data.draw(st.integers(0, 2**16)))
-        honest = Trace.from_input_bytes(tgs.program, x)
-        target = data.draw(st.sampled_from(_tile_steps(honest)))
-        liar = Trace.from_input_bytes(tgs.program, x, tile_tamper=perturb_partial(target, 0))
-        tgs.client.submit(tgs.operator, rid, honest.output_bytes())
-        challenger = Actor(tgs.w3, tgs.game, tgs.challenger, liar, "challenger")
-        operator = Actor(tgs.w3, tgs.game, tgs.operator, honest, "operator")
-        end = play(tgs.game, challenger.open(rid, x, GAME_BOND), operator, challenger)
-        assert end.phase is Phase.RESOLVED and not end.challenger_won and end.lo == target
-        step = next(r for r in challenger.receipts + operator.receipts
-                    if r["logs"] and tgs.game.events.StepProven().process_receipt(r, errors=DISCARD))
-        post = tgs.game.events.StepProven().process_receipt(step, errors=DISCARD)[0]["args"]["postRoot"]
-        assert post == honest.root(target + 1)
-        used = gas_used(challenger.receipts + operator.receipts)
-        # The bound the plan gave this very step is above what it used (and under the cap).
-        bound = tiles.step_gas_bound(tgs.program, honest.steps[target][0])
-        assert step["gasUsed"] <= bound <= tgs.step_gas_bound() <= TX_GAS_CAP
-        assert len(used) <= 2 * (honest.num_steps - 1).bit_length() + 3
-        assert tgs.client.status_of(rid).name != "FRAUD_PROVEN"
+        steps = _tile_steps(Trace(tgs.program, np.zeros(tgs.program.input_shape, dtype=np.int64)))
+        _defend_at(tgs, data.draw(st.integers(0, 2**16)), data.draw(st.sampled_from(steps)))
     finally:
         tgs.w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["first-matmul-tile", "div-rows", "clip-rows", "last-matmul-tile"])
+def test_each_kind_of_step_is_within_its_bound(tgs: GameSystem, kind: str) -> None:
+    """The first tile of a MatMul (zero partial sum), a Div and a Clip row block, the last tile of the
+    last MatMul: each measured under the bound the plan gave it."""
+    trace = Trace(tgs.program, np.zeros(tgs.program.input_shape, dtype=np.int64))
+    ops = tgs.program.ops
+    by_kind = {
+        "first-matmul-tile": 0,
+        "div-rows": next(s for s, (i, _) in enumerate(trace.steps) if ops[i].opcode is Opcode.DIV),
+        "clip-rows": next(s for s, (i, _) in enumerate(trace.steps) if ops[i].opcode is Opcode.CLIP),
+        "last-matmul-tile": max(s for s, (i, _) in enumerate(trace.steps) if ops[i].opcode is Opcode.MATMUL),
+    }
+    _defend_at(tgs, 11, by_kind[kind])
 
 
 def _visible(tgs: GameSystem, x: bytes, traces: list[Trace]) -> Trace:
