@@ -13,20 +13,22 @@ import {StepGasBound} from "./StepGasBound.sol";
 /// @notice The interactive dispute game of protocol §6 v2, for EXACT models whose one-transaction proof
 /// exceeds the per-transaction gas cap. A challenger opens a game against a claim with a bond; the
 /// operator posts the state root after the last op (proving the attested output is in it), then the
-/// operator posts midpoint state roots and the challenger agrees or disagrees until one op separates an
-/// agreed state from a disputed one; a one-step proof re-executes that op with the verifier's `runOp`
-/// (the kernels of a whole-program run), operands proven against the agreed state by Merkle proofs and
-/// constants read from the program chunks. Each side has a chess clock; running out of time loses.
-/// @dev Every transaction is bounded: moves are O(log) hashing, `open` and `step` decode the program
-/// once (bounded by `GasBound`) and `step` runs one op (bounded by `stepGasBound`, which the oracle
-/// checks against its cap when the model is registered).
+/// operator posts midpoint state roots and the challenger agrees or disagrees until one step separates an
+/// agreed state from a disputed one (a step: an op, a tile of a MatMul or a row block of an elementwise
+/// op, as `StepGasBound.plan` splits them); a one-step proof (`OneStepProver`) re-executes that step with
+/// the verifier's `runOp` (the kernels of a whole-program run), operands proven against the agreed state by
+/// Merkle proofs and constants read from the program chunks. Each side has a chess clock; running out of
+/// time loses.
+/// @dev Every transaction is bounded: moves are O(log) hashing, `open` decodes and plans the program once
+/// (`StepGasBound.openState`) and `step` re-executes one step, every one bounded by `stepGasBound`, which
+/// the oracle checks against its cap when the model is registered (the plan makes each step fit it).
 contract DisputeGame {
     enum Phase {
         None,
         Defend, // operator: post the final state and prove the attested output in it
         Bisect, // operator: post the state at the midpoint
         Choose, // challenger: agree or disagree with the midpoint
-        Step, // challenger (anyone may): prove the single op between lo and hi
+        Step, // challenger (anyone may): prove the single step between lo and hi
         Resolved
     }
 
@@ -38,7 +40,7 @@ contract DisputeGame {
         address operator;
         uint40 operatorClock;
         uint32 modelId;
-        uint32 lo; // agreed state index (states: 0 = input only, k = after k ops)
+        uint32 lo; // agreed state index (states: 0 = input only, k = after k steps)
         uint32 hi; // disputed state index
         Phase phase;
         bool challengerWon;
@@ -168,7 +170,7 @@ contract DisputeGame {
         emit Defended(gameId, finalRoot);
     }
 
-    /// @notice Operator: the state root after op index `(lo + hi) / 2`.
+    /// @notice Operator: the state root after step `(lo + hi) / 2`.
     function bisect(uint256 gameId, bytes32 midRoot) external nonReentrant {
         Game storage g = _move(gameId, Phase.Bisect);
         g.rootMid = midRoot;
@@ -189,14 +191,15 @@ contract DisputeGame {
         emit MidpointChosen(gameId, agree, g.lo, g.hi);
     }
 
-    /// @notice The one-step proof, by anyone while the challenger's clock runs: re-executes op `lo` on the
-    /// agreed state `rootLo` (see `StepProof`). If the resulting state is not `rootHi`, the challenger wins.
+    /// @notice The one-step proof, by anyone while the challenger's clock runs: re-executes step `lo` on the
+    /// agreed state `rootLo` (see `OneStepProver.StepProof`). If the resulting state is not `rootHi`, the challenger wins.
     function step(uint256 gameId, OneStepProver.StepProof calldata proof) external nonReentrant {
         Game storage g = _games[gameId];
         if (g.phase != Phase.Step) revert WrongPhase(gameId, g.phase);
         if (block.timestamp - g.lastMove > g.challengerClock) revert ClockExpired(gameId);
         if (keccak256(abi.encodePacked(proof.plan)) != g.planHash) revert PlanMismatch(gameId);
-        bytes32 post = PROVER.postState(IModelRegistry(address(ORACLE)).programChunks(g.modelId), g.lo, g.rootLo, g.depth, proof);
+        address[] memory chunks = IModelRegistry(address(ORACLE)).programChunks(g.modelId);
+        bytes32 post = PROVER.postState(chunks, g.lo, g.rootLo, g.depth, proof);
         bool challengerWon = post != g.rootHi;
         emit StepProven(gameId, g.lo, post, challengerWon);
         _resolve(gameId, g, challengerWon, false);
