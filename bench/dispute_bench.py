@@ -1,16 +1,20 @@
 """Benchmark: the interactive dispute game (protocol §6 v2) end to end on anvil.
 
 A synthetic chained MLP (a batch of ``ROWS`` inputs, one shared ``WIDTH x WIDTH`` int8 weight matrix,
-``LAYERS`` x MatMul/Clip, random weights) far over the one-transaction proof cap is registered as
-game-provable; a request is answered with a wrong result (a lying operator whose trace is wrong from one
-op on), an honest challenger opens a game and both sides play every move as soon as possible (instant-mining anvil, no
-clock waits). Every transaction is sent with the EIP-7825 cap as its gas limit.
+``LAYERS`` x MatMul/Clip, random weights) far over the one-transaction proof cap, each of its MatMuls alone
+over it too, is registered as game-provable; a request is answered with a wrong result (a lying operator
+whose trace is wrong from one MatMul on: it shows at that op's last tile), an honest challenger opens a
+game and both sides play every move as soon as possible (instant-mining anvil, no clock waits). Every
+transaction is sent with the EIP-7825 cap as its gas limit.
 
-- ``dispute.largest_model_macs``: multiply-accumulates of that model;
+- ``dispute.largest_model_macs``: multiply-accumulates of that model; ``dispute.largest_op_macs``: of its
+  largest op (one MatMul);
 - ``dispute.proof_bound_over_cap``: its one-transaction proof bound / 16,777,216;
-- ``dispute.steps``: ops the game bisects over; ``dispute.txs``: game transactions, both sides;
+- ``dispute.steps``: steps the game bisects over (ops and tiles); ``dispute.txs``: game transactions, both
+  sides (the goal: at most 2 ceil(log2 steps) + 3);
 - ``dispute.max_tx_gas`` / ``dispute.total_gas``: over those transactions; ``dispute.step_gas_bound``:
-  the registered bound of the largest step;
+  the registered bound of the largest step; ``dispute.step_bound_over_measured``: the plan's bound of the
+  proven tile over its measured gas;
 - ``dispute.wall_s``: seconds from the opening transaction to resolution;
 - ``dispute.submit_gas``: the operator's submit of this model's 2,048-byte result (the submit path is
   unchanged by the game: its cost is the output's calldata and event; ``gas.submit`` is the standard
@@ -32,11 +36,11 @@ from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP, Actor, play
 from oracle.dispute.models import chained_mlp, macs
-from oracle.profile import gas_bound
+from oracle.profile import gas_bound, tiles
 from oracle.profile.program import Opcode, encode, encode_tensor
 from oracle.profile.trace import Trace, perturb_at
 
-LAYERS, WIDTH, ROWS = 100, 512, 2
+LAYERS, WIDTH, ROWS = 7, 512, 32
 GAME_BOND = 10**16
 
 
@@ -57,7 +61,8 @@ def run(w3: Web3) -> dict[str, float]:
     model_id = client.register_model(owner, spec, data)
     client.stake(operator, 10**18)
     chunks = client.contract.functions.programChunks(model_id).call()
-    step_bound = int(game.functions.stepGasBound(chunks).call())
+    steps = w3.eth.contract(address=game.functions.STEP_GAS_BOUND().call(), abi=artifacts.load("StepGasBound").abi)
+    step_bound = int(steps.functions.stepGasBound(chunks, TX_GAS_CAP).call())
     whole = gas_bound.execution_bound(program, len(data)).total
 
     x = np.random.default_rng(8).integers(-128, 128, size=program.input_shape)
@@ -65,7 +70,7 @@ def run(w3: Web3) -> dict[str, float]:
     rid, _ = client.request(user, model_id, x_bytes)
     honest = Trace(program, x)
     # The first op from two thirds of the program on whose lie shows in the output, a MatMul if one does
-    # (the heaviest step).
+    # (the heaviest step: one of its tiles).
     n = len(program.ops)
     later = range(n * 2 // 3, n)
     for lie_at in [i for i in later if program.ops[i].opcode is Opcode.MATMUL] + list(later):
@@ -85,16 +90,21 @@ def run(w3: Web3) -> dict[str, float]:
     if not end.challenger_won or client.status_of(rid).name != "FRAUD_PROVEN":
         raise RuntimeError("the honest challenger did not win")
     used = [int(r["gasUsed"]) for r in ch.receipts + op.receipts]
+    step_gas = int(ch.receipts[-1]["gasUsed"])  # the honest challenger's one-step proof ends the game
     if max(used) > TX_GAS_CAP:
         raise RuntimeError(f"a game transaction used {max(used)} gas > {TX_GAS_CAP}")
+    if len(used) > 2 * (honest.num_steps - 1).bit_length() + 3:
+        raise RuntimeError(f"{len(used)} game transactions for {honest.num_steps} steps")
     return {
         "dispute.largest_model_macs": float(macs(program)),
+        "dispute.largest_op_macs": float(ROWS * WIDTH * WIDTH),
         "dispute.proof_bound_over_cap": round(whole / TX_GAS_CAP, 2),
-        "dispute.steps": float(len(program.ops)),
+        "dispute.steps": float(honest.num_steps),
         "dispute.txs": float(len(used)),
         "dispute.max_tx_gas": float(max(used)),
         "dispute.total_gas": float(sum(used)),
         "dispute.step_gas_bound": float(step_bound),
+        "dispute.step_bound_over_measured": round(tiles.step_gas_bound(program, lie_at) / step_gas, 2),
         "dispute.wall_s": round(wall, 2),
         "dispute.submit_gas": float(submit["gasUsed"]),
     }

@@ -48,6 +48,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "models.transformer.proof_gas": ("<=", 16_777_216),
     "models.transformer.int_accuracy_drop_pp": ("<=", 1),
     "dispute.largest_model_macs": (">=", 50_000_000),
+    "dispute.largest_op_macs": (">=", 8_000_000),
     "dispute.max_tx_gas": ("<=", 16_777_216),
     "dispute.wall_s": ("<=", 60),
     "ops.bound_over_measured_min": (">=", 1.0),

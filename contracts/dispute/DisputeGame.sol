@@ -3,32 +3,32 @@ pragma solidity 0.8.37;
 
 import {IInferenceOracle} from "../interfaces/IInferenceOracle.sol";
 import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
-import {DataChunks} from "../libraries/DataChunks.sol";
 import {IIntegerVerifier} from "../verifier/IIntegerVerifier.sol";
-import {Op, Program, ProgramDecoder} from "../verifier/ProgramDecoder.sol";
-import {TensorKernels} from "../verifier/TensorKernels.sol";
 import {IDisputeOracle} from "./IDisputeOracle.sol";
 import {StateMerkle} from "./StateMerkle.sol";
+import {OneStepProver} from "./OneStepProver.sol";
 import {StepGasBound} from "./StepGasBound.sol";
 
 /// @title DisputeGame
 /// @notice The interactive dispute game of protocol §6 v2, for EXACT models whose one-transaction proof
 /// exceeds the per-transaction gas cap. A challenger opens a game against a claim with a bond; the
 /// operator posts the state root after the last op (proving the attested output is in it), then the
-/// operator posts midpoint state roots and the challenger agrees or disagrees until one op separates an
-/// agreed state from a disputed one; a one-step proof re-executes that op with the verifier's `runOp`
-/// (the kernels of a whole-program run), operands proven against the agreed state by Merkle proofs and
-/// constants read from the program chunks. Each side has a chess clock; running out of time loses.
-/// @dev Every transaction is bounded: moves are O(log) hashing, `open` and `step` decode the program
-/// once (bounded by `GasBound`) and `step` runs one op (bounded by `stepGasBound`, which the oracle
-/// checks against its cap when the model is registered).
+/// operator posts midpoint state roots and the challenger agrees or disagrees until one step separates an
+/// agreed state from a disputed one (a step: an op, a tile of a MatMul or a row block of an elementwise
+/// op, as `StepGasBound.plan` splits them); a one-step proof (`OneStepProver`) re-executes that step with
+/// the verifier's `runOp` (the kernels of a whole-program run), operands proven against the agreed state by
+/// Merkle proofs and constants read from the program chunks. Each side has a chess clock; running out of
+/// time loses.
+/// @dev Every transaction is bounded: moves are O(log) hashing, `open` decodes and plans the program once
+/// (`StepGasBound.openState`) and `step` re-executes one step, every one bounded by `stepGasBound`, which
+/// the oracle checks against its cap when the model is registered (the plan makes each step fit it).
 contract DisputeGame {
     enum Phase {
         None,
         Defend, // operator: post the final state and prove the attested output in it
         Bisect, // operator: post the state at the midpoint
         Choose, // challenger: agree or disagree with the midpoint
-        Step, // challenger (anyone may): prove the single op between lo and hi
+        Step, // challenger (anyone may): prove the single step between lo and hi
         Resolved
     }
 
@@ -40,7 +40,7 @@ contract DisputeGame {
         address operator;
         uint40 operatorClock;
         uint32 modelId;
-        uint32 lo; // agreed state index (states: 0 = input only, k = after k ops)
+        uint32 lo; // agreed state index (states: 0 = input only, k = after k steps)
         uint32 hi; // disputed state index
         Phase phase;
         bool challengerWon;
@@ -51,16 +51,7 @@ contract DisputeGame {
         bytes32 rootLo;
         bytes32 rootHi;
         bytes32 rootMid;
-    }
-
-    /// @notice A one-step proof: `operands[j]` is op input j at 8 bytes per element with `proofs[j]` its
-    /// Merkle proof in the agreed state (both empty for a constant, read from the program); `outLeaf` and
-    /// `outProof` prove the output tensor's leaf in the agreed state.
-    struct StepProof {
-        bytes[] operands;
-        bytes32[][] proofs;
-        bytes32 outLeaf;
-        bytes32[] outProof;
+        bytes32 planHash; // keccak256 of the tile plan (`StepGasBound.plan`), fixed at open
     }
 
     IDisputeOracle public immutable ORACLE;
@@ -70,8 +61,10 @@ contract DisputeGame {
     /// @notice Seconds each side has in total for its moves (chess clock).
     uint256 public immutable CLOCK;
 
-    /// @notice Computes `stepGasBound` (deployed by this contract).
+    /// @notice The tile plan and the bound of every game transaction.
     StepGasBound public immutable STEP_GAS_BOUND;
+    /// @notice Re-executes one step (an op or a tile) on the agreed state.
+    OneStepProver public immutable PROVER;
 
     uint256 public gameCount;
     mapping(uint256 gameId => Game) private _games;
@@ -81,19 +74,17 @@ contract DisputeGame {
     uint256 private _lock = 1;
 
     event GameOpened(
-        uint256 indexed gameId, uint256 indexed requestId, address indexed challenger, address operator, uint256 numOps, bytes32 root0
+        uint256 indexed gameId, uint256 indexed requestId, address indexed challenger, address operator, uint256 numSteps, bytes32 root0
     );
     event Defended(uint256 indexed gameId, bytes32 finalRoot);
     event MidpointPosted(uint256 indexed gameId, uint256 index, bytes32 root);
     event MidpointChosen(uint256 indexed gameId, bool agree, uint256 lo, uint256 hi);
-    event StepProven(uint256 indexed gameId, uint256 opIndex, bytes32 postRoot, bool challengerWon);
+    event StepProven(uint256 indexed gameId, uint256 stepIndex, bytes32 postRoot, bool challengerWon);
     event GameResolved(uint256 indexed gameId, uint256 indexed requestId, bool challengerWon, bool byTimeout);
     event CreditsWithdrawn(address indexed account, uint256 amount);
 
     error WrongBond(uint256 expected, uint256 sent);
     error ClaimNotDisputable(uint256 requestId);
-    /// @notice A program over the one-transaction cap whose largest game step is over it too: unprovable.
-    error StepGasTooHigh(uint256 stepGas, uint256 cap);
     error UnknownGame(uint256 gameId);
     error WrongPhase(uint256 gameId, Phase phase);
     error NotYourMove(address caller);
@@ -101,7 +92,7 @@ contract DisputeGame {
     error ClockRunning(uint256 gameId);
     error OutputNotAttested(uint256 gameId);
     error RootMismatch(uint256 tensor);
-    error BadOperand(uint256 tensor);
+    error PlanMismatch(uint256 gameId);
     error NoCredits();
     error TransferFailed();
     error Reentrancy();
@@ -113,12 +104,20 @@ contract DisputeGame {
         _lock = 1;
     }
 
-    constructor(IDisputeOracle oracle, IIntegerVerifier verifier, uint256 gameBond, uint256 clock) {
+    constructor(
+        IDisputeOracle oracle,
+        IIntegerVerifier verifier,
+        uint256 gameBond,
+        uint256 clock,
+        StepGasBound stepGasBound,
+        OneStepProver prover
+    ) {
         ORACLE = oracle;
         VERIFIER = verifier;
         GAME_BOND = gameBond;
         CLOCK = clock;
-        STEP_GAS_BOUND = new StepGasBound();
+        STEP_GAS_BOUND = stepGasBound;
+        PROVER = prover;
     }
 
     // ---------------------------------------------------------------- moves
@@ -129,9 +128,10 @@ contract DisputeGame {
         (address operator, uint32 modelId, bytes32 outputHash) = _checkClaim(requestId, input);
         // Several games may run against one claim; the oracle holds the claim while any is open.
         if (openGames[requestId]++ == 0) ORACLE.setDisputed(requestId, true, address(0));
-        Program memory p = _program(modelId);
-        uint256 d = StateMerkle.depth(p.shapes.length);
-        bytes32 root0 = StateMerkle.singleLeafRoot(StateMerkle.tensorHash(_widen(input, p.inputWidth)), p.inputId, d);
+        // [steps, plan hash, state 0, tree depth, output id, output width]
+        uint256[6] memory o = STEP_GAS_BOUND.openState(
+            IModelRegistry(address(ORACLE)).programChunks(modelId), ORACLE.TX_GAS_CAP(), input
+        );
         gameId = ++gameCount;
         Game storage g = _games[gameId];
         g.requestId = requestId;
@@ -141,14 +141,15 @@ contract DisputeGame {
         g.operator = operator;
         g.operatorClock = uint40(CLOCK);
         g.modelId = modelId;
-        g.hi = uint32(p.ops.length);
+        g.hi = uint32(o[0]);
         g.phase = Phase.Defend;
-        g.depth = uint8(d);
-        g.outputWidth = uint8(p.outputWidth);
-        g.outputId = uint32(p.outputId);
+        g.depth = uint8(o[3]);
+        g.outputWidth = uint8(o[5]);
+        g.outputId = uint32(o[4]);
         g.outputHash = outputHash;
-        g.rootLo = root0;
-        emit GameOpened(gameId, requestId, msg.sender, operator, p.ops.length, root0);
+        g.rootLo = bytes32(o[2]);
+        g.planHash = bytes32(o[1]);
+        emit GameOpened(gameId, requestId, msg.sender, operator, o[0], bytes32(o[2]));
     }
 
     /// @notice Operator: the state root after the last op, with the output tensor (8 bytes per element)
@@ -158,7 +159,7 @@ contract DisputeGame {
         nonReentrant
     {
         Game storage g = _move(gameId, Phase.Defend);
-        if (outputValues.length % 8 != 0 || keccak256(_saturate(outputValues, g.outputWidth)) != g.outputHash) {
+        if (outputValues.length % 8 != 0 || STEP_GAS_BOUND.outputHash(outputValues, g.outputWidth) != g.outputHash) {
             revert OutputNotAttested(gameId);
         }
         if (StateMerkle.rootOf(StateMerkle.tensorHash(outputValues), g.outputId, proof, g.depth) != finalRoot) {
@@ -169,7 +170,7 @@ contract DisputeGame {
         emit Defended(gameId, finalRoot);
     }
 
-    /// @notice Operator: the state root after op index `(lo + hi) / 2`.
+    /// @notice Operator: the state root after step `(lo + hi) / 2`.
     function bisect(uint256 gameId, bytes32 midRoot) external nonReentrant {
         Game storage g = _move(gameId, Phase.Bisect);
         g.rootMid = midRoot;
@@ -190,13 +191,15 @@ contract DisputeGame {
         emit MidpointChosen(gameId, agree, g.lo, g.hi);
     }
 
-    /// @notice The one-step proof, by anyone while the challenger's clock runs: re-executes op `lo` on the
-    /// agreed state `rootLo` (see `StepProof`). If the resulting state is not `rootHi`, the challenger wins.
-    function step(uint256 gameId, StepProof calldata proof) external nonReentrant {
+    /// @notice The one-step proof, by anyone while the challenger's clock runs: re-executes step `lo` on the
+    /// agreed state `rootLo` (see `OneStepProver.StepProof`). If the resulting state is not `rootHi`, the challenger wins.
+    function step(uint256 gameId, OneStepProver.StepProof calldata proof) external nonReentrant {
         Game storage g = _games[gameId];
         if (g.phase != Phase.Step) revert WrongPhase(gameId, g.phase);
         if (block.timestamp - g.lastMove > g.challengerClock) revert ClockExpired(gameId);
-        bytes32 post = _postState(g, proof);
+        if (keccak256(abi.encodePacked(proof.plan)) != g.planHash) revert PlanMismatch(gameId);
+        address[] memory chunks = IModelRegistry(address(ORACLE)).programChunks(g.modelId);
+        bytes32 post = PROVER.postState(chunks, g.lo, g.rootLo, g.depth, proof);
         bool challengerWon = post != g.rootHi;
         emit StepProven(gameId, g.lo, post, challengerWon);
         _resolve(gameId, g, challengerWon, false);
@@ -243,38 +246,13 @@ contract DisputeGame {
 
     /// @notice The oracle's registration check when it has a game: the verifier's `executionGasBound`,
     /// after refusing (`StepGasTooHigh`) a program whose one-transaction proof exceeds the oracle's cap
-    /// (`proofGasBound` below, the oracle's formula) and whose game has a step over the cap.
+    /// (`StepGasBound.proofGasBound`, the oracle's formula) and whose game has a step over the cap.
     function executionGasBound(address[] calldata chunks)
         external
         view
         returns (uint256 gas, uint256 inputLength, uint256 outputLength)
     {
-        (gas, inputLength, outputLength) = VERIFIER.executionGasBound(chunks);
-        uint256 cap = ORACLE.TX_GAS_CAP();
-        if (proofGasBound(gas, chunks.length, inputLength, outputLength) > cap) {
-            uint256 stepGas = STEP_GAS_BOUND.stepGasBound(chunks);
-            if (stepGas > cap) revert StepGasTooHigh(stepGas, cap);
-        }
-    }
-
-    /// @notice `InferenceOracle._proofGasBound`: the one-transaction `challenge` bound for a program whose
-    /// verifier bound is `execGas` (tests check it against the oracle's stored `proofGasBound`).
-    function proofGasBound(uint256 execGas, uint256 nChunks, uint256 inputLength, uint256 outputLength)
-        public
-        pure
-        returns (uint256)
-    {
-        uint256 calldataBytes = 4 + 3 * 32 + ((inputLength + 31) / 32) * 32;
-        uint256 standard = 21_000 + 16 * calldataBytes + 100_000 + 2_400 * nChunks + 16 * (inputLength + outputLength)
-            + (execGas * 64 + 62) / 63;
-        uint256 floor = 21_000 + 40 * calldataBytes;
-        return standard > floor ? standard : floor;
-    }
-
-    /// @notice Upper bound on the gas of any transaction of a game over the program in `chunks` (see
-    /// `StepGasBound`, a contract of its own for the EIP-170 limit).
-    function stepGasBound(address[] calldata chunks) external view returns (uint256) {
-        return STEP_GAS_BOUND.stepGasBound(chunks);
+        return STEP_GAS_BOUND.registrationBound(VERIFIER, chunks, ORACLE.TX_GAS_CAP());
     }
 
     // ---------------------------------------------------------------- internals
@@ -323,110 +301,4 @@ contract DisputeGame {
         else if (left == 0) ORACLE.setDisputed(requestId, false, address(0));
     }
 
-    /// @dev The state after op `lo` applied to the agreed state `rootLo` (see `step`).
-    function _postState(Game storage g, StepProof calldata sp) private view returns (bytes32) {
-        Program memory p = _program(g.modelId);
-        Op memory op = p.ops[g.lo];
-        uint256 nIn = op.inputs.length;
-        if (sp.operands.length != nIn || sp.proofs.length != nIn) revert BadOperand(nIn);
-        IIntegerVerifier.Operand[] memory ins = new IIntegerVerifier.Operand[](nIn);
-        for (uint256 j; j < nIn; ++j) {
-            ins[j] = _operand(p, op.inputs[j], sp.operands[j], sp.proofs[j], g);
-        }
-        if (StateMerkle.rootOf(sp.outLeaf, op.output, sp.outProof, g.depth) != g.rootLo) revert RootMismatch(op.output);
-        int64[] memory attrs = new int64[](op.attrs.length);
-        for (uint256 k; k < attrs.length; ++k) {
-            attrs[k] = int64(op.attrs[k]);
-        }
-        int64[] memory out = VERIFIER.runOp(uint8(op.opcode), ins, attrs, _dims(p.shapes[op.output]));
-        return StateMerkle.rootOf(StateMerkle.tensorHash(_narrow(out)), op.output, sp.outProof, g.depth);
-    }
-
-    /// @dev The operand for tensor `t`: a constant from the program bytes, else the given values proven in `root`.
-    function _operand(Program memory p, uint256 t, bytes calldata values, bytes32[] calldata proof, Game storage g)
-        private
-        view
-        returns (IIntegerVerifier.Operand memory o) {
-        uint256 n = TensorKernels.numel(p.shapes[t]);
-        o.shape = _dims(p.shapes[t]);
-        if (p.constData[t] != 0) {
-            o.width = uint8(p.constWidth[t]);
-            o.data = _copy(p.constData[t], n * p.constWidth[t]);
-        } else {
-            bytes memory data = values;
-            if (data.length != n * 8) revert BadOperand(t);
-            if (StateMerkle.rootOf(StateMerkle.tensorHash(data), t, proof, g.depth) != g.rootLo) revert RootMismatch(t);
-            o.width = 8;
-            o.data = data;
-        }
-    }
-
-    function _program(uint32 modelId) private view returns (Program memory) {
-        return ProgramDecoder.decode(DataChunks.read(IModelRegistry(address(ORACLE)).programChunks(modelId)));
-    }
-
-    function _dims(uint256[] memory shape) private pure returns (uint32[] memory dims) {
-        dims = new uint32[](shape.length);
-        for (uint256 i; i < shape.length; ++i) {
-            dims[i] = uint32(shape[i]);
-        }
-    }
-
-    function _copy(uint256 src, uint256 len) private pure returns (bytes memory out) {
-        out = new bytes(len);
-        assembly ("memory-safe") {
-            mcopy(add(out, 0x20), src, len)
-        }
-    }
-
-    /// @dev `w`-byte big-endian two's complement elements to 8-byte ones (sign-extended).
-    function _widen(bytes calldata input, uint256 w) private pure returns (bytes memory out) {
-        uint256 count = input.length / w;
-        out = new bytes(count * 8);
-        assembly ("memory-safe") {
-            let sh := sub(256, shl(3, w))
-            let dst := add(out, 0x20)
-            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
-                let x := sar(sh, calldataload(add(input.offset, mul(i, w))))
-                // Write the 8 low bytes at dst + 8i (a full-word store, later stores overwrite the spill).
-                mstore(add(dst, shl(3, i)), shl(192, x))
-            }
-            mstore(0x40, add(mload(0x40), 0x20))
-        }
-    }
-
-    /// @dev int64 values to 8-byte big-endian.
-    function _narrow(int64[] memory v) private pure returns (bytes memory out) {
-        uint256 count = v.length;
-        out = new bytes(count * 8);
-        assembly ("memory-safe") {
-            let dst := add(out, 0x20)
-            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
-                mstore(add(dst, shl(3, i)), shl(192, mload(add(v, shl(5, add(i, 1))))))
-            }
-            mstore(0x40, add(mload(0x40), 0x20))
-        }
-    }
-
-    /// @dev 8-byte elements to the canonical output encoding at width `w`, saturating (as the verifier).
-    function _saturate(bytes calldata values, uint256 w) private pure returns (bytes memory out) {
-        uint256 count = values.length / 8;
-        out = new bytes(count * w);
-        assembly ("memory-safe") {
-            let sh := sub(256, shl(3, w))
-            let wm1 := sub(w, 1)
-            let hi := sub(shl(sub(shl(3, w), 1), 1), 1)
-            let dst := add(out, 0x20)
-            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
-                let x := sar(192, calldataload(add(values.offset, shl(3, i))))
-                if iszero(eq(signextend(wm1, x), x)) {
-                    switch slt(x, 0)
-                    case 0 { x := hi }
-                    default { x := not(hi) }
-                }
-                mstore(add(dst, mul(i, w)), shl(sh, x))
-            }
-            mstore(0x40, add(mload(0x40), 0x20))
-        }
-    }
 }

@@ -65,6 +65,77 @@ library StateMerkle {
         }
     }
 
+    /// @notice The hash of a tensor of `len` bytes given only its chunks `first, first + 1, ...` (`data`, the
+    /// last one shorter if it is the tensor's last) and the siblings the range needs, bottom-up: per level,
+    /// the left neighbour if the range starts at an odd index, then the right one if it ends at an even
+    /// index that is not the level's last (an odd level's last node pairs with zero, as in `tensorHash`).
+    function rangeRoot(bytes memory data, uint256 first, uint256 len, bytes32[] calldata siblings)
+        internal
+        pure
+        returns (bytes32)
+    {
+        uint256 size = (len + CHUNK_BYTES - 1) / CHUNK_BYTES;
+        uint256 last = first + (data.length + CHUNK_BYTES - 1) / CHUNK_BYTES - 1;
+        // Whole chunks, the tensor's last one as long as it is.
+        if (data.length == 0 || last >= size || data.length != (last + 1 == size ? len : (last + 1) * CHUNK_BYTES) - first * CHUNK_BYTES) {
+            revert BadProof();
+        }
+        return _rangeUp(_chunkHashes(data), first, last, size, siblings);
+    }
+
+    function _chunkHashes(bytes memory data) private pure returns (bytes32[] memory level) {
+        level = new bytes32[]((data.length + CHUNK_BYTES - 1) / CHUNK_BYTES);
+        for (uint256 i; i < level.length; ++i) {
+            uint256 start = i * CHUNK_BYTES;
+            uint256 end = start + CHUNK_BYTES < data.length ? start + CHUNK_BYTES : data.length;
+            bytes32 c;
+            assembly ("memory-safe") {
+                c := keccak256(add(add(data, 0x20), start), sub(end, start))
+            }
+            level[i] = c;
+        }
+    }
+
+    function _rangeUp(bytes32[] memory level, uint256 first, uint256 last, uint256 size, bytes32[] calldata siblings)
+        private
+        pure
+        returns (bytes32)
+    {
+        uint256 used;
+        while (size > 1) {
+            bytes32[2] memory edge; // the left and right neighbours
+            if (first & 1 == 1) edge[0] = siblings[used++];
+            if (last & 1 == 0 && last + 1 < size) edge[1] = siblings[used++];
+            uint256 lo = first >> 1;
+            for (uint256 j = lo; j <= last >> 1; ++j) {
+                level[j - lo] = _pair(
+                    2 * j >= first ? level[2 * j - first] : edge[0], 2 * j + 1 <= last ? level[2 * j + 1 - first] : edge[1]
+                );
+            }
+            (first, last, size) = (lo, last >> 1, (size + 1) >> 1);
+        }
+        if (used != siblings.length) revert BadProof();
+        return level[0];
+    }
+
+    /// @notice `tensorHash` of `len` zero bytes, in O(log): every node of a level is the same but the last.
+    function zeroTensorHash(uint256 len) internal pure returns (bytes32) {
+        uint256 n = (len + CHUNK_BYTES - 1) / CHUNK_BYTES;
+        bytes32 full;
+        bytes32 tail;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            calldatacopy(p, calldatasize(), 2048) // zeroes
+            full := keccak256(p, 2048)
+            tail := keccak256(p, sub(len, mul(sub(n, 1), 2048)))
+        }
+        while (n > 1) {
+            (full, tail) = (_pair(full, full), n & 1 == 1 ? _pair(tail, bytes32(0)) : _pair(full, tail));
+            n = (n + 1) >> 1;
+        }
+        return tail;
+    }
+
     function _pair(bytes32 a, bytes32 b) private pure returns (bytes32 h) {
         assembly ("memory-safe") {
             mstore(0x00, a)

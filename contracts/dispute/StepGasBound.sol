@@ -1,43 +1,347 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {IExactVerifier} from "../interfaces/IExactVerifier.sol";
 import {DataChunks} from "../libraries/DataChunks.sol";
 import {GasBound} from "../verifier/GasBound.sol";
-import {Program, ProgramDecoder} from "../verifier/ProgramDecoder.sol";
+import {Op, Program, ProgramDecoder} from "../verifier/ProgramDecoder.sol";
+import {TensorKernels} from "../verifier/TensorKernels.sol";
+import {MatMulKernels} from "../verifier/MatMulKernels.sol";
 import {StateMerkle} from "./StateMerkle.sol";
 
 /// @title StepGasBound
-/// @notice The static gas bound of any transaction of a dispute game (`DisputeGame.stepGasBound`), in a
-/// contract of its own for the EIP-170 limit. The step is the game's largest transaction: it decodes the
-/// program like a whole run, proves and hashes one op's operands and output, and runs that op; `open`
-/// decodes the same program and hashes the input (far less than an op); the other moves are O(depth).
+/// @notice The tile plan of a program and the static gas bound of any transaction of its dispute game
+/// (`DisputeGame.stepGasBound`), in a contract of its own for the EIP-170 limit. Mirrored by
+/// `oracle.profile.tiles` (a test keeps the two identical).
+/// @dev A game step is one op, or one tile of a MatMul: rows `[r0, r0 + rb)` x K block `[k0, k0 + kb)`,
+/// whose product is added (int64, wrapping) to those rows of the op's partial-sum output. The plan picks,
+/// per MatMul, the largest tile whose step bound fits the cap: all K and as many rows as fit, else one row
+/// and as much K as fits (so every operand slice is contiguous). Every step then fits by construction;
+/// a program with a step that cannot fit (one row by one K element, or a non-MatMul op) is refused by
+/// the registry (`StepGasTooHigh`).
 contract StepGasBound {
+    /// @notice A program over the one-transaction cap whose largest game step is over it too: unprovable.
+    error StepGasTooHigh(uint256 stepGas, uint256 cap);
+
     /// @dev Gas of a step outside the program decode and the op, with margin: the transaction's own reads,
     /// writes and events, the settlement in the oracle (slash, burn transfer), the verifier call.
     uint256 private constant STEP_FIXED_GAS = 150_000;
-    /// @dev Per operand or output element: hashing, copying, ABI coding in and out of `runOp`.
-    uint256 private constant STEP_GAS_PER_ELEMENT = 500;
+    /// @dev Per operand or output element: hashing, copying, ABI coding in and out of `runOp`, the
+    /// wrapping partial-sum add.
+    uint256 private constant STEP_GAS_PER_ELEMENT = 250;
     uint256 private constant STEP_GAS_PER_PROOF_LEVEL = 3_000;
     /// @dev Per word of constant operands: copied out of the program, ABI-encoded, copied by the verifier.
     uint256 private constant STEP_GAS_PER_CONST_WORD = 30;
+    /// @dev The plan's replay (`open` calls `openState`) per op, over the decode part of the bound.
+    uint256 private constant PLAN_GAS_PER_OP = 6_000;
+    /// @dev `open` per input element: widened to 8 bytes and hashed.
+    uint256 private constant OPEN_GAS_PER_INPUT_ELEMENT = 200;
+    /// @dev A plan entry in a step's calldata (32 bytes at the floor price), hashed and read.
+    uint256 private constant PLAN_GAS_PER_ENTRY = 1_400;
+    /// @dev An elementwise row tile's kernel (over `GasBound`'s dearest elementwise price, Clip's 186, and
+    /// its per-row price), per output element, row, op and broadcast constant element (read, checked).
+    uint256 private constant ROW_GAS_PER_ELEMENT = 400;
+    uint256 private constant ROW_GAS_PER_ROW = 1_000;
+    uint256 private constant ROW_GAS_FIXED = 20_000;
+    uint256 private constant ROW_GAS_PER_CONST = 100;
+    /// @dev Elements of one state chunk: a proven slice is widened to whole chunks (at most one more each side).
+    uint256 private constant CHUNK_ELEMENTS = StateMerkle.CHUNK_BYTES / 8;
 
-    /// @notice Built from `GasBound`'s prices: the decode part, the largest op (scaled by 64/63: it runs
-    /// in the verifier's call frame), per-element costs, the Merkle proofs, calldata at the EIP-7623
-    /// floor price, and memory in both frames.
-    function stepGasBound(address[] calldata chunks) external view returns (uint256) {
+    /// @dev What every step of the program shares.
+    struct Ctx {
+        uint256 cap;
+        uint256 base; // decode, plan check, fixed costs
+        uint256 frameWords; // the game frame's words outside the op
+        uint256 depth;
+        uint256[] bits;
+    }
+
+    /// @notice The tile plan of the program in `chunks` under `cap`: per op, `steps << 192 | rb << 96 | kb`:
+    /// a MatMul in `steps` tiles of `rb` rows by `kb` K elements (row blocks outer), an elementwise op in
+    /// `steps` blocks of `rb` rows (`kb` 0), else `1 << 192` (one step).
+    function plan(address[] calldata chunks, uint256 cap) external view returns (uint256[] memory tiles) {
+        (tiles,) = _plan(chunks, cap);
+    }
+
+    /// @notice Upper bound on the gas of any transaction of a game over the program in `chunks` when its
+    /// MatMuls are tiled for `cap` (over `cap` if some step cannot fit).
+    function stepGasBound(address[] calldata chunks, uint256 cap) external view returns (uint256 gas) {
+        (, gas) = _plan(chunks, cap);
+    }
+
+    /// @notice `InferenceOracle._proofGasBound`: the one-transaction `challenge` bound for a program whose
+    /// verifier bound is `execGas` (tests check it against the oracle's stored `proofGasBound`).
+    function proofGasBound(uint256 execGas, uint256 nChunks, uint256 inputLength, uint256 outputLength)
+        external
+        pure
+        returns (uint256)
+    {
+        uint256 calldataBytes = 4 + 3 * 32 + ((inputLength + 31) / 32) * 32;
+        uint256 standard = 21_000 + 16 * calldataBytes + 100_000 + 2_400 * nChunks + 16 * (inputLength + outputLength)
+            + (execGas * 64 + 62) / 63;
+        uint256 floor = 21_000 + 40 * calldataBytes;
+        return standard > floor ? standard : floor;
+    }
+
+    /// @notice `DisputeGame.executionGasBound`: the verifier's bound, after refusing (`StepGasTooHigh`) a
+    /// program whose one-transaction proof exceeds `cap` and whose game has a step over it too.
+    function registrationBound(IExactVerifier verifier, address[] calldata chunks, uint256 cap)
+        external
+        view
+        returns (uint256 gas, uint256 inputLength, uint256 outputLength)
+    {
+        (gas, inputLength, outputLength) = verifier.executionGasBound(chunks);
+        if (this.proofGasBound(gas, chunks.length, inputLength, outputLength) > cap) {
+            (, uint256 stepGas) = _plan(chunks, cap);
+            if (stepGas > cap) revert StepGasTooHigh(stepGas, cap);
+        }
+    }
+
+    /// @notice keccak256 of the canonical output encoding at width `w` of 8-byte elements (saturating,
+    /// like the verifier): what a defended output must hash to.
+    function outputHash(bytes calldata values, uint256 w) external pure returns (bytes32) {
+        return keccak256(_saturate(values, w));
+    }
+
+    /// @notice What `DisputeGame.open` needs of the program in `chunks` and the request's `input`: [steps,
+    /// keccak256 of the plan (packed), the state root before the first step, the state tree's depth, the
+    /// output tensor id, the output width].
+    function openState(address[] calldata chunks, uint256 cap, bytes calldata input)
+        external
+        view
+        returns (uint256[6] memory o)
+    {
         bytes memory program = DataChunks.read(chunks);
         Program memory p = ProgramDecoder.decode(program);
-        uint256[4] memory b = GasBound.opBounds(p, program.length, chunks.length);
-        (uint256 maxEl, uint256 constWords) = (b[2], b[3]);
-        uint256 d = StateMerkle.depth(p.shapes.length);
-        uint256 calldataBytes = 1_024 + maxEl * 8 + 4 * (d + 4) * 32;
-        // This frame: the program, its decoding, the constants copied and ABI-encoded for `runOp`, the
-        // operands and the returned output; the verifier's frame: the operands copied, unpacked, the output.
-        uint256 words = (program.length + 31) / 32 + 40 * p.shapes.length + 40 * p.ops.length + 2 * constWords
-            + 4 * maxEl + 2_000;
-        uint256 verifierWords = constWords + 4 * maxEl + 1_000;
-        return 21_000 + 40 * calldataBytes + STEP_FIXED_GAS + b[0] + (b[1] * 64 + 62) / 63
-            + maxEl * STEP_GAS_PER_ELEMENT + constWords * STEP_GAS_PER_CONST_WORD + 4 * d * STEP_GAS_PER_PROOF_LEVEL
-            + 3 * words + (words * words) / 512 + 3 * verifierWords + (verifierWords * verifierWords) / 512;
+        (uint256[] memory tiles,) = _plan(p, program.length, chunks.length, cap);
+        for (uint256 i; i < tiles.length; ++i) {
+            o[0] += tiles[i] >> 192;
+        }
+        o[1] = uint256(keccak256(abi.encodePacked(tiles)));
+        o[3] = StateMerkle.depth(p.shapes.length);
+        o[2] = uint256(StateMerkle.singleLeafRoot(StateMerkle.tensorHash(_widen(input, p.inputWidth)), p.inputId, o[3]));
+        (o[4], o[5]) = (p.outputId, p.outputWidth);
     }
+
+    function _plan(address[] calldata chunks, uint256 cap) private view returns (uint256[] memory tiles, uint256 gas) {
+        bytes memory program = DataChunks.read(chunks);
+        return _plan(ProgramDecoder.decode(program), program.length, chunks.length, cap);
+    }
+
+    function _plan(Program memory p, uint256 programLength, uint256 nChunks, uint256 cap)
+        private
+        pure
+        returns (uint256[] memory tiles, uint256 gas)
+    {
+        Ctx memory c;
+        (c, gas) = _ctx(p, programLength, nChunks, cap);
+        uint256 nOps = p.ops.length;
+        tiles = new uint256[](nOps);
+        for (uint256 i; i < nOps; ++i) {
+            tiles[i] = 1 << 192;
+            uint256 g;
+            if (p.ops[i].opcode == TensorKernels.OP_MATMUL) (tiles[i], g) = _tile(c, p, p.ops[i]);
+            else if (_rowTileable(p, p.ops[i])) (tiles[i], g) = _rowTile(c, p, p.ops[i]);
+            if (g > gas) gas = g;
+        }
+    }
+
+    /// @dev The shared parts, and the bound of the steps that are not tiles: a non-MatMul op (operands and
+    /// output whole) and `open` (hashes the input).
+    function _ctx(Program memory p, uint256 programLength, uint256 nChunks, uint256 cap)
+        private
+        pure
+        returns (Ctx memory c, uint256 gas)
+    {
+        bool[] memory tiled = new bool[](p.ops.length);
+        for (uint256 i; i < tiled.length; ++i) {
+            tiled[i] = p.ops[i].opcode == TensorKernels.OP_MATMUL || _rowTileable(p, p.ops[i]);
+        }
+        (uint256[4] memory b, uint256[] memory bits) = GasBound.opBounds(p, programLength, nChunks, tiled);
+        // A step decodes the program but not an input.
+        b[0] -= TensorKernels.numel(p.shapes[p.inputId]) * GasBound.PER_INPUT_ELEMENT;
+        uint256 words = (programLength + 31) / 32 + 40 * p.shapes.length + 40 * p.ops.length + 2_000;
+        // A step checks the plan (calldata) against its hash; `open` computes it (a call, in its own frame).
+        c = Ctx(cap, 21_000 + STEP_FIXED_GAS + b[0] + p.ops.length * PLAN_GAS_PER_ENTRY, words + p.ops.length,
+            StateMerkle.depth(p.shapes.length), bits);
+        gas = _stepGas(c, b[1], b[2], b[3], 4 * c.depth, 0);
+        // `open`: the input in calldata (at most 8 bytes an element), then `openState` decodes the program,
+        // plans, and widens and hashes the input (a word an element covers its memory), in its own frame.
+        uint256 countIn = TensorKernels.numel(p.shapes[p.inputId]);
+        words += countIn;
+        uint256 openGas = b[0] + countIn * (GasBound.PER_INPUT_ELEMENT + OPEN_GAS_PER_INPUT_ELEMENT)
+            + p.ops.length * PLAN_GAS_PER_OP + 3 * words + (words * words) / 512;
+        openGas = 21_000 + STEP_FIXED_GAS + 40 * (1_024 + countIn * 8) + (openGas * 64 + 62) / 63;
+        if (openGas > gas) gas = openGas;
+    }
+
+    /// @dev The largest tile of `op` that fits: all K and the most rows, else one row and the most K.
+    function _tile(Ctx memory c, Program memory p, Op memory op) private pure returns (uint256 entry, uint256 g) {
+        (uint256 rb, uint256 kb) = (p.shapes[op.inputs[0]][0], p.shapes[op.inputs[0]][1]);
+        g = _tileGas(c, p, op, rb, kb);
+        if (g > c.cap) {
+            rb = _largest(c, p, op, rb, kb, true);
+            if (rb == 0) (rb, kb) = (1, _largest(c, p, op, kb, kb, false));
+            if (kb == 0) kb = 1;
+            g = _tileGas(c, p, op, rb, kb);
+        }
+        uint256[] memory sa = p.shapes[op.inputs[0]];
+        entry = (((sa[0] + rb - 1) / rb) * ((sa[1] + kb - 1) / kb) << 192) | (rb << 96) | kb;
+    }
+
+    /// @dev An elementwise op (Add ... Clip) whose every input has its output's shape (sliced by rows) or is
+    /// a constant that broadcasts along rows (taken whole): split in row blocks.
+    function _rowTileable(Program memory p, Op memory op) private pure returns (bool) {
+        uint256[] memory out = p.shapes[op.output];
+        if (op.opcode < TensorKernels.OP_ADD || op.opcode > TensorKernels.OP_CLIP || out.length == 0) return false;
+        for (uint256 j; j < op.inputs.length; ++j) {
+            uint256[] memory s = p.shapes[op.inputs[j]];
+            if (keccak256(abi.encode(s)) == keccak256(abi.encode(out))) continue;
+            if (p.constData[op.inputs[j]] == 0 || (s.length >= out.length && s[0] != 1)) return false;
+        }
+        return true;
+    }
+
+    /// @dev The most rows of elementwise `op` whose step fits (all, if they do).
+    function _rowTile(Ctx memory c, Program memory p, Op memory op) private pure returns (uint256 entry, uint256 g) {
+        uint256 m = p.shapes[op.output][0];
+        uint256 rb = m;
+        if (_rowGas(c, p, op, m) > c.cap) {
+            (uint256 lo, uint256 hi) = (1, m);
+            while (hi - lo > 1) {
+                uint256 mid = (lo + hi) / 2;
+                if (_rowGas(c, p, op, mid) <= c.cap) lo = mid;
+                else hi = mid;
+            }
+            rb = lo;
+        }
+        g = _rowGas(c, p, op, rb);
+        entry = (((m + rb - 1) / rb) << 192) | (rb << 96);
+    }
+
+    /// @dev Bound of the step of `rb` rows of elementwise `op`: its sliced inputs and output rows proven by
+    /// range proofs, broadcast constants whole from the program, the rows by `runOp`.
+    function _rowGas(Ctx memory c, Program memory p, Op memory op, uint256 rb) private pure returns (uint256) {
+        uint256[] memory out = p.shapes[op.output];
+        uint256 els = rb * (TensorKernels.numel(out) / out[0]);
+        uint256[4] memory t = [3 * els + 2 * CHUNK_ELEMENTS, 3 * c.depth + 2 * _chunkLevels(p, op.output), 0, 0];
+        uint256 constEls;
+        for (uint256 j; j < op.inputs.length; ++j) {
+            uint256 x = op.inputs[j];
+            if (keccak256(abi.encode(p.shapes[x])) == keccak256(abi.encode(out))) {
+                _operand(p, t, x, els, true);
+            } else {
+                constEls += TensorKernels.numel(p.shapes[x]);
+                t[2] += (TensorKernels.numel(p.shapes[x]) * p.constWidth[x] + 31) / 32 + 1;
+            }
+        }
+        uint256 opGas = els * ROW_GAS_PER_ELEMENT + rb * ROW_GAS_PER_ROW + ROW_GAS_FIXED + constEls * ROW_GAS_PER_CONST
+            + t[3] * GasBound.PER_UNPACK_ELEMENT;
+        return _stepGas(c, opGas, t[0], t[2], t[1], 0);
+    }
+
+    /// @dev Largest rows (`rows`) or K (else) in [1, limit) whose tile fits, 0 if none (gas grows with both).
+    function _largest(Ctx memory c, Program memory p, Op memory op, uint256 limit, uint256 k, bool rows)
+        private
+        pure
+        returns (uint256 lo)
+    {
+        uint256 hi = limit; // does not fit
+        while (hi - lo > 1) {
+            uint256 mid = (lo + hi) / 2;
+            if (_tileGas(c, p, op, rows ? mid : 1, rows ? k : mid) <= c.cap) lo = mid;
+            else hi = mid;
+        }
+    }
+
+    /// @dev Bound of the step of an `rb` x `kb` tile of MatMul `op`: its operand slices and partial-sum rows
+    /// proven by range proofs (widened to whole chunks), the product by `runOp`, the rows added and rehashed.
+    function _tileGas(Ctx memory c, Program memory p, Op memory op, uint256 rb, uint256 kb)
+        private
+        pure
+        returns (uint256)
+    {
+        uint256 n = p.shapes[op.inputs[1]][1];
+        uint256 wb = p.constData[op.inputs[1]] != 0 ? p.constWidth[op.inputs[1]] : 8;
+        // [elements, proof levels, constant words, unpacked elements]. The partial-sum rows: proven,
+        // rehashed, and returned by `runOp`.
+        uint256[4] memory t = [3 * rb * n + 2 * CHUNK_ELEMENTS, 3 * c.depth + 2 * _chunkLevels(p, op.output), 0, 0];
+        _operand(p, t, op.inputs[0], rb * kb, true);
+        _operand(p, t, op.inputs[1], kb * n, false);
+        t[3] = GasBound.matmulGas(rb, kb, n, wb, c.bits[op.inputs[0]]) + t[3] * GasBound.PER_UNPACK_ELEMENT;
+        return _stepGas(c, t[3], t[0], t[2], t[1], MatMulKernels.scratchWords(n, wb) + rb * kb);
+    }
+
+    /// @dev Adds a tile's slice of `count` elements of input `x` to `t` (see `_tileGas`): a constant's words
+    /// from the program, else chunks proven by a range proof (and unpacked if `unpacked`).
+    function _operand(Program memory p, uint256[4] memory t, uint256 x, uint256 count, bool unpacked) private pure {
+        if (p.constData[x] != 0) {
+            t[2] += (count * p.constWidth[x] + 31) / 32 + 1;
+            return;
+        }
+        t[0] += count + 2 * CHUNK_ELEMENTS;
+        t[1] += 2 * _chunkLevels(p, x);
+        if (unpacked) t[3] += count;
+    }
+
+    /// @dev Calldata at the EIP-7623 floor price, the op (in the verifier's frame, 63/64), per-element and
+    /// proof costs, memory in both frames.
+    function _stepGas(Ctx memory c, uint256 opGas, uint256 elements, uint256 constWords, uint256 levels, uint256 scratch)
+        private
+        pure
+        returns (uint256)
+    {
+        uint256 gas = c.base + 40 * (1_024 + elements * 8 + levels * 32) + (opGas * 64 + 62) / 63
+            + elements * STEP_GAS_PER_ELEMENT + constWords * STEP_GAS_PER_CONST_WORD + levels * STEP_GAS_PER_PROOF_LEVEL;
+        // Memory: at most 3 words an element in each frame (the 8-byte copies, the verifier's unpacked
+        // int256 values and output, the returned int64[] and its encoding).
+        uint256 words = c.frameWords + 2 * constWords + 3 * elements;
+        scratch += constWords + 3 * elements + 1_000; // the verifier's frame
+        return gas + 3 * words + (words * words) / 512 + 3 * scratch + (scratch * scratch) / 512;
+    }
+
+    /// @dev Levels of tensor `t`'s chunk tree.
+    function _chunkLevels(Program memory p, uint256 t) private pure returns (uint256 l) {
+        uint256 n = (TensorKernels.numel(p.shapes[t]) * 8 + StateMerkle.CHUNK_BYTES - 1) / StateMerkle.CHUNK_BYTES;
+        while ((uint256(1) << l) < n) ++l;
+    }
+
+    /// @dev 8-byte elements to the canonical output encoding at width `w`, saturating (as the verifier).
+    function _saturate(bytes calldata values, uint256 w) private pure returns (bytes memory out) {
+        uint256 count = values.length / 8;
+        out = new bytes(count * w);
+        assembly ("memory-safe") {
+            let sh := sub(256, shl(3, w))
+            let wm1 := sub(w, 1)
+            let hi := sub(shl(sub(shl(3, w), 1), 1), 1)
+            let dst := add(out, 0x20)
+            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
+                let x := sar(192, calldataload(add(values.offset, shl(3, i))))
+                if iszero(eq(signextend(wm1, x), x)) {
+                    switch slt(x, 0)
+                    case 0 { x := hi }
+                    default { x := not(hi) }
+                }
+                mstore(add(dst, mul(i, w)), shl(sh, x))
+            }
+            mstore(0x40, add(mload(0x40), 0x20))
+        }
+    }
+
+    /// @dev `w`-byte big-endian two's complement elements to 8-byte ones (sign-extended).
+    function _widen(bytes calldata input, uint256 w) private pure returns (bytes memory out) {
+        uint256 count = input.length / w;
+        out = new bytes(count * 8);
+        assembly ("memory-safe") {
+            let sh := sub(256, shl(3, w))
+            let dst := add(out, 0x20)
+            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
+                let x := sar(sh, calldataload(add(input.offset, mul(i, w))))
+                // Write the 8 low bytes at dst + 8i (a full-word store, later stores overwrite the spill).
+                mstore(add(dst, shl(3, i)), shl(192, x))
+            }
+            mstore(0x40, add(mload(0x40), 0x20))
+        }
+    }
+
 }

@@ -20,4 +20,16 @@ contract StateMerkleHarness {
     function depth(uint256 numTensors) external pure returns (uint256) {
         return StateMerkle.depth(numTensors);
     }
+
+    function rangeRoot(bytes calldata data, uint256 first, uint256 len, bytes32[] calldata siblings)
+        external
+        pure
+        returns (bytes32)
+    {
+        return StateMerkle.rangeRoot(data, first, len, siblings);
+    }
+
+    function zeroTensorHash(uint256 len) external pure returns (bytes32) {
+        return StateMerkle.zeroTensorHash(len);
+    }
 }

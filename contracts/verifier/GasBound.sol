@@ -116,14 +116,15 @@ library GasBound {
     /// @notice The per-op parts of `executionBound`, for the dispute game's one-step proof (protocol §6 v2),
     /// which decodes the program like a whole run and then evaluates a single op on operands that arrive
     /// packed at 8 bytes an element (constants: packed as in the program). Returns, maximised over the
-    /// ops: [0] the decoding part of the bound (same replay, prices and magnitude analysis), [1] one op's
-    /// compute bound plus the unpacking of its non-constant operands, [2] its non-constant operand plus
-    /// output elements (what a step hashes and passes as calldata), [3] the words of its constant operands
-    /// (copied out of the program and passed to `runOp`).
-    function opBounds(Program memory p, uint256 programLength, uint256 nChunks)
+    /// ops not `tiled` (the game splits those in tiles and bounds each itself, a MatMul's with `matmulGas`): [0] the
+    /// decoding part of the bound (same replay, prices and magnitude analysis), [1] one op's compute bound
+    /// plus the unpacking of its non-constant operands, [2] its non-constant operand plus output elements
+    /// (what a step hashes and passes as calldata), [3] the words of its constant operands (copied out of
+    /// the program and passed to `runOp`); and `bits`, every tensor's magnitude bound (|x| <= 2^bits).
+    function opBounds(Program memory p, uint256 programLength, uint256 nChunks, bool[] memory tiled)
         internal
         pure
-        returns (uint256[4] memory b)
+        returns (uint256[4] memory b, uint256[] memory bits)
     {
         uint256 nT = p.shapes.length;
         State memory s;
@@ -139,12 +140,28 @@ library GasBound {
         for (uint256 i; i < numOps; ++i) {
             uint256 before = s.gas;
             _op(s, p, i);
-            (uint256 elements, uint256 constWords) = _stepOperands(p, i);
-            uint256 opGas = s.gas - before + (elements - TensorKernels.numel(p.shapes[p.ops[i].output])) * PER_UNPACK_ELEMENT;
-            if (opGas > b[1]) b[1] = opGas;
-            if (elements > b[2]) b[2] = elements;
-            if (constWords > b[3]) b[3] = constWords;
+            if (!tiled[i]) _stepMax(p, i, s.gas - before, b);
         }
+        bits = s.bits;
+    }
+
+    /// @dev Raises `b` [1..3] (see `opBounds`) to op `i`'s, whose compute bound is `gas`.
+    function _stepMax(Program memory p, uint256 i, uint256 gas, uint256[4] memory b) private pure {
+        (uint256 elements, uint256 constWords) = _stepOperands(p, i);
+        gas += (elements - TensorKernels.numel(p.shapes[p.ops[i].output])) * PER_UNPACK_ELEMENT;
+        if (gas > b[1]) b[1] = gas;
+        if (elements > b[2]) b[2] = elements;
+        if (constWords > b[3]) b[3] = constWords;
+    }
+
+    /// @notice Compute bound of an `[m, k] x [k, n]` MatMul whose activations have at most `ba` bits, its
+    /// weights read packed at width `w` (1, 2, 4 or 8: the kernels of `_matmul`), activations not unpacked.
+    function matmulGas(uint256 m, uint256 k, uint256 n, uint256 w, uint256 ba) internal pure returns (uint256) {
+        if (w == 8) {
+            return m
+                * (k * (MM8_PER_ACTIVATION + (n / 4) * MM8_PER_QUAD + (n % 4) * MM8_PER_COLUMN_REM) + n * MM8_PER_OUTPUT);
+        }
+        return _laneKernel(m, k, n, w, ba);
     }
 
     /// @dev Non-constant operand plus output elements of op `i`, and the words of its constant operands.
@@ -322,12 +339,7 @@ library GasBound {
         uint256 scratch = MatMulKernels.scratchWords(n, w);
         _take(s, scratch);
         _give(s, scratch);
-        if (w == 8) {
-            s.gas += m
-                * (k * (MM8_PER_ACTIVATION + (n / 4) * MM8_PER_QUAD + (n % 4) * MM8_PER_COLUMN_REM) + n * MM8_PER_OUTPUT);
-            return bits;
-        }
-        s.gas += _laneKernel(m, k, n, w, ba);
+        s.gas += matmulGas(m, k, n, w, ba);
     }
 
     /// @dev The lane kernel (weights of width 1, 2, 4) with activations of at most `ba` bits.

@@ -101,7 +101,12 @@ def deploy_system(
             and params.unbonding_period < params.challenge_window + 2 * clock:
         raise ValueError(f"unbonding_period {params.unbonding_period}s must be at least challenge_window + 2 x "
                          f"game_clock = {params.challenge_window + 2 * clock}s; lengthen it or shorten the clock")
+    helpers: tuple[str, ...] = ()
     if params.dispute_game:
+        # The game's two helper contracts (its tile plan and bound, its one-step prover), each its own
+        # contract for the EIP-170 limit.
+        helpers = tuple(deploy(w3, a.abi, a.bytecode, signer, *args) for a, args in (
+            (artifacts.load("StepGasBound"), ()), (artifacts.load("OneStepProver"), (verifier,))))
         # The oracle trusts the game by an immutable address: the game is the signer's next deployment.
         sender = address_of(signer)
         nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(sender), "pending")
@@ -112,7 +117,7 @@ def deploy_system(
     )
     if params.dispute_game:
         g = artifacts.load("DisputeGame")
-        deployed = deploy(w3, g.abi, g.bytecode, signer, oracle, verifier, params.game_bond, clock)
+        deployed = deploy(w3, g.abi, g.bytecode, signer, oracle, verifier, params.game_bond, clock, *helpers)
         if deployed != game:
             raise RuntimeError(f"dispute game deployed at {deployed}, the oracle trusts {game}")
     return Deployment(w3.eth.chain_id, oracle, verifier, w3.eth.block_number, params,

@@ -100,7 +100,7 @@ def move_for(game: Contract, game_id: int, t: Trace, role: str) -> Any:
     if role == "operator":
         if g.phase is Phase.DEFEND:
             out = t.program.output_id
-            return f.defend(game_id, t.root(t.num_ops), t.output_values(), t.proof(t.num_ops, out))
+            return f.defend(game_id, t.root(t.num_steps), t.output_values(), t.proof(t.num_steps, out))
         if g.phase is Phase.BISECT:
             return f.bisect(game_id, t.root((g.lo + g.hi) // 2))
         if g.phase is Phase.STEP and t.root(g.lo) == g.root_lo and t.root(g.hi) == g.root_hi:

@@ -140,10 +140,30 @@ def _matmul_packed(f: dict[str, int], m: int, k: int, n: int, w: int, bits_a: in
     f[f"MM_PER_FLUSH_WORD_{w}"] += m * (levels + mid_flushes) * words
 
 
-def execution_features(program: Program, program_length: int,
-                       n_chunks: int | None = None) -> tuple[dict[str, int], Bound]:
+def matmul_gas(m: int, k: int, n: int, w: int, bits_a: int) -> int:
+    """``GasBound.matmulGas``: an ``[m, k] x [k, n]`` MatMul, weights packed at width ``w``, activations of
+    at most ``bits_a`` bits (not unpacked)."""
+    f: dict[str, int] = dict.fromkeys(PRICES, 0)
+    if w == 8:
+        f["MM8_PER_ACTIVATION"] += m * k
+        f["MM8_PER_QUAD"] += m * k * (n // 4)
+        f["MM8_PER_COLUMN_REM"] += m * k * (n % 4)
+        f["MM8_PER_OUTPUT"] += m * n
+    else:
+        _matmul_packed(f, m, k, n, w, bits_a)
+    return sum(PRICES[name] * amount for name, amount in f.items())
+
+
+#: The decoding part of the bound (``GasBound.opBounds`` [0]): what is priced before the first op.
+DECODE_FEATURES = ("BASE", "PER_CHUNK", "PER_PROGRAM_WORD", "PER_TENSOR", "PER_DIM", "PER_CONST", "PER_OP",
+                   "PER_OP_INPUT", "PER_ATTR", "PER_INPUT_ELEMENT")
+
+
+def execution_features(program: Program, program_length: int, n_chunks: int | None = None,
+                       bits_out: list[int] | None = None) -> tuple[dict[str, int], Bound]:
     """Upper bound on the gas ``executeStored`` spends on ``program`` (stored in
-    ``ceil(program_length / MAX_CHUNK)`` chunks), for any input of its declared width."""
+    ``ceil(program_length / MAX_CHUNK)`` chunks), for any input of its declared width. ``bits_out``, if
+    given, receives every tensor's magnitude bound (``|x| <= 2**bits``)."""
     features: dict[str, int] = dict.fromkeys(PRICES, 0)
     shapes = program.shapes
     t_count = len(shapes)
@@ -323,6 +343,8 @@ def execution_features(program: Program, program_length: int,
         if not in_place:
             release(i, ins)
 
+    if bits_out is not None:
+        bits_out[:] = bits
     count_out = numel(program.output_shape)
     if packed[program.output_id]:
         mem += 1 + count_out

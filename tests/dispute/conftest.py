@@ -27,6 +27,8 @@ GAME_BOND = 10**16
 CLOCK = 3600
 WINDOW = 600
 LAYERS, WIDTH = 20, 512
+#: The tiled model: each MatMul (32 rows x 512 x 512, 8.4M MACs) is over the one-transaction limit alone.
+TILED_LAYERS, TILED_ROWS = 3, 32
 
 
 @dataclass
@@ -35,6 +37,7 @@ class GameSystem:
     deployment: Deployment
     client: OracleClient
     game: Contract
+    steps: Contract  # StepGasBound: tile plan and step bound
     program: Program
     model_id: int
     owner: str
@@ -49,6 +52,12 @@ class GameSystem:
         rid, _ = self.client.request(self.user, self.model_id, data)
         return rid, data
 
+    def chunks(self) -> list[str]:
+        return list(self.client.contract.functions.programChunks(self.model_id).call())
+
+    def step_gas_bound(self) -> int:
+        return int(self.steps.functions.stepGasBound(self.chunks(), TX_GAS_CAP).call())
+
     def advance(self, seconds: int) -> None:
         self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
         self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -61,21 +70,45 @@ def game_deployed(session_w3: Web3, accounts: list[str]) -> tuple[Deployment, in
     dep = deploy_system(session_w3, accounts[0], params)
     client = OracleClient(session_w3, dep.oracle)
     program = chained_mlp(LAYERS, WIDTH)
-    data = encode(program)
-    spec = ModelSpec(onnx_hash=b"\x33" * 32, fee=FEE, bond=BOND, input_length=WIDTH,
-                     output_length=WIDTH * program.output_width, mode=Mode.EXACT, uri="file:///mlp.onnx",
-                     program_commitment=Web3.keccak(data))
-    model_id = client.register_model(accounts[0], spec, data)
+    model_id = register(client, accounts[0], program)
     client.stake(accounts[1], 10**18)
     return dep, model_id, program
+
+
+def register(client: OracleClient, owner: str, program: Program) -> int:
+    data = encode(program)
+    n_in = int(np.prod(program.input_shape)) * program.input_width
+    n_out = int(np.prod(program.output_shape)) * program.output_width
+    spec = ModelSpec(onnx_hash=b"\x33" * 32, fee=FEE, bond=BOND, input_length=n_in, output_length=n_out,
+                     mode=Mode.EXACT, uri="file:///mlp.onnx", program_commitment=Web3.keccak(data))
+    return client.register_model(owner, spec, data)
+
+
+@pytest.fixture(scope="session")
+def tiled_model(game_deployed: tuple[Deployment, int, Program], session_w3: Web3,
+                accounts: list[str]) -> tuple[int, Program]:
+    dep = game_deployed[0]
+    program = chained_mlp(TILED_LAYERS, WIDTH, rows=TILED_ROWS)
+    return register(OracleClient(session_w3, dep.oracle), accounts[0], program), program
 
 
 @pytest.fixture
 def gs(game_deployed: tuple[Deployment, int, Program], w3: Web3, accounts: list[str]) -> GameSystem:
     dep, model_id, program = game_deployed
-    g = artifacts.load("DisputeGame")
-    game = w3.eth.contract(address=dep.dispute_game, abi=g.abi)
-    return GameSystem(w3, dep, OracleClient(w3, dep.oracle), game, program, model_id,
+    return _system(w3, dep, model_id, program, accounts)
+
+
+@pytest.fixture
+def tgs(game_deployed: tuple[Deployment, int, Program], tiled_model: tuple[int, Program], w3: Web3,
+        accounts: list[str]) -> GameSystem:
+    """The game system on the tiled model."""
+    return _system(w3, game_deployed[0], *tiled_model, accounts)
+
+
+def _system(w3: Web3, dep: Deployment, model_id: int, program: Program, accounts: list[str]) -> GameSystem:
+    game = w3.eth.contract(address=dep.dispute_game, abi=artifacts.load("DisputeGame").abi)
+    steps = w3.eth.contract(address=game.functions.STEP_GAS_BOUND().call(), abi=artifacts.load("StepGasBound").abi)
+    return GameSystem(w3, dep, OracleClient(w3, dep.oracle), game, steps, program, model_id,
                       accounts[0], accounts[1], accounts[2], accounts[3], accounts[4])
 
 

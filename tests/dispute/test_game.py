@@ -6,6 +6,8 @@ gasUsed is checked against the cap too (anvil does not enforce EIP-7825 itself).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from web3.exceptions import ContractLogicError
 
@@ -29,11 +31,10 @@ def test_model_is_over_the_cap_and_game_provable(gs: GameSystem) -> None:
     bound, _ = gs.client.contract.functions.proofGasBound(gs.model_id).call()
     assert whole > TX_GAS_CAP and bound > TX_GAS_CAP  # stored over the cap: game-provable
     chunks = gs.client.contract.functions.programChunks(gs.model_id).call()
-    step = gs.game.functions.stepGasBound(chunks).call()
-    assert step <= TX_GAS_CAP
+    assert gs.step_gas_bound() <= TX_GAS_CAP
     # The game's copy of the oracle's proof formula agrees with what the oracle stored.
     exec_gas, n_in, n_out = gs.game.functions.executionGasBound(chunks).call()
-    assert gs.game.functions.proofGasBound(exec_gas, len(chunks), n_in, n_out).call() == bound
+    assert gs.steps.functions.proofGasBound(exec_gas, len(chunks), n_in, n_out).call() == bound
     # The one-transaction challenge is not the way: the game is.
     rid, x = gs.request(1)
     honest = Trace.from_input_bytes(gs.program, x)
@@ -161,7 +162,7 @@ def test_operator_cannot_defend_an_output_it_did_not_attest(gs: GameSystem) -> N
     challenger = Actor(gs.w3, gs.game, gs.challenger, honest, "challenger")
     game_id = challenger.open(rid, x, GAME_BOND)
     out = gs.program.output_id
-    n = honest.num_ops
+    n = honest.num_steps
     # The honest final state does not contain the attested (wrong) output.
     with revert_named("OutputNotAttested"):
         gs.game.functions.defend(game_id, honest.root(n), honest.output_values(), honest.proof(n, out)).call(
@@ -190,23 +191,22 @@ def test_step_refuses_operands_not_in_the_agreed_state(gs: GameSystem) -> None:
     i = next(j for j, v in enumerate(bad_values) if v)
     bad_values[i] = bytes(len(bad_values[i]) - 1) + b"\x05"
     with revert_named("RootMismatch"):
-        gs.game.functions.step(game_id, (bad_values, good.proofs, good.out_leaf, good.out_proof)).call(
-            {"from": gs.challenger})
+        gs.game.functions.step(game_id, replace(good, operands=bad_values).as_tuple()).call({"from": gs.challenger})
     # The output leaf must be the agreed state's (empty before the op): claiming it already computed fails.
     out = gs.program.ops[g.lo].output
     assert good.out_leaf == b"\x00" * 32
     with revert_named("RootMismatch"):
-        gs.game.functions.step(game_id, (good.operands, good.proofs, honest.leaves(g.lo + 1)[out],
-                                         good.out_proof)).call({"from": gs.challenger})
+        gs.game.functions.step(game_id, replace(good, out_leaf=honest.leaves(g.lo + 1)[out]).as_tuple()).call(
+            {"from": gs.challenger})
     # Operands proven in the lie's state after the disputed op (not the agreed one) are refused.
     later = lie.step_proof(g.lo + 1)
     with revert_named("RootMismatch"):
-        gs.game.functions.step(game_id, (later.operands, later.proofs, good.out_leaf, good.out_proof)).call(
+        gs.game.functions.step(game_id, replace(good, operands=later.operands, proofs=later.proofs).as_tuple()).call(
             {"from": gs.challenger})
     # A short proof is malformed.
     with pytest.raises(ContractLogicError):
-        gs.game.functions.step(game_id, (good.operands, [p[:-1] for p in good.proofs], good.out_leaf,
-                                         good.out_proof)).call({"from": gs.challenger})
+        gs.game.functions.step(game_id, replace(good, proofs=[p[:-1] for p in good.proofs]).as_tuple()).call(
+            {"from": gs.challenger})
     # The right proof wins.
     challenger.move(game_id)
     assert GameView.read(gs.game, game_id).challenger_won
@@ -224,8 +224,7 @@ def test_step_gas_is_within_the_registered_step_bound(gs: GameSystem, seed: int,
     operator = Actor(gs.w3, gs.game, gs.operator, lie, "operator")
     end = play(gs.game, challenger.open(rid, x, GAME_BOND), operator, challenger)
     assert end.challenger_won and end.lo == lie_at
-    chunks = gs.client.contract.functions.programChunks(gs.model_id).call()
-    bound = gs.game.functions.stepGasBound(chunks).call()
+    bound = gs.step_gas_bound()
     step_receipt = challenger.receipts[-1]
     assert gs.game.events.StepProven().process_receipt(step_receipt)
     used = gas_used(challenger.receipts + operator.receipts)

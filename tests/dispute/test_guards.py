@@ -7,7 +7,6 @@ from web3 import Web3
 
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.models import chained_mlp
-from oracle.errors import ContractRevert
 from oracle.profile.program import encode, encode_tensor
 from oracle.profile.trace import Trace
 from tests.dispute.conftest import FEE, GAME_BOND, WINDOW, GameSystem, revert_named
@@ -18,25 +17,6 @@ def _spec(program, data: bytes) -> ModelSpec:  # type: ignore[no-untyped-def]
     n_out = int(np.prod(program.output_shape)) * program.output_width
     return ModelSpec(onnx_hash=b"\x55" * 32, fee=FEE, bond=4 * FEE, input_length=n_in, output_length=n_out,
                      mode=Mode.EXACT, uri="file:///g.onnx", program_commitment=Web3.keccak(data))
-
-
-def test_a_model_whose_step_cannot_fit_is_refused(gs: GameSystem) -> None:
-    """Over the cap and with a step over the cap too (six rows through a 512x512 MatMul, decoded with
-    a 260 KB program): refused at registration, the game's reason wrapped in ProgramNotExecutable."""
-    program = chained_mlp(40, 512, div=False, rows=6)
-    data = encode(program)
-    count = gs.client.model_count()
-    try:
-        gs.client.register_model(gs.owner, _spec(program, data), data)
-    except ContractRevert as err:
-        assert err.name == "ProgramNotExecutable"
-        reason = bytes(err.args_decoded[0])
-        assert reason[:4] == Web3.keccak(text="StepGasTooHigh(uint256,uint256)")[:4]
-        step, cap = int.from_bytes(reason[4:36], "big"), int.from_bytes(reason[36:68], "big")
-        assert step > cap == 16_777_216
-    else:
-        raise AssertionError("registered")
-    assert gs.client.model_count() == count
 
 
 def test_small_models_keep_the_one_transaction_proof(gs: GameSystem) -> None:
@@ -81,7 +61,7 @@ def test_moves_only_by_the_side_to_move(gs: GameSystem) -> None:
     tx = gs.game.functions.open(rid, x).transact({"from": gs.challenger, "value": GAME_BOND})
     game_id = gs.game.events.GameOpened().process_receipt(gs.w3.eth.wait_for_transaction_receipt(tx))[0][
         "args"]["gameId"]
-    n, out = honest.num_ops, gs.program.output_id
+    n, out = honest.num_steps, gs.program.output_id
     args = (game_id, honest.root(n), honest.output_values(), honest.proof(n, out))
     with revert_named("NotYourMove"):
         gs.game.functions.defend(*args).call({"from": gs.challenger})
@@ -91,4 +71,4 @@ def test_moves_only_by_the_side_to_move(gs: GameSystem) -> None:
         gs.game.functions.bisect(game_id, honest.root(1)).call({"from": gs.operator})
     # The game's first state is the reference's input state.
     ev = gs.game.events.GameOpened().process_receipt(gs.w3.eth.wait_for_transaction_receipt(tx))[0]["args"]
-    assert bytes(ev["root0"]) == honest.root(0) and ev["numOps"] == n
+    assert bytes(ev["root0"]) == honest.root(0) and ev["numSteps"] == n
