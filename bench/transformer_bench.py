@@ -50,7 +50,8 @@ def run(w3: Web3) -> dict[str, float]:
     client.stake(operator, 10**18)
     chunks = client.contract.functions.programChunks(model_id).call()
     proof_bound, _ = client.contract.functions.proofGasBound(model_id).call()
-    step_bound = int(game.functions.stepGasBound(chunks).call())
+    steps = w3.eth.contract(address=game.functions.STEP_GAS_BOUND().call(), abi=artifacts.load("StepGasBound").abi)
+    step_bound = int(steps.functions.stepGasBound(chunks, TX_GAS_CAP).call())
 
     x = bytes.fromhex(entry["samples"][0]["input_hex"][2:])
     verifier = w3.eth.contract(address=dep.verifier, abi=artifacts.load("IntegerVerifier").abi)

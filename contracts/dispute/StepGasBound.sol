@@ -140,7 +140,7 @@ contract StepGasBound {
         for (uint256 i; i < nOps; ++i) {
             tiles[i] = 1 << 192;
             uint256 g;
-            if (p.ops[i].opcode == TensorKernels.OP_MATMUL) (tiles[i], g) = _tile(c, p, p.ops[i]);
+            if (_tileableMatMul(p, p.ops[i])) (tiles[i], g) = _tile(c, p, p.ops[i]);
             else if (_rowTileable(p, p.ops[i])) (tiles[i], g) = _rowTile(c, p, p.ops[i]);
             if (g > gas) gas = g;
         }
@@ -155,7 +155,7 @@ contract StepGasBound {
     {
         bool[] memory tiled = new bool[](p.ops.length);
         for (uint256 i; i < tiled.length; ++i) {
-            tiled[i] = p.ops[i].opcode == TensorKernels.OP_MATMUL || _rowTileable(p, p.ops[i]);
+            tiled[i] = _tileableMatMul(p, p.ops[i]) || _rowTileable(p, p.ops[i]);
         }
         (uint256[4] memory b, uint256[] memory bits) = GasBound.opBounds(p, programLength, nChunks, tiled);
         // A step decodes the program but not an input.
@@ -173,6 +173,12 @@ contract StepGasBound {
             + p.ops.length * PLAN_GAS_PER_OP + 3 * words + (words * words) / 512;
         openGas = 21_000 + STEP_FIXED_GAS + 40 * (1_024 + countIn * 8) + (openGas * 64 + 62) / 63;
         if (openGas > gas) gas = openGas;
+    }
+
+    /// @dev A 2-D MatMul ([M, K] x [K, N]) is split in tiles; a batched one (rank 3) is one step.
+    function _tileableMatMul(Program memory p, Op memory op) private pure returns (bool) {
+        return op.opcode == TensorKernels.OP_MATMUL && p.shapes[op.inputs[0]].length == 2
+            && p.shapes[op.inputs[1]].length == 2;
     }
 
     /// @dev The largest tile of `op` that fits: all K and the most rows, else one row and the most K.

@@ -92,6 +92,12 @@ def _tile_gas(c: _Ctx, p: Program, op: Op, rb: int, kb: int) -> int:
     return _step_gas(c, op_gas, t[0], t[2], t[1], scratch_words(n, wb) + rb * kb)
 
 
+def tileable_matmul(p: Program, op: Op) -> bool:
+    """A 2-D MatMul (``[M, K] x [K, N]``) is split in tiles; a batched one (rank 3) is one step
+    (``StepGasBound._tileableMatMul``)."""
+    return op.opcode is Opcode.MATMUL and len(p.shapes[op.inputs[0]]) == 2 and len(p.shapes[op.inputs[1]]) == 2
+
+
 def row_tileable(p: Program, op: Op) -> bool:
     """An elementwise op (Add ... Clip) whose every input has its output's shape (sliced by rows) or is a
     constant broadcasting along rows (taken whole): split in row blocks (``StepGasBound._rowTileable``)."""
@@ -179,7 +185,7 @@ def plan(program: Program, cap: int = TX_GAS_CAP, program_length: int | None = N
     c = _ctx(program, cap, program_length)
     out: list[tuple[int, int]] = []
     for op in program.ops:
-        if op.opcode is not Opcode.MATMUL:
+        if not tileable_matmul(program, op):
             out.append((_row_tile(c, program, op), 0) if row_tileable(program, op) else (0, 0))
             continue
         rb, kb = program.shapes[op.inputs[0]]
@@ -197,7 +203,7 @@ def step_gas_bound(program: Program, op_index: int, cap: int = TX_GAS_CAP) -> in
     c = _ctx(program, cap)
     op = program.ops[op_index]
     rb, kb = plan(program, cap)[op_index]
-    if op.opcode is Opcode.MATMUL:
+    if tileable_matmul(program, op):
         return _tile_gas(c, program, op, rb, kb)
     assert kb == 0 and rb > 0, "not a tiled op"
     return _row_gas(c, program, op, rb)

@@ -92,7 +92,7 @@ def test_a_lie_in_a_transformer_op_is_proven_in_one_step(attention: GameSystem, 
     chunks = gs.client.contract.functions.programChunks(gs.model_id).call()
     step_receipt = challenger.receipts[-1]
     assert gs.game.events.StepProven().process_receipt(step_receipt)
-    assert step_receipt["gasUsed"] <= gs.game.functions.stepGasBound(chunks).call() <= TX_GAS_CAP
+    assert step_receipt["gasUsed"] <= gs.steps.functions.stepGasBound(chunks, TX_GAS_CAP).call() <= TX_GAS_CAP
 
 
 def test_an_honest_answer_survives_a_game(attention: GameSystem) -> None:

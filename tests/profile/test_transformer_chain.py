@@ -11,7 +11,6 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 
-from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import Deployment, DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec
@@ -20,7 +19,7 @@ from oracle.profile import gas_bound
 from oracle.profile.models import model_entry, program_bytes
 from oracle.profile.program import decode, width_range
 from oracle.profile.trace import Trace, perturb_at
-from tests.dispute.conftest import BOND, CLOCK, FEE, GAME_BOND, WINDOW, GameSystem, gas_used
+from tests.dispute.conftest import BOND, CLOCK, FEE, GAME_BOND, WINDOW, GameSystem, _system, gas_used
 from tests.verifier.conftest import verifier  # noqa: F401 (fixture)
 from tests.verifier.helpers import assert_conforms
 
@@ -55,9 +54,7 @@ def game_deployed(session_w3: Web3, accounts: list[str]) -> tuple[Deployment, in
 @pytest.fixture
 def gs(game_deployed: tuple[Deployment, int], w3: Web3, accounts: list[str]) -> GameSystem:
     dep, model_id = game_deployed
-    game = w3.eth.contract(address=dep.dispute_game, abi=artifacts.load("DisputeGame").abi)
-    return GameSystem(w3, dep, OracleClient(w3, dep.oracle), game, PROGRAM, model_id,
-                      accounts[0], accounts[1], accounts[2], accounts[3], accounts[4])
+    return _system(w3, dep, model_id, PROGRAM, accounts)
 
 
 def _request(gs: GameSystem, sample: int) -> tuple[int, bytes]:
@@ -70,7 +67,7 @@ def test_transformer_is_game_provable_not_one_transaction(gs: GameSystem) -> Non
     data = program_bytes("digits_transformer")
     assert gas_bound.execution_bound(PROGRAM, len(data)).total > TX_GAS_CAP
     chunks = gs.client.contract.functions.programChunks(gs.model_id).call()
-    assert gs.game.functions.stepGasBound(chunks).call() <= TX_GAS_CAP
+    assert gs.steps.functions.stepGasBound(chunks, TX_GAS_CAP).call() <= TX_GAS_CAP
     rid, x = _request(gs, 0)
     gs.client.submit(gs.operator, rid, bytes.fromhex(ENTRY["samples"][0]["expected_output_hex"][2:]))
     with pytest.raises(ContractLogicError):
