@@ -38,7 +38,6 @@ class DeployParams:
 
     challenge_window: int = 3600
     request_timeout: int = 3600
-    exclusive_period: int = 30
     unbonding_period: int = 7 * 24 * 3600
     min_bond_ratio: int = 4
     max_callback_gas: int = 1_000_000
@@ -46,6 +45,7 @@ class DeployParams:
     dispute_game: bool = False
     game_bond: int = 10**17
     game_clock: int = 24 * 3600
+    exclusive_period: int = 30
 
 
 @dataclass(frozen=True)

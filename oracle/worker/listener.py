@@ -121,8 +121,9 @@ class Listener:
             if hdr is None or HexBytes(ev.block_hash) != HexBytes(hdr["hash"]):
                 log.info("listener_range_changed", from_block=frm, to_block=to)
                 return PollResult(0, 0, number, False)
+            assignee = "" if int(ev.assignee, 16) == 0 else ev.assignee.lower()
             jobs.append(NewJob(ev.request_id, ev.model_id, ev.requester, ev.fee, ev.input, ev.block_number,
-                               hdr["hash"], int(hdr["timestamp"])))
+                               hdr["hash"], int(hdr["timestamp"]), assignee))
         me = self.address or self.db.get_meta("account")  # the submitter records its account at setup
         me = me.lower() if me else None
         lost: list[tuple[int, int, str]] = []

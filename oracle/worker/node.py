@@ -113,6 +113,7 @@ class Node:
                                  block_range=s.block_range, start_block=s.default_start_block())
         self.processor = Processor(self.rpc, self.db, self.store, self.executor, self.metrics,
                                    request_timeout=params["request_timeout"], min_time_left=s.min_time_left,
+                                   exclusive_period=params["exclusive_period"], address=self.account.address,
                                    max_attempts=s.max_attempts, batch=s.execute_batch,
                                    model_ids=frozenset(s.model_ids) if s.model_ids is not None else None,
                                    deny_model_ids=frozenset(s.deny_model_ids), max_bond_wei=s.max_bond_wei)
@@ -305,6 +306,8 @@ class Node:
         self.metrics.stake_wei.labels(kind="locked").set(st.locked)
         self.metrics.stake_wei.labels(kind="pending").set(st.pending)
         self.metrics.credits_wei.set(self.rpc.client.credits_of(addr))
+        for kind, n in self.db.assignment_counts(addr).items():
+            self.metrics.assignments.labels(kind=kind).set(n)
 
 
 class NodeControl:

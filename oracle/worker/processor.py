@@ -1,5 +1,8 @@
 """Processor: turns ingested jobs into outputs (model lookup, deadline check, inference in the executor).
 
+Only requests this node may answer now are taken: those assigned to it, to nobody, or whose exclusive period
+is over (``requested_at + EXCLUSIVE_PERIOD <= now``: the contract then accepts anyone's answer).
+
 Jobs are taken in ``SEEN`` state, their attempt counter is persisted *before* inference (so a model that
 crashes the worker again and again is given up after ``max_attempts``), and outputs are stored as
 ``EXECUTED``. A refused model (bad file, or an ``EXACT`` file not bound to its program) fails only its own
@@ -34,7 +37,7 @@ class Processor:
     def __init__(self, rpc: Rpc, db: Database, store: ModelStore, executor: Executor, metrics: Metrics, *,
                  request_timeout: int, min_time_left: int, max_attempts: int = 3, batch: int = 256,
                  model_ids: frozenset[int] | None = None, deny_model_ids: frozenset[int] = frozenset(),
-                 max_bond_wei: int | None = None,
+                 max_bond_wei: int | None = None, exclusive_period: int = 0, address: str = "",
                  on_inference: Callable[[float, int], None] | None = None) -> None:
         self.rpc = rpc
         self.db = db
@@ -49,6 +52,10 @@ class Processor:
         self.deny_model_ids = deny_model_ids
         self.max_bond_wei = max_bond_wei
         self.on_inference = on_inference
+        #: requests assigned to another operator wait until their exclusive period is over (it alone may answer
+        #: before); most are answered by then, and the listener marks them lost without an inference here
+        self.exclusive_period = exclusive_period
+        self.address = address
         self._models: dict[int, Model] = {}
         self._risk_logged: set[tuple[int, str]] = set()
 
@@ -61,7 +68,11 @@ class Processor:
 
     def step(self, head: Head) -> int:
         """Executes up to ``batch`` pending jobs; returns how many produced an output."""
-        jobs = self.db.jobs(JobState.SEEN, limit=self.batch)
+        if self.address:
+            jobs = self.db.open_to(JobState.SEEN, self.address, head.timestamp - self.exclusive_period + 1,
+                                   self.batch)
+        else:
+            jobs = self.db.jobs(JobState.SEEN, limit=self.batch)
         if not jobs:
             return 0
         by_model: dict[int, list[Job]] = defaultdict(list)
