@@ -6,7 +6,7 @@
   SQLite, signing, RPC client work) minus the model's own inference time reported by the inference child.
 - ``worker.latency_ms_p50``: request mined -> attestation mined, automine, depth 0, one request at a time.
 - ``worker.throughput_rps_2_workers`` / ``_3_workers``: the throughput figure with two and three staked
-  nodes (equal stakes) under exclusive assignment, stepped in turn in one process: each answers what is
+  nodes (equal stakes) under exclusive assignment, each running its loop in a thread: each answers what is
   assigned to it; ``worker.race_reverts`` counts their submissions that reverted or were skipped (0 expected).
 
 Run: ``.venv/bin/python bench/worker_bench.py``
@@ -17,6 +17,7 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -149,11 +150,16 @@ def multi_worker_throughput(workers: int) -> tuple[float, int]:
             private_key=dev_account(5 + i).key.hex(), batch_size=100, block_range=10_000)) for i in range(workers)]
         for n in nodes:
             n.setup()
+        threads = [threading.Thread(target=n.run, daemon=True) for n in nodes]
         t0 = time.perf_counter()
+        for t in threads:
+            t.start()
         while sum(n.db.counts().get("submitted", 0) for n in nodes) < N_MULTI:
-            for n in nodes:
-                n.step()
+            time.sleep(0.005)
         wall = time.perf_counter() - t0
+        for n, t in zip(nodes, threads, strict=True):
+            n.stop()
+            t.join(timeout=20)
         # Every submission transaction of the nodes: reverted, or accepting fewer items than it carried.
         wasted = 0
         for n in nodes:
