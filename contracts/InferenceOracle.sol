@@ -7,6 +7,7 @@ import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
 import {IInferenceOracle} from "./interfaces/IInferenceOracle.sol";
 import {ModelRegistry} from "./ModelRegistry.sol";
 import {OperatorStaking} from "./OperatorStaking.sol";
+import {ProgramChecker} from "./ProgramChecker.sol";
 
 /// @title InferenceOracle
 /// @notice Optimistic inference oracle with staked attestations and on-chain fraud proofs for integer
@@ -21,6 +22,8 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     uint256 public immutable CHALLENGE_WINDOW;
     /// @notice Seconds after a request during which a result may be submitted; afterwards it can be refunded.
     uint256 public immutable REQUEST_TIMEOUT;
+    /// @notice Seconds after a request during which only its assignee may answer (0: no assignment).
+    uint256 public immutable EXCLUSIVE_PERIOD;
     /// @notice Per-transaction gas cap (EIP-7825: 16,777,216 on Ethereum since Osaka). Every `challenge`
     /// of an EXACT model, consumer callback included, fits it on every input: models whose proof-gas bound
     /// does not fit are refused at registration, and a request's callback gas is limited per model.
@@ -29,6 +32,8 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     IExactVerifier public immutable VERIFIER;
     /// @inheritdoc IDisputeOracle
     address public immutable DISPUTE_GAME;
+    /// @notice The registration-time check of EXACT programs (deployed by this constructor).
+    ProgramChecker public immutable PROGRAM_CHECKER;
 
     /// @notice Where burned halves of slashed bonds go (no key can move funds from it).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
@@ -36,13 +41,6 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     /// @dev Gas kept back for the checks around the callback (the 63/64 rule is applied on top).
     uint256 private constant CALLBACK_GAS_RESERVE = 5_000;
 
-    // Proof-transaction gas outside the verifier (measured on anvil with margin; tests check the total
-    // bound against estimateGas of real challenges): the transaction's intrinsic 21,000, the challenge's
-    // own reads, writes, slash, burn transfer (to a possibly empty account) and event, per program chunk
-    // (a cold SLOAD of its address), per input and output byte (calldata is priced separately).
-    uint256 private constant PROOF_FIXED_GAS = 100_000;
-    uint256 private constant PROOF_GAS_PER_CHUNK = 2_400;
-    uint256 private constant PROOF_GAS_PER_IO_BYTE = 16;
     /// @dev Calling back: encoding the payload, the reserve and checks, a cold account, the writes after.
     uint256 private constant CALLBACK_FIXED_GAS = 20_000;
     /// @dev A batch finalizes an item only with this much gas left beyond what its callback needs (the
@@ -51,6 +49,8 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     /// @notice Callback gas prices are committed in whole units of this many wei (0.001 gwei); a request
     /// stores at most 2^24 - 1 units (16,777 gwei).
     uint256 public constant GAS_PRICE_UNIT = 1e6;
+    /// @dev Draws of the assignment's rejection sampling; when all are rejected the request has no assignee.
+    uint256 private constant ASSIGN_DRAWS = 4;
 
     uint8 private constant FLAG_FINALIZED = 1;
     uint8 private constant FLAG_FRAUD = 2;
@@ -67,14 +67,14 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         uint32 requestedAt; // submission deadline = requestedAt + REQUEST_TIMEOUT (uint32: until 2106)
     }
 
-    /// @dev Written at submit (or refund); one slot. Status is derived from these timestamps and flags.
+    /// @dev Written at request (the assignee), then at submit (or refund); one slot. Status is derived from
+    /// these timestamps and flags.
     struct Result {
-        address operator; // attesting operator
+        address operator; // the assignee until a result is submitted, then the attesting operator
         uint40 submittedAt; // 0 = no result; challenge window ends at submittedAt + CHALLENGE_WINDOW
         uint8 flags; // FLAG_* bits
     }
 
-    uint64 private _nonce;
     mapping(uint256 requestId => Request) private _requests;
     mapping(uint256 requestId => Result) private _results;
     mapping(uint256 requestId => bytes32) private _outputHash;
@@ -84,6 +84,8 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     /// @param verifier the EXACT-mode re-execution engine.
     /// @param challengeWindow seconds a result stays challengeable (e.g. 1 hour; minutes on a devnet).
     /// @param requestTimeout seconds an operator has to answer (e.g. 1 hour).
+    /// @param exclusivePeriod seconds only a request's assignee may answer (e.g. 1 minute; 0: none); below
+    /// `requestTimeout`.
     /// @param unbondingPeriod seconds before unstaked funds can be withdrawn; must exceed the window.
     /// @param minBondRatio bond >= minBondRatio * fee for every model (protocol default 4).
     /// @param maxCallbackGas cap on a request's callback gas (e.g. 1,000,000; at most 2^24 - 1).
@@ -95,6 +97,7 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         IExactVerifier verifier,
         uint256 challengeWindow,
         uint256 requestTimeout,
+        uint256 exclusivePeriod,
         uint256 unbondingPeriod,
         uint256 minBondRatio,
         uint256 maxCallbackGas,
@@ -104,13 +107,17 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         // INVARIANT: unbonding outlasts the window, so stake backing an open result cannot escape a slash.
         if (
             challengeWindow == 0 || requestTimeout == 0 || unbondingPeriod <= challengeWindow || minBondRatio < 3
-                || maxCallbackGas >= 2 ** 24 || txGasCap < 1_000_000
+                || maxCallbackGas >= 2 ** 24 || txGasCap < 1_000_000 || exclusivePeriod >= requestTimeout
         ) revert InvalidParameters();
         VERIFIER = verifier;
         CHALLENGE_WINDOW = challengeWindow;
         REQUEST_TIMEOUT = requestTimeout;
+        EXCLUSIVE_PERIOD = exclusivePeriod;
         TX_GAS_CAP = txGasCap;
         DISPUTE_GAME = disputeGame;
+        PROGRAM_CHECKER = new ProgramChecker(
+            verifier, disputeGame, txGasCap, maxCallbackGas, CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE
+        );
     }
 
     // ---------------------------------------------------------------- requests
@@ -146,7 +153,7 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         uint256 callbackCap = _callbackGasCap(model);
         if (callbackGasLimit > callbackCap) revert CallbackGasTooHigh(callbackGasLimit, callbackCap);
 
-        uint64 nonce = ++_nonce;
+        uint64 nonce = ++_requestNonce;
         requestId = _requestId(nonce, keccak256(input));
         _requests[requestId] = Request({
             requester: msg.sender,
@@ -155,7 +162,9 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
             callbackGasPrice: uint24(units),
             requestedAt: uint32(block.timestamp)
         });
-        emit InferenceRequested(requestId, modelId, msg.sender, model.fee, callbackGasLimit, input);
+        address assignee = _assign(requestId, model.bond);
+        if (assignee != address(0)) _results[requestId].operator = assignee;
+        emit InferenceRequested(requestId, modelId, msg.sender, model.fee, callbackGasLimit, input, assignee);
     }
 
     // ---------------------------------------------------------------- results
@@ -166,7 +175,7 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         // First valid submission wins: a late one reverts after one SLOAD.
         Result memory result = _results[requestId];
         if (result.submittedAt != 0) revert AlreadySubmitted(requestId);
-        _submit(requestId, output);
+        _submit(requestId, output, result.operator);
     }
 
     /// @inheritdoc IInferenceOracle
@@ -179,22 +188,25 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
             uint256 id = requestIds[i];
             Result memory result = _results[id];
             Request memory request = _requests[id];
-            // Lost races and expired requests are skipped, so one late answer cannot sink the batch.
+            // Lost races, expired requests and others' assignments are skipped, so one late answer cannot
+            // sink the batch.
             if (
                 result.submittedAt != 0 || result.flags != 0 || request.requester == address(0)
-                    || block.timestamp >= request.requestedAt + REQUEST_TIMEOUT
+                    || block.timestamp >= request.requestedAt + REQUEST_TIMEOUT || _reserved(request, result.operator)
             ) continue;
-            _submit(id, outputs[i]);
+            _submit(id, outputs[i], result.operator);
             ++submitted;
         }
     }
 
-    function _submit(uint256 requestId, bytes calldata output) private {
+    function _submit(uint256 requestId, bytes calldata output, address assignee) private {
         Request memory request = _requests[requestId];
         if (request.requester == address(0)) revert UnknownRequest(requestId);
         uint256 deadline = request.requestedAt + REQUEST_TIMEOUT;
         // Also covers refunded requests: a refund is only possible once this deadline has passed.
         if (block.timestamp >= deadline) revert RequestExpired(requestId, deadline);
+        // INVARIANT: during the exclusive period only the assignee answers, so nobody can copy its output.
+        if (_reserved(request, assignee)) revert NotAssigned(requestId, assignee, request.requestedAt + EXCLUSIVE_PERIOD);
         // Only two fields of the model's slot: no memory copy of the whole struct (hot path).
         ModelCore storage model = _modelCore[request.modelId];
         (uint256 outputLength, uint96 bond) = (model.outputLength, model.bond);
@@ -435,59 +447,14 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev Registration-time check of an EXACT program (see `ModelRegistry`): the verifier decodes and
-    /// validates it and bounds its execution gas from shapes and widths; no input is executed (a dry run
-    /// proves nothing about other inputs, and would cost the registration as much as a proof).
+    /// @dev Registration-time check of an EXACT program (see `ModelRegistry`), by `PROGRAM_CHECKER`.
     function _checkProgram(address[] calldata chunks, uint256 inputLength, uint256 outputLength)
         internal
         view
         override
-        returns (uint256 proofGas, uint256 callbackCap)
+        returns (uint256, uint256)
     {
-        uint256 execGas;
-        uint256 programInput;
-        uint256 programOutput;
-        // With a game, the game answers: the verifier's bound, after refusing (ProgramNotExecutable wrapping
-        // `DisputeGame.StepGasTooHigh`) a program over the cap whose dispute game has a step over the cap.
-        address game = DISPUTE_GAME;
-        try IExactVerifier(game == address(0) ? address(VERIFIER) : game).executionGasBound(chunks) returns (uint256 g, uint256 i, uint256 o) {
-            (execGas, programInput, programOutput) = (g, i, o);
-        } catch (bytes memory reason) {
-            revert ProgramNotExecutable(reason);
-        }
-        if (programInput != inputLength) {
-            revert ProgramNotExecutable(
-                abi.encodeWithSelector(IExactVerifier.InputLengthMismatch.selector, programInput, inputLength)
-            );
-        }
-        if (programOutput != outputLength) revert ProgramOutputLengthMismatch(outputLength, programOutput);
-        proofGas = _proofGasBound(execGas, chunks.length, inputLength, outputLength);
-        // Over the cap: game-provable (stored as proofGasBound > TX_GAS_CAP; the game checked its steps).
-        // A game proves fraud without a callback: only the finalize path's callback cap applies.
-        if (proofGas > TX_GAS_CAP && game == address(0)) revert ProofGasTooHigh(proofGas, TX_GAS_CAP);
-        // What is left of the cap pays for the callback: its fixed costs, then gasLimit * 64/63 (the
-        // callback check demands that much, see `_enoughGasFor`); 256 gas of slack for the registry's
-        // rounding of the cap to units of 256 gas.
-        uint256 overhead = CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE + 2 * PROOF_GAS_PER_IO_BYTE * outputLength + 256;
-        uint256 room = proofGas > TX_GAS_CAP ? TX_GAS_CAP : TX_GAS_CAP - proofGas;
-        callbackCap = room > overhead ? ((room - overhead) * 63) / 64 : 0;
-        if (callbackCap > MAX_CALLBACK_GAS) callbackCap = MAX_CALLBACK_GAS;
-    }
-
-    /// @dev Upper bound on the gas limit a `challenge` needs (callback gas 0) when the verifier needs at
-    /// most `execGas`: the oracle forwards all but 1/64 of its gas (EIP-150), so the verifier's share is
-    /// scaled by 64/63. Calldata is priced at 16 gas a byte (every byte non-zero) or at the EIP-7623
-    /// floor of 40 a byte, whichever is more.
-    function _proofGasBound(uint256 execGas, uint256 nChunks, uint256 inputLength, uint256 outputLength)
-        private
-        pure
-        returns (uint256)
-    {
-        uint256 calldataBytes = 4 + 3 * 32 + ((inputLength + 31) / 32) * 32;
-        uint256 standard = 21_000 + 16 * calldataBytes + PROOF_FIXED_GAS + PROOF_GAS_PER_CHUNK * nChunks
-            + PROOF_GAS_PER_IO_BYTE * (inputLength + outputLength) + (execGas * 64 + 62) / 63;
-        uint256 floor = 21_000 + 40 * calldataBytes;
-        return standard > floor ? standard : floor;
+        return PROGRAM_CHECKER.check(chunks, inputLength, outputLength);
     }
 
     function _status(Request memory request, Result memory result) private view returns (Status) {
@@ -503,6 +470,32 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     function _revertNoResult(uint256 requestId) private view {
         if (_requests[requestId].requester == address(0)) revert UnknownRequest(requestId);
         revert NotSubmitted(requestId);
+    }
+
+    /// @dev Whether `request` is still reserved for `assignee` and the caller is someone else.
+    function _reserved(Request memory request, address assignee) private view returns (bool) {
+        return assignee != msg.sender && assignee != address(0)
+            && block.timestamp < request.requestedAt + EXCLUSIVE_PERIOD;
+    }
+
+    /// @dev Picks `requestId`'s assignee among listed operators with at least `bond` free stake, with a
+    /// probability proportional to free stake: each draw takes a roster slot uniformly and accepts its
+    /// operator with probability free / `_weightCap` (rejection sampling; `_weightCap` bounds every stake).
+    /// Seed: this block's RANDAO mix and the request id (protocol §Assignment argues who can bias it).
+    /// Returns 0 (no assignee: anyone answers at once) if assignment is off or every draw is rejected.
+    function _assign(uint256 requestId, uint256 bond) private view returns (address) {
+        uint256 size = _rosterSize;
+        if (EXCLUSIVE_PERIOD == 0 || size == 0) return address(0);
+        uint256 cap = _weightCap;
+        uint256 seed = uint256(keccak256(abi.encode(block.prevrandao, requestId)));
+        for (uint256 i; i < ASSIGN_DRAWS; ++i) {
+            address op = _rosterAt[seed % size];
+            uint256 free = _freeStake(op);
+            // Low and high 128 bits are independent draws: the slot, then the acceptance.
+            if (free >= bond && free > (seed >> 128) % cap) return op;
+            seed = uint256(keccak256(abi.encode(seed)));
+        }
+        return address(0);
     }
 
     /// @dev The nonce in the top 64 bits keeps ids unique; the low 192 bits bind the input so a challenge

@@ -20,11 +20,22 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
         uint96 credits; // earned fees not yet withdrawn (pull payment, see the oracle's `withdraw`)
     }
 
-    /// @dev Unbonding state, touched only by requestUnstake / withdrawStake.
+    /// @dev Unbonding state, touched only by stake / requestUnstake / withdrawStake.
     struct PendingSlot {
         uint96 amount; // requested for withdrawal, still slashable until withdrawn
         uint40 withdrawableAt; // unbonding end
+        uint32 rosterIndex; // 1 + the operator's place in the roster (see `_rosterAt`); 0: not listed
     }
+
+    /// @dev The request counter shares its slot with the roster's size and weight cap: every request reads
+    /// and writes this slot, so picking an assignee reads no extra slot for them.
+    uint64 internal _requestNonce;
+    /// @dev Operators with stake (listed at their first stake, unlisted when they unstake everything).
+    uint32 internal _rosterSize;
+    /// @dev At least every listed operator's `staked` (the largest stake ever reached; it never decreases),
+    /// the denominator of the assignment's acceptance test (see the oracle's `_assign`).
+    uint80 internal _weightCap;
+    mapping(uint256 index => address operator) internal _rosterAt;
 
     mapping(address operator => StakeSlot) private _stakes;
     mapping(address operator => PendingSlot) private _pending;
@@ -40,6 +51,13 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
         uint256 total = uint256(s.staked) + msg.value;
         if (total > type(uint80).max) revert StakeOverflow();
         s.staked = uint80(total);
+        if (total > _weightCap) _weightCap = uint80(total);
+        PendingSlot storage p = _pending[msg.sender];
+        if (p.rosterIndex == 0) {
+            uint32 size = _rosterSize;
+            _rosterAt[size] = msg.sender;
+            (_rosterSize, p.rosterIndex) = (size + 1, size + 1);
+        }
         emit Staked(msg.sender, msg.value, total);
     }
 
@@ -52,6 +70,7 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
         if (amount > free) revert InsufficientFreeStake(msg.sender, amount, free);
         s.staked -= uint80(amount); // amount <= free <= staked < 2^80
         PendingSlot storage p = _pending[msg.sender];
+        if (s.staked == 0) _unlist(p);
         p.amount += amount;
         uint256 readyAt = block.timestamp + UNBONDING_PERIOD;
         p.withdrawableAt = uint40(readyAt);
@@ -64,7 +83,7 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
         if (p.amount == 0) revert NothingToWithdraw();
         if (block.timestamp < p.withdrawableAt) revert UnbondingNotOver(p.withdrawableAt);
         uint256 amount = p.amount;
-        delete _pending[msg.sender];
+        (_pending[msg.sender].amount, _pending[msg.sender].withdrawableAt) = (0, 0);
         emit StakeWithdrawn(msg.sender, to, amount);
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert TransferFailed(to, amount);
@@ -79,7 +98,23 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
 
     /// @inheritdoc IOperatorStaking
     function freeStake(address operator) external view returns (uint256) {
-        StakeSlot memory s = _stakes[operator];
+        return _freeStake(operator);
+    }
+
+    /// @dev Swap-and-pop: the last listed operator takes the leaver's place.
+    function _unlist(PendingSlot storage p) private {
+        uint32 last = _rosterSize - 1;
+        uint32 index = p.rosterIndex - 1; // listed: it staked before
+        address moved = _rosterAt[last];
+        _rosterAt[index] = moved;
+        _pending[moved].rosterIndex = index + 1;
+        delete _rosterAt[last];
+        (_rosterSize, p.rosterIndex) = (last, 0);
+    }
+
+    /// @dev Free stake of `operator`: the weight an assignment draws it with.
+    function _freeStake(address operator) internal view returns (uint256) {
+        StakeSlot storage s = _stakes[operator];
         return s.staked - s.locked;
     }
 

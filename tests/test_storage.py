@@ -63,14 +63,35 @@ def test_a_version_0_worker_file_opens_at_the_newest_version_with_its_jobs(tmp_p
     with sqlite3.connect(path) as conn:
         conn.executescript(worker_db.SCHEMA)  # what the worker wrote before schema versions
         conn.execute("INSERT INTO cursor(id, block_number, block_hash) VALUES (1, 5, '0xcd')")
+        conn.execute("INSERT INTO jobs(request_id, model_id, requester, fee, input, block_number, block_hash,"
+                     " requested_at, state, created_at, updated_at) VALUES"
+                     f" ('0x{2:064x}', 1, '0xuser', '10', x'01', 5, '0xcd', 90, 'seen', 0, 0)")
     db = Database(path)
-    assert db.sql.version == len(worker_db.MIGRATIONS) == 3
+    assert db.sql.version == len(worker_db.MIGRATIONS) == 4
     assert db.parked_models() == {} and db.binding_verdict((b"a", b"b", b"", "v")) is None  # version 2 tables
     assert db.sql.read("SELECT COUNT(*) FROM games")[0][0] == 0  # version 3
+    old = db.job(2)
+    assert old is not None and old.assignee == ""  # version 4 added the assignee: none for older jobs
     db.advance([NewJob(3, 1, "0xuser", 10, b"in", 6, "0xef", 100)], [(6, "0xef")], (6, "0xef"))
     assert db.last_block() == (6, "0xef")
     job = db.job(3)
     assert job is not None and job.state is JobState.SEEN
+
+
+def test_worker_jobs_open_to_an_operator_and_its_assignment_counts(tmp_path: Path) -> None:
+    db = Database(tmp_path / "worker.db")
+    me, other = "0x" + "aa" * 20, "0x" + "bb" * 20
+    db.advance([NewJob(1, 1, "0xuser", 10, b"in", 6, "0xef", 100, me),
+                NewJob(2, 1, "0xuser", 10, b"in", 6, "0xef", 100, other),
+                NewJob(3, 1, "0xuser", 10, b"in", 6, "0xef", 100, ""),
+                NewJob(4, 1, "0xuser", 10, b"in", 6, "0xef", 100, me)], [(6, "0xef")], (6, "0xef"))
+    # Only jobs requested before the cut (now - EXCLUSIVE_PERIOD + 1) are open to all: the other's job waits.
+    assert [j.request_id for j in db.open_to(JobState.SEEN, me.upper().replace("0X", "0x"), 100, 10)] == [1, 3, 4]
+    assert [j.request_id for j in db.open_to(JobState.SEEN, me, 101, 10)] == [1, 2, 3, 4]
+    db.set_state([1], JobState.SUBMITTED)
+    db.set_state([4], JobState.LOST, error="answered by another after the period")
+    assert db.assignment_counts(me) == {"assigned": 2, "answered": 1, "missed": 1}
+    assert db.assignment_counts(other) == {"assigned": 1, "answered": 0, "missed": 0}
 
 
 def test_a_failing_migration_leaves_the_file_at_its_version(tmp_path: Path) -> None:

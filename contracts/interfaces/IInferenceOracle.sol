@@ -36,7 +36,7 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
         uint32 modelId;
         uint24 callbackGasLimit;
         uint40 requestedAt;
-        address operator;
+        address operator; // the assignee (or 0) until a result is submitted, then the attesting operator
         uint40 submittedAt;
         bytes32 outputHash;
         bool callbackSucceeded;
@@ -44,13 +44,15 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     }
 
     /// @notice Emitted for every request; carries the input so workers and challengers need nothing else.
+    /// `assignee` alone may answer until `requestedAt + EXCLUSIVE_PERIOD` (0: anyone, at once).
     event InferenceRequested(
         uint256 indexed requestId,
         uint32 indexed modelId,
         address indexed requester,
         uint96 fee,
         uint24 callbackGasLimit,
-        bytes input
+        bytes input,
+        address assignee
     );
     /// @notice Emitted when an operator attests a result and its bond is locked. The challenge window ends at
     /// this block's timestamp + `CHALLENGE_WINDOW`.
@@ -83,6 +85,8 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     error CallbackGasTooHigh(uint256 requested, uint256 maximum);
     /// @notice No request with this id exists.
     error UnknownRequest(uint256 requestId);
+    /// @notice The request is reserved for its assignee until `until` (exclusive period); answer after it.
+    error NotAssigned(uint256 requestId, address assignee, uint256 until);
     /// @notice The request already has a result (first valid submission wins).
     error AlreadySubmitted(uint256 requestId);
     /// @notice The request's deadline has passed (no more submissions).
@@ -144,10 +148,11 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     function callbackGasPriceOf(uint256 requestId) external view returns (uint256);
 
     /// @notice Attests `output` for a pending request, locking the model's bond from the caller's free stake.
+    /// During the request's exclusive period only its assignee may (`NotAssigned`); after it, anyone staked.
     function submitResult(uint256 requestId, bytes calldata output) external;
 
     /// @notice Submits several results; requests that are no longer pending (unknown, answered by someone
-    /// else, expired or refunded) are skipped instead of reverting the batch. An item the caller could have
+    /// else, expired or refunded) or still reserved for another assignee are skipped instead of reverting the batch. An item the caller could have
     /// checked itself still reverts the batch: an output of the wrong length (`OutputLengthMismatch`) or a bond
     /// beyond the caller's free stake (`InsufficientFreeStake`; see `freeStake`).
     /// @return submitted how many results were accepted.

@@ -57,6 +57,7 @@ class OracleClient:
         return {
             "challenge_window": self._call(c.CHALLENGE_WINDOW()),
             "request_timeout": self._call(c.REQUEST_TIMEOUT()),
+            "exclusive_period": self._call(c.EXCLUSIVE_PERIOD()),
             "unbonding_period": self._call(c.UNBONDING_PERIOD()),
             "min_bond_ratio": self._call(c.MIN_BOND_RATIO()),
             "max_callback_gas": self._call(c.MAX_CALLBACK_GAS()),
@@ -226,6 +227,7 @@ class OracleClient:
                 callback_gas_limit=int(log["args"]["callbackGasLimit"]), input=bytes(log["args"]["input"]),
                 block_number=log["blockNumber"], block_hash=bytes(log["blockHash"]),
                 tx_hash=bytes(log["transactionHash"]), log_index=log["logIndex"],
+                assignee=str(log["args"]["assignee"]),
             )
             for log in logs
         ]

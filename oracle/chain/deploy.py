@@ -22,6 +22,8 @@ class DeployParams:
     - ``challenge_window``: 1 hour, far above validator timestamp drift, long enough for challengers to act
       early; a devnet demo uses seconds.
     - ``request_timeout``: 1 hour for an operator to answer before the requester can take the fee back.
+    - ``exclusive_period``: 30 s (two or three blocks) after a request during which only its assignee (a staked
+      operator drawn by free stake) may answer; then anyone staked may. 0 turns assignment off.
     - ``unbonding_period``: 7 days, far longer than window + dispute (v1 disputes are one transaction).
     - ``min_bond_ratio``: 4, so bond >= 4 x fee: fraud never pays and a self-challenge always loses.
     - ``max_callback_gas``: 1,000,000, enough for real consumers, bounded so finalize stays cheap to call.
@@ -46,6 +48,7 @@ class DeployParams:
     dispute_game: bool = True
     game_bond: int = 10**17
     game_clock: int | None = None
+    exclusive_period: int = 30
 
     def clock(self) -> int:
         """The game's clock: ``game_clock``, or the longest (up to 24 hours) the unbonding period allows."""
@@ -113,7 +116,8 @@ def deploy_system(
         game = create_address(sender, nonce + 1)
     oracle = deploy(
         w3, o.abi, o.bytecode, signer, verifier, params.challenge_window, params.request_timeout,
-        params.unbonding_period, params.min_bond_ratio, params.max_callback_gas, params.tx_gas_cap, game,
+        params.exclusive_period, params.unbonding_period, params.min_bond_ratio, params.max_callback_gas,
+        params.tx_gas_cap, game,
     )
     if params.dispute_game:
         g = artifacts.load("DisputeGame")

@@ -92,6 +92,8 @@ class InferenceRequested:
     block_hash: bytes
     tx_hash: bytes
     log_index: int
+    #: the operator that alone may answer during the exclusive period (zero address: anyone, at once)
+    assignee: str = "0x" + "00" * 20
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ Schema (opened through :mod:`oracle.storage`; request ids are uint256, stored as
          state TEXT,                                                  -- see JobState
          output BLOB, tx_hash TEXT, nonce INT,                        -- last submission transaction
          submit_block INT, challenge_deadline INT, attempts INT, error TEXT,
-         created_at REAL, updated_at REAL)
+         created_at REAL, updated_at REAL,
+         assignee TEXT)                                               -- lower-case; '' when none (version 2)
     cursor(id INT PK = 1, block_number INT, block_hash TEXT)         -- last fully processed block
     blocks(number INT PK, hash TEXT)                                  -- recent blocks, for reorg detection
     txs(tx_hash TEXT PK, nonce INT, kind TEXT, request_ids TEXT,      -- every signed tx, before broadcast
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from oracle.dispute.book import SCHEMA as GAMES_SCHEMA
-from oracle.storage import Migration, SqliteFile
+from oracle.storage import Migration, SqliteFile, add_missing_columns
 from oracle.worker.jobstate import JobState, job_state_for
 from oracle.worker.txstore import TxRecord, TxState, TxStore
 
@@ -111,8 +112,16 @@ CREATE TABLE IF NOT EXISTS bindings (
 )
 """
 #: schema versions (PRAGMA user_version): version 1 is the schema as first released, 2 adds the parked models
-#: and binding verdicts, 3 the dispute games the node defends (:mod:`oracle.dispute.book`)
-MIGRATIONS: tuple[Migration, ...] = (SCHEMA, MODEL_STATE, GAMES_SCHEMA)
+#: and binding verdicts, 3 the dispute games the node defends (:mod:`oracle.dispute.book`), 4 the assignee of
+#: each job (exclusive assignment)
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA, MODEL_STATE, GAMES_SCHEMA,
+                                     add_missing_columns("jobs", [("assignee", "TEXT NOT NULL DEFAULT ''")]))
+
+
+#: final states of a job assigned to this node that it did not answer itself
+MISSED_STATES = (JobState.LOST, JobState.EXPIRED, JobState.SKIPPED, JobState.FAILED)
+#: states of a job whose result this node attested
+ANSWERED_STATES = (JobState.SUBMITTED, JobState.FINALIZING, JobState.FINALIZED)
 
 #: How many recent blocks to remember for finding a fork point.
 KEEP_BLOCKS = 512
@@ -142,6 +151,7 @@ class Job:
     error: str | None
     created_at: float
     updated_at: float
+    assignee: str = ""  # lower-case address that alone may answer during the exclusive period; '' if none
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> Job:
@@ -149,7 +159,7 @@ class Job:
                    r["block_number"], r["block_hash"], r["requested_at"], JobState(r["state"]),
                    bytes(r["output"]) if r["output"] is not None else None, r["tx_hash"], r["nonce"],
                    r["submit_block"], r["challenge_deadline"], r["attempts"], r["error"], r["created_at"],
-                   r["updated_at"])
+                   r["updated_at"], r["assignee"])
 
 
 @dataclass(frozen=True)
@@ -162,6 +172,7 @@ class NewJob:
     block_number: int
     block_hash: str
     requested_at: int
+    assignee: str = ""  # lower-case; '' when the request has none
 
 
 class Database(TxStore):
@@ -237,17 +248,17 @@ class Database(TxStore):
                 if cur is None:
                     c.execute(
                         "INSERT INTO jobs(request_id, model_id, requester, fee, input, block_number, block_hash,"
-                        " requested_at, state, attempts, created_at, updated_at)"
-                        " VALUES(?,?,?,?,?,?,?,?,?,0,?,?)",
+                        " requested_at, state, attempts, created_at, updated_at, assignee)"
+                        " VALUES(?,?,?,?,?,?,?,?,?,0,?,?,?)",
                         (rid, j.model_id, j.requester, str(j.fee), j.input, j.block_number, j.block_hash,
-                         j.requested_at, JobState.SEEN.value, now, now))
+                         j.requested_at, JobState.SEEN.value, now, now, j.assignee))
                     added += 1
                 elif cur["state"] == JobState.ORPHANED.value and reactivate:
                     c.execute(
                         "UPDATE jobs SET state=?, block_number=?, block_hash=?, requested_at=?, output=NULL,"
                         " tx_hash=NULL, nonce=NULL, submit_block=NULL, challenge_deadline=NULL, attempts=0,"
-                        " error=NULL, updated_at=? WHERE request_id=?",
-                        (JobState.SEEN.value, j.block_number, j.block_hash, j.requested_at, now, rid))
+                        " error=NULL, updated_at=?, assignee=? WHERE request_id=?",  # a new block, a new draw
+                        (JobState.SEEN.value, j.block_number, j.block_hash, j.requested_at, now, j.assignee, rid))
                     added += 1
             for lost_id, block, operator in lost:
                 n_lost += c.execute(
@@ -311,6 +322,25 @@ class Database(TxStore):
             rows = self._query("SELECT * FROM jobs WHERE state=? ORDER BY block_number, request_id LIMIT ? OFFSET ?",
                                (state.value, limit, offset))
         return [Job.from_row(r) for r in rows]
+
+    def open_to(self, state: JobState, me: str, requested_before: int, limit: int) -> list[Job]:
+        """Jobs in ``state`` that ``me`` may answer now: assigned to it, to nobody, or requested before
+        ``requested_before`` (their exclusive period is over). Others wait, and do not hold a batch's places."""
+        rows = self._query("SELECT * FROM jobs WHERE state=? AND (assignee IN ('', ?) OR requested_at < ?)"
+                           " ORDER BY block_number, request_id LIMIT ?",
+                           (state.value, me.lower(), requested_before, limit))
+        return [Job.from_row(r) for r in rows]
+
+    def assignment_counts(self, me: str) -> dict[str, int]:
+        """Requests assigned to ``me``: how many, how many it answered, how many it missed (final without
+        its answer: taken by another operator after the exclusive period, expired, skipped or failed)."""
+        answered = ",".join("?" * len(ANSWERED_STATES))
+        missed = ",".join("?" * len(MISSED_STATES))
+        (r,) = self._query(
+            f"SELECT COUNT(*) AS n, COALESCE(SUM(state IN ({answered})), 0) AS a,"  # noqa: S608 (placeholders)
+            f" COALESCE(SUM(state IN ({missed})), 0) AS m FROM jobs WHERE assignee=?",
+            (*(s.value for s in ANSWERED_STATES), *(s.value for s in MISSED_STATES), me.lower()))
+        return {"assigned": int(r["n"]), "answered": int(r["a"]), "missed": int(r["m"])}
 
     def ready_to_finalize(self, now: int, limit: int) -> list[Job]:
         rows = self._query("SELECT * FROM jobs WHERE state=? AND challenge_deadline <= ?"

@@ -79,8 +79,9 @@ class Listener:
                 if me is not None and ev.operator.lower() != me:
                     lost.append((ev.request_id, ev.block_number, ev.operator))
             else:
+                assignee = "" if int(ev.assignee, 16) == 0 else ev.assignee.lower()
                 jobs.append(NewJob(ev.request_id, ev.model_id, ev.requester, ev.fee, ev.input, ev.block_number,
-                                   hashes[ev.block_number], step.timestamps[ev.block_number]))
+                                   hashes[ev.block_number], step.timestamps[ev.block_number], assignee))
         if self.on_range is not None:
             self.on_range(step.first, step.last)
         new, n_lost = self.db.ingest(jobs, step.blocks, step.cursor, lost)

@@ -23,6 +23,8 @@ class Metrics:
         self.requests_skipped = Counter("oracle_worker_requests_skipped", "Jobs skipped", ["reason"], registry=r)
         self.requests_lost = Counter("oracle_worker_requests_lost", "Requests another operator answered first",
                                      registry=r)
+        self.assignments = Gauge("oracle_worker_assignments", "Requests assigned to this node (exclusive period):"
+                                 " all, answered by it, missed (final without its answer)", ["kind"], registry=r)
         self.requests_finalized = Counter("oracle_worker_requests_finalized", "Own results finalized", registry=r)
         self.txs_sent = Counter("oracle_worker_txs_sent", "Transactions broadcast", ["kind"], registry=r)
         self.txs_replaced = Counter("oracle_worker_txs_replaced", "Fee-bumped replacements", registry=r)

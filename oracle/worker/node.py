@@ -142,6 +142,7 @@ class Node:
                                  block_range=s.block_range, start_block=s.default_start_block())
         self.processor = Processor(self.rpc, self.db, self.preparer, self.executor, self.parking, self.metrics,
                                    request_timeout=params["request_timeout"], min_time_left=s.min_time_left,
+                                   exclusive_period=params["exclusive_period"], address=self.account.address,
                                    max_attempts=s.max_attempts, batch=s.execute_batch,
                                    slice_seconds=s.inference_slice,
                                    model_ids=frozenset(s.model_ids) if s.model_ids is not None else None,
@@ -349,6 +350,8 @@ class Node:
         self.metrics.stake_wei.labels(kind="locked").set(st.locked)
         self.metrics.stake_wei.labels(kind="pending").set(st.pending)
         self.metrics.credits_wei.set(self.rpc.client.credits_of(addr))
+        for kind, n in self.db.assignment_counts(addr).items():
+            self.metrics.assignments.labels(kind=kind).set(n)
 
 
 class NodeControl:

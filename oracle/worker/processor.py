@@ -7,6 +7,9 @@ yet (being fetched, validated or bound to its program) is prepared on a backgrou
 chunk a lane gets is sized to the model's measured time per input so that it takes about ``slice_seconds``:
 a fast model gets whole batches, a slow one a few inputs, a model never run yet ``FIRST_CHUNK``.
 
+Only requests this node may answer now are taken: those assigned to it, to nobody, or whose exclusive period
+is over (``requested_at + EXCLUSIVE_PERIOD <= now``: the contract then accepts anyone's answer).
+
 Jobs are taken in ``SEEN`` state, their attempt counter is persisted *before* inference (so a model that
 crashes the worker again and again is given up after ``max_attempts``), and outputs are stored as
 ``EXECUTED``. An input not run because an earlier one of its chunk timed out gets its attempt back. An
@@ -49,6 +52,7 @@ class Processor:
                  metrics: Metrics, *, request_timeout: int, min_time_left: int, max_attempts: int = 3,
                  batch: int = 256, slice_seconds: float = 1.0, model_ids: frozenset[int] | None = None,
                  deny_model_ids: frozenset[int] = frozenset(), max_bond_wei: int | None = None,
+                 exclusive_period: int = 0, address: str = "",
                  on_inference: Callable[[float, int, float], None] | None = None) -> None:
         self.rpc = rpc
         self.db = db
@@ -64,6 +68,10 @@ class Processor:
         self.model_ids = model_ids
         self.deny_model_ids = deny_model_ids
         self.max_bond_wei = max_bond_wei
+        #: requests assigned to another operator wait until their exclusive period is over (it alone may answer
+        #: before); most are answered by then, and the listener marks them lost without an inference here
+        self.exclusive_period = exclusive_period
+        self.address = address
         #: called per finished batch with (wall seconds, inputs, the executor's onnxruntime seconds)
         self.on_inference = on_inference
         self._models: dict[int, Model] = {}
@@ -81,8 +89,13 @@ class Processor:
         """Collects finished batches and starts new ones; returns how many jobs produced an output."""
         done = sum(self._collect(b) for b in self.lanes.finished())
         running = self.lanes.in_flight()
-        jobs = [j for j in self.db.jobs(JobState.SEEN, limit=self.batch + len(running))
-                if j.request_id not in running]
+        limit = self.batch + len(running)
+        if self.address:
+            pending = self.db.open_to(JobState.SEEN, self.address, head.timestamp - self.exclusive_period + 1,
+                                      limit)
+        else:
+            pending = self.db.jobs(JobState.SEEN, limit=limit)
+        jobs = [j for j in pending if j.request_id not in running]
         parked = self.parking.parked()  # read every step: the CLI may un-park through the database
         by_model: dict[int, list[Job]] = defaultdict(list)
         dropped: dict[int, list[int]] = defaultdict(list)

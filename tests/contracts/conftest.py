@@ -171,8 +171,10 @@ class System:
 @pytest.fixture(scope="session")
 def deployed(session_w3: Web3, accounts: list[str]) -> tuple[Deployment, int]:
     # No dispute game here: these tests pin the one-transaction rules (a model over the cap is refused).
-    params = DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, unbonding_period=UNBONDING,
-                          min_bond_ratio=4, max_callback_gas=1_000_000, dispute_game=False)
+    # Assignment off: these tests race two operators on purpose; test_assignment.py deploys with it on.
+    params = DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, exclusive_period=0,
+                          unbonding_period=UNBONDING, min_bond_ratio=4, max_callback_gas=1_000_000,
+                          dispute_game=False)
     dep = deploy_system(session_w3, accounts[0], params)
     client = OracleClient(session_w3, dep.oracle)
     spec = ModelSpec(onnx_hash=b"\x11" * 32, fee=FEE, bond=BOND, input_length=64, output_length=32,

@@ -45,6 +45,7 @@ from oracle.profile.models import model_entry, program_bytes
 
 WINDOW = 600  # challenge window (s)
 TIMEOUT = 900  # request timeout (s)
+EXCLUSIVE = 60  # exclusive period of a request's assignee (s)
 UNBONDING = 1_800  # > WINDOW: pending stake outlives every dispute; short so withdrawals happen in a run
 MIN_BOND_RATIO = 4
 MAX_CALLBACK_GAS = 1_000_000
@@ -357,7 +358,7 @@ def deploy_fuzz_system(url: str) -> FuzzSystem:
     verifier_art = artifacts.load("IntegerVerifier")
     verifier = deploy(w3, verifier_art.abi, verifier_art.bytecode, actors.owner)
     abi, bytecode, source = _oracle_artifact()
-    oracle = deploy(w3, abi, bytecode, actors.owner, verifier, WINDOW, TIMEOUT, UNBONDING, MIN_BOND_RATIO,
+    oracle = deploy(w3, abi, bytecode, actors.owner, verifier, WINDOW, TIMEOUT, EXCLUSIVE, UNBONDING, MIN_BOND_RATIO,
                     MAX_CALLBACK_GAS, TX_GAS_CAP, ZERO_ADDRESS)  # no dispute game (tests/dispute covers it)
     client = OracleClient(w3, oracle)
     client.contract = w3.eth.contract(address=oracle, abi=abi)

@@ -170,6 +170,8 @@ class OracleMachine(RuleBasedStateMachine):
             ops={op: OpM(staked=s.initial_stake[op]) for op in self.operators},
             eth=dict(balances), oracle=s.oracle, burn=BURN_ADDRESS,
             deposits=dict(s.initial_stake),
+            roster=[op for op, amount in s.initial_stake.items() if amount],  # in staking order
+            weight_cap=max(s.initial_stake.values()),
         )
         self.total_eth = sum(balances.values())
         # Chain-derived ledgers (from events only), independent of the model.
@@ -356,7 +358,15 @@ class OracleMachine(RuleBasedStateMachine):
         expect(ev["requestId"] == rid and ev["requester"] == requester and ev["fee"] == m.fee
                and ev["modelId"] == model_id and bytes(ev["input"]) == data and ev["callbackGasLimit"] == cb,
                f"InferenceRequested mismatch: {ev}")
-        self.model.apply_request(rid, payer, requester, kind, model_id, data, correct, cb, res.timestamp, value)
+        # The assignee is predicted from the block's RANDAO mix, the roster and the free stakes.
+        block = self.sys.rpc.call("eth_getBlockByNumber", [res.receipt["blockNumber"], False])
+        assignee = self.model.assign(rid, m.bond, int(block["mixHash"], 16))
+        got = None if int(ev["assignee"], 16) == 0 else ev["assignee"]
+        expect(got == assignee, f"assignee: chain {got}, model {assignee}")
+        self.sys.stats["assigned" if assignee else "unassigned"] = self.sys.stats.get(
+            "assigned" if assignee else "unassigned", 0) + 1
+        self.model.apply_request(rid, payer, requester, kind, model_id, data, correct, cb, res.timestamp, value,
+                                 assignee)
 
     # ------------------------------------------------------------ submissions
     def _output_for(self, op: str, req: Req | None, variant: str) -> bytes:
@@ -372,11 +382,12 @@ class OracleMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self._useful("submit", lambda r: self._status(r) == St.PENDING))
     @rule(op=weighted((2, 0), (2, 1), (3, 2), (3, 3), (1, 4)), sel=selectors, pick=picks,
-          variant=weighted((6, "wrong"), (3, "correct"), (1, "badlen")))
+          variant=weighted((6, "wrong"), (3, "correct"), (1, "badlen")), assignee=chance(60))
     @step
-    def submit(self, op: int, sel: int, pick: int, variant: str) -> None:
-        operator = self.operators[op]
+    def submit(self, op: int, sel: int, pick: int, variant: str, assignee: bool) -> None:
+        """Mostly the request's assignee; otherwise anyone (inside the exclusive period: `NotAssigned`)."""
         req = self._req(sel, pick, lambda r: self._status(r) == St.PENDING)
+        operator = req.assignee if assignee and req is not None and req.assignee else self.operators[op]
         output = self._output_for(operator, req, variant)
         expected = self.model.check_submit(req, operator, output, self.now)
         res = self._send(operator, "submitResult", self._rid(req), output)
@@ -679,7 +690,7 @@ class OracleMachine(RuleBasedStateMachine):
             status = St(v[8])
             statuses[r.rid] = status
             want = [int(r.requester, 16), r.model.model_id, r.cb_gas, r.requested_at,
-                    int(r.operator, 16) if r.operator else 0, r.submitted_at,
+                    int(r.operator or r.assignee or "0x0", 16), r.submitted_at,
                     int.from_bytes(r.attested_hash, "big"), int(r.callback_ok), int(r.status(now))]
             expect(v == want, f"request {r.rid:#x}: chain {v}, model {want} (requester, model, cb gas, requested, "
                               f"operator, submitted, output hash, callback ok, status)")

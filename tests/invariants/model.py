@@ -18,10 +18,12 @@ from enum import IntEnum
 
 from eth_utils import keccak
 
-from tests.invariants.harness import MAX_CALLBACK_GAS, TIMEOUT, UNBONDING, WINDOW
+from tests.invariants.harness import EXCLUSIVE, MAX_CALLBACK_GAS, TIMEOUT, UNBONDING, WINDOW
 
 #: Callback gas prices are committed in whole units of this many wei (`GAS_PRICE_UNIT`).
 GAS_PRICE_UNIT = 10**6
+#: Draws of the assignment's rejection sampling (`ASSIGN_DRAWS`).
+ASSIGN_DRAWS = 4
 
 
 def callback_gas_charged(cb_gas: int) -> int:
@@ -94,6 +96,7 @@ class Req:
     requested_at: int
     operator: str | None = None
     submitted_at: int = 0
+    assignee: str | None = None  # alone may answer until requested_at + EXCLUSIVE
     output: bytes | None = None
     finalized: bool = False
     fraud: bool = False
@@ -172,6 +175,23 @@ class ProtocolModel:
     burned: int = 0
     deposits: dict[str, int] = field(default_factory=dict)  # ETH each operator put into stake
     slashed: dict[str, int] = field(default_factory=dict)
+    roster: list[str] = field(default_factory=list)  # listed operators, in the contract's order
+    weight_cap: int = 0  # the largest stake ever reached
+
+    # ------------------------------------------------------------ assignment
+    def assign(self, rid: int, bond: int, prevrandao: int) -> str | None:
+        """The assignee the oracle draws (`_assign`): rejection sampling over the roster by free stake."""
+        if EXCLUSIVE == 0 or not self.roster:
+            return None
+        seed = int.from_bytes(keccak(prevrandao.to_bytes(32, "big") + rid.to_bytes(32, "big")), "big")
+        for _ in range(ASSIGN_DRAWS):
+            op = self.roster[seed % len(self.roster)]
+            s = self.ops[op]
+            free = s.staked - s.locked
+            if free >= bond and free > (seed >> 128) % self.weight_cap:
+                return op
+            seed = int.from_bytes(keccak(seed.to_bytes(32, "big")), "big")
+        return None
 
     # ------------------------------------------------------------ requests
     def check_request(self, model_id: int, data: bytes, cb_gas: int, value: int) -> str | None:
@@ -193,10 +213,11 @@ class ProtocolModel:
         return None
 
     def apply_request(self, rid: int, payer: str, requester: str, kind: str | None, model_id: int, data: bytes,
-                      correct: bytes, cb_gas: int, now: int, value: int | None = None) -> Req:
+                      correct: bytes, cb_gas: int, now: int, value: int | None = None,
+                      assignee: str | None = None) -> Req:
         m = self.models[model_id]
         self.nonce += 1
-        req = Req(rid, self.nonce, requester, kind, m, data, correct, cb_gas, now)
+        req = Req(rid, self.nonce, requester, kind, m, data, correct, cb_gas, now, assignee=assignee)
         if value is not None and value != m.fee:
             req.price_units = (value - m.fee) // (callback_gas_charged(cb_gas) * GAS_PRICE_UNIT)
         self.reqs.append(req)
@@ -215,12 +236,19 @@ class ProtocolModel:
             return "UnknownRequest"
         if now >= req.requested_at + TIMEOUT:
             return "RequestExpired"
+        if self.reserved(req, op, now):
+            return "NotAssigned"
         if len(output) != req.model.output_length:
             return "OutputLengthMismatch"
         s = self.ops.setdefault(op, OpM())
         if s.staked - s.locked < req.model.bond:
             return "InsufficientFreeStake"
         return None
+
+    @staticmethod
+    def reserved(req: Req, op: str, now: int) -> bool:
+        """Still in the exclusive period of an assignee other than `op`."""
+        return req.assignee is not None and req.assignee != op and now < req.requested_at + EXCLUSIVE
 
     def apply_submit(self, req: Req, op: str, output: bytes, now: int) -> None:
         self.ops[op].locked += req.model.bond
@@ -235,7 +263,7 @@ class ProtocolModel:
         try:
             for req, output in items:
                 if (req is None or req.submitted_at != 0 or req.refunded or req.rid in seen
-                        or now >= req.requested_at + TIMEOUT):
+                        or now >= req.requested_at + TIMEOUT or self.reserved(req, op, now)):
                     continue
                 err = self._check_submit_inner(req, op, output, now)
                 if err is not None:
@@ -363,7 +391,11 @@ class ProtocolModel:
         return "ZeroAmount" if value == 0 else None
 
     def apply_stake(self, op: str, value: int) -> None:
-        self.ops.setdefault(op, OpM()).staked += value
+        s = self.ops.setdefault(op, OpM())
+        s.staked += value
+        self.weight_cap = max(self.weight_cap, s.staked)
+        if op not in self.roster:
+            self.roster.append(op)
         self.deposits[op] = self.deposits.get(op, 0) + value
         self._move(op, self.oracle, value)
 
@@ -378,6 +410,10 @@ class ProtocolModel:
     def apply_unstake(self, op: str, amount: int, now: int) -> None:
         s = self.ops[op]
         s.staked -= amount
+        if s.staked == 0:  # swap-and-pop
+            i = self.roster.index(op)
+            self.roster[i] = self.roster[-1]
+            self.roster.pop()
         s.pending += amount
         s.withdrawable_at = now + UNBONDING
 

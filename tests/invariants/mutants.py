@@ -62,6 +62,18 @@ MUTANTS = [
         "a slash unlocks the bond but leaves it in the operator's stake: the burn and reward are paid twice "
         "over (§8.1)",
     ),
+    Mutant(
+        "assignment-ignored", "contracts/InferenceOracle.sol",
+        "        if (_reserved(request, assignee)) revert NotAssigned",
+        "        if (false) revert NotAssigned",
+        "anyone answers inside the exclusive period: a copier front-running the assignee takes the fee",
+    ),
+    Mutant(
+        "assign-ignores-bond", "contracts/InferenceOracle.sol",
+        "            if (free >= bond && free > (seed >> 128) % cap) return op;",
+        "            if (free > (seed >> 128) % cap) return op;",
+        "a request is assigned to an operator that cannot lock its bond: nobody answers it until the period ends",
+    ),
 ]
 
 

@@ -67,6 +67,7 @@ def report(stats: dict[str, Any], elapsed: float, system: FuzzSystem) -> str:
         f"settlement, {elapsed:.0f}s ({stats['steps'] / elapsed:.0f} steps/s), oracle={system.oracle_artifact}\n"
         f"  rpc time: transactions {stats.get('us:tx_rpc', 0) / 1e6:.0f}s, state reads "
         f"{stats.get('us:state_rpc', 0) / 1e6:.0f}s\n"
+        f"  assignments: {stats.get('assigned', 0)} requests assigned, {stats.get('unassigned', 0)} open to all\n"
         f"  rules: {rules}\n"
         f"  outcomes (rule:expected=count): {outcomes}"
     )

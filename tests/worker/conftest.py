@@ -169,8 +169,10 @@ class WorkerSystem:
 @pytest.fixture(scope="session")
 def worker_deployed(session_w3: Web3, accounts: list[str], devnet: Any,
                     tmp_path_factory: pytest.TempPathFactory) -> WorkerSystem:
+    # Assignment off: these tests let one node answer what several operators staked for;
+    # test_worker_assignment.py runs nodes with it on.
     params = DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, unbonding_period=UNBONDING,
-                          min_bond_ratio=4, max_callback_gas=1_000_000)
+                          min_bond_ratio=4, max_callback_gas=1_000_000, exclusive_period=0)
     dep = deploy_system(session_w3, accounts[0], params)
     client = OracleClient(session_w3, dep.oracle)
     model_dir = tmp_path_factory.mktemp("registered-models")
