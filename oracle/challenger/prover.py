@@ -54,6 +54,7 @@ class Prover:
         self.challenge_gas = challenge_gas
         self.recheck_interval = recheck_interval
         self.retry_unprovable = retry_unprovable
+        self._bounds: dict[int, int] = {}
         self._last_retry = 0.0
         self._tracked = (-1, 0.0)  # (head, when) of the last look at challenges in flight
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="challenge-sim")
@@ -91,6 +92,12 @@ class Prover:
         block_gas = int(self.client.w3.eth.get_block("latest")["gasLimit"])
         sent = 0
         for (claim, fn), est in zip(jobs, self._pool.map(self._simulate, [fn for _, fn in jobs]), strict=True):
+            if isinstance(est, ContractRevert) and est.name == "EmptyRevert":
+                # Out of gas inside the verifier's call reverts without data: read the registered bound.
+                bound = self._proof_bound(claim.model_id)
+                if bound > block_gas:
+                    est = ProofTooBig(f"the proof does not fit: it may need {bound} gas, over the block gas limit "
+                                      f"{block_gas}")
             if isinstance(est, ContractRevert):
                 self.refused(claim, est)
             elif isinstance(est, ProofTooBig):
@@ -101,6 +108,13 @@ class Prover:
             elif self._send(claim, fn, est, block_gas, now):
                 sent += 1
         return sent
+
+    def _proof_bound(self, model_id: int) -> int:
+        """The registry's bound on a challenge of ``model_id`` (registrations are immutable: cached)."""
+        bound = self._bounds.get(model_id)
+        if bound is None:
+            bound = self._bounds[model_id] = self.client.proof_gas_bound(model_id)[0]
+        return bound
 
     def _gas_limit(self, estimate: int) -> int:
         """Gas limit of a proof: the estimate with margin, but never over the per-transaction cap (EIP-7825

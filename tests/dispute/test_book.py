@@ -8,6 +8,7 @@ from oracle.challenger.store import SCHEMA as CHALLENGER_V1
 from oracle.challenger.store import Store
 from oracle.dispute.book import SCHEMA, GameBook
 from oracle.storage import SqliteFile
+from oracle.worker.db import MIGRATIONS as WORKER_MIGRATIONS
 from oracle.worker.db import SCHEMA as WORKER_V1
 from oracle.worker.db import Database
 
@@ -29,7 +30,7 @@ def test_rows_are_idempotent_and_a_claim_back_after_a_reorg_reopens_its_row() ->
 def test_existing_state_files_are_migrated(tmp_path: Path) -> None:
     SqliteFile(tmp_path / "w.sqlite3", (WORKER_V1,)).close()  # a worker file of the previous release
     db = Database(tmp_path / "w.sqlite3")
-    assert db.sql.version == 3 and GameBook(db.sql).add(1, 1)
+    assert db.sql.version == len(WORKER_MIGRATIONS) and GameBook(db.sql).add(1, 1)
     db.close()
     from oracle.challenger.store import ADDED_COLUMNS
     from oracle.storage import add_missing_columns
