@@ -35,6 +35,7 @@ from oracle.worker.executor import ProcessExecutor
 FEE = 10**15  # 0.001 ETH per inference
 BOND = 4 * FEE
 BURN = "0x000000000000000000000000000000000000dEaD"
+EXCLUSIVE = 3  # seconds only a request's assignee may answer (a devnet demo; production default 30)
 
 
 @dataclass
@@ -196,9 +197,10 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
     console.print(f"anvil at {dev.url}, chain {w3.eth.chain_id}")
 
     dep = deploy_system(w3, owner, DeployParams(challenge_window=args.window, request_timeout=300,
-                                                unbonding_period=3600))
+                                                unbonding_period=3600, exclusive_period=EXCLUSIVE))
     client = OracleClient(w3, dep.oracle)
-    console.print(f"deployed InferenceOracle {dep.oracle} and IntegerVerifier {dep.verifier}")
+    console.print(f"deployed InferenceOracle {dep.oracle} and IntegerVerifier {dep.verifier}; each request is "
+                  f"assigned by stake to one operator, alone allowed to answer for {EXCLUSIVE}s")
     digits = model_entry("digits")
     exact_id = client.register_model(owner, ModelSpec(
         onnx_hash=bytes.fromhex(digits["onnx_keccak256"][2:]), fee=FEE, bond=BOND, input_length=64,
