@@ -23,9 +23,10 @@ from oracle.chain.client import OracleClient
 from oracle.chain.deploy import Deployment
 from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.demo.actors import dev_account, make_node
+from oracle.dispute.actors import GameView, Phase
 from oracle.dispute.models import chained_mlp, macs
 from oracle.dispute.party import TX_GAS_CAP, game_contract
-from oracle.dispute.status import game_moves, game_status
+from oracle.dispute.status import game_moves
 from oracle.errors import ContractRevert
 from oracle.profile.program import Program, encode, encode_tensor
 from oracle.profile.trace import Trace, perturb_at
@@ -81,7 +82,9 @@ def play_act(console: Console, w3: Web3, client: OracleClient, dep: Deployment, 
             opened = game.events.GameOpened().get_logs(from_block=0, argument_filters={"requestId": rid})
             game_id = int(opened[0]["args"]["gameId"]) if opened else 0
         if game_id:
-            over = game_status(game, game_id, moves=False)["phase"] == "RESOLVED"
+            # The phase alone (getGame): toMove, which game_status also reads, can revert with an underflow
+            # on anvil when blocks mined faster than one a second put lastMove ahead of the call's timestamp.
+            over = GameView.read(game, game_id).phase is Phase.RESOLVED
             moves = game_moves(game, game_id)
             for m in moves[shown:]:
                 out.max_gas = max(out.max_gas, _gas_of(w3, game, game_id, m))
