@@ -38,6 +38,7 @@ class ShippedRun:
     name: str
     model_id: int
     proof_gas: int
+    registration_gas: int = 0  # of the registerModel transaction (its program check included)
     request_id: int = 0
     expected: bytes = b""
     output: bytes = b""
@@ -65,16 +66,23 @@ def register_shipped(console: Console, client: OracleClient, owner: str, fee: in
             input_length=len(bytes.fromhex(sample["input_hex"][2:])), output_length=entry["output_width"],
             mode=Mode.EXACT, uri=model_path(name).as_uri(),
             program_commitment=bytes.fromhex(entry["program_commitment"][2:])), program)
-        run = ShippedRun(name, model_id, client.proof_gas_bound(model_id)[0])
+        run = ShippedRun(name, model_id, client.proof_gas_bound(model_id)[0], _registration_gas(client, model_id))
         proof = (f"the dispute game (one transaction would need {run.proof_gas / 1e6:.0f}M gas, "
                  f"{run.proof_gas / TX_GAS_CAP:.1f}x the cap)" if run.game_provable else
                  f"one transaction (at most {run.proof_gas / 1e6:.1f}M gas)")
         console.print(f"model #{model_id}: {name}, {family}, [bold]EXACT[/]: accuracy float "
                       f"{entry['float_accuracy']:.1%} / int {entry['int_accuracy']:.1%}, "
-                      f"{macs(decode(program)):,} MACs, program {len(program):,} bytes; a wrong answer is proven by "
-                      f"{proof}")
+                      f"{macs(decode(program)):,} MACs, program {len(program):,} bytes")
+        console.print(f"  a wrong answer is proven by {proof}; registration {run.registration_gas / 1e6:.1f}M gas"
+                      + (f" [bold red]OVER the {TX_GAS_CAP:,}-gas cap: an EIP-7825 chain would refuse it[/]"
+                         if run.registration_gas > TX_GAS_CAP else ""))
         runs.append(run)
     return runs
+
+
+def _registration_gas(client: OracleClient, model_id: int) -> int:
+    logs = client.contract.events.ModelRegistered().get_logs(from_block=0, argument_filters={"modelId": model_id})
+    return int(client.w3.eth.get_transaction_receipt(logs[-1]["transactionHash"])["gasUsed"])
 
 
 def ask_shipped(console: Console, client: OracleClient, user: str, runs: list[ShippedRun],

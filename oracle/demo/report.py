@@ -58,6 +58,10 @@ def print_summary(console: Console, s: Summary) -> None:
             ("dispute game: transactions, largest", f"{g.moves}, {g.max_gas:,} gas"),
             ("dispute game: operator slashed", "yes" if g.slashed else "NO"),
         ]
+    if s.shipped:
+        top = max(s.shipped, key=lambda r: r.registration_gas)
+        rows.append(("largest model registration (one transaction)",
+                     f"{top.registration_gas:,} gas ({top.name})"))
     for r in s.shipped:
         rows.append((f"model #{r.model_id} {r.name}",
                      f"0x{r.output.hex()} (expected 0x{r.expected.hex()}), {r.status.name.lower()}"))
