@@ -12,18 +12,49 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from oracle.chain.toolchain import repo_root
+from oracle.profile.models import model_entry
+
+TX_GAS_CAP = 16_777_216  # EIP-7825
 
 
-def test_demo_runs_the_whole_story_and_exits_zero() -> None:
-    proc = subprocess.run([sys.executable, "-m", "oracle.demo", "--window", "8", "--honest", "2"],
-                          cwd=repo_root(), capture_output=True, text=True, timeout=600)
-    out = proc.stdout
-    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+@pytest.fixture(scope="module")
+def demo() -> subprocess.CompletedProcess[str]:
+    """One run of the demo for the tests below (it takes half a minute)."""
+    return subprocess.run([sys.executable, "-m", "oracle.demo", "--window", "8", "--honest", "2"],
+                          cwd=repo_root(), capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "300"})  # one narration line per line
+
+
+def test_demo_runs_the_whole_story_and_exits_zero(demo: subprocess.CompletedProcess[str]) -> None:
+    out = demo.stdout
+    assert demo.returncode == 0, out[-3000:] + demo.stderr[-3000:]
     assert "FRAUD PROVEN" in out and "finalized" in out and "demo complete" in out
     frauds = int(re.search(r"frauds proven on-chain\s*│\s*(\d+)", out).group(1))  # type: ignore[union-attr]
     wrong_final = int(re.search(r"wrong results that got finalized\s*│\s*(\d+)", out).group(1))  # type: ignore[union-attr]
     assert frauds >= 1 and wrong_final == 0
+    # every other shipped family (CNN, gradient-boosted trees, transformer) is registered EXACT, proven by
+    # one transaction or by the game, and answers its shipped sample with the expected output, read on-chain
+    assert re.search(r"digits_cnn, .*EXACT.*\n\s+a wrong answer is proven by one transaction", out), out[:4000]
+    assert re.search(r"credit_gbt, .*EXACT.*\n\s+a wrong answer is proven by one transaction", out), out[:4000]
+    assert re.search(r"digits_transformer, .*EXACT.*\n\s+a wrong answer is proven by the dispute game", out), out[:4000]
+    for name in ("digits_cnn", "credit_gbt", "digits_transformer"):
+        expected = model_entry(name)["samples"][0]["expected_output_hex"]
+        row = re.search(rf"model #\d+ {name}\s*│\s*(0x[0-9a-f]+) \(expected (0x[0-9a-f]+)\), (\w+)", out)
+        assert row, out[-3000:]
+        assert row.groups() == (expected, expected, "finalized"), (name, row.groups())
+    assert len(re.findall(r"; registration [\d.]+M gas", out)) == 3, out[:4000]
+    assert re.search(r"largest model registration.*│\s*[\d,]+ gas \(\w+\)", out), out[-3000:]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="registerModel of digits_transformer takes ~19.3M gas (the on-chain game-provability "
+                   "check), over the EIP-7825 cap; remove this mark once registration fits")
+def test_every_shipped_model_registers_within_the_tx_gas_cap(demo: subprocess.CompletedProcess[str]) -> None:
+    largest = re.search(r"largest model registration.*│\s*([\d,]+) gas \((\w+)\)", demo.stdout)
+    assert int(largest.group(1).replace(",", "")) <= TX_GAS_CAP, largest.groups()  # type: ignore[union-attr]
 
 
 def test_demo_keep_running_leaves_the_try_page_up_until_sigterm() -> None:

@@ -23,15 +23,19 @@ from oracle.chain.client import OracleClient
 from oracle.chain.deploy import Deployment
 from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.demo.actors import dev_account, make_node
+from oracle.dispute.actors import GameView, Phase
 from oracle.dispute.models import chained_mlp, macs
 from oracle.dispute.party import TX_GAS_CAP, game_contract
-from oracle.dispute.status import game_moves, game_status
-from oracle.profile.program import encode, encode_tensor
+from oracle.dispute.status import game_moves
+from oracle.errors import ContractRevert
+from oracle.profile.program import Program, encode, encode_tensor
 from oracle.profile.trace import Trace, perturb_at
 
 LAYERS, WIDTH = 20, 512
 LIE_AT = 41  # the op whose output the dishonest operator alters (every later op computed from it)
 KEY_INDEX = 6  # the large model's dishonest operator (a devnet account of its own)
+STAKE = 3 * 10**18  # its stake: the larger, the likelier each request is drawn to it
+ASK_LIMIT = 20
 
 
 @dataclass
@@ -58,15 +62,13 @@ def play_act(console: Console, w3: Web3, client: OracleClient, dep: Deployment, 
                   f"{out.macs / 1e6:.1f}M multiply-accumulates); its one-transaction proof would need "
                   f"{proof_gas / 1e6:.0f}M gas, {proof_gas / TX_GAS_CAP:.1f}x the cap: registered game-provable")
     acct = dev_account(KEY_INDEX)
-    w3.eth.send_transaction({"from": owner, "to": acct.address, "value": Wei(2 * 10**18)})
-    client.stake(acct, 10**18)
-    x = np.random.default_rng(7).integers(-128, 128, size=program.input_shape)
-    rid, _ = client.request(user, model_id, encode_tensor(x, program.input_width))
-    lie = Trace(program, x, perturb_at(LIE_AT))
+    w3.eth.send_transaction({"from": owner, "to": acct.address, "value": Wei(STAKE + 10**18)})
+    client.stake(acct, STAKE)
+    rid, asked, lie = _lie_when_assigned(client, user, acct, model_id, program)
     staked = client.stake_of(acct.address).staked
-    client.submit(acct, rid, lie.output_bytes())
-    console.print(f"  a user asks it; a dishonest operator {acct.address[:10]}… answers wrongly (its op {LIE_AT} "
-                  "altered) and its node stands ready to defend that answer move by move")
+    console.print(f"  a user asks it; the request is drawn to a dishonest operator {acct.address[:10]}… "
+                  f"({asked} asked: requests go by stake, others answered honestly), which answers wrongly (its "
+                  f"op {LIE_AT} altered) and its node stands ready to defend that answer move by move")
     node = make_node("dishonest-large", w3.provider.endpoint_uri, dep.oracle,  # type: ignore[attr-defined]
                      w3.eth.block_number, workdir, KEY_INDEX)
     node.node.game_tamper = perturb_at(LIE_AT)
@@ -80,11 +82,13 @@ def play_act(console: Console, w3: Web3, client: OracleClient, dep: Deployment, 
             opened = game.events.GameOpened().get_logs(from_block=0, argument_filters={"requestId": rid})
             game_id = int(opened[0]["args"]["gameId"]) if opened else 0
         if game_id:
-            over = game_status(game, game_id, moves=False)["phase"] == "RESOLVED"
+            # The phase alone (getGame): toMove, which game_status also reads, can revert with an underflow
+            # on anvil when blocks mined faster than one a second put lastMove ahead of the call's timestamp.
+            over = GameView.read(game, game_id).phase is Phase.RESOLVED
             moves = game_moves(game, game_id)
             for m in moves[shown:]:
                 out.max_gas = max(out.max_gas, _gas_of(w3, game, game_id, m))
-                console.print("    " + _say(m, out.ops))
+                console.print("    " + _say(m, lie.steps))
             shown = len(moves)
             if over:
                 break
@@ -99,22 +103,48 @@ def play_act(console: Console, w3: Web3, client: OracleClient, dep: Deployment, 
     return out
 
 
-def _say(m: dict[str, Any], n: int) -> str:
+def _lie_when_assigned(client: OracleClient, user: str, acct: Any, model_id: int, program: Program
+                       ) -> tuple[int, int, Trace]:
+    """Asks until a request is drawn to the dishonest operator (or to nobody, and it answers first), which then
+    submits its wrong answer; returns (request id, requests asked, the wrong trace). A request drawn to another
+    operator is answered by it (honestly) like any other."""
+    rng = np.random.default_rng(7)
+    for asked in range(1, ASK_LIMIT + 1):
+        x = rng.integers(-128, 128, size=program.input_shape)
+        rid, _ = client.request(user, model_id, encode_tensor(x, program.input_width))
+        if int(client.get_request(rid).operator, 16) not in (0, int(acct.address, 16)):
+            continue
+        lie = Trace(program, x, perturb_at(LIE_AT))
+        try:
+            client.submit(acct, rid, lie.output_bytes())
+        except ContractRevert:
+            continue  # open to all, and an honest operator answered first
+        return rid, asked, lie
+    raise TimeoutError(f"demo: none of {ASK_LIMIT} requests was drawn to the dishonest operator")
+
+
+def _say(m: dict[str, Any], steps: list[tuple[int, Any]]) -> str:
+    """One move in words; ``steps`` maps the game's step index to (op index, tile) (:attr:`Trace.steps`)."""
     name = m["move"]
+
+    def op(step: int) -> str:
+        return f"step {step} (op {steps[step][0]}{'' if steps[step][1] is None else ', a tile'})"
+
     if name == "GameOpened":
-        return f"challenger opens a game over {n} ops, posting the game bond (block {m['block']})"
+        return (f"challenger opens a game over {m['numSteps']} steps ({steps[-1][0] + 1} ops), posting the game "
+                f"bond (block {m['block']})")
     if name == "Defended":
         return f"operator posts its final state {m['finalRoot'][:12]}… with the claimed output in it"
     if name == "MidpointPosted":
-        return f"operator posts its state after op {m['index']}: {m['root'][:12]}…"
+        return f"operator posts its state after {m['index']} steps: {m['root'][:12]}…"
     if name == "MidpointChosen":
         verdict = "agrees" if m["agree"] else "disagrees"
         last = m["hi"] - 1
-        where = f"op {last}" if last == m["lo"] else f"ops {m['lo']}..{last}"
+        where = op(last) if last == m["lo"] else f"steps {m['lo']}..{last}"
         return f"challenger {verdict}: the fault is in {where}"
     if name == "StepProven":
         who = "challenger" if m["challengerWon"] else "operator"
-        return f"one-step proof: op {m['opIndex']} re-executed on-chain, the {who} is right"
+        return f"one-step proof: {op(m['stepIndex'])} re-executed on-chain, the {who} is right"
     if name == "GameResolved":
         return f"game over: {'the challenger' if m['challengerWon'] else 'the operator'} wins" + (
             " (on time)" if m["byTimeout"] else "")

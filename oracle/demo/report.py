@@ -28,6 +28,7 @@ class Summary:
     gas: dict[str, list[int]] = field(default_factory=dict)
     seconds: float = 0.0
     game: Any = None  # oracle.demo.game_act.GameOutcome of the large model's dispute game
+    shipped: list[Any] = field(default_factory=list)  # oracle.demo.models_act.ShippedRun, one per model
 
 
 def eth(wei: int) -> str:
@@ -57,6 +58,13 @@ def print_summary(console: Console, s: Summary) -> None:
             ("dispute game: transactions, largest", f"{g.moves}, {g.max_gas:,} gas"),
             ("dispute game: operator slashed", "yes" if g.slashed else "NO"),
         ]
+    if s.shipped:
+        top = max(s.shipped, key=lambda r: r.registration_gas)
+        rows.append(("largest model registration (one transaction)",
+                     f"{top.registration_gas:,} gas ({top.name})"))
+    for r in s.shipped:
+        rows.append((f"model #{r.model_id} {r.name}",
+                     f"0x{r.output.hex()} (expected 0x{r.expected.hex()}), {r.status.name.lower()}"))
     for label, value in rows:
         table.add_row(label, value)
     for step, used in s.gas.items():

@@ -1,7 +1,8 @@
 """The demo's script: a dApp asks for digit recognitions, an honest and a dishonest operator answer, a
-challenger proves the frauds, a wrong answer of a model too large for one transaction is proven by the
-dispute game move by move (:mod:`oracle.demo.game_act`), results finalize, the dApp mints. Narrated live;
-ends with a summary."""
+challenger proves the frauds, the other shipped model families (a CNN, gradient-boosted trees, a transformer)
+answer a request each (:mod:`oracle.demo.models_act`), a wrong answer of a model too large for one transaction
+is proven by the dispute game move by move (:mod:`oracle.demo.game_act`), results finalize, the dApp mints.
+Narrated live; ends with a summary."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from oracle.chain.tx import deploy, send
 from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.demo.actors import CorruptingExecutor, dev_account, make_challenger, make_node
 from oracle.demo.game_act import play_act
+from oracle.demo.models_act import ask_shipped, register_shipped, report_answers, settle
 from oracle.demo.report import Summary, print_summary
 from oracle.dispute.party import TX_GAS_CAP
 from oracle.profile.models import model_entry, model_path, program_bytes
@@ -35,6 +37,7 @@ from oracle.worker.executor import ProcessExecutor
 FEE = 10**15  # 0.001 ETH per inference
 BOND = 4 * FEE
 BURN = "0x000000000000000000000000000000000000dEaD"
+EXCLUSIVE = 3  # seconds only a request's assignee may answer (a devnet demo; production default 30)
 
 
 @dataclass
@@ -58,8 +61,9 @@ class Narrator:
     tracked: dict[int, Tracked] = field(default_factory=dict)
     last_countdown: float = 0.0
 
-    def watch(self, rid: int, label: str, model: str) -> None:
+    def watch(self, rid: int, label: str, model: str) -> int:
         self.tracked[rid] = Tracked(len(self.tracked) + 1, label, model)
+        return len(self.tracked)
 
     def poll(self) -> None:
         now = int(self.client.w3.eth.get_block("latest")["timestamp"])
@@ -147,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 def _report(console: Console, summary: Summary) -> bool:
     print_summary(console, summary)
     ok = summary.frauds >= 1 and summary.honest_unfinalized == 0 and summary.wrong_finalized == 0 and \
-        summary.game is not None and summary.game.slashed and summary.game.max_gas <= TX_GAS_CAP
+        summary.game is not None and summary.game.slashed and summary.game.max_gas <= TX_GAS_CAP and \
+        len(summary.shipped) == 3 and all(r.correct for r in summary.shipped)
     console.print("[bold green]demo complete[/]" if ok else "[bold red]demo failed its own checks[/]")
     return ok
 
@@ -196,9 +201,10 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
     console.print(f"anvil at {dev.url}, chain {w3.eth.chain_id}")
 
     dep = deploy_system(w3, owner, DeployParams(challenge_window=args.window, request_timeout=300,
-                                                unbonding_period=3600))
+                                                unbonding_period=3600, exclusive_period=EXCLUSIVE))
     client = OracleClient(w3, dep.oracle)
-    console.print(f"deployed InferenceOracle {dep.oracle} and IntegerVerifier {dep.verifier}")
+    console.print(f"deployed InferenceOracle {dep.oracle} and IntegerVerifier {dep.verifier}; each request is "
+                  f"assigned by stake to one operator, alone allowed to answer for {EXCLUSIVE}s")
     digits = model_entry("digits")
     exact_id = client.register_model(owner, ModelSpec(
         onnx_hash=bytes.fromhex(digits["onnx_keccak256"][2:]), fee=FEE, bond=BOND, input_length=64,
@@ -212,6 +218,7 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
                   f"on-chain, commitment {digits['program_commitment'][:14]}…, accuracy "
                   f"{digits['int_accuracy']:.1%})")
     console.print(f"model #{float_id}: digits float network, [bold]ATTESTED[/] (stake-backed, no on-chain proof)")
+    shipped = register_shipped(console, client, owner, FEE, BOND)
     for acct, label in ((honest_acct, "honest"), (cheat_acct, "dishonest")):
         w3.eth.send_transaction({"from": owner, "to": acct.address, "value": Wei(2 * 10**18)})
         client.stake(acct, 10**18)
@@ -252,7 +259,7 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
                   "the challenger")
     cheater.node.pause()
 
-    console.rule("act 2: the honest operator comes online")
+    console.rule("act 2: the honest operator comes online and serves every model")
     honest = make_node("honest", dev.url, dep.oracle, start, workdir, 1)
     cast.append(honest.start(serve_api=True, extra_routers=_dashboard(client, start, w3, exact_id)))
     console.print(f"honest worker up; dashboard http://127.0.0.1:{honest.api_port}/dashboard, "
@@ -264,8 +271,11 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
     receipts.setdefault("request (account)", []).append(receipt["gasUsed"])
     narrator.watch(rid_float, samples[0]["label"], "ATTESTED")
     console.print(f"  #{len(narrator.tracked)} an account asks the ATTESTED float model directly")
-    narrator.wait(lambda: all(narrator.tracked[r].status is not Status.PENDING for r in second + [rid_float]), 60,
+    ask_shipped(console, client, user, shipped, lambda rid, name: narrator.watch(rid, name, "EXACT"))
+    narrator.wait(lambda: all(narrator.tracked[r].status is not Status.PENDING for r in
+                              second + [rid_float] + [r.request_id for r in shipped]), 120,
                   "the honest operator's answers")
+    report_answers(console, client, shipped, names)
 
     console.rule("act 3: a model too large for one transaction, a wrong answer, the dispute game")
     game = play_act(console, w3, client, dep, owner, user, workdir, cast, FEE, BOND)
@@ -275,6 +285,8 @@ def _story(console: Console, dev: Devnet, workdir: Path, args: argparse.Namespac
     summary = _summarize(w3, client, narrator, mint, receipts, honest_acct.address, cheat_acct.address,
                          chall_acct.address, cheat_exec)
     summary.game = game
+    settle(client, shipped)
+    summary.shipped = shipped
     return summary
 
 
