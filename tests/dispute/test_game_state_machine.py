@@ -10,7 +10,9 @@ timeouts, finalize attempts and withdrawals. After every step (protocol §8, sol
   2. the truthful side can still win: on its move (clock running) its move is accepted; on the other
      side's move, an expired clock lets it claim the timeout; a resolved game it lost was lost by its own
      silence (timeout), never by a step;
-  3. ``openGames`` counts the open games of each claim, and no claim finalizes while one is open;
+  3. ``openGames`` counts the open games of each claim; the oracle holds a claim exactly while a game
+     against it is open (a finalize eth_call with the block time past the window fails iff one is), and
+     no claim finalizes while one is;
   4. any won dispute resolves the claim as fraud, and a fraud comes only from a won dispute;
   5. every transaction used at most 16,777,216 gas (EIP-7825), and every move is sent with that limit.
 
@@ -151,11 +153,14 @@ class GameMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ rules
 
-    @initialize(honest=st.booleans(), challenger_honest=st.booleans(), lie_at=st.integers(0, 59))
-    def claim_under_game(self, honest: bool, challenger_honest: bool, lie_at: int) -> None:
-        """Every example starts with a claim and a game against it (more may follow)."""
+    @initialize(honest=st.booleans(), challengers=st.lists(st.booleans(), min_size=1, max_size=2),
+                lie_at=st.integers(0, 59))
+    def claim_under_games(self, honest: bool, challengers: list[bool], lie_at: int) -> None:
+        """Every example starts with a claim and one or two games against it, side by side (more may
+        follow); ``challengers``: whether each challenger is honest."""
         self.new_claim(honest, SEEDS[0], lie_at)
-        self.open_game(0, 0, challenger_honest, lie_at + 1)
+        for who, challenger_honest in enumerate(challengers):
+            self.open_game(0, who, challenger_honest, lie_at + 1 + who)
 
     @precondition(lambda self: len(self.claims) < 3)
     @rule(honest=st.booleans(), seed=st.sampled_from(SEEDS), lie_at=st.integers(0, 59))
@@ -268,6 +273,11 @@ class GameMachine(RuleBasedStateMachine):
             status = self.gs.client.status_of(claim.rid).name
             if status == "FINALIZED":
                 assert still_open == 0, f"claim {claim.rid} finalized with {still_open} open games"
+            if status not in SETTLED:
+                # The oracle holds the claim exactly while a game against it is open: a finalize after
+                # the window (an eth_call with the block time moved past it) fails iff one is.
+                held = not self._finalizes_after_window(claim)
+                assert held == (still_open > 0), f"claim {claim.rid}: held={held} with {still_open} open games"
             won = [g for g, v in zip(games, views, strict=True) if v.phase is Phase.RESOLVED and v.challenger_won]
             assert (status == "FRAUD_PROVEN") == bool(won), f"claim {claim.rid}: {status}, won games {won}"
             for g, v in zip(games, views, strict=True):
@@ -295,6 +305,14 @@ class GameMachine(RuleBasedStateMachine):
                 assert fn is not None, f"game {rec.gid}: the truthful {side} has no move in {g.phase.name}"
                 assert self._accepted(fn, account), f"game {rec.gid}: the truthful {side}'s move is refused"
                 self.stats["checked:truthful-move"] += 1
+
+    def _finalizes_after_window(self, claim: Claim) -> bool:
+        w3, client = self.gs.w3, self.gs.client
+        data = client.finalize_fn(claim.rid, claim.believed.output_bytes())._encode_transaction_data()
+        tx = {"from": self.gs.user, "to": client.contract.address, "data": data, "gas": hex(TX_GAS_CAP)}
+        later = {"time": hex(int(w3.eth.get_block("latest")["timestamp"]) + WINDOW + 1)}
+        reply = w3.provider.make_request("eth_call", [tx, "latest", {}, later])  # type: ignore[arg-type]
+        return "result" in reply
 
     def _accepted(self, fn: Any, sender: str) -> bool:
         try:
