@@ -96,6 +96,9 @@ contract DisputeGame {
     error NoCredits();
     error TransferFailed();
     error Reentrancy();
+    /// @notice The oracle's unbonding period does not outlast its challenge window plus the longest game
+    /// (two full clocks): an operator could unbond before a game opened at the window's end is over.
+    error UnbondingTooShort(uint256 unbondingPeriod, uint256 windowPlusLongestGame);
 
     modifier nonReentrant() {
         if (_lock != 1) revert Reentrancy();
@@ -112,6 +115,10 @@ contract DisputeGame {
         StepGasBound stepGasBound,
         OneStepProver prover
     ) {
+        // The longest game: a game opened at the window's last second, each side using its full clock.
+        uint256 needed = oracle.CHALLENGE_WINDOW() + 2 * clock;
+        uint256 unbonding = IInferenceOracle(address(oracle)).UNBONDING_PERIOD();
+        if (unbonding < needed) revert UnbondingTooShort(unbonding, needed);
         ORACLE = oracle;
         VERIFIER = verifier;
         GAME_BOND = gameBond;

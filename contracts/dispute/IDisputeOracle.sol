@@ -12,6 +12,10 @@ interface IDisputeOracle {
     /// @notice The dispute game this oracle trusts (fixed at deployment; zero: models over the cap are refused).
     function DISPUTE_GAME() external view returns (address);
 
+    /// @notice Seconds a result stays challengeable; the game refuses to exist if the unbonding period does
+    /// not outlast this window plus its longest game (two full clocks).
+    function CHALLENGE_WINDOW() external view returns (uint256);
+
     /// @notice The per-transaction gas cap of the oracle (a game-provable model's proof bound exceeds it).
     function TX_GAS_CAP() external view returns (uint256);
 

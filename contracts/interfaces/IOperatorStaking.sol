@@ -16,6 +16,9 @@ interface IOperatorStaking {
         uint40 withdrawableAt; // when `pending` can be withdrawn
     }
 
+    /// @notice Seconds between `requestUnstake` and `withdrawStake`.
+    function UNBONDING_PERIOD() external view returns (uint256);
+
     /// @notice Emitted when an operator adds stake.
     event Staked(address indexed operator, uint256 amount, uint256 totalStaked);
     /// @notice Emitted when an operator starts unbonding `amount`.

@@ -36,7 +36,8 @@ class DeployParams:
     - ``game_bond``: wei a challenger posts to open a game (the winner's); ``game_clock``: seconds each
       side has in total for its moves (chess clock); None: 24 hours, or less if the unbonding period
       requires it. The longest game is two full clocks, so ``unbonding_period >= challenge_window + 2 *
-      game_clock`` is enforced (a game opened at the end of the window must end before unstaked funds go).
+      game_clock`` is enforced (a game opened at the end of the window must end before unstaked funds go):
+      on-chain by the game's constructor (``UnbondingTooShort``), and here first so nothing is deployed.
     """
 
     challenge_window: int = 3600
