@@ -247,7 +247,8 @@ contract DisputeGame {
         bool operatorToMove = phase == Phase.Defend || phase == Phase.Bisect;
         who = operatorToMove ? g.operator : g.challenger;
         uint256 left = operatorToMove ? g.operatorClock : g.challengerClock;
-        uint256 used = block.timestamp - g.lastMove;
+        // saturating: a node's eth_call may run in a block env older than the last move's block
+        uint256 used = block.timestamp > g.lastMove ? block.timestamp - g.lastMove : 0;
         secondsLeft = used >= left ? 0 : left - used;
     }
 
