@@ -144,6 +144,12 @@ def matmul_gas(m: int, k: int, n: int, w: int, bits_a: int) -> int:
     """``GasBound.matmulGas``: an ``[m, k] x [k, n]`` MatMul, weights packed at width ``w``, activations of
     at most ``bits_a`` bits (not unpacked)."""
     f: dict[str, int] = dict.fromkeys(PRICES, 0)
+    _matmul_weights(f, m, k, n, w, bits_a)
+    return sum(PRICES[name] * amount for name, amount in f.items())
+
+
+def _matmul_weights(f: dict[str, int], m: int, k: int, n: int, w: int, bits_a: int) -> None:
+    """The features of an ``[m, k] x [k, n]`` MatMul by weights packed at width ``w`` (``GasBound._matmul``)."""
     if w == 8:
         f["MM8_PER_ACTIVATION"] += m * k
         f["MM8_PER_QUAD"] += m * k * (n // 4)
@@ -151,7 +157,6 @@ def matmul_gas(m: int, k: int, n: int, w: int, bits_a: int) -> int:
         f["MM8_PER_OUTPUT"] += m * n
     else:
         _matmul_packed(f, m, k, n, w, bits_a)
-    return sum(PRICES[name] * amount for name, amount in f.items())
 
 
 #: The decoding part of the bound (``GasBound.opBounds`` [0]): what is priced before the first op.
@@ -277,13 +282,7 @@ def execution_features(program: Program, program_length: int, n_chunks: int | No
                 f["PER_POOL_PROBE"] += probes
                 mem += fresh
                 give(scratch_words(n, w))
-                if w == 8:
-                    f["MM8_PER_ACTIVATION"] += m * k
-                    f["MM8_PER_QUAD"] += m * k * (n // 4)
-                    f["MM8_PER_COLUMN_REM"] += m * k * (n % 4)
-                    f["MM8_PER_OUTPUT"] += m * n
-                else:
-                    _matmul_packed(f, m, k, n, w, ba)
+                _matmul_weights(f, m, k, n, w, ba)
             else:
                 f["MMW_PER_ACTIVATION"] += m * k
                 f["MMW_PER_MAC"] += m * k * n

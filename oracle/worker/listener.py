@@ -61,8 +61,8 @@ class Listener:
             cur = self.follower.initial_cursor(head.number)
             self.db.advance([], [cur] if cur[0] >= 0 else [], cur)
         step = self.follower.step(self._events, head.number)
-        number = self.db.last_block()[0]  # type: ignore[index]
         if step is None:
+            number = self.db.last_block()[0]  # type: ignore[index]
             return PollResult(0, 0, number, number >= head.number - self.follower.confirmations)
         if isinstance(step, Fork):
             undone = self.db.rollback_to(step.number, step.hash)
