@@ -27,8 +27,9 @@ from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec
+from oracle.profile.codec import encode_tensor
 from oracle.profile.models import model_entry, program_bytes
-from oracle.profile.program import decode, encode_tensor
+from oracle.profile.program import decode
 from oracle.profile.reference import run_bytes
 
 FEE = 10**15

@@ -37,7 +37,9 @@ from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP, Actor, play
 from oracle.dispute.models import chained_mlp, macs
 from oracle.profile import gas_bound, tiles
-from oracle.profile.program import Opcode, encode, encode_tensor
+from oracle.profile.codec import encode_tensor
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import encode
 from oracle.profile.trace import Trace, perturb_at
 
 LAYERS, WIDTH, ROWS = 7, 512, 32

@@ -29,7 +29,8 @@ from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.demo.actors import make_challenger, make_node
 from oracle.dispute.models import chained_mlp
 from oracle.dispute.party import TX_GAS_CAP, game_contract
-from oracle.profile.program import encode, encode_tensor
+from oracle.profile.codec import encode_tensor
+from oracle.profile.program import encode
 from oracle.profile.trace import Trace, perturb_at
 
 LAYERS, WIDTH, ROWS = 100, 512, 2

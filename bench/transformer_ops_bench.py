@@ -29,7 +29,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.verifier_bench import _Harness  # noqa: E402
-from oracle.profile.program import Opcode, Program, encode, encode_tensor, macs, numel  # noqa: E402
+from oracle.profile.codec import encode_tensor, numel
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Program, encode, macs
 from oracle.profile.reference import run_bytes  # noqa: E402
 
 

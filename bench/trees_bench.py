@@ -30,9 +30,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.verifier_bench import _Harness  # noqa: E402
+from oracle.profile.codec import encode_tensor, width_range
 from oracle.profile.datasets import load_split  # noqa: E402
 from oracle.profile.models import model_entry, program_bytes  # noqa: E402
-from oracle.profile.program import Opcode, Program, decode, encode, encode_tensor, width_range  # noqa: E402
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Program, decode, encode
 from oracle.profile.reference import run_bytes  # noqa: E402
 
 DATASETS = ("credit", "breast_cancer", "wine", "digits")

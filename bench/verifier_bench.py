@@ -40,7 +40,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from oracle.chain import artifacts  # noqa: E402
-from oracle.profile.program import Constant, Op, Opcode, Program, encode, encode_tensor  # noqa: E402
+from oracle.profile.codec import encode_tensor
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, encode
 from oracle.profile.reference import run_bytes  # noqa: E402
 
 BLOCK_BUDGET = 30_000_000

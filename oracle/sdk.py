@@ -85,7 +85,7 @@ class OracleSDK:
         model = self.client.get_model(model_id)
         if len(data) != model.input_length:
             raise SDKError(f"model {model_id} takes {model.input_length} input bytes, got {len(data)}; "
-                           "encode it with oracle.profile.program.encode_tensor")
+                           "encode it with oracle.profile.codec.encode_tensor")
         rid, receipt = self.client.request(self.signer, model_id, data, callback_gas, fee=model.fee,
                                            callback_gas_price=callback_gas_price)
         return RequestHandle(rid, model_id, model.fee, Web3.to_hex(receipt["transactionHash"]))

@@ -72,7 +72,8 @@ def check_model(onnx_file: Path, data: bytes, *, input_length: int, output_lengt
     commitment = keccak(program_bytes) if program_bytes is not None else b"\x00" * 32
     program = None
     if program_bytes is not None:
-        from oracle.profile.program import decode, numel
+        from oracle.profile.codec import numel
+        from oracle.profile.program import decode
 
         assert program_file is not None
         try:

@@ -28,7 +28,8 @@ from oracle.dispute.models import chained_mlp, macs
 from oracle.dispute.party import TX_GAS_CAP, game_contract
 from oracle.dispute.status import game_moves
 from oracle.errors import ContractRevert
-from oracle.profile.program import Program, encode, encode_tensor
+from oracle.profile.codec import encode_tensor
+from oracle.profile.program import Program, encode
 from oracle.profile.trace import Trace, perturb_at
 
 LAYERS, WIDTH = 20, 512

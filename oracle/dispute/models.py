@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from oracle.profile.program import Constant, Op, Opcode, Program
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program
 from oracle.profile.program import macs as macs
 
 

@@ -9,17 +9,9 @@ float classifiers into integer-profile ONNX (``converter``). The format is fixed
 
 from __future__ import annotations
 
-from oracle.profile.program import (
-    Constant,
-    Op,
-    Opcode,
-    Program,
-    commitment,
-    decode,
-    decode_tensor,
-    encode,
-    encode_tensor,
-)
+from oracle.profile.codec import decode_tensor, encode_tensor
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, commitment, decode, encode
 
 __all__ = [
     "Constant",

@@ -32,18 +32,9 @@ from typing import Any
 import numpy as np
 
 from oracle.errors import OracleError
-from oracle.profile.program import (
-    INT64_MAX,
-    INT64_MIN,
-    WIDTHS,
-    IntArray,
-    Opcode,
-    Program,
-    commitment,
-    encode,
-    numel,
-    width_range,
-)
+from oracle.profile.codec import INT64_MAX, INT64_MIN, WIDTHS, IntArray, numel, width_range
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Program, commitment, encode
 from oracle.profile.reference import run_op, trunc_div
 
 #: Default limits of the compiler child (a hostile file may try to fold constants into a huge tensor).

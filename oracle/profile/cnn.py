@@ -28,9 +28,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from oracle.errors import ProfileError
 from oracle.profile.cnn_lowering import FloatCNN, extract_cnn
+from oracle.profile.codec import IntArray, narrowest_width, width_range
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.converter import IR_VERSION, OPSET, AccuracyReport, Conversion, Quantizer, _shift
-from oracle.profile.program import IntArray, Program, macs, narrowest_width, width_range
+from oracle.profile.program import Program, macs
 from oracle.profile.reference import run, trunc_div
 
 __all__ = ["IntCNN", "IntStage", "convert_cnn", "is_cnn", "program_macs", "quantize_cnn", "to_onnx"]

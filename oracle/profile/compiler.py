@@ -23,28 +23,10 @@ import onnx
 from onnx import AttributeProto, TensorProto, numpy_helper
 
 from oracle.errors import ProfileError
+from oracle.profile.codec import INT64_MAX, INT64_MIN, WIDTHS, IntArray, Shape, narrowest_width, numel, width_range
 from oracle.profile.intervals import Bounds, analyze, op_bounds
-from oracle.profile.program import (
-    INT64_MAX,
-    INT64_MIN,
-    MAX_RANK,
-    WIDTHS,
-    Constant,
-    IntArray,
-    Op,
-    Opcode,
-    Program,
-    Shape,
-    argmax_shape,
-    broadcast_shape,
-    commitment,
-    encode,
-    matmul_shape,
-    narrowest_width,
-    numel,
-    padded_perm,
-    width_range,
-)
+from oracle.profile.opcodes import MAX_RANK, Opcode, argmax_shape, broadcast_shape, matmul_shape, padded_perm
+from oracle.profile.program import Constant, Op, Program, commitment, encode
 from oracle.profile.reference import run_op
 
 MIN_OPSET = 13

@@ -27,13 +27,14 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from oracle.errors import ProfileError
+from oracle.profile.codec import IntArray, encode_tensor, width_range
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.float_network import TERMINAL_OPS as TERMINAL_OPS
 from oracle.profile.float_network import DenseLayer as DenseLayer
 from oracle.profile.float_network import FloatArray as FloatArray
 from oracle.profile.float_network import FloatNetwork as FloatNetwork
 from oracle.profile.float_network import extract_network as extract_network
-from oracle.profile.program import IntArray, Program, encode_tensor, width_range
+from oracle.profile.program import Program
 from oracle.profile.reference import run, trunc_div
 
 OPSET = 17

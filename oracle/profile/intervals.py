@@ -17,16 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from oracle.errors import ProfileError
-from oracle.profile.program import (
-    INT64_MAX,
-    INT64_MIN,
-    Op,
-    Opcode,
-    Program,
-    Shape,
-    onnx_perm,
-    width_range,
-)
+from oracle.profile.codec import INT64_MAX, INT64_MIN, Shape, width_range
+from oracle.profile.opcodes import Opcode, onnx_perm
+from oracle.profile.program import Op, Program
 
 ObjArray = npt.NDArray[np.object_]
 

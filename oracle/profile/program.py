@@ -1,16 +1,16 @@
-"""The compiled program of an integer-profile model and its canonical byte encoding (the tensor codec it
-uses lives in :mod:`oracle.profile.codec` and is re-exported here).
+"""The compiled program of an integer-profile model and its canonical byte encoding.
 
 A program is what the model registry commits to (``keccak256(encode(program))``) and what the Solidity
 verifier re-executes, so everything here follows ``docs/integer-profile.md`` to the byte. A
 :class:`Program` is validated structurally when it is built (ids in range, static single assignment,
-operand arity, shapes consistent with each op), so a decoded program is always well formed;
-whether its values stay inside int64 is the separate interval analysis in ``oracle.profile.intervals``.
+operand arity, shapes consistent with each op by :func:`oracle.profile.opcodes.check_op_shape`), so a decoded
+program is always well formed; whether its values stay inside int64 is the separate interval analysis in
+``oracle.profile.intervals``. The opcodes live in :mod:`oracle.profile.opcodes`, the tensor codec in
+:mod:`oracle.profile.codec`.
 """
 
 from __future__ import annotations
 
-import enum
 import struct
 from dataclasses import dataclass, field
 
@@ -18,118 +18,14 @@ import numpy as np
 from eth_utils.crypto import keccak
 
 from oracle.errors import ProfileError
-from oracle.profile.codec import INT64_MAX as INT64_MAX
-from oracle.profile.codec import INT64_MIN as INT64_MIN
-from oracle.profile.codec import WIDTHS as WIDTHS
-from oracle.profile.codec import IntArray as IntArray
-from oracle.profile.codec import Shape as Shape
-from oracle.profile.codec import decode_tensor as decode_tensor
-from oracle.profile.codec import encode_output as encode_output
-from oracle.profile.codec import encode_tensor as encode_tensor
-from oracle.profile.codec import narrowest_width as narrowest_width
-from oracle.profile.codec import numel as numel
-from oracle.profile.codec import saturate as saturate
-from oracle.profile.codec import width_range as width_range
+from oracle.profile.codec import INT64_MAX, INT64_MIN, WIDTHS, IntArray, Shape, width_range
+from oracle.profile.codec import numel as numel  # re-exported: oracle.profile.tiles and gas_bound import it here
+from oracle.profile.opcodes import ARITY, MAX_RANK, check_op_shape
+from oracle.profile.opcodes import Opcode as Opcode  # re-exported: oracle.profile.tiles and gas_bound import it
 
 MAGIC = 0x494F5031  # "IOP1"
-MAX_RANK = 4
 MAX_COUNT = 0xFFFF  # u16 counts and ids
 MAX_DIM = 0xFFFFFFFF  # u32 dims
-
-
-class Opcode(enum.IntEnum):
-    """Opcodes of the program format (the table in docs/integer-profile.md)."""
-
-    MATMUL = 1
-    ADD = 2
-    SUB = 3
-    MUL = 4
-    DIV = 5
-    MAX = 6
-    MIN = 7
-    CLIP = 8
-    RESHAPE = 9
-    FLATTEN = 10
-    TRANSPOSE = 11
-    ARGMAX = 12
-    IDENTITY = 13
-    CAST = 14
-    GATHER = 15
-    REDUCE_SUM = 16
-    REDUCE_MAX = 17
-    TRANSPOSE_ND = 18
-
-
-#: Number of inputs and of i64 attributes per opcode; the decoder rejects anything else.
-ARITY: dict[Opcode, tuple[int, int]] = {
-    Opcode.MATMUL: (2, 0),
-    Opcode.ADD: (2, 0),
-    Opcode.SUB: (2, 0),
-    Opcode.MUL: (2, 0),
-    Opcode.DIV: (2, 0),
-    Opcode.MAX: (2, 0),
-    Opcode.MIN: (2, 0),
-    Opcode.CLIP: (1, 2),
-    Opcode.RESHAPE: (1, 0),
-    Opcode.FLATTEN: (1, 0),
-    Opcode.TRANSPOSE: (1, 0),
-    Opcode.ARGMAX: (1, 3),
-    Opcode.IDENTITY: (1, 0),
-    Opcode.CAST: (1, 1),
-    Opcode.GATHER: (2, 0),
-    Opcode.REDUCE_SUM: (1, 2),
-    Opcode.REDUCE_MAX: (1, 2),
-    Opcode.TRANSPOSE_ND: (1, MAX_RANK),
-}
-
-ELEMENTWISE_BINARY = frozenset({Opcode.ADD, Opcode.SUB, Opcode.MUL, Opcode.DIV, Opcode.MAX, Opcode.MIN})
-
-def broadcast_shape(a: Shape, b: Shape) -> Shape | None:
-    """Multidirectional (numpy/ONNX) broadcast of two shapes, or ``None`` if they do not broadcast."""
-    rank = max(len(a), len(b))
-    pa = (1,) * (rank - len(a)) + a
-    pb = (1,) * (rank - len(b)) + b
-    out = []
-    for x, y in zip(pa, pb, strict=True):
-        if x == y or y == 1:
-            out.append(x)
-        elif x == 1:
-            out.append(y)
-        else:
-            return None
-    return tuple(out)
-
-
-def argmax_shape(shape: Shape, axis: int, keepdims: int) -> Shape:
-    """Output shape of ArgMax (and ReduceSum, ReduceMax) over ``axis`` of ``shape``."""
-    if keepdims:
-        return shape[:axis] + (1,) + shape[axis + 1 :]
-    return shape[:axis] + shape[axis + 1 :]
-
-
-def matmul_shape(a: Shape, b: Shape) -> Shape | None:
-    """MatMul output: [M,K]x[K,N], [B,M,K]x[K,N] or [B,M,K]x[B,K,N]; ``None`` for anything else."""
-    if len(a) not in (2, 3) or len(b) not in (2, len(a)) or a[-1] != b[-2]:
-        return None
-    if len(b) == 3 and a[0] != b[0]:
-        return None
-    return a[:-1] + (b[-1],)
-
-
-def padded_perm(perm: tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    """TransposeND attributes of an ONNX ``perm`` of rank r: the permutation of the rank-4 view (shape
-    left-padded with ones), whose first 4 - r entries fix the padding."""
-    pad = MAX_RANK - len(perm)
-    return tuple(range(pad)) + tuple(pad + int(p) for p in perm)
-
-
-def onnx_perm(attrs: tuple[int, ...] | list[int], rank: int) -> tuple[int, ...] | None:
-    """The ONNX ``perm`` behind TransposeND attributes for an input of ``rank``, or ``None`` if they are not
-    a permutation of 0..3 fixing the 4 - rank padding positions."""
-    pad = MAX_RANK - rank
-    if sorted(attrs) != list(range(MAX_RANK)) or any(attrs[i] != i for i in range(pad)):
-        return None
-    return tuple(int(attrs[pad + i]) - pad for i in range(rank))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,7 +176,7 @@ def _validate(p: Program) -> None:
         for a in op.attrs:
             if not INT64_MIN <= a <= INT64_MAX:
                 raise _fail(f"attribute {a} does not fit i64", where)
-        _check_op(opcode, [p.shapes[t] for t in op.inputs], op.attrs, p.shapes[op.output], where)
+        check_op_shape(opcode, [p.shapes[t] for t in op.inputs], op.attrs, p.shapes[op.output], where)
         if opcode is Opcode.DIV:
             # A constant divisor has no zero element; a computed one may (x / 0 is 0, like EVM sdiv).
             divisor = consts.get(op.inputs[1])
@@ -291,68 +187,6 @@ def _validate(p: Program) -> None:
     missing = [tid for tid in range(n) if tid not in defined]
     if missing:
         raise _fail(f"tensors {missing[:8]} are neither the input, a constant nor an op output")
-
-
-def _check_op(opcode: Opcode, ins: list[Shape], attrs: tuple[int, ...], out: Shape, where: str) -> None:
-    """Check that ``out`` is the shape the op produces from ``ins`` and that attributes are legal."""
-    if opcode in ELEMENTWISE_BINARY:
-        expected = broadcast_shape(ins[0], ins[1])
-        if expected is None:
-            raise _fail(f"{opcode.name} operands {list(ins[0])} and {list(ins[1])} do not broadcast", where)
-    elif opcode is Opcode.MATMUL:
-        mm = matmul_shape(ins[0], ins[1])
-        if mm is None:
-            raise _fail(
-                f"MatMul needs [M,K]x[K,N], [B,M,K]x[K,N] or [B,M,K]x[B,K,N], got {list(ins[0])} x {list(ins[1])}",
-                where,
-            )
-        expected = mm
-    elif opcode is Opcode.GATHER:
-        data, idx = ins
-        if not data or len(idx) + len(data) - 1 > MAX_RANK:
-            raise _fail(f"Gather of {list(data)} by indices {list(idx)}: data rank >= 1, output rank <= 4", where)
-        expected = idx + data[1:]
-    elif opcode in (Opcode.REDUCE_SUM, Opcode.REDUCE_MAX):
-        axis, keepdims = attrs
-        if not 0 <= axis < len(ins[0]) or keepdims not in (0, 1):
-            raise _fail(f"{opcode.name} axis {axis} / keepdims {keepdims} invalid for rank {len(ins[0])}", where)
-        expected = argmax_shape(ins[0], axis, keepdims)
-    elif opcode is Opcode.TRANSPOSE_ND:
-        perm = onnx_perm(attrs, len(ins[0]))
-        if perm is None:
-            raise _fail(f"TransposeND attributes {list(attrs)}: not a rank-4 permutation for rank {len(ins[0])}", where)
-        expected = tuple(ins[0][p] for p in perm)
-    elif opcode is Opcode.TRANSPOSE:
-        if len(ins[0]) != 2:
-            raise _fail(f"Transpose is 2-D only, got rank {len(ins[0])}", where)
-        expected = (ins[0][1], ins[0][0])
-    elif opcode is Opcode.CLIP:
-        if attrs[0] > attrs[1]:
-            raise _fail(f"Clip min {attrs[0]} > max {attrs[1]}", where)
-        expected = ins[0]
-    elif opcode is Opcode.ARGMAX:
-        axis, keepdims, last = attrs
-        if not 0 <= axis < len(ins[0]):
-            raise _fail(f"ArgMax axis {axis} out of range for rank {len(ins[0])}", where)
-        if keepdims not in (0, 1) or last not in (0, 1):
-            raise _fail("ArgMax keepdims and select_last_index must be 0 or 1", where)
-        expected = argmax_shape(ins[0], axis, keepdims)
-    elif opcode is Opcode.CAST:
-        if attrs[0] not in WIDTHS:
-            raise _fail(f"Cast target width must be one of {WIDTHS}, got {attrs[0]}", where)
-        expected = ins[0]
-    elif opcode is Opcode.IDENTITY:
-        expected = ins[0]
-    elif opcode is Opcode.FLATTEN:
-        if len(out) != 2 or numel(out) != numel(ins[0]):
-            raise _fail(f"Flatten output {list(out)} must be 2-D with {numel(ins[0])} elements", where)
-        expected = out
-    else:  # RESHAPE
-        if numel(out) != numel(ins[0]):
-            raise _fail(f"Reshape {list(ins[0])} -> {list(out)} changes the element count", where)
-        expected = out
-    if expected != out:
-        raise _fail(f"{opcode.name} produces shape {list(expected)}, tensor table says {list(out)}", where)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import numpy as np
 
 from oracle.errors import EncodingError
 from oracle.profile.codec import IntArray, Shape, decode_tensor, encode_tensor, saturate, width_range
-from oracle.profile.program import Opcode, Program, onnx_perm
+from oracle.profile.opcodes import Opcode, onnx_perm
+from oracle.profile.program import Program
 
 
 def trunc_div(a: IntArray, b: IntArray) -> IntArray:

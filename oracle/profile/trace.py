@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 from eth_utils.crypto import keccak
 
-from oracle.profile.program import IntArray, Op, Opcode, Program, decode_tensor, encode_tensor, numel, width_range
+from oracle.profile.codec import IntArray, decode_tensor, encode_tensor, numel, width_range
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Op, Program
 from oracle.profile.reference import run_op
 from oracle.profile.tiles import TX_GAS_CAP, Tile, depth, packed, tiles_of
 from oracle.profile.tiles import plan as tile_plan

@@ -38,9 +38,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from oracle.errors import ProfileError
+from oracle.profile.codec import IntArray, width_range
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.converter import IR_VERSION, OPSET, AccuracyReport, Conversion, Quantizer, _shift
-from oracle.profile.program import IntArray, macs, width_range
+from oracle.profile.program import macs
 from oracle.profile.reference import run
 from oracle.profile.transformer_float import TransformerShape, forward, read_onnx
 

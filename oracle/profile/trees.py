@@ -37,9 +37,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from oracle.errors import ProfileError
+from oracle.profile.codec import IntArray, width_range
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.converter import IR_VERSION, OPSET, Quantizer
-from oracle.profile.program import IntArray, Program, width_range
+from oracle.profile.program import Program
 from oracle.profile.reference import run
 from oracle.profile.trees_read import FloatArray, TreeEnsemble, load_tree_model, read_ensemble
 

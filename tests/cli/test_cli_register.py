@@ -20,7 +20,8 @@ from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.types import Mode
 from oracle.cli import app
 from oracle.profile.models import model_path, program_bytes
-from oracle.profile.program import Constant, Op, Opcode, Program, encode
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, encode
 
 FEE = 10**15
 

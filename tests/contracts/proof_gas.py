@@ -19,7 +19,9 @@ from oracle.chain import artifacts
 from oracle.chain.tx import deploy
 from oracle.chain.types import Mode, ModelSpec
 from oracle.profile import gas_bound
-from oracle.profile.program import Constant, IntArray, Op, Opcode, Program, encode, encode_tensor, width_range
+from oracle.profile.codec import IntArray, encode_tensor, width_range
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, encode
 from oracle.profile.reference import run_all, run_bytes
 
 FEE = 10**15

@@ -19,7 +19,8 @@ from oracle.chain.reverts import from_web3_error
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP
 from oracle.dispute.models import chained_mlp
-from oracle.profile.program import Program, encode, encode_tensor
+from oracle.profile.codec import encode_tensor
+from oracle.profile.program import Program, encode
 
 FEE = 10**15
 BOND = 4 * FEE

@@ -239,7 +239,7 @@ def test_fraud_proven_by_a_game_returns_the_callback_deposit_to_the_requester(gs
 
     from oracle.chain import artifacts
     from oracle.chain.tx import deploy
-    from oracle.profile.program import encode_tensor
+    from oracle.profile.codec import encode_tensor
 
     art = artifacts.load("RecordingConsumer")
     consumer = gs.w3.eth.contract(address=deploy(gs.w3, art.abi, art.bytecode, gs.owner, gs.deployment.oracle),

@@ -13,8 +13,10 @@ from web3 import Web3
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP, Actor, Phase, play
 from oracle.profile import gas_bound
+from oracle.profile.codec import numel
 from oracle.profile.intervals import analyze
-from oracle.profile.program import Opcode, Program, encode, numel
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Program, encode
 from oracle.profile.trace import Trace, perturb_at
 from tests.dispute.conftest import BOND, FEE, GAME_BOND, GameSystem, gas_used
 from tests.verifier.helpers import Builder

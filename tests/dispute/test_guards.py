@@ -7,7 +7,8 @@ from web3 import Web3
 
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.models import chained_mlp
-from oracle.profile.program import encode, encode_tensor
+from oracle.profile.codec import encode_tensor
+from oracle.profile.program import encode
 from oracle.profile.trace import Trace
 from tests.dispute.conftest import FEE, GAME_BOND, WINDOW, GameSystem, revert_named
 

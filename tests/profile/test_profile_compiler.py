@@ -13,7 +13,8 @@ from oracle.cli.model_cmds import app
 from oracle.errors import ProfileError
 from oracle.profile.compiler import commitment_of_file, compile_detailed, compile_onnx
 from oracle.profile.intervals import analyze
-from oracle.profile.program import Opcode, commitment, decode, encode
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import commitment, decode, encode
 from oracle.profile.reference import run
 
 

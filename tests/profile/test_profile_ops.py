@@ -14,8 +14,9 @@ import pytest
 from onnx import TensorProto, helper
 from profile_helpers import const, evaluator_run, make_model, ort_run
 
+from oracle.profile.codec import width_range
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.program import Opcode, width_range
+from oracle.profile.opcodes import Opcode
 from oracle.profile.reference import run, run_op
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1

@@ -7,18 +7,9 @@ import pytest
 from eth_utils.crypto import keccak
 
 from oracle.errors import EncodingError, ProfileError
-from oracle.profile.program import (
-    Constant,
-    Op,
-    Opcode,
-    Program,
-    commitment,
-    decode,
-    decode_tensor,
-    encode,
-    encode_tensor,
-    narrowest_width,
-)
+from oracle.profile.codec import decode_tensor, encode_tensor, narrowest_width
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, commitment, decode, encode
 from oracle.profile.reference import run, run_bytes
 
 # input [1,2] (int8) x W [2,2] -> [1,2] -> ArgMax(axis=1, keepdims=0) -> [1] (int8)

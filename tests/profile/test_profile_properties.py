@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 from profile_helpers import const, make_model, ort_session
 
+from oracle.profile.codec import encode_tensor, narrowest_width, width_range
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.program import decode, encode, encode_tensor, narrowest_width, width_range
+from oracle.profile.program import decode, encode
 from oracle.profile.reference import run, run_bytes
 
 LIMIT = 2**62  # keep every |value| below this, so one more Add can never overflow

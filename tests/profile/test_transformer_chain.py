@@ -16,8 +16,9 @@ from oracle.chain.deploy import Deployment, DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP, Actor, Phase, play
 from oracle.profile import gas_bound
+from oracle.profile.codec import width_range
 from oracle.profile.models import model_entry, program_bytes
-from oracle.profile.program import decode, width_range
+from oracle.profile.program import decode
 from oracle.profile.trace import Trace, perturb_at
 from tests.dispute.conftest import BOND, CLOCK, FEE, GAME_BOND, WINDOW, GameSystem, _system, gas_used
 from tests.verifier.conftest import verifier  # noqa: F401 (fixture)

@@ -18,8 +18,10 @@ from web3.contract import Contract
 
 from oracle.errors import ProfileError
 from oracle.profile.binding import ProgramRunner
+from oracle.profile.codec import width_range
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.program import Opcode, Program, width_range
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Program
 from oracle.profile.reference import run
 from tests.verifier.conftest import verifier  # noqa: F401 (fixture)
 from tests.verifier.helpers import Builder, assert_conforms

@@ -15,9 +15,9 @@ from profile_helpers import ort_session
 from trees_helpers import LIBRARIES, converted, extremes, make_model, traverse_int
 
 from oracle.errors import ProfileError
+from oracle.profile.codec import width_range
 from oracle.profile.converter import Quantizer
 from oracle.profile.datasets import load_split
-from oracle.profile.program import width_range
 from oracle.profile.reference import run
 from oracle.profile.trees import convert_trees, int_threshold, threshold_grid
 

@@ -10,9 +10,10 @@ from web3 import Web3
 from web3.contract import Contract
 
 from oracle.chain.types import Mode, ModelSpec
+from oracle.profile.codec import encode_tensor
 from oracle.profile.datasets import load_split
 from oracle.profile.models import model_entry, program_bytes
-from oracle.profile.program import decode, encode_tensor
+from oracle.profile.program import decode
 from oracle.profile.reference import run_bytes
 from tests.contracts.conftest import BOND, FEE, System, deployed, system  # noqa: F401 (fixtures)
 from tests.verifier.helpers import assert_conforms, deploy

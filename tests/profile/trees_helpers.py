@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from oracle.profile.codec import width_range
 from oracle.profile.datasets import load_split
-from oracle.profile.program import width_range
 from oracle.profile.trees import TreeConversion, convert_trees, int_threshold, threshold_grid
 
 LIBRARIES = ("sklearn-gbt", "sklearn-rf", "xgboost", "lightgbm")

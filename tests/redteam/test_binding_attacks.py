@@ -31,8 +31,10 @@ from oracle.chain.client import OracleClient
 from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.cli import app
+from oracle.profile.codec import encode_tensor
 from oracle.profile.models import model_entry, model_path, program_bytes
-from oracle.profile.program import Constant, Op, Opcode, Program, decode, encode, encode_tensor
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, decode, encode
 from oracle.profile.reference import run_bytes
 from oracle.settings import NodeSettings
 from oracle.worker.db import JobState

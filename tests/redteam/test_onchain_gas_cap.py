@@ -15,7 +15,7 @@ import numpy as np
 
 from oracle.chain import artifacts
 from oracle.chain.tx import deploy
-from oracle.profile.program import encode_tensor
+from oracle.profile.codec import encode_tensor
 from oracle.profile.reference import run_bytes
 from tests.contracts.conftest import BOND, FEE, System, deployed, system  # noqa: F401  (fixtures)
 from tests.contracts.proof_gas import TX_GAS_CAP, ProofGas, chained_matmuls, matmul_with_callback_cap

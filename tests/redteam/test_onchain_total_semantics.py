@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from oracle.chain import artifacts
-from oracle.profile.program import Constant, Op, Opcode, Program, encode, encode_tensor
+from oracle.profile.codec import encode_tensor
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, encode
 from oracle.profile.reference import run, run_bytes
 from oracle.worker import codec
 from tests.contracts.conftest import BOND, FEE, System, deployed, system  # noqa: F401  (fixtures)

@@ -23,22 +23,9 @@ from oracle.chain.artifacts import _type_str
 from oracle.chain.reverts import decode_revert_data
 from oracle.errors import ContractRevert
 from oracle.profile import reference
-from oracle.profile.program import (
-    Constant,
-    IntArray,
-    Op,
-    Opcode,
-    Program,
-    Shape,
-    argmax_shape,
-    broadcast_shape,
-    encode,
-    encode_tensor,
-    matmul_shape,
-    narrowest_width,
-    onnx_perm,
-    width_range,
-)
+from oracle.profile.codec import IntArray, Shape, encode_tensor, narrowest_width, width_range
+from oracle.profile.opcodes import Opcode, argmax_shape, broadcast_shape, matmul_shape, onnx_perm
+from oracle.profile.program import Constant, Op, Program, encode
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

@@ -20,8 +20,10 @@ from web3 import Web3
 from web3.contract import Contract
 
 from oracle.profile import gas_bound
+from oracle.profile.codec import encode_tensor, width_range
 from oracle.profile.models import program_bytes
-from oracle.profile.program import Constant, Op, Opcode, Program, decode, encode, encode_tensor, width_range
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, decode, encode
 from tests.contracts.proof_gas import (
     adversarial_inputs,
     chained_matmuls,

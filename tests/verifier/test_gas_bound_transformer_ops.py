@@ -11,7 +11,9 @@ import pytest
 from web3 import Web3
 from web3.contract import Contract
 
-from oracle.profile.program import Opcode, Program, width_range
+from oracle.profile.codec import width_range
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Program
 from tests.verifier.helpers import Builder
 from tests.verifier.test_gas_bound import _check, meter  # noqa: F401 (fixture)
 

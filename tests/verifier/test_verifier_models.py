@@ -15,7 +15,9 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 
-from oracle.profile.program import Constant, Op, Opcode, Program, decode, encode, encode_tensor
+from oracle.profile.codec import encode_tensor
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, decode, encode
 from tests.verifier.helpers import call, random_input, ref_bytes, write_chunks
 
 RANDOM_INPUTS = 200

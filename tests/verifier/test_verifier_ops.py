@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from web3.contract import Contract
 
-from oracle.profile.program import Opcode, Program, width_range
+from oracle.profile.codec import width_range
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Program
 from tests.verifier.helpers import (
     INT64_MAX,
     INT64_MIN,

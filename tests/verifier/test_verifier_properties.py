@@ -16,16 +16,9 @@ from hypothesis import strategies as st
 from web3.contract import Contract
 
 from oracle.errors import ProfileError
-from oracle.profile.program import (
-    Opcode,
-    Program,
-    decode,
-    encode,
-    encode_tensor,
-    numel,
-    padded_perm,
-    width_range,
-)
+from oracle.profile.codec import encode_tensor, numel, width_range
+from oracle.profile.opcodes import Opcode, padded_perm
+from oracle.profile.program import Program, decode, encode
 from tests.verifier.helpers import (
     INT64_MAX,
     INT64_MIN,

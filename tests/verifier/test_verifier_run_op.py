@@ -10,14 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3.contract import Contract
 
-from oracle.profile.program import (
-    Opcode,
-    argmax_shape,
-    broadcast_shape,
-    encode_tensor,
-    padded_perm,
-    width_range,
-)
+from oracle.profile.codec import encode_tensor, width_range
+from oracle.profile.opcodes import Opcode, argmax_shape, broadcast_shape, padded_perm
 from oracle.profile.reference import run_op
 from tests.verifier.helpers import INT64_MAX, INT64_MIN, call, expect_revert
 

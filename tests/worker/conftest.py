@@ -58,7 +58,8 @@ def placeholder_program(input_length: int, output_length: int) -> bytes:
     The registry dry-runs every EXACT program on the verifier, so a model whose file cannot be compiled still
     needs an executable one; the worker refuses such a model (its file is not bound to the program).
     """
-    from oracle.profile.program import Constant, Op, Opcode, Program, encode
+    from oracle.profile.opcodes import Opcode
+    from oracle.profile.program import Constant, Op, Program, encode
 
     weights = np.zeros((input_length, output_length), dtype=np.int64)
     return encode(Program(1, 1, ((1, input_length), (input_length, output_length), (1, output_length)), 0, 2,
