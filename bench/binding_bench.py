@@ -54,10 +54,10 @@ def run() -> dict[str, float]:
     from oracle.chain.types import Mode, Model
     from oracle.profile.binding import ProgramRunner, bind_exact
     from oracle.profile.codec import encode_tensor, numel
-    from oracle.profile.converter import Quantizer
     from oracle.profile.datasets import load_split
     from oracle.profile.models import load_manifest, model_bytes, model_path, program_bytes
     from oracle.profile.program import decode
+    from oracle.profile.quantizer import Quantizer
     from oracle.worker.executor import ProcessExecutor, session_options
     from oracle.worker.models import ModelStore
 

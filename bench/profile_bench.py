@@ -18,10 +18,10 @@ from collections.abc import Callable
 import numpy as np
 import onnxruntime as ort
 
-from oracle.profile.converter import Quantizer
 from oracle.profile.datasets import load_split
 from oracle.profile.models import load_manifest, model_bytes, program_bytes
 from oracle.profile.program import decode
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run as reference_run
 
 REPEATS = 2000

@@ -100,7 +100,7 @@ def worst_gas(h: _Harness, program: Program, real: np.ndarray) -> int:
 
 
 def run(w3: Web3) -> dict[str, float]:
-    from oracle.profile.converter import Quantizer
+    from oracle.profile.quantizer import Quantizer
     from oracle.profile.trees import convert_trees
 
     warnings.filterwarnings("ignore", category=UserWarning)

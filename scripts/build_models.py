@@ -41,10 +41,11 @@ from eth_utils.crypto import keccak
 
 from oracle.profile.codec import encode_tensor
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.converter import Conversion, Quantizer, convert_onnx, convert_sklearn
+from oracle.profile.converter import Conversion, convert_onnx, convert_sklearn
 from oracle.profile.datasets import CREDIT_FEATURES, SPLIT_SEED, TEST_SIZE, Split, load_split
 from oracle.profile.float_graphs import torch_style_mlp
 from oracle.profile.program import commitment, encode
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -84,8 +84,9 @@ def convert(
     oracle/profile/transformer_float.py, whose pixels are 1-byte tokens) into an integer-profile model;
     prints the quantizer and accuracies."""
     from oracle.profile.cnn import convert_cnn, is_cnn
-    from oracle.profile.converter import Quantizer, convert_onnx
+    from oracle.profile.converter import convert_onnx
     from oracle.profile.datasets import load_split
+    from oracle.profile.quantizer import Quantizer
     from oracle.profile.transformer import convert_transformer
     from oracle.profile.transformer_float import is_transformer
 

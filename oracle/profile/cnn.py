@@ -10,7 +10,7 @@ per window offset). Each stage becomes::
     Max(., 0)                                       (Relu, when the stage has one)
 
 and the last stage ends in ArgMax. Fixed-point scaling is the MLP converter's
-(:func:`oracle.profile.converter.quantize_network`), applied to all branches of a stage with one shift
+(:func:`oracle.profile.fixed_point.quantize_network`), applied to all branches of a stage with one shift
 per output column. ``Max`` and the truncating ``Div`` by a positive constant commute exactly, so the
 Div may come before the Max (per branch) when that is what keeps the Max operands inside int32; the
 integer results are identical either way.
@@ -30,8 +30,10 @@ from oracle.errors import ProfileError
 from oracle.profile.cnn_lowering import FloatCNN, extract_cnn
 from oracle.profile.codec import IntArray, narrowest_width, width_range
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.converter import IR_VERSION, OPSET, AccuracyReport, Conversion, Quantizer, _shift
+from oracle.profile.converter import AccuracyReport, Conversion
+from oracle.profile.fixed_point import IR_VERSION, OPSET, weight_shift
 from oracle.profile.program import Program, macs
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run, trunc_div
 
 __all__ = ["IntCNN", "IntStage", "convert_cnn", "is_cnn", "program_macs", "quantize_cnn", "to_onnx"]
@@ -84,9 +86,9 @@ def quantize_cnn(net: FloatCNN, quantizer: Quantizer, weight_width: int, activat
         last = index == len(net.stages) - 1
         colmax = np.max([np.abs(w).max(axis=0) for w in ws], axis=0)
         if last:
-            shifts = np.full(colmax.shape, _shift(float(colmax.max()), wmax))
+            shifts = np.full(colmax.shape, weight_shift(float(colmax.max()), wmax))
         else:
-            shifts = np.array([_shift(float(c), wmax) for c in colmax])
+            shifts = np.array([weight_shift(float(c), wmax) for c in colmax])
         w_int = tuple(np.clip(np.rint(w * np.exp2(shifts)), -wmax, wmax).astype(np.int64) for w in ws)
         b_int = tuple(np.rint(b * np.exp2(f + shifts)).astype(np.int64).reshape(1, -1) for b in bs)
         bits.append(f)

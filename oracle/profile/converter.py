@@ -1,245 +1,29 @@
-"""Converter from float classifiers to integer-profile ONNX by fixed-point scaling.
+"""Converter from float classifiers to integer-profile ONNX, with an accuracy report.
 
 It reads the float ONNX graph (what skl2onnx or torch.onnx export), reduces it to a chain of dense
-layers ``z = a @ W + b`` with ReLU between them, drops the final monotone activation (Softmax,
-Sigmoid: the arg-max does not change) and everything after it, and writes an integer graph:
-
-``input -> [MatMul, Add, Div(2^e), Max(0)] per hidden layer -> MatMul, Add -> ArgMax -> label``
-
-Scaling: an activation tensor ``A`` holds ``round(a * 2^f)``. A layer's weights are stored as
-``round(W[:, j] * 2^s_j)`` with ``s_j`` the largest power of two keeping column ``j`` inside the weight
-width (int8 by default, so the on-chain verifier reads one byte per weight), biases at scale
-``2^(f + s_j)``, and a truncating ``Div`` by ``2^(f + s_j - f')`` brings every column back to the
-common activation scale ``2^f'``. The last layer uses one scale for all columns and no rescale, since
-ArgMax only compares. Input features are quantized client side by a :class:`Quantizer`.
+layers ``z = a @ W + b`` with ReLU between them (:mod:`oracle.profile.float_network`), drops the final
+monotone activation (Softmax, Sigmoid: the arg-max does not change) and everything after it, scales it to
+fixed point and writes the integer graph (:mod:`oracle.profile.fixed_point`), and compares the compiled
+program's predictions with the float model's. Input features are quantized client side by a
+:class:`~oracle.profile.quantizer.Quantizer`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from oracle.errors import ProfileError
-from oracle.profile.codec import IntArray, encode_tensor, width_range
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.float_network import TERMINAL_OPS as TERMINAL_OPS
-from oracle.profile.float_network import DenseLayer as DenseLayer
-from oracle.profile.float_network import FloatArray as FloatArray
-from oracle.profile.float_network import FloatNetwork as FloatNetwork
-from oracle.profile.float_network import extract_network as extract_network
+from oracle.profile.fixed_point import IntNetwork, quantize_network, to_onnx
+from oracle.profile.float_network import FloatArray, FloatNetwork, extract_network
 from oracle.profile.program import Program
-from oracle.profile.reference import run, trunc_div
-
-OPSET = 17
-IR_VERSION = 9
-
-
-# --------------------------------------------------------------------------------------------------
-# Input quantization
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Quantizer:
-    """How a client turns float features into the model's canonical input integers.
-
-    ``q = clip(rint((x - offset) * scale), lo, hi)`` per feature, where ``rint`` rounds half to even
-    (IEEE default, ``numpy.rint``) and ``[lo, hi]`` is the range of the input width. Scales are
-    powers of two, so the multiplication is exact in float64.
-    """
-
-    offset: tuple[float, ...]
-    scale: tuple[float, ...]
-    width: int
-    shape: tuple[int, ...]
-
-    @classmethod
-    def identity(cls, n_features: int, width: int, shape: Sequence[int] | None = None) -> Quantizer:
-        """Features that already are integers (e.g. pixel intensities 0..16)."""
-        return cls((0.0,) * n_features, (1.0,) * n_features, width, tuple(shape or (1, n_features)))
-
-    @classmethod
-    def calibrate(cls, x: npt.ArrayLike, width: int, headroom: float = 2.0) -> Quantizer:
-        """Center each feature on its calibration range and scale by a power of two so the range uses
-        ``1/headroom`` of the input width (values beyond are clipped)."""
-        arr = np.asarray(x, dtype=np.float64)
-        lo, hi = arr.min(axis=0), arr.max(axis=0)
-        center = (lo + hi) / 2.0
-        half = (hi - lo) / 2.0
-        qmax = width_range(width)[1]
-        scales = []
-        for h in half:
-            if h <= 0:
-                scales.append(1.0)
-            else:
-                scales.append(float(2.0 ** math.floor(math.log2(qmax / (headroom * float(h))))))
-        return cls(tuple(float(c) for c in center), tuple(scales), width, (1, int(arr.shape[1])))
-
-    @property
-    def n_features(self) -> int:
-        return len(self.scale)
-
-    def quantize(self, x: npt.ArrayLike) -> IntArray:
-        """Quantize a batch ``[N, F]`` (or one sample ``[F]``) of float features to int64."""
-        arr = np.asarray(x, dtype=np.float64)
-        lo, hi = width_range(self.width)
-        q = np.rint((arr - np.asarray(self.offset)) * np.asarray(self.scale))
-        result: IntArray = np.clip(q, lo, hi).astype(np.int64)
-        return result
-
-    def encode(self, sample: npt.ArrayLike) -> bytes:
-        """Canonical input bytes of one float sample."""
-        q = self.quantize(np.asarray(sample, dtype=np.float64).reshape(-1)).reshape(self.shape)
-        return encode_tensor(q, self.width)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "formula": "clip(rint((x - offset) * scale), -2^(8*width-1), 2^(8*width-1)-1)",
-            "offset": list(self.offset),
-            "scale": list(self.scale),
-            "width": self.width,
-            "shape": list(self.shape),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Quantizer:
-        return cls(
-            tuple(float(v) for v in d["offset"]),
-            tuple(float(v) for v in d["scale"]),
-            int(d["width"]),
-            tuple(int(v) for v in d["shape"]),
-        )
-
-
-# --------------------------------------------------------------------------------------------------
-# Fixed-point network
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IntLayer:
-    """One integer layer as emitted: ``Z = A @ weight + bias``, then ``Div(divisor)``, then ``Max(0)``."""
-
-    weight: IntArray
-    bias: IntArray
-    divisor: IntArray | None
-    relu: bool
-
-
-@dataclass(frozen=True)
-class IntNetwork:
-    layers: tuple[IntLayer, ...]
-    weight_width: int
-    activation_bits: tuple[int, ...]  # fractional bits f of each layer's input
-
-    def predict_index(self, q: IntArray) -> npt.NDArray[np.int64]:
-        """Vectorised integer forward pass over a batch; identical arithmetic to the emitted graph."""
-        a = np.asarray(q, dtype=np.int64)
-        for layer in self.layers:
-            a = a @ layer.weight + layer.bias
-            if layer.divisor is not None:
-                a = trunc_div(a, np.broadcast_to(layer.divisor, a.shape))
-            if layer.relu:
-                a = np.maximum(a, 0)
-        result: npt.NDArray[np.int64] = np.argmax(a, axis=1).astype(np.int64)
-        return result
-
-
-def quantize_network(
-    net: FloatNetwork, quantizer: Quantizer, weight_width: int, activation_bits: int = 16
-) -> IntNetwork:
-    """Fixed-point version of ``net`` for inputs quantized by ``quantizer`` (see module doc)."""
-    wmax = width_range(weight_width)[1]
-    offset = np.asarray(quantizer.offset)
-    scale = np.asarray(quantizer.scale)
-    layers: list[IntLayer] = []
-    bits: list[int] = []
-    f = 0  # the quantized input is the integer itself
-    for index, layer in enumerate(net.layers):
-        w, b = layer.weight, layer.bias
-        if index == 0:
-            # x ~ q / scale + offset, so z = q @ (W / scale) + (offset @ W + b).
-            b = offset @ w + b
-            w = w / scale[:, None]
-        last = index == len(net.layers) - 1
-        colmax = np.abs(w).max(axis=0)
-        if last:
-            top = float(colmax.max())
-            shifts = np.full(w.shape[1], _shift(top, wmax))
-        else:
-            shifts = np.array([_shift(float(m), wmax) for m in colmax])
-        w_int = np.clip(np.rint(w * np.exp2(shifts)), -wmax, wmax).astype(np.int64)
-        b_int = np.rint(b * np.exp2(f + shifts)).astype(np.int64)
-        bits.append(f)
-        divisor: IntArray | None = None
-        if not last:
-            f_next = int(min(activation_bits, int((f + shifts).min())))
-            exps = (f + shifts - f_next).astype(np.int64)
-            if exps.max() > 0:
-                divisor = (np.int64(1) << exps).reshape(1, -1)
-            f = f_next
-        layers.append(IntLayer(w_int, b_int.reshape(1, -1), divisor, layer.relu))
-    return IntNetwork(tuple(layers), weight_width, tuple(bits))
-
-
-def _shift(colmax: float, wmax: int) -> int:
-    """Largest ``s`` with ``colmax * 2^s <= wmax`` (capped so all-zero columns stay finite)."""
-    if colmax <= 0:
-        return 24
-    return min(24, math.floor(math.log2(wmax / colmax)))
-
-
-def to_onnx(net: IntNetwork, quantizer: Quantizer) -> onnx.ModelProto:
-    """The integer-profile ONNX graph of ``net`` (int64 everywhere, ArgMax output ``[1]``)."""
-    nodes: list[onnx.NodeProto] = []
-    inits: list[TensorProto] = []
-    if any(layer.relu for layer in net.layers):
-        inits.append(numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"))
-    cur = "input"
-    for i, layer in enumerate(net.layers):
-        p = f"layer{i}"
-        inits.append(numpy_helper.from_array(layer.weight.astype(np.int64), f"{p}.weight"))
-        inits.append(numpy_helper.from_array(layer.bias.astype(np.int64), f"{p}.bias"))
-        nodes.append(helper.make_node("MatMul", [cur, f"{p}.weight"], [f"{p}.matmul"], name=f"{p}/MatMul"))
-        nodes.append(helper.make_node("Add", [f"{p}.matmul", f"{p}.bias"], [f"{p}.add"], name=f"{p}/Add"))
-        cur = f"{p}.add"
-        if layer.divisor is not None:
-            inits.append(numpy_helper.from_array(layer.divisor.astype(np.int64), f"{p}.divisor"))
-            nodes.append(
-                helper.make_node("Div", [cur, f"{p}.divisor"], [f"{p}.rescale"], name=f"{p}/Rescale")
-            )
-            cur = f"{p}.rescale"
-        if layer.relu:
-            nodes.append(helper.make_node("Max", [cur, "zero"], [f"{p}.relu"], name=f"{p}/Relu"))
-            cur = f"{p}.relu"
-    nodes.append(helper.make_node("ArgMax", [cur], ["label"], name="ArgMax", axis=1, keepdims=0))
-    graph = helper.make_graph(
-        nodes,
-        "integer_profile",
-        [helper.make_tensor_value_info("input", TensorProto.INT64, list(quantizer.shape))],
-        [helper.make_tensor_value_info("label", TensorProto.INT64, [quantizer.shape[0]])],
-        initializer=inits,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
-        producer_name="oracle.profile.converter",
-    )
-    onnx.checker.check_model(model)
-    return model
-
-
-# --------------------------------------------------------------------------------------------------
-# Conversion with accuracy report
-# --------------------------------------------------------------------------------------------------
+from oracle.profile.quantizer import Quantizer
+from oracle.profile.reference import run
 
 
 @dataclass(frozen=True)

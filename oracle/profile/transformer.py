@@ -40,8 +40,10 @@ from onnx import TensorProto, helper, numpy_helper
 from oracle.errors import ProfileError
 from oracle.profile.codec import IntArray, width_range
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.converter import IR_VERSION, OPSET, AccuracyReport, Conversion, Quantizer, _shift
+from oracle.profile.converter import AccuracyReport, Conversion
+from oracle.profile.fixed_point import IR_VERSION, OPSET, weight_shift
 from oracle.profile.program import macs
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run
 from oracle.profile.transformer_float import TransformerShape, forward, read_onnx
 
@@ -158,7 +160,7 @@ class _Lowering:
             b = b + np.asarray(beta) @ w
             w = np.asarray(gamma)[:, None] * w
         w_eff = w * a.mult
-        shifts = np.array([_shift(float(c), self.wmax) for c in np.abs(w_eff).max(axis=0)])
+        shifts = np.array([weight_shift(float(c), self.wmax) for c in np.abs(w_eff).max(axis=0)])
         if out_bits is None:
             shifts = np.full(shifts.shape, shifts.min())
         w_int = np.clip(np.rint(w_eff * np.exp2(shifts)), -self.wmax, self.wmax).astype(np.int64)

@@ -1,7 +1,7 @@
 """Converter from tree ensembles (scikit-learn, XGBoost, LightGBM) to integer-profile ONNX.
 
 The float trees are read by :mod:`oracle.profile.trees_read`. Features are quantized client side by a
-:class:`~oracle.profile.converter.Quantizer` (``q = clip(rint((x - offset) * scale))``) and every
+:class:`~oracle.profile.quantizer.Quantizer` (``q = clip(rint((x - offset) * scale))``) and every
 threshold ``t`` is mapped onto the same grid, ``v = (t - offset) * scale``, as an integer ``T`` with
 the integer rule **right iff q > T**: ``T = floor(v)`` for ``x <= t -> left`` (scikit-learn, LightGBM)
 and ``T = ceil(v) - 1`` for ``x < t -> left`` (XGBoost). So the integer tree takes the float tree's
@@ -39,8 +39,9 @@ from onnx import TensorProto, helper, numpy_helper
 from oracle.errors import ProfileError
 from oracle.profile.codec import IntArray, width_range
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.converter import IR_VERSION, OPSET, Quantizer
+from oracle.profile.fixed_point import IR_VERSION, OPSET
 from oracle.profile.program import Program
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run
 from oracle.profile.trees_read import FloatArray, TreeEnsemble, load_tree_model, read_ensemble
 

@@ -15,10 +15,10 @@ from test_profile_properties import Case, random_cases
 from oracle.profile.binding import BindingError, ProgramRunner, bind_exact, bind_in_child, io_widths
 from oracle.profile.codec import encode_tensor
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.converter import Quantizer
 from oracle.profile.datasets import load_split
 from oracle.profile.models import load_manifest, model_bytes, program_bytes
 from oracle.profile.program import decode, encode
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run, run_bytes
 
 EXACT = sorted(n for n, e in load_manifest()["models"].items() if e["mode"] == "EXACT")

@@ -18,10 +18,10 @@ from oracle.profile.cnn import convert_cnn, is_cnn, program_macs, quantize_cnn, 
 from oracle.profile.cnn_lowering import extract_cnn
 from oracle.profile.codec import width_range
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.converter import Quantizer
 from oracle.profile.datasets import load_split
 from oracle.profile.models import load_manifest, model_bytes, program_bytes
 from oracle.profile.program import decode
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run
 
 RNG = np.random.default_rng(11)

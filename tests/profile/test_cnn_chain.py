@@ -14,10 +14,10 @@ from oracle.profile.cnn import convert_cnn, quantize_cnn, to_onnx
 from oracle.profile.cnn_lowering import extract_cnn
 from oracle.profile.codec import encode_tensor, width_range
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.converter import Quantizer
 from oracle.profile.datasets import load_split
 from oracle.profile.models import model_entry, program_bytes
 from oracle.profile.program import decode
+from oracle.profile.quantizer import Quantizer
 from tests.contracts.conftest import BOND, FEE, System, deployed, system  # noqa: F401 (fixtures)
 from tests.verifier.conftest import verifier  # noqa: F401 (fixture)
 from tests.verifier.helpers import assert_conforms, call

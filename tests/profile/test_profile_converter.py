@@ -12,9 +12,11 @@ from profile_helpers import ort_session
 
 from oracle.errors import ProfileError
 from oracle.profile.compiler import compile_onnx
-from oracle.profile.converter import Quantizer, convert_onnx, convert_sklearn, extract_network
+from oracle.profile.converter import convert_onnx, convert_sklearn
 from oracle.profile.datasets import Split, load_split
 from oracle.profile.float_graphs import torch_style_mlp
+from oracle.profile.float_network import extract_network
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run
 
 

@@ -11,10 +11,10 @@ from profile_helpers import ort_session
 
 from oracle.errors import ModelError
 from oracle.profile.compiler import commitment_of_file
-from oracle.profile.converter import Quantizer
 from oracle.profile.datasets import load_split
 from oracle.profile.models import load_manifest, model_bytes, model_path, program_bytes
 from oracle.profile.program import decode, encode
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run, run_bytes
 
 MANIFEST = load_manifest()["models"]

@@ -14,8 +14,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from oracle.errors import ProfileError
-from oracle.profile.converter import IR_VERSION, OPSET
 from oracle.profile.datasets import load_split
+from oracle.profile.fixed_point import IR_VERSION, OPSET
 from oracle.profile.models import model_bytes, model_entry
 from oracle.profile.transformer import (
     ACT_BITS,

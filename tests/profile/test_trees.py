@@ -16,8 +16,8 @@ from trees_helpers import LIBRARIES, converted, extremes, make_model, traverse_i
 
 from oracle.errors import ProfileError
 from oracle.profile.codec import width_range
-from oracle.profile.converter import Quantizer
 from oracle.profile.datasets import load_split
+from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run
 from oracle.profile.trees import convert_trees, int_threshold, threshold_grid
 
