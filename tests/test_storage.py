@@ -10,8 +10,10 @@ import pytest
 from oracle.challenger import store as challenger_store
 from oracle.challenger.store import ClaimState, Store
 from oracle.storage import SqliteFile
-from oracle.worker import db as worker_db
-from oracle.worker.db import Database, JobState, NewJob
+from oracle.worker import schema as worker_schema
+from oracle.worker.db import Database
+from oracle.worker.job import NewJob
+from oracle.worker.jobstate import JobState
 
 #: the challenger's claims table as first released, before nonce, tx_block, settled and orphaned
 CHALLENGER_V0 = f"""
@@ -61,13 +63,13 @@ def test_a_version_0_challenger_file_migrates_and_keeps_its_claims(tmp_path: Pat
 def test_a_version_0_worker_file_opens_at_the_newest_version_with_its_jobs(tmp_path: Path) -> None:
     path = tmp_path / "worker.db"
     with sqlite3.connect(path) as conn:
-        conn.executescript(worker_db.SCHEMA)  # what the worker wrote before schema versions
+        conn.executescript(worker_schema.SCHEMA)  # what the worker wrote before schema versions
         conn.execute("INSERT INTO cursor(id, block_number, block_hash) VALUES (1, 5, '0xcd')")
         conn.execute("INSERT INTO jobs(request_id, model_id, requester, fee, input, block_number, block_hash,"
                      " requested_at, state, created_at, updated_at) VALUES"
                      f" ('0x{2:064x}', 1, '0xuser', '10', x'01', 5, '0xcd', 90, 'seen', 0, 0)")
     db = Database(path)
-    assert db.sql.version == len(worker_db.MIGRATIONS) == 4
+    assert db.sql.version == len(worker_schema.MIGRATIONS) == 4
     assert db.parked_models() == {} and db.binding_verdict((b"a", b"b", b"", "v")) is None  # version 2 tables
     assert db.sql.read("SELECT COUNT(*) FROM games")[0][0] == 0  # version 3
     old = db.job(2)

@@ -4,25 +4,9 @@ The database is the worker's memory across ``kill -9``: every step is written be
 and a signed transaction is stored *before* it is broadcast, so a restart re-broadcasts the same bytes
 (same hash, same nonce) instead of sending a second submission.
 
-Schema (opened through :mod:`oracle.storage`; request ids are uint256, stored as 0x-prefixed 64-digit hex text)::
-
-    jobs(request_id TEXT PK, model_id INT, requester TEXT, fee TEXT, input BLOB,
-         block_number INT, block_hash TEXT, requested_at INT,       -- where and when the request was mined
-         state TEXT,                                                  -- see JobState
-         output BLOB, tx_hash TEXT, nonce INT,                        -- last submission transaction
-         submit_block INT, challenge_deadline INT, attempts INT, error TEXT,
-         created_at REAL, updated_at REAL,
-         assignee TEXT)                                               -- lower-case; '' when none (version 2)
-    cursor(id INT PK = 1, block_number INT, block_hash TEXT)         -- last fully processed block
-    blocks(number INT PK, hash TEXT)                                  -- recent blocks, for reorg detection
-    txs(tx_hash TEXT PK, nonce INT, kind TEXT, request_ids TEXT,      -- every signed tx, before broadcast
-        raw BLOB, max_fee INT, priority_fee INT, state TEXT, block_number INT, sent_at REAL, updated_at REAL)
-    meta(key TEXT PK, value TEXT)                                     -- next_nonce, account, games_scanned
-    parked_models(model_id INT PK, reason TEXT, parked_at REAL,       -- models too slow to serve (v2)
-                  dropped INT)                                        -- jobs dropped while parked
-    bindings(onnx_hash, program_commitment, onchain_hash, compiler,   -- EXACT binding verdicts (v2)
-             ok INT, reason TEXT, created_at REAL)
-    games(...)                                                        -- dispute games (v3, oracle.dispute.book)
+The tables and their versions are :mod:`oracle.worker.schema`; the rows are :mod:`oracle.worker.job`; the
+signed transactions (:class:`~oracle.worker.txstore.TxStore`) and the per-model state
+(:class:`~oracle.worker.modelstate.ModelStateStore`) are mixins of :class:`Database`.
 """
 
 from __future__ import annotations
@@ -31,92 +15,18 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oracle.dispute.book import SCHEMA as GAMES_SCHEMA
-from oracle.storage import Migration, SqliteFile, add_missing_columns
-from oracle.worker.jobstate import JobState, job_state_for
+from oracle.storage import SqliteFile
+from oracle.worker.job import Job, NewJob, rid_hex
+from oracle.worker.jobstate import JobState
+from oracle.worker.modelstate import ModelStateStore
+from oracle.worker.schema import MIGRATIONS
 from oracle.worker.txstore import TxRecord, TxState, TxStore
 
-__all__ = ["Database", "Job", "JobState", "NewJob", "TxRecord", "TxState", "rid_hex", "job_state_for", "KEEP_BLOCKS"]
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    request_id TEXT PRIMARY KEY,
-    model_id INTEGER NOT NULL,
-    requester TEXT NOT NULL,
-    fee TEXT NOT NULL,
-    input BLOB NOT NULL,
-    block_number INTEGER NOT NULL,
-    block_hash TEXT NOT NULL,
-    requested_at INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    output BLOB,
-    tx_hash TEXT,
-    nonce INTEGER,
-    submit_block INTEGER,
-    challenge_deadline INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
-CREATE TABLE IF NOT EXISTS cursor (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    block_number INTEGER NOT NULL,
-    block_hash TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS blocks (
-    number INTEGER PRIMARY KEY,
-    hash TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS txs (
-    tx_hash TEXT PRIMARY KEY,
-    nonce INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    request_ids TEXT NOT NULL,
-    raw BLOB NOT NULL,
-    max_fee INTEGER NOT NULL,
-    priority_fee INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    block_number INTEGER,
-    sent_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS txs_state ON txs(state);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-#: version 2: models the node parked (too slow) and binding verdicts of EXACT files, both kept across restarts
-MODEL_STATE = """
-CREATE TABLE IF NOT EXISTS parked_models (
-    model_id INTEGER PRIMARY KEY,
-    reason TEXT NOT NULL,
-    parked_at REAL NOT NULL,
-    dropped INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS bindings (
-    onnx_hash BLOB NOT NULL,
-    program_commitment BLOB NOT NULL,
-    onchain_hash BLOB NOT NULL,
-    compiler TEXT NOT NULL,
-    ok INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (onnx_hash, program_commitment, onchain_hash, compiler)
-)
-"""
-#: schema versions (PRAGMA user_version): version 1 is the schema as first released, 2 adds the parked models
-#: and binding verdicts, 3 the dispute games the node defends (:mod:`oracle.dispute.book`), 4 the assignee of
-#: each job (exclusive assignment)
-MIGRATIONS: tuple[Migration, ...] = (SCHEMA, MODEL_STATE, GAMES_SCHEMA,
-                                     add_missing_columns("jobs", [("assignee", "TEXT NOT NULL DEFAULT ''")]))
-
+#: re-exported for oracle.worker.txmanager, oracle.worker.lanes and oracle.api, which import them from here
+__all__ = ["Database", "Job", "JobState", "TxRecord", "TxState"]
 
 #: final states of a job assigned to this node that it did not answer itself
 MISSED_STATES = (JobState.LOST, JobState.EXPIRED, JobState.SKIPPED, JobState.FAILED)
@@ -127,55 +37,7 @@ ANSWERED_STATES = (JobState.SUBMITTED, JobState.FINALIZING, JobState.FINALIZED)
 KEEP_BLOCKS = 512
 
 
-def rid_hex(request_id: int) -> str:
-    return f"0x{request_id:064x}"
-
-
-@dataclass(frozen=True)
-class Job:
-    request_id: int
-    model_id: int
-    requester: str
-    fee: int
-    input: bytes
-    block_number: int
-    block_hash: str
-    requested_at: int
-    state: JobState
-    output: bytes | None
-    tx_hash: str | None
-    nonce: int | None
-    submit_block: int | None
-    challenge_deadline: int | None
-    attempts: int
-    error: str | None
-    created_at: float
-    updated_at: float
-    assignee: str = ""  # lower-case address that alone may answer during the exclusive period; '' if none
-
-    @classmethod
-    def from_row(cls, r: sqlite3.Row) -> Job:
-        return cls(int(r["request_id"], 16), r["model_id"], r["requester"], int(r["fee"]), bytes(r["input"]),
-                   r["block_number"], r["block_hash"], r["requested_at"], JobState(r["state"]),
-                   bytes(r["output"]) if r["output"] is not None else None, r["tx_hash"], r["nonce"],
-                   r["submit_block"], r["challenge_deadline"], r["attempts"], r["error"], r["created_at"],
-                   r["updated_at"], r["assignee"])
-
-
-@dataclass(frozen=True)
-class NewJob:
-    request_id: int
-    model_id: int
-    requester: str
-    fee: int
-    input: bytes
-    block_number: int
-    block_hash: str
-    requested_at: int
-    assignee: str = ""  # lower-case; '' when the request has none
-
-
-class Database(TxStore):
+class Database(TxStore, ModelStateStore):
     """Thread-safe access to the worker database (:class:`~oracle.storage.SqliteFile`: one connection, one
     lock, WAL, schema versions)."""
 
@@ -378,37 +240,3 @@ class Database(TxStore):
         with self.tx() as c:
             c.executemany("UPDATE jobs SET state=?, output=?, error=NULL, updated_at=? WHERE request_id=? AND state=?",
                           [(JobState.EXECUTED.value, out, now, rid_hex(r), JobState.SEEN.value) for r, out in results])
-
-    # ------------------------------------------------------------------ parked models
-    def park_model(self, model_id: int, reason: str) -> bool:
-        """Parks ``model_id``; False when it already was."""
-        with self.tx() as c:
-            return c.execute("INSERT OR IGNORE INTO parked_models(model_id, reason, parked_at) VALUES(?,?,?)",
-                             (model_id, reason, time.time())).rowcount > 0
-
-    def unpark_model(self, model_id: int) -> bool:
-        """Un-parks ``model_id``; False when it was not parked."""
-        with self.tx() as c:
-            return c.execute("DELETE FROM parked_models WHERE model_id=?", (model_id,)).rowcount > 0
-
-    def parked_models(self) -> dict[int, dict[str, Any]]:
-        """model id -> {reason, parked_at, dropped} of every parked model."""
-        return {r["model_id"]: {"reason": r["reason"], "parked_at": r["parked_at"], "dropped": r["dropped"]}
-                for r in self._query("SELECT * FROM parked_models ORDER BY model_id")}
-
-    def drop_parked_jobs(self, model_id: int, request_ids: Sequence[int], reason: str) -> None:
-        """Skips pending jobs of a parked model and counts them on its row, in one transaction."""
-        with self.tx() as c:
-            self.set_state(request_ids, JobState.SKIPPED, error=reason, conn=c)
-            c.execute("UPDATE parked_models SET dropped=dropped+? WHERE model_id=?", (len(request_ids), model_id))
-
-    # ------------------------------------------------------------------ binding verdicts
-    def binding_verdict(self, key: tuple[bytes, bytes, bytes, str]) -> tuple[bool, str] | None:
-        rows = self._query("SELECT ok, reason FROM bindings WHERE onnx_hash=? AND program_commitment=? AND"
-                           " onchain_hash=? AND compiler=?", key)
-        return (bool(rows[0]["ok"]), rows[0]["reason"]) if rows else None
-
-    def record_binding(self, key: tuple[bytes, bytes, bytes, str], ok: bool, reason: str) -> None:
-        with self.tx() as c:
-            c.execute("INSERT OR REPLACE INTO bindings(onnx_hash, program_commitment, onchain_hash, compiler, ok,"
-                      " reason, created_at) VALUES(?,?,?,?,?,?,?)", (*key, int(ok), reason, time.time()))

@@ -21,7 +21,9 @@ from eth_utils.crypto import keccak
 from web3.contract.contract import ContractFunction
 
 from oracle.lifecycle import is_finalizable
-from oracle.worker.db import Database, Job, JobState
+from oracle.worker.db import Database
+from oracle.worker.job import Job
+from oracle.worker.jobstate import JobState
 from oracle.worker.rpc import Head, Rpc
 from oracle.worker.submitter import Submitter
 

@@ -21,7 +21,8 @@ import structlog
 
 from oracle.chain.follower import Follower, Fork
 from oracle.chain.types import ResultSubmitted
-from oracle.worker.db import Database, NewJob
+from oracle.worker.db import Database
+from oracle.worker.job import NewJob
 from oracle.worker.metrics import Metrics
 from oracle.worker.rpc import Head, Rpc
 

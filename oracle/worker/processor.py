@@ -32,9 +32,11 @@ from collections.abc import Callable
 import structlog
 
 from oracle.chain.types import Model
-from oracle.worker.db import Database, Job, JobState
+from oracle.worker.db import Database
 from oracle.worker.errors import InferenceError, InferenceTimeout, ModelError, NotRun
 from oracle.worker.executor import Result
+from oracle.worker.job import Job
+from oracle.worker.jobstate import JobState
 from oracle.worker.lanes import Batch, Lanes, Preparer
 from oracle.worker.metrics import Metrics
 from oracle.worker.parking import Parking

@@ -26,9 +26,11 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 
 from oracle.chain.reverts import from_web3_error
 from oracle.chain.types import RequestView, Status
-from oracle.worker.db import Job, JobState, TxRecord, job_state_for
+from oracle.worker.job import Job
+from oracle.worker.jobstate import JobState, job_state_for
 from oracle.worker.rpc import Head
 from oracle.worker.txmanager import GWEI, FeePolicy, SubmitPolicy, TxManager
+from oracle.worker.txstore import TxRecord
 
 __all__ = ["GWEI", "FeePolicy", "SubmitPolicy", "Submitter"]
 

@@ -8,9 +8,9 @@ from oracle.challenger.store import SCHEMA as CHALLENGER_V1
 from oracle.challenger.store import Store
 from oracle.dispute.book import SCHEMA, GameBook
 from oracle.storage import SqliteFile
-from oracle.worker.db import MIGRATIONS as WORKER_MIGRATIONS
-from oracle.worker.db import SCHEMA as WORKER_V1
 from oracle.worker.db import Database
+from oracle.worker.schema import MIGRATIONS as WORKER_MIGRATIONS
+from oracle.worker.schema import SCHEMA as WORKER_V1
 
 
 def test_rows_are_idempotent_and_a_claim_back_after_a_reorg_reopens_its_row() -> None:

@@ -37,7 +37,7 @@ from oracle.profile.opcodes import Opcode
 from oracle.profile.program import Constant, Op, Program, decode, encode
 from oracle.profile.reference import run_bytes
 from oracle.settings import NodeSettings
-from oracle.worker.db import JobState
+from oracle.worker.jobstate import JobState
 from oracle.worker.node import Node
 from tests.worker.conftest import RunningNode, dev_account, wait_for
 

@@ -6,8 +6,9 @@ import threading
 import time
 
 from oracle.chain.types import Status
-from oracle.worker.db import JobState, TxState
+from oracle.worker.jobstate import JobState
 from oracle.worker.node import Node
+from oracle.worker.txstore import TxState
 
 from .conftest import OPERATOR_INDEX, TIMEOUT, WorkerSystem, dev_account, int_input, wait_for
 

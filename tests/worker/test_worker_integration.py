@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from oracle.chain.types import Status
-from oracle.worker.db import JobState
+from oracle.worker.jobstate import JobState
 
 from .conftest import (
     FEE,

@@ -12,7 +12,7 @@ import requests
 from web3 import Web3
 
 from oracle.chain.types import Status
-from oracle.worker.db import JobState
+from oracle.worker.jobstate import JobState
 from oracle.worker.node import Node
 from oracle.worker.rpc import Backoff, Rpc
 

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from oracle.chain.types import Status
-from oracle.worker.db import Database, JobState, TxState
+from oracle.worker.db import Database
+from oracle.worker.jobstate import JobState
+from oracle.worker.txstore import TxState
 
 from .conftest import OPERATOR_INDEX, WINDOW, WorkerSystem, dev_account, int_input, wait_for
 

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from oracle.api.app import create_app
 from oracle.errors import ConfigError
 from oracle.settings import NodeSettings
-from oracle.worker.db import Database, NewJob
+from oracle.worker.db import Database
+from oracle.worker.job import NewJob
 from oracle.worker.metrics import Metrics
 from oracle.worker.models import ModelStore
 
