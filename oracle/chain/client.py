@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from eth_utils.abi import get_abi_output_types
 from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
+from web3.contract.utils import format_contract_call_return_data_curried
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
@@ -43,7 +45,9 @@ class OracleClient:
     def __init__(self, w3: Web3, address: str) -> None:
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
-        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifacts.load("InferenceOracle").abi)
+        # decode_tuples: struct results come back as named tuples, read by field name (types.*.from_struct)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifacts.load("InferenceOracle").abi,
+                                                  decode_tuples=True)
 
     # ------------------------------------------------------------- calls
     def _call(self, fn: ContractFunction, block: Any = "latest") -> Any:
@@ -67,8 +71,7 @@ class OracleClient:
         return str(self._call(self.contract.functions.VERIFIER()))
 
     def get_model(self, model_id: int) -> Model:
-        m = self._call(self.contract.functions.getModel(model_id))
-        return Model(model_id, m[0], m[1], Mode(m[2]), m[3], m[4], m[5], m[6], bytes(m[7]), bytes(m[8]), m[9])
+        return Model.from_struct(model_id, self._call(self.contract.functions.getModel(model_id)))
 
     def model_count(self) -> int:
         return int(self._call(self.contract.functions.modelCount()))
@@ -85,12 +88,18 @@ class OracleClient:
         return Status(self._call(self.contract.functions.statusOf(request_id), block))
 
     def get_request(self, request_id: int, block: Any = "latest") -> RequestView:
-        r = self._call(self.contract.functions.getRequest(request_id), block)
-        return RequestView(request_id, r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7], Status(r[8]))
+        return RequestView.from_struct(request_id, self._call(self.contract.functions.getRequest(request_id), block))
+
+    def decode_request(self, request_id: int, return_data: bytes) -> RequestView:
+        """The :class:`RequestView` in the return data of an ``eth_call`` of ``getRequest`` made elsewhere (a
+        JSON-RPC batch), decoded by web3 as :meth:`get_request` decodes it."""
+        fn_abi = self.contract.get_function_by_name("getRequest").abi
+        decoded = format_contract_call_return_data_curried(
+            self.w3, True, fn_abi, "getRequest", (), get_abi_output_types(fn_abi), return_data)
+        return RequestView.from_struct(request_id, decoded)
 
     def stake_of(self, operator: str) -> StakeInfo:
-        s = self._call(self.contract.functions.stakeOf(Web3.to_checksum_address(operator)))
-        return StakeInfo(s[0], s[1], s[2], s[3])
+        return StakeInfo.from_struct(self._call(self.contract.functions.stakeOf(Web3.to_checksum_address(operator))))
 
     def credits_of(self, account: str) -> int:
         return int(self._call(self.contract.functions.creditsOf(Web3.to_checksum_address(account))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from oracle.lifecycle import Status
 
@@ -53,6 +54,12 @@ class Model:
     program_commitment: bytes
     uri: str
 
+    @classmethod
+    def from_struct(cls, model_id: int, m: Any) -> Model:
+        """From `getModel`'s `IModelRegistry.Model` struct, as web3 decodes it with ``decode_tuples``."""
+        return cls(model_id, m.owner, m.retired, Mode(m.mode), m.fee, m.bond, m.inputLength, m.outputLength,
+                   bytes(m.onnxHash), bytes(m.programCommitment), m.uri)
+
 
 @dataclass(frozen=True)
 class StakeInfo:
@@ -64,6 +71,11 @@ class StakeInfo:
     @property
     def free(self) -> int:
         return self.staked - self.locked
+
+    @classmethod
+    def from_struct(cls, s: Any) -> StakeInfo:
+        """From `stakeOf`'s `StakeInfo` struct, as web3 decodes it with ``decode_tuples``."""
+        return cls(s.staked, s.locked, s.pending, s.withdrawableAt)
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,12 @@ class RequestView:
     output_hash: bytes
     callback_succeeded: bool
     status: Status
+
+    @classmethod
+    def from_struct(cls, request_id: int, v: Any) -> RequestView:
+        """From `getRequest`'s `RequestView` struct, as web3 decodes it with ``decode_tuples``."""
+        return cls(request_id, v.requester, v.modelId, v.callbackGasLimit, v.requestedAt, v.operator, v.submittedAt,
+                   bytes(v.outputHash), v.callbackSucceeded, Status(v.status))
 
 
 @dataclass(frozen=True)

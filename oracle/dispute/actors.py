@@ -46,11 +46,9 @@ class GameView:
 
     @classmethod
     def read(cls, game: Contract, game_id: int) -> GameView:
-        g = game.functions.getGame(game_id).call()
-        # (requestId, challenger, lastMove, challengerClock, operator, operatorClock, modelId, lo, hi,
-        #  phase, challengerWon, depth, outputWidth, outputId, outputHash, rootLo, rootHi, rootMid)
-        return cls(int(g[0]), g[1], g[4], int(g[7]), int(g[8]), Phase(g[9]), bool(g[10]),
-                   bytes(g[15]), bytes(g[16]), bytes(g[17]))
+        g = game.functions.getGame(game_id).call()  # a named tuple: the game contract decodes tuples
+        return cls(int(g.requestId), g.challenger, g.operator, int(g.lo), int(g.hi), Phase(g.phase),
+                   bool(g.challengerWon), bytes(g.rootLo), bytes(g.rootHi), bytes(g.rootMid))
 
 
 @dataclass

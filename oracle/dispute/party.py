@@ -42,7 +42,9 @@ def game_address(client: OracleClient) -> str | None:
 
 
 def game_contract(w3: Web3, address: str) -> Contract:
-    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load("DisputeGame").abi)
+    """The `DisputeGame` at ``address``; struct results (``getGame``) come back as named tuples."""
+    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load("DisputeGame").abi,
+                           decode_tuples=True)
 
 
 @dataclass

@@ -24,7 +24,7 @@ def game_status(game: Contract, game_id: int, moves: bool = True) -> dict[str, o
     out: dict[str, object] = {
         "game": game_id, "request_id": hex(g.request_id), "phase": g.phase.name,
         "challenger": g.challenger, "operator": g.operator, "lo": g.lo, "hi": g.hi,
-        "challenger_clock_s": int(raw[3]), "operator_clock_s": int(raw[5]),
+        "challenger_clock_s": int(raw.challengerClock), "operator_clock_s": int(raw.operatorClock),
         "root_lo": "0x" + g.root_lo.hex(), "root_hi": "0x" + g.root_hi.hex(),
     }
     if g.phase is Phase.RESOLVED:

@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from eth_abi.abi import decode
-from eth_utils.abi import get_abi_output_types
 from hexbytes import HexBytes
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
@@ -146,8 +144,6 @@ class Submitter(TxManager):
     # ------------------------------------------------------------------ jobs vs the chain
     def views(self, request_ids: Sequence[int]) -> dict[int, RequestView | None]:
         """``getRequest`` of each id in one JSON-RPC batch (None: unknown on-chain)."""
-        fn_abi = self.rpc.client.contract.get_function_by_name("getRequest").abi
-        types = get_abi_output_types(fn_abi)
         c = self.rpc.client.contract.functions
         calls = [("eth_call", [{"to": self.rpc.client.address,
                                 "data": c.getRequest(r)._encode_transaction_data()}, "latest"])  # noqa: SLF001
@@ -160,8 +156,7 @@ class Submitter(TxManager):
             if isinstance(res, Web3RPCError):
                 out[rid] = None
                 continue
-            (r,) = decode(types, HexBytes(res))
-            out[rid] = RequestView(rid, r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7], Status(r[8]))
+            out[rid] = self.rpc.client.decode_request(rid, HexBytes(res))
         return out
 
     def resolve_many(self, jobs: Sequence[Job]) -> dict[int, JobState]:

@@ -19,6 +19,7 @@ from oracle.chain.reverts import from_web3_error
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP
 from oracle.dispute.models import chained_mlp
+from oracle.dispute.party import game_contract
 from oracle.profile.codec import encode_tensor
 from oracle.profile.program import Program, encode
 
@@ -107,7 +108,7 @@ def tgs(game_deployed: tuple[Deployment, int, Program], tiled_model: tuple[int, 
 
 
 def _system(w3: Web3, dep: Deployment, model_id: int, program: Program, accounts: list[str]) -> GameSystem:
-    game = w3.eth.contract(address=dep.dispute_game, abi=artifacts.load("DisputeGame").abi)
+    game = game_contract(w3, dep.dispute_game)
     steps = w3.eth.contract(address=game.functions.STEP_GAS_BOUND().call(), abi=artifacts.load("StepGasBound").abi)
     return GameSystem(w3, dep, OracleClient(w3, dep.oracle), game, steps, program, model_id,
                       accounts[0], accounts[1], accounts[2], accounts[3], accounts[4])
