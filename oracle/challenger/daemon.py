@@ -28,6 +28,7 @@ from web3 import Web3
 
 from oracle.chain.client import OracleClient
 from oracle.chain.follower import Follower, Fork, Range
+from oracle.chain.retry import Backoff, retry_until_stopped
 from oracle.chain.tx import Signer
 from oracle.chain.types import Mode, Model
 from oracle.challenger.games import GamePlayer, GamePolicy
@@ -40,6 +41,9 @@ from oracle.challenger.verify import ClaimVerifier, NoVerdict
 from oracle.errors import OracleError
 
 log = structlog.get_logger("oracle.challenger")
+
+#: longest wait after failing iterations (the first waits the poll interval, then it doubles)
+MAX_LOOP_BACKOFF = 30.0
 
 
 @dataclass(frozen=True)
@@ -113,34 +117,32 @@ class Challenger:
                 log.warning("warm_up_failed", model_id=model_id, error=str(exc))
 
     def run(self) -> None:
-        backoff = self.config.poll_interval
-        while not self._stop.is_set():
-            try:
-                self.setup()
-                break
-            except Exception as exc:  # noqa: BLE001 - e.g. the RPC endpoint is not up yet: never exit on it
-                log.warning("challenger_setup_failed", error=str(exc), retry_in=backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+        try:  # e.g. the RPC endpoint is not up yet: never exit on it
+            retry_until_stopped(self.setup, self._stop, Backoff(self.config.poll_interval, MAX_LOOP_BACKOFF),
+                                lambda _exc: True, lambda exc, delay: log.warning(
+                                    "challenger_setup_failed", error=str(exc), retry_in=round(delay, 2)))
+        except Exception:  # noqa: BLE001 - raised only once stopped
+            self.cleanup()
+            return
         if self._stop.is_set():
             self.cleanup()
             return
         if self.config.audit_models:
             self._auditor = threading.Thread(target=self._audit_loop, name="challenger-audit", daemon=True)
             self._auditor.start()
-        backoff = self.config.poll_interval
+        backoff = Backoff(self.config.poll_interval, MAX_LOOP_BACKOFF)
         while not self._stop.is_set():
             try:
                 caught_up = self.poll()
                 self.process()
-                backoff = self.config.poll_interval
+                backoff.reset()
                 if caught_up:
                     self._stop.wait(self.config.poll_interval)
             except Exception as exc:  # noqa: BLE001 - the daemon must survive RPC faults and bad data
                 self.metrics.errors.labels(kind=type(exc).__name__).inc()
-                log.warning("challenger_iteration_failed", error=str(exc), retry_in=backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                delay = backoff.next()
+                log.warning("challenger_iteration_failed", error=str(exc), retry_in=round(delay, 2))
+                self._stop.wait(delay)
         self.cleanup()
 
     def stop(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter
 
+from oracle.chain.retry import MAX_BACKOFF, Backoff, retry_until_stopped
 from oracle.profile.binding import read_onchain_program
 from oracle.profile.trace import Tamper
 from oracle.settings import NodeSettings, load_account
@@ -38,12 +39,10 @@ from oracle.worker.metrics import Metrics
 from oracle.worker.models import ModelStore
 from oracle.worker.parking import Parking
 from oracle.worker.processor import Processor
-from oracle.worker.rpc import Backoff, Head, Rpc, is_transient
+from oracle.worker.rpc import Head, Rpc, is_transient
 from oracle.worker.submitter import GWEI, FeePolicy, SubmitPolicy, Submitter
 
 log = structlog.get_logger("oracle.worker.node")
-
-MAX_BACKOFF = 10.0
 
 
 @dataclass(frozen=True)
@@ -160,15 +159,8 @@ class Node:
                  confirmations=s.confirmations)
 
     def _retry(self, fn: Callable[[], Any], where: str) -> Any:
-        backoff = Backoff(0.2, MAX_BACKOFF)
-        while True:
-            try:
-                return fn()
-            except Exception as exc:
-                if not is_transient(exc) or self._stop.is_set():
-                    raise
-                self._note_error(exc, where)
-                time.sleep(backoff.next())
+        return retry_until_stopped(fn, self._stop, Backoff(0.2, MAX_BACKOFF), is_transient,
+                                   lambda exc, _delay: self._note_error(exc, where))
 
     def run(self) -> None:
         """The main loop; returns when :meth:`stop` is called."""

@@ -6,19 +6,18 @@ a fallback endpoint every component follows. :func:`is_transient` says whether a
 with backoff (5xx, resets, timeouts, a lagging or unreachable node) rather than a bug or a revert.
 
 Retries: every call the worker makes is idempotent (reads, ``eth_call``, ``eth_estimateGas`` and re-sending the
-same signed bytes), so a transport failure (a reset, a timeout, a 5xx) is retried in place by :func:`retry`,
-:data:`RETRIES` times with exponential backoff: single calls by :class:`RetryingHTTPProvider` (web3's own retry
-misses ``requests.ConnectionError``, a reset), JSON-RPC batches by :meth:`Rpc.batch`. The node loop backs off
-between steps with :class:`Backoff`, reset whenever a step made progress.
+same signed bytes), so a transport failure (a reset, a timeout, a 5xx) is retried in place by
+:func:`oracle.chain.retry.retry`, :data:`RETRIES` times with exponential backoff: single calls by
+:class:`RetryingHTTPProvider` (web3's own retry misses ``requests.ConnectionError``, a reset), JSON-RPC batches
+by :meth:`Rpc.batch`. The node loop backs off between steps with :class:`oracle.chain.retry.Backoff`, reset
+whenever a step made progress.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 import structlog
@@ -26,6 +25,7 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import BlockNotFound, TimeExhausted, Web3RPCError
 
 from oracle.chain.client import OracleClient
+from oracle.chain.retry import retry
 from oracle.worker.errors import TransientRpcError
 
 log = structlog.get_logger("oracle.worker.rpc")
@@ -34,9 +34,6 @@ log = structlog.get_logger("oracle.worker.rpc")
 RETRY_ERRORS: tuple[type[BaseException], ...] = (requests.ConnectionError, requests.Timeout, requests.HTTPError)
 RETRIES = 3
 BACKOFF_FACTOR = 0.1
-MAX_BACKOFF = 10.0
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,47 +46,13 @@ class Head:
     base_fee: int
 
 
-class Backoff:
-    """Exponential backoff with jitter, capped; :meth:`reset` when progress is made."""
-
-    def __init__(self, base: float = 0.2, cap: float = MAX_BACKOFF) -> None:
-        self.base = base
-        self.cap = cap
-        self.delay = 0.0
-
-    def next(self) -> float:
-        """The next wait (grows after each failure), jittered to 0.5-1.5 times the delay."""
-        self.delay = min(self.cap, max(self.base, self.delay * 2))
-        return self.delay * (0.5 + random.random())
-
-    def reset(self) -> None:
-        self.delay = 0.0
-
-
-def retry(fn: Callable[[], T], *, retries: int = RETRIES, factor: float = BACKOFF_FACTOR,
-          should_retry: Callable[[BaseException], bool] | None = None,
-          on_retry: Callable[[BaseException], None] | None = None) -> T:
-    """Calls ``fn``; a transient failure is retried up to ``retries`` times (waits factor, 2 factor, ...)."""
-    check = should_retry or is_transient
-    for attempt in range(retries + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if attempt >= retries or not check(exc):
-                raise
-            if on_retry is not None:
-                on_retry(exc)
-            time.sleep(factor * 2**attempt)
-    raise AssertionError("unreachable")
-
-
 def _is_transport_error(exc: BaseException) -> bool:
     return isinstance(exc, RETRY_ERRORS)
 
 
 class RetryingHTTPProvider(HTTPProvider):
-    """web3's HTTP provider with :func:`retry` around every request: resets included (web3's own retry
-    configuration misses ``requests.ConnectionError``), every method (all of the worker's are idempotent)."""
+    """web3's HTTP provider with :func:`~oracle.chain.retry.retry` around every request: resets included (web3's
+    own retry configuration misses ``requests.ConnectionError``), every method (all of the worker's are idempotent)."""
 
     def __init__(self, url: str, timeout: float, on_retry: Callable[[BaseException], None] | None) -> None:
         super().__init__(url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
@@ -101,7 +64,8 @@ class RetryingHTTPProvider(HTTPProvider):
             return self._request_session_manager.make_post_request(
                 self.endpoint_uri, request_data, **self.get_request_kwargs())
 
-        return retry(once, should_retry=_is_transport_error, on_retry=self._on_retry)
+        return retry(once, retries=RETRIES, factor=BACKOFF_FACTOR, should_retry=_is_transport_error,
+                     on_retry=self._on_retry)
 
 
 class RpcBatchError(TransientRpcError):
@@ -180,7 +144,7 @@ class Rpc:
                 out.append(d["result"])
             return out
 
-        return retry(once, on_retry=self._retried)
+        return retry(once, retries=RETRIES, factor=BACKOFF_FACTOR, should_retry=is_transient, on_retry=self._retried)
 
     def blocks(self, numbers: Sequence[int]) -> dict[int, dict[str, Any] | None]:
         """Headers of ``numbers`` in one batch: ``{n: {"hash", "parentHash", "timestamp"} | None}`` (None: the

@@ -11,10 +11,11 @@ import pytest
 import requests
 from web3 import Web3
 
+from oracle.chain.retry import Backoff
 from oracle.chain.types import Status
 from oracle.worker.jobstate import JobState
 from oracle.worker.node import Node
-from oracle.worker.rpc import Backoff, Rpc
+from oracle.worker.rpc import Rpc
 
 from .conftest import (
     OPERATOR_INDEX,
