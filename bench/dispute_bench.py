@@ -35,11 +35,11 @@ from oracle.chain.client import OracleClient
 from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP, Actor, play
-from oracle.dispute.models import chained_mlp, macs
+from oracle.dispute.synthetic import chained_mlp
 from oracle.profile import gas_bound, tiles
 from oracle.profile.codec import encode_tensor
 from oracle.profile.opcodes import Opcode
-from oracle.profile.program import encode
+from oracle.profile.program import encode, macs
 from oracle.profile.trace import Trace, perturb_at
 
 LAYERS, WIDTH, ROWS = 7, 512, 32

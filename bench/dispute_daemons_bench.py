@@ -27,8 +27,8 @@ from oracle.chain.client import OracleClient
 from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.demo.actors import make_challenger, make_node
-from oracle.dispute.models import chained_mlp
 from oracle.dispute.party import TX_GAS_CAP, game_contract
+from oracle.dispute.synthetic import chained_mlp
 from oracle.profile.codec import encode_tensor
 from oracle.profile.program import encode
 from oracle.profile.trace import Trace, perturb_at

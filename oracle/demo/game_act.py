@@ -1,6 +1,6 @@
 """The demo's act on a model too large for one transaction: a wrong answer proven by the dispute game.
 
-A synthetic deep MLP (random int8 weights, :func:`oracle.dispute.models.chained_mlp`) is registered; its
+A synthetic deep MLP (random int8 weights, :func:`oracle.dispute.synthetic.chained_mlp`) is registered; its
 one-transaction proof would need several times the 16,777,216-gas cap, so the registry accepts it as
 game-provable. A dishonest operator answers a request wrongly and its node (a real one, with the demo's
 fault injection: it defends a tampered trace) plays the game; the challenger daemon that is already running
@@ -24,12 +24,12 @@ from oracle.chain.deploy import Deployment
 from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.demo.actors import dev_account, make_node
 from oracle.dispute.actors import GameView, Phase
-from oracle.dispute.models import chained_mlp, macs
 from oracle.dispute.party import TX_GAS_CAP, game_contract
 from oracle.dispute.status import game_moves
+from oracle.dispute.synthetic import chained_mlp
 from oracle.errors import ContractRevert
 from oracle.profile.codec import encode_tensor
-from oracle.profile.program import Program, encode
+from oracle.profile.program import Program, encode, macs
 from oracle.profile.trace import Trace, perturb_at
 
 LAYERS, WIDTH = 20, 512

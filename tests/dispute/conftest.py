@@ -18,8 +18,8 @@ from oracle.chain.deploy import Deployment, DeployParams, deploy_system
 from oracle.chain.reverts import from_web3_error
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP
-from oracle.dispute.models import chained_mlp
 from oracle.dispute.party import game_contract
+from oracle.dispute.synthetic import chained_mlp
 from oracle.profile.codec import encode_tensor
 from oracle.profile.program import Program, encode
 

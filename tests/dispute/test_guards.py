@@ -6,7 +6,7 @@ import numpy as np
 from web3 import Web3
 
 from oracle.chain.types import Mode, ModelSpec
-from oracle.dispute.models import chained_mlp
+from oracle.dispute.synthetic import chained_mlp
 from oracle.profile.codec import encode_tensor
 from oracle.profile.program import encode
 from oracle.profile.trace import Trace

@@ -16,11 +16,10 @@ from web3.logs import DISCARD
 from oracle.chain import artifacts
 from oracle.chain.tx import deploy
 from oracle.dispute.actors import TX_GAS_CAP, Actor, GameView, Phase, play
-from oracle.dispute.models import macs
 from oracle.errors import ContractRevert
 from oracle.profile import gas_bound, tiles
 from oracle.profile.opcodes import Opcode
-from oracle.profile.program import Constant, Op, Program, encode
+from oracle.profile.program import Constant, Op, Program, encode, macs
 from oracle.profile.trace import (
     Trace,
     chunk_range,

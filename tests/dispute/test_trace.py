@@ -12,7 +12,7 @@ from web3.contract import Contract
 
 from oracle.chain import artifacts
 from oracle.chain.tx import deploy
-from oracle.dispute.models import chained_mlp
+from oracle.dispute.synthetic import chained_mlp
 from oracle.profile.codec import encode_tensor
 from oracle.profile.reference import run_all, run_bytes
 from oracle.profile.trace import (

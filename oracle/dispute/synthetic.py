@@ -6,7 +6,6 @@ import numpy as np
 
 from oracle.profile.opcodes import Opcode
 from oracle.profile.program import Constant, Op, Program
-from oracle.profile.program import macs as macs
 
 
 def chained_mlp(layers: int, width: int, seed: int = 0, out_width: int = 2, div: bool = True,
