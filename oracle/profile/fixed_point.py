@@ -138,7 +138,7 @@ def to_onnx(net: IntNetwork, quantizer: Quantizer) -> onnx.ModelProto:
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         ir_version=IR_VERSION,
-        producer_name="oracle.profile.converter",
+        producer_name="oracle.profile.converter",  # as the shipped models were built: part of their onnx hash
     )
     onnx.checker.check_model(model)
     return model
