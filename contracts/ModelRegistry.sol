@@ -28,7 +28,10 @@ abstract contract ModelRegistry is IModelRegistry, OracleStorage {
     /// @inheritdoc IModelRegistry
     function registerModel(ModelSpec calldata spec, address[] calldata chunks) external returns (uint32 modelId) {
         if (spec.fee == 0) revert ZeroFee();
-        uint256 minimumBond = MIN_BOND_RATIO * spec.fee;
+        // The bond (ETH, the staking asset) is compared with a fee in ETH only: a token fee has no on-chain ETH
+        // price here, so for token models the ratio is the owner's promise, visible to every operator. It
+        // still needs a non-zero bond, so every attestation stays slashable.
+        uint256 minimumBond = spec.feeToken == address(0) ? MIN_BOND_RATIO * spec.fee : 1;
         if (spec.bond < minimumBond) revert BondTooLow(spec.bond, minimumBond);
         if (
             spec.inputLength == 0 || spec.outputLength == 0 || spec.inputLength > MAX_IO_LENGTH

@@ -21,7 +21,7 @@ interface IModelRegistry {
         bytes32 onnxHash; // keccak256 of the ONNX file bytes
         bytes32 programCommitment; // keccak256 of the integer program bytes (EXACT), zero for ATTESTED
         uint96 fee; // what a requester pays per inference: wei, or base units of `feeToken`
-        uint96 bond; // wei of operator stake locked per attestation (>= minBondRatio * fee)
+        uint96 bond; // wei of operator stake locked per attestation (>= minBondRatio * fee for an ETH fee; > 0)
         uint24 inputLength; // bytes of canonical input
         uint24 outputLength; // bytes of canonical output
         Mode mode;
