@@ -73,3 +73,33 @@ contract NoReturnToken {
         balanceOf[to] += amount;
     }
 }
+
+interface IRequestInference {
+    function requestInference(uint32 modelId, bytes calldata input, uint24 callbackGasLimit)
+        external
+        payable
+        returns (uint256);
+}
+
+/// @notice Re-enters `requestInference` from inside the oracle's `transferFrom` (a hostile fee token), paying the
+/// nested request's fee from its own balance: the outer request then sees its balance grow by two fees.
+contract ReentrantToken is TestToken {
+    address public oracle;
+    uint32 public modelId;
+    bytes public input;
+    bool private _entered;
+
+    function arm(address oracle_, uint32 modelId_, bytes calldata input_) external {
+        (oracle, modelId, input) = (oracle_, modelId_, input_);
+        _approve(address(this), oracle_, type(uint256).max);
+    }
+
+    function transferFrom(address from, address to, uint256 value) public override returns (bool) {
+        if (oracle != address(0) && !_entered) {
+            _entered = true;
+            IRequestInference(oracle).requestInference(modelId, input, 0);
+            _entered = false;
+        }
+        return super.transferFrom(from, to, value);
+    }
+}

@@ -190,3 +190,17 @@ def test_eth_model_still_reports_eth(system: System) -> None:
     system.submit(rid, OUTPUT)
     system.finalize(rid)
     assert system.client.credits_of(system.operator) == FEE
+
+
+def test_token_reentering_request_from_transfer_from_is_refused(system: System) -> None:
+    # The attack: the fee token (chosen by the model's owner) re-enters requestInference while the oracle pulls
+    # the fee, so one pull observes two deposits; the balance delta check refuses the whole transaction.
+    tok = token(system, "ReentrantToken")
+    model_id = token_model(system, tok)
+    fund(system, tok, system.user)
+    system.chain.ok(tok.functions.mint(tok.address, 10 * TOKEN_FEE), system.owner)
+    system.chain.ok(tok.functions.arm(system.deployment.oracle, model_id, INPUT), system.owner)
+    err = system.chain.reverts(system.oracle.functions.requestInference(model_id, INPUT, 0), system.user,
+                               "FeeTokenShortfall")
+    assert err.args_decoded[1:] == (TOKEN_FEE, 2 * TOKEN_FEE)
+    assert balance(tok, system.deployment.oracle) == 0 and system.solvency_gap() == 0
