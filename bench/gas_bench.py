@@ -8,6 +8,9 @@
   fee, so the request stores its committed gas price and the finalizer is credited the deposit).
 - ``gas.lifecycle_storing_consumer``: the same with a consumer that stores the output in one slot.
 - ``gas.submit_batch_per_result`` / ``gas.finalize_batch_per_result``: per item in batches of 20.
+- ``gas.request_erc20`` / ``gas.lifecycle_erc20``: an account requests a model whose fee is in an ERC-20 (pulled
+  with ``transferFrom``, balance checked before and after; allowance already given), then submit and finalize
+  (the operator credited in the token); steady state, after a first lifecycle. Compare with ``gas.request_eoa``.
 """
 
 from __future__ import annotations
@@ -79,6 +82,27 @@ def run(w3: Web3) -> dict[str, float]:
     sreq, ssub, sfin = lifecycle("StoringConsumer", 30)
     eoa = mined(oracle.functions.requestInference(model_id, _rand(64, 40), 0).transact({"from": user, "value": FEE}))
 
+    # A token-fee model: the same shape, its fee in a plain ERC-20.
+    tok_art = artifacts.load("TestToken")
+    tok = w3.eth.contract(address=deploy(w3, tok_art.abi, tok_art.bytecode, owner), abi=tok_art.abi)
+    token_model = client.register_model(owner, ModelSpec(onnx_hash=_rand(32, 2), fee=FEE, bond=4 * FEE,
+                                                          input_length=64, output_length=32, mode=Mode.ATTESTED,
+                                                          uri="file:///bench.onnx", fee_token=tok.address))
+    mined(tok.functions.mint(user, 100 * FEE).transact({"from": owner}))
+    mined(tok.functions.approve(dep.oracle, 100 * FEE).transact({"from": user}))
+
+    def token_lifecycle(seed: int) -> tuple[int, int, int]:
+        data, out = _rand(64, seed), _rand(32, seed + 1)
+        r = mined(oracle.functions.requestInference(token_model, data, 0).transact({"from": user}))
+        rid = oracle.events.InferenceRequested().process_receipt(r, errors=DISCARD)[0]["args"]["requestId"]
+        s = mined(oracle.functions.submitResult(rid, out).transact({"from": operator}))
+        warp(WINDOW)
+        f = mined(oracle.functions.finalize(rid, out).transact({"from": operator}))
+        return r["gasUsed"], s["gasUsed"], f["gasUsed"]
+
+    token_lifecycle(50)  # first token credit of the operator and first token balance of the oracle
+    treq, tsub, tfin = token_lifecycle(60)
+
     # Batches of 20.
     n = 20
     ids = []
@@ -97,6 +121,8 @@ def run(w3: Web3) -> dict[str, float]:
         "gas.finalize": fin,
         "gas.lifecycle": req + sub + fin,
         "gas.lifecycle_storing_consumer": sreq + ssub + sfin,
+        "gas.request_erc20": treq,
+        "gas.lifecycle_erc20": treq + tsub + tfin,
         "gas.submit_batch_per_result": round(sb["gasUsed"] / n),
         "gas.finalize_batch_per_result": round(fb["gasUsed"] / n),
     }

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
 import {IInferenceOracle} from "./interfaces/IInferenceOracle.sol";
+import {IOracleViews} from "./interfaces/IOracleViews.sol";
 
 /// @title InferenceConsumer
 /// @notice Base contract for dApps that use the oracle. Inherit it, call `_requestInference` with the
@@ -45,21 +46,22 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         ORACLE.withdraw(to);
     }
 
-    /// @notice Pays the fee of `requestId` (a request of model `modelId` that expired unanswered) to `to`,
+    /// @notice Pays the fee of `requestId` (a request of model `modelId`, with its fee in ETH, that expired
+    /// unanswered) to `to`,
     /// the person who paid for it. The oracle refunds an expired request's fee to its requester, this
     /// contract; this refunds it (if nobody has yet), pulls this contract's credits in, and forwards the
     /// model's fee and the request's callback deposit. The caller must make sure each request is reclaimed once (e.g. delete its record first).
     /// @dev Credits are pooled: every credit this contract holds is a refunded fee owed to someone, and a
     /// model's fee never changes (model versions are immutable), so each reclaim pays exactly what was paid.
     function _reclaimFee(uint256 requestId, uint32 modelId, address payable to) internal returns (uint256 fee) {
-        IInferenceOracle.Status status = ORACLE.statusOf(requestId);
+        IOracleViews views = IOracleViews(address(ORACLE));
+        IInferenceOracle.Status status = views.statusOf(requestId);
         if (status == IInferenceOracle.Status.Expired) ORACLE.refund(requestId);
         else if (status != IInferenceOracle.Status.Refunded) revert FeeNotRefundable(requestId, status);
-        if (ORACLE.creditsOf(address(this)) != 0) ORACLE.withdraw(payable(address(this)));
+        if (views.creditsOf(address(this)) != 0) ORACLE.withdraw(payable(address(this)));
         // What was paid: the model's fee and the callback deposit, both refunded by the oracle.
         fee = ORACLE.getModel(modelId).fee
-            + ORACLE.callbackGasCharged(ORACLE.getRequest(requestId).callbackGasLimit)
-                * ORACLE.callbackGasPriceOf(requestId);
+            + views.callbackGasCharged(views.getRequest(requestId).callbackGasLimit) * views.callbackGasPriceOf(requestId);
         (bool ok,) = to.call{value: fee}("");
         if (!ok) revert FeeTransferFailed(to, fee);
     }

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {IDisputeOracle} from "./dispute/IDisputeOracle.sol";
 import {IExactVerifier} from "./interfaces/IExactVerifier.sol";
 import {IInferenceConsumer} from "./interfaces/IInferenceConsumer.sol";
 import {IInferenceOracle} from "./interfaces/IInferenceOracle.sol";
 import {ModelRegistry} from "./ModelRegistry.sol";
+import {OracleLens} from "./OracleLens.sol";
 import {OperatorStaking} from "./OperatorStaking.sol";
 import {ProgramChecker} from "./ProgramChecker.sol";
 
@@ -18,6 +21,8 @@ import {ProgramChecker} from "./ProgramChecker.sol";
 ///    finalize, slashed on fraud: half to the challenger, half burned;
 ///  - the consumer callback runs last, with exactly its requested gas, and its outcome moves no money.
 contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, OperatorStaking {
+    using SafeERC20 for IERC20;
+
     /// @notice Seconds a result can be challenged after submission.
     uint256 public immutable CHALLENGE_WINDOW;
     /// @notice Seconds after a request during which a result may be submitted; afterwards it can be refunded.
@@ -34,52 +39,18 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     address public immutable DISPUTE_GAME;
     /// @notice The registration-time check of EXACT programs (deployed by this constructor).
     ProgramChecker public immutable PROGRAM_CHECKER;
+    /// @notice The code of the read-only views (`IOracleViews`, deployed by this constructor): the fallback runs
+    /// it on this contract's storage. It has no state-changing instruction (a test reads its bytecode).
+    address public immutable LENS;
 
     /// @notice Where burned halves of slashed bonds go (no key can move funds from it).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
 
-    /// @dev Gas kept back for the checks around the callback (the 63/64 rule is applied on top).
-    uint256 private constant CALLBACK_GAS_RESERVE = 5_000;
-
-    /// @dev Calling back: encoding the payload, the reserve and checks, a cold account, the writes after.
-    uint256 private constant CALLBACK_FIXED_GAS = 20_000;
     /// @dev A batch finalizes an item only with this much gas left beyond what its callback needs (the
     /// item's reads and writes before the callback), so `_callback`'s own check never reverts the batch.
     uint256 private constant FINALIZE_ITEM_GAS = 40_000;
-    /// @notice Callback gas prices are committed in whole units of this many wei (0.001 gwei); a request
-    /// stores at most 2^24 - 1 units (16,777 gwei).
-    uint256 public constant GAS_PRICE_UNIT = 1e6;
     /// @dev Draws of the assignment's rejection sampling; when all are rejected the request has no assignee.
     uint256 private constant ASSIGN_DRAWS = 4;
-
-    uint8 private constant FLAG_FINALIZED = 1;
-    uint8 private constant FLAG_FRAUD = 2;
-    uint8 private constant FLAG_REFUNDED = 4;
-    uint8 private constant FLAG_CALLBACK_OK = 8;
-    uint8 private constant FLAG_DISPUTED = 16; // a dispute game against the claim is open: no finalize
-
-    /// @dev Written once at request; one slot.
-    struct Request {
-        address requester; // consumer called back at settlement; receives refunds
-        uint16 modelId; // the registry holds at most 2^16 - 1 models
-        uint24 callbackGasLimit; // exact gas for the callback
-        uint24 callbackGasPrice; // committed callback gas price, in units of GAS_PRICE_UNIT wei
-        uint32 requestedAt; // submission deadline = requestedAt + REQUEST_TIMEOUT (uint32: until 2106)
-    }
-
-    /// @dev Written at request (the assignee), then at submit (or refund); one slot. Status is derived from
-    /// these timestamps and flags.
-    struct Result {
-        address operator; // the assignee until a result is submitted, then the attesting operator
-        uint40 submittedAt; // 0 = no result; challenge window ends at submittedAt + CHALLENGE_WINDOW
-        uint8 flags; // FLAG_* bits
-    }
-
-    mapping(uint256 requestId => Request) private _requests;
-    mapping(uint256 requestId => Result) private _results;
-    mapping(uint256 requestId => bytes32) private _outputHash;
-    mapping(address account => uint256) private _credits;
-
 
     /// @param verifier the EXACT-mode re-execution engine.
     /// @param challengeWindow seconds a result stays challengeable (e.g. 1 hour; minutes on a devnet).
@@ -115,6 +86,7 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         EXCLUSIVE_PERIOD = exclusivePeriod;
         TX_GAS_CAP = txGasCap;
         DISPUTE_GAME = disputeGame;
+        LENS = address(new OracleLens(challengeWindow, requestTimeout));
         PROGRAM_CHECKER = new ProgramChecker(
             verifier, disputeGame, txGasCap, maxCallbackGas, CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE
         );
@@ -132,15 +104,19 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     {
         ModelCore memory model = _modelCore[modelId];
         if (model.inputLength == 0) revert UnknownModel(modelId);
-        if (model.retired) revert ModelIsRetired(modelId);
-        // The callback deposit is what the request pays above the fee: callbackGasCharged(limit) * price,
+        if (model.flags != 0) {
+            if (model.flags & MODEL_RETIRED != 0) revert ModelIsRetired(modelId);
+            // A token fee is pulled below; msg.value carries only the callback deposit (gas is paid in ETH).
+            model.fee = 0;
+        }
+        // The callback deposit is what the request pays above the fee: _callbackGasCharged(limit) * price,
         // the price a whole number of GAS_PRICE_UNIT.
         uint256 units;
         if (msg.value != model.fee) {
             // unchecked: perUnit < 2^47 (callbackGasLimit < 2^24), msg.value >= fee is checked first, and
             // units * perUnit <= msg.value - fee by the floor division.
             unchecked {
-                uint256 perUnit = callbackGasCharged(callbackGasLimit) * GAS_PRICE_UNIT;
+                uint256 perUnit = _callbackGasCharged(callbackGasLimit) * GAS_PRICE_UNIT;
                 if (msg.value < model.fee || perUnit == 0) revert IncorrectFee(model.fee, msg.value);
                 units = (msg.value - model.fee) / perUnit;
                 uint256 expected = model.fee + units * perUnit;
@@ -164,7 +140,29 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         });
         address assignee = _assign(requestId, model.bond);
         if (assignee != address(0)) _results[requestId].operator = assignee;
-        emit InferenceRequested(requestId, modelId, msg.sender, model.fee, callbackGasLimit, input, assignee);
+        // Interactions last: the request is recorded before the token (chosen by the model's owner) runs.
+        uint96 fee = model.fee;
+        if (model.flags != 0) fee = _pullFee(modelId);
+        emit InferenceRequested(requestId, modelId, msg.sender, fee, callbackGasLimit, input, assignee);
+    }
+
+    /// @dev Pulls a token model's fee from the requester; returns it. The oracle's balance must grow by exactly
+    /// the fee: a token that takes a cut on transfer (or otherwise moves a different amount) is refused, so
+    /// escrowed token fees always equal what the oracle holds for them.
+    function _pullFee(uint32 modelId) private returns (uint96 fee) {
+        fee = _modelCore[modelId].fee;
+        IERC20 token = IERC20(_feeToken[modelId]);
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(msg.sender, address(this), fee);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != fee) revert FeeTokenShortfall(address(token), fee, received);
+    }
+
+    /// @dev Credits `amount` of `modelId`'s fee to `account`: in its token, or in ETH credits when the fee is
+    /// in ETH.
+    function _creditFee(address account, uint32 modelId, uint256 amount) private {
+        if (_modelCore[modelId].flags & MODEL_TOKEN_FEE != 0) _tokenCredits[_feeToken[modelId]][account] += amount;
+        else _credits[account] += amount;
     }
 
     // ---------------------------------------------------------------- results
@@ -275,8 +273,12 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
             _credits[msg.sender] += deposit;
             deposit = 0;
         }
-        unchecked {
-            deposit += model.fee; // < 2^96 + 2^70
+        if (model.flags & MODEL_TOKEN_FEE == 0) {
+            unchecked {
+                deposit += model.fee; // < 2^96 + 2^70
+            }
+        } else {
+            _tokenCredits[_feeToken[request.modelId]][result.operator] += model.fee;
         }
         _releaseBondAndCredit(result.operator, model.bond, deposit);
 
@@ -334,7 +336,11 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         _results[requestId].flags = FLAG_FINALIZED | FLAG_FRAUD;
         _slashBond(operator, model.bond, requestId);
         uint256 burned = model.bond / 2;
-        uint256 reward = model.bond - burned + model.fee;
+        // The reward is half the bond (ETH, the staking asset) plus the fee, in the fee's asset; `reward` in
+        // the event is the ETH part.
+        uint256 reward = model.bond - burned;
+        if (model.flags & MODEL_TOKEN_FEE == 0) reward += model.fee;
+        else _tokenCredits[_feeToken[request.modelId]][challenger] += model.fee;
         // The callback deposit goes to the challenger when the correct output is delivered (its gas is spent
         // here); a game's fraud delivers nothing, so the requester gets its deposit back.
         uint256 deposit;
@@ -365,7 +371,9 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         uint96 fee = _modelCore[request.modelId].fee;
         _results[requestId].flags = FLAG_REFUNDED;
         // The callback deposit goes back too: no callback will ever run.
-        _credits[request.requester] += fee + _deposit(request);
+        _creditFee(request.requester, request.modelId, fee);
+        uint256 deposit = _deposit(request);
+        if (deposit != 0) _credits[request.requester] += deposit;
         emit RequestRefunded(requestId, request.requester, fee);
     }
 
@@ -379,71 +387,38 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         if (!ok) revert TransferFailed(to, amount);
     }
 
+    /// @inheritdoc IInferenceOracle
+    function withdrawToken(address token, address to) external nonReentrant {
+        uint256 amount = _tokenCredits[token][msg.sender];
+        if (amount == 0) revert NoCredits(msg.sender);
+        _tokenCredits[token][msg.sender] = 0;
+        emit TokenCreditsWithdrawn(msg.sender, token, to, amount);
+        IERC20(token).safeTransfer(to, amount);
+    }
+
     // ---------------------------------------------------------------- views
 
-    /// @inheritdoc IInferenceOracle
-    function statusOf(uint256 requestId) public view returns (Status) {
-        Request memory request = _requests[requestId];
-        if (request.requester == address(0)) return Status.None;
-        return _status(request, _results[requestId]);
-    }
-
-    /// @inheritdoc IInferenceOracle
-    function getRequest(uint256 requestId) external view returns (RequestView memory view_) {
-        Request memory request = _requests[requestId];
-        if (request.requester == address(0)) revert UnknownRequest(requestId);
-        Result memory result = _results[requestId];
-        view_ = RequestView({
-            requester: request.requester,
-            modelId: request.modelId,
-            callbackGasLimit: request.callbackGasLimit,
-            requestedAt: request.requestedAt,
-            operator: result.operator,
-            submittedAt: result.submittedAt,
-            outputHash: _outputHash[requestId],
-            callbackSucceeded: result.flags & FLAG_CALLBACK_OK != 0,
-            status: _status(request, result)
-        });
-    }
-
-    /// @inheritdoc IInferenceOracle
-    function quoteRequest(uint32 modelId, uint24 callbackGasLimit, uint256 gasPrice) external view returns (uint256) {
-        uint96 fee = _modelCore[modelId].fee;
-        if (fee == 0) revert UnknownModel(modelId);
-        // The committed price is a whole number of GAS_PRICE_UNIT: rounded up.
-        return fee + callbackGasCharged(callbackGasLimit) * ((gasPrice + GAS_PRICE_UNIT - 1) / GAS_PRICE_UNIT)
-            * GAS_PRICE_UNIT;
-    }
-
-    /// @inheritdoc IInferenceOracle
-    function callbackGasCharged(uint24 callbackGasLimit) public pure returns (uint256) {
-        if (callbackGasLimit == 0) return 0;
-        unchecked {
-            // < 2^26: no overflow.
-            return uint256(callbackGasLimit) + callbackGasLimit / 63 + CALLBACK_FIXED_GAS + CALLBACK_GAS_RESERVE;
+    /// @notice Serves `IOracleViews` (any selector not defined here) from `LENS`'s code, on this storage.
+    /// @dev DELEGATECALL of a fixed address this constructor created; the lens only reads (no SSTORE, CALL,
+    /// CREATE, LOG or SELFDESTRUCT in its code), so this runs no code that could change the oracle's state.
+    fallback() external {
+        address lens = LENS;
+        // Not memory-safe on purpose: it copies calldata and return data from offset 0 and never returns to
+        // Solidity code.
+        assembly {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), lens, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
         }
     }
 
-    /// @inheritdoc IInferenceOracle
-    function callbackGasPriceOf(uint256 requestId) external view returns (uint256) {
-        return uint256(_requests[requestId].callbackGasPrice) * GAS_PRICE_UNIT;
-    }
 
-    /// @inheritdoc IInferenceOracle
-    function isAttestedOutput(uint256 requestId, bytes calldata output) external view returns (bool) {
-        bytes32 stored = _outputHash[requestId];
-        return stored != bytes32(0) && stored == keccak256(output);
-    }
 
-    /// @inheritdoc IInferenceOracle
-    function creditsOf(address account) external view returns (uint256) {
-        return _credits[account] + _operatorCredits(account);
-    }
 
-    /// @inheritdoc IInferenceOracle
-    function computeRequestId(uint64 nonce, bytes calldata input) external pure returns (uint256) {
-        return _requestId(nonce, keccak256(input));
-    }
+
+
 
     // ---------------------------------------------------------------- internals
 
@@ -455,16 +430,6 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         returns (uint256, uint256)
     {
         return PROGRAM_CHECKER.check(chunks, inputLength, outputLength);
-    }
-
-    function _status(Request memory request, Result memory result) private view returns (Status) {
-        if (result.submittedAt == 0) {
-            if (result.flags & FLAG_REFUNDED != 0) return Status.Refunded;
-            return block.timestamp < request.requestedAt + REQUEST_TIMEOUT ? Status.Pending : Status.Expired;
-        }
-        if (result.flags & FLAG_FRAUD != 0) return Status.FraudProven;
-        if (result.flags & FLAG_FINALIZED != 0) return Status.Finalized;
-        return block.timestamp < result.submittedAt + CHALLENGE_WINDOW ? Status.Submitted : Status.Finalizable;
     }
 
     function _revertNoResult(uint256 requestId) private view {
@@ -498,11 +463,6 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         return address(0);
     }
 
-    /// @dev The nonce in the top 64 bits keeps ids unique; the low 192 bits bind the input so a challenge
-    /// can prove which input it re-executes (second preimages of 192 bits are out of reach).
-    function _requestId(uint64 nonce, bytes32 inputHash) private pure returns (uint256) {
-        return (uint256(nonce) << 192) | uint256(uint192(uint256(keccak256(abi.encode(nonce, inputHash)))));
-    }
 
     /// @dev Gas the callback of a settlement will be given: 0 when it is skipped (no gas asked, or a committed
     /// price below the base fee: the requester did not pay for gas at today's price, and the settler never
@@ -533,7 +493,7 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     function _deposit(Request memory request) private pure returns (uint256) {
         unchecked {
             // < 2^26 * 2^24 * 2^20: no overflow.
-            return callbackGasCharged(request.callbackGasLimit) * request.callbackGasPrice * GAS_PRICE_UNIT;
+            return _callbackGasCharged(request.callbackGasLimit) * request.callbackGasPrice * GAS_PRICE_UNIT;
         }
     }
 

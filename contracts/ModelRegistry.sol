@@ -3,12 +3,13 @@ pragma solidity 0.8.37;
 
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {DataChunks} from "./libraries/DataChunks.sol";
+import {OracleStorage} from "./OracleStorage.sol";
 
 /// @title ModelRegistry
 /// @notice Immutable model versions (see `IModelRegistry`). Inherited by the oracle so that the hot path
 /// (request, submit, finalize) reads a model's fee, bond, I/O sizes and mode with one cold SLOAD and no
 /// external call.
-abstract contract ModelRegistry is IModelRegistry {
+abstract contract ModelRegistry is IModelRegistry, OracleStorage {
     /// @notice Largest canonical input or output, in bytes (inputs travel in events and calldata).
     uint256 public constant MAX_IO_LENGTH = 32_768;
 
@@ -19,38 +20,6 @@ abstract contract ModelRegistry is IModelRegistry {
     /// @notice Largest callback gas any request may ask for (a model may allow less: `proofGasBound`).
     uint256 public immutable MAX_CALLBACK_GAS;
 
-    /// @dev What the request/submit/finalize path needs, packed into one slot (lengths fit 16 bits:
-    /// at most MAX_IO_LENGTH).
-    struct ModelCore {
-        uint96 fee; // wei per request
-        uint96 bond; // wei locked per attestation
-        uint16 inputLength; // bytes; 0 means "no such model"
-        uint16 outputLength; // bytes
-        Mode mode; // EXACT or ATTESTED
-        bool retired; // no new requests once set
-        uint16 callbackGasCap; // largest callback gas a request may ask for, in units of 256 gas
-    }
-
-    /// @dev Everything else, read only by registration views and the challenge path.
-    struct ModelMeta {
-        address owner;
-        bytes32 onnxHash;
-        bytes32 programCommitment;
-        string uri;
-        address[] programChunks;
-        uint256 proofGasBound; // EXACT: bound on the challenge transaction's gas without callback; else 0
-    }
-
-    /// @dev 16 bits: a request stores its model id in 16 bits (the 65,536th registration reverts).
-    uint16 private _modelCount;
-    mapping(uint32 modelId => ModelCore) internal _modelCore;
-    mapping(uint32 modelId => ModelMeta) internal _modelMeta;
-    /// @dev Chunks this registry deployed itself (`writeProgramChunk`): contracts created with CREATE whose
-    /// runtime code starts with STOP, so nothing can ever run them, let alone self-destruct them or change
-    /// their code. No other address is accepted as a chunk: an EOA's code is its EIP-7702 delegation
-    /// designator, which its owner rewrites at will, and any other contract is outside our control.
-    mapping(address chunk => bool) private _ownChunk;
-
     constructor(uint256 minBondRatio, uint256 maxCallbackGas) {
         MIN_BOND_RATIO = minBondRatio;
         MAX_CALLBACK_GAS = maxCallbackGas;
@@ -59,13 +28,19 @@ abstract contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function registerModel(ModelSpec calldata spec, address[] calldata chunks) external returns (uint32 modelId) {
         if (spec.fee == 0) revert ZeroFee();
-        uint256 minimumBond = MIN_BOND_RATIO * spec.fee;
+        // The bond (ETH, the staking asset) is compared with a fee in ETH only: a token fee has no on-chain ETH
+        // price here, so for token models the ratio is the owner's promise, visible to every operator. It
+        // still needs a non-zero bond, so every attestation stays slashable.
+        uint256 minimumBond = spec.feeToken == address(0) ? MIN_BOND_RATIO * spec.fee : 1;
         if (spec.bond < minimumBond) revert BondTooLow(spec.bond, minimumBond);
         if (
             spec.inputLength == 0 || spec.outputLength == 0 || spec.inputLength > MAX_IO_LENGTH
                 || spec.outputLength > MAX_IO_LENGTH
         ) revert InvalidIOLength(spec.inputLength, spec.outputLength);
         if (spec.onnxHash == bytes32(0) || bytes(spec.uri).length == 0) revert MissingModelData();
+        // address(0): ETH. Any other token must at least be a contract (SafeERC20 treats a call to an empty
+        // account as a success, which would let requests pay nothing).
+        if (spec.feeToken != address(0) && spec.feeToken.code.length == 0) revert InvalidFeeToken(spec.feeToken);
         uint256 proofGas;
         uint256 callbackCap = MAX_CALLBACK_GAS;
         if (spec.mode == Mode.EXACT) {
@@ -89,7 +64,7 @@ abstract contract ModelRegistry is IModelRegistry {
             inputLength: uint16(spec.inputLength),
             outputLength: uint16(spec.outputLength),
             mode: spec.mode,
-            retired: false,
+            flags: spec.feeToken == address(0) ? 0 : MODEL_TOKEN_FEE,
             // Rounded up (the oracle leaves 256 gas of slack for that); MAX_CALLBACK_GAS still applies.
             callbackGasCap: uint16(callbackCap >= 65_535 << 8 ? 65_535 : (callbackCap + 255) >> 8)
         });
@@ -101,6 +76,7 @@ abstract contract ModelRegistry is IModelRegistry {
             programChunks: chunks,
             proofGasBound: proofGas
         });
+        if (spec.feeToken != address(0)) _feeToken[modelId] = spec.feeToken;
     }
 
     function _announce(uint32 modelId, ModelSpec calldata spec) private {
@@ -166,7 +142,7 @@ abstract contract ModelRegistry is IModelRegistry {
         ModelMeta storage meta = _modelMeta[modelId];
         if (meta.owner == address(0)) revert UnknownModel(modelId);
         if (meta.owner != msg.sender) revert NotModelOwner(modelId, msg.sender);
-        _modelCore[modelId].retired = true;
+        _modelCore[modelId].flags |= MODEL_RETIRED;
         emit ModelRetired(modelId);
     }
 
@@ -177,7 +153,7 @@ abstract contract ModelRegistry is IModelRegistry {
         ModelMeta storage meta = _modelMeta[modelId];
         return Model({
             owner: meta.owner,
-            retired: core.retired,
+            retired: core.flags & MODEL_RETIRED != 0,
             mode: core.mode,
             fee: core.fee,
             bond: core.bond,
@@ -185,7 +161,8 @@ abstract contract ModelRegistry is IModelRegistry {
             outputLength: core.outputLength,
             onnxHash: meta.onnxHash,
             programCommitment: meta.programCommitment,
-            uri: meta.uri
+            uri: meta.uri,
+            feeToken: _feeToken[modelId]
         });
     }
 

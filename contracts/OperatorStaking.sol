@@ -3,42 +3,15 @@ pragma solidity 0.8.37;
 
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IOperatorStaking} from "./interfaces/IOperatorStaking.sol";
+import {OracleStorage} from "./OracleStorage.sol";
 
 /// @title OperatorStaking
 /// @notice Operator stake, per-attestation bonds and unbonding (see `IOperatorStaking`). Inherited by the
 /// oracle: locking and unlocking a bond is one warm SSTORE on the submit/finalize path, and slashing is an
 /// internal function reachable only from the oracle's fraud path.
-abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient {
+abstract contract OperatorStaking is IOperatorStaking, OracleStorage, ReentrancyGuardTransient {
     /// @notice Seconds between `requestUnstake` and `withdrawStake`.
     uint256 public immutable UNBONDING_PERIOD;
-
-    /// @dev Hot path state, one slot per operator: submit locks a bond and finalize releases it and credits
-    /// the fee with one SSTORE to this slot. 80-bit stake amounts cap an operator at ~1.2M ETH.
-    struct StakeSlot {
-        uint80 staked; // active stake, locked bonds included
-        uint80 locked; // bonds of open attestations; INVARIANT: locked <= staked
-        uint96 credits; // earned fees not yet withdrawn (pull payment, see the oracle's `withdraw`)
-    }
-
-    /// @dev Unbonding state, touched only by stake / requestUnstake / withdrawStake.
-    struct PendingSlot {
-        uint96 amount; // requested for withdrawal, still slashable until withdrawn
-        uint40 withdrawableAt; // unbonding end
-        uint32 rosterIndex; // 1 + the operator's place in the roster (see `_rosterAt`); 0: not listed
-    }
-
-    /// @dev The request counter shares its slot with the roster's size and weight cap: every request reads
-    /// and writes this slot, so picking an assignee reads no extra slot for them.
-    uint64 internal _requestNonce;
-    /// @dev Operators with stake (listed at their first stake, unlisted when they unstake everything).
-    uint32 internal _rosterSize;
-    /// @dev At least every listed operator's `staked` (the largest stake ever reached; it never decreases),
-    /// the denominator of the assignment's acceptance test (see the oracle's `_assign`).
-    uint80 internal _weightCap;
-    mapping(uint256 index => address operator) internal _rosterAt;
-
-    mapping(address operator => StakeSlot) private _stakes;
-    mapping(address operator => PendingSlot) private _pending;
 
     constructor(uint256 unbondingPeriod) {
         UNBONDING_PERIOD = unbondingPeriod;
@@ -152,11 +125,6 @@ abstract contract OperatorStaking is IOperatorStaking, ReentrancyGuardTransient 
         s.locked -= uint80(bond);
         s.staked -= uint80(bond);
         emit Slashed(operator, requestId, bond);
-    }
-
-    /// @dev Fee credits earned as an operator (part of `creditsOf`).
-    function _operatorCredits(address operator) internal view returns (uint256) {
-        return _stakes[operator].credits;
     }
 
     /// @dev Zeroes and returns the operator's fee credits (for `withdraw`).

@@ -2,7 +2,9 @@
 
     from oracle.sdk import OracleSDK
     sdk = OracleSDK.connect("http://127.0.0.1:8545", deployment="deployment.json", signer=my_account)
-    handle = sdk.request(model_id=1, data=pixels)          # pays the model's fee (and callback gas, if asked)
+    sdk.price(model_id=1)                                  # Price(token, fee, value): token None = ETH
+    handle = sdk.request(model_id=1, data=pixels)          # pays the model's fee (and callback gas, if asked);
+                                                           # an ERC-20 fee: approves the oracle for it first
     result = sdk.wait_final(handle.request_id, timeout=600)  # after the challenge window
     result.output, result.mode, result.operator, result.fraud_proven
 
@@ -22,7 +24,7 @@ from web3 import Web3
 
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import Deployment
-from oracle.chain.tx import Signer, send
+from oracle.chain.tx import Signer, address_of, send
 from oracle.chain.types import Mode
 from oracle.errors import OracleError
 from oracle.lifecycle import Status, is_finalizable, is_refundable
@@ -41,11 +43,22 @@ class ResultTimeout(SDKError, TimeoutError):
 
 
 @dataclass(frozen=True)
+class Price:
+    """What a request costs: ``fee`` in ``token`` (None: ETH) and the exact ETH ``value`` to send (the fee when
+    it is in ETH, plus the callback deposit, always in ETH)."""
+
+    token: str | None
+    fee: int
+    value: int
+
+
+@dataclass(frozen=True)
 class RequestHandle:
     request_id: int
     model_id: int
     fee: int
     tx_hash: str
+    fee_token: str | None = None  # None: the fee was paid in ETH
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,29 @@ class OracleSDK:
         return cls(OracleClient(w3, oracle_address), signer)
 
     def quote(self, model_id: int, callback_gas: int = 0, callback_gas_price: int | None = None) -> int:
-        """Full price of a request in wei: the model's fee plus the callback gas at the committed price."""
+        """The ETH a request sends, in wei: the model's fee when it is in ETH, plus the callback gas at the
+        committed price (a token fee comes on top: see :meth:`price`)."""
         return self.client.quote(model_id, callback_gas, callback_gas_price)
+
+    def price(self, model_id: int, callback_gas: int = 0, callback_gas_price: int | None = None) -> Price:
+        """Full price of a request: the fee in its asset and the ETH value to send."""
+        token, fee, value = self.client.price(model_id, callback_gas, callback_gas_price)
+        return Price(None if int(token, 16) == 0 else token, fee, value)
+
+    def credits(self, token: str | None = None) -> int:
+        """This account's withdrawable credits in ETH (``token`` None) or in the ERC-20 ``token``."""
+        me = address_of(self.signer)
+        return self.client.credits_of(me) if token is None else self.client.token_credits_of(me, token)
+
+    def withdraw(self, token: str | None = None) -> int:
+        """Withdraws this account's credits in ETH (``token`` None) or in ``token`` to itself; returns the
+        amount (0: nothing to withdraw, no transaction)."""
+        me = address_of(self.signer)
+        amount = self.credits(token)
+        if amount:
+            fn = self.client.withdraw_fn(me) if token is None else self.client.withdraw_token_fn(token, me)
+            send(self.w3, fn, self.signer)
+        return amount
 
     def request(self, model_id: int, data: bytes, callback_gas: int = 0,
                 callback_gas_price: int | None = None) -> RequestHandle:
@@ -88,7 +122,8 @@ class OracleSDK:
                            "encode it with oracle.profile.codec.encode_tensor")
         rid, receipt = self.client.request(self.signer, model_id, data, callback_gas, fee=model.fee,
                                            callback_gas_price=callback_gas_price)
-        return RequestHandle(rid, model_id, model.fee, Web3.to_hex(receipt["transactionHash"]))
+        return RequestHandle(rid, model_id, model.fee, Web3.to_hex(receipt["transactionHash"]),
+                             model.fee_token if model.fee_in_token else None)
 
     def status(self, request_id: int) -> Status:
         return self.client.status_of(request_id)
@@ -130,15 +165,15 @@ class OracleSDK:
             time.sleep(poll)
 
     def refund_and_withdraw(self, request_id: int) -> int:
-        """Credits the fee of an expired request back, then withdraws all of this account's credits (the fee
-        and any earlier ones); returns the amount withdrawn."""
+        """Credits the fee of an expired request back, then withdraws all of this account's credits in the
+        fee's asset (the fee and any earlier ones; for a token fee the ETH callback deposit too); returns the
+        amount withdrawn in the fee's asset."""
         send(self.w3, self.client.refund_fn(request_id), self.signer)
-        from oracle.chain.tx import address_of
-
-        me = address_of(self.signer)
-        amount = self.client.credits_of(me)
-        send(self.w3, self.client.withdraw_fn(me), self.signer)
-        return amount
+        model = self.client.get_model(self.client.get_request(request_id).model_id)
+        if not model.fee_in_token:
+            return self.withdraw()
+        self.withdraw()  # the callback deposit, if any
+        return self.withdraw(model.fee_token)
 
     def _result(self, model_id: int, request_id: int, output: bytes, status: Status, operator: str,
                 fraud: bool) -> FinalResult:

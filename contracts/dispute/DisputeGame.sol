@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {IInferenceOracle} from "../interfaces/IInferenceOracle.sol";
 import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
+import {IOracleViews} from "../interfaces/IOracleViews.sol";
 import {IIntegerVerifier} from "../verifier/IIntegerVerifier.sol";
 import {IDisputeOracle} from "./IDisputeOracle.sol";
 import {StateMerkle} from "./StateMerkle.sol";
@@ -286,7 +287,7 @@ contract DisputeGame {
         view
         returns (address operator, uint32 modelId, bytes32 outputHash)
     {
-        IInferenceOracle oracle = IInferenceOracle(address(ORACLE));
+        IOracleViews oracle = IOracleViews(address(ORACLE));
         IInferenceOracle.RequestView memory r = oracle.getRequest(requestId);
         if (r.status != IInferenceOracle.Status.Submitted) revert ClaimNotDisputable(requestId);
         if (oracle.computeRequestId(uint64(requestId >> 192), input) != requestId) revert ClaimNotDisputable(requestId);

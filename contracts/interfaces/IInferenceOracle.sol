@@ -73,6 +73,8 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     event RequestRefunded(uint256 indexed requestId, address indexed requester, uint96 fee);
     /// @notice Emitted when an account withdraws its credits.
     event CreditsWithdrawn(address indexed account, address indexed to, uint256 amount);
+    /// @notice Emitted when an account withdraws its credits in an ERC-20 fee token.
+    event TokenCreditsWithdrawn(address indexed account, address indexed token, address indexed to, uint256 amount);
 
     /// @notice `msg.value` must equal the model's fee.
     error IncorrectFee(uint256 expected, uint256 sent);
@@ -120,6 +122,9 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     error InvalidParameters();
     /// @notice The caller has no credits.
     error NoCredits(address account);
+    /// @notice The oracle received `received` instead of the `expected` fee: fee-on-transfer (or otherwise
+    /// non-standard) tokens are refused.
+    error FeeTokenShortfall(address token, uint256 expected, uint256 received);
     /// @notice The callback deposit implies a gas price above 2^48 - 1 wei.
     error CallbackGasPriceTooHigh(uint256 gasPrice);
 
@@ -134,18 +139,6 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
         external
         payable
         returns (uint256 requestId);
-
-    /// @notice The exact `msg.value` of a request of `modelId` with `callbackGasLimit` callback gas at a committed
-    /// callback gas price of `gasPrice` wei: the fee plus `callbackGasCharged(callbackGasLimit) * gasPrice`.
-    function quoteRequest(uint32 modelId, uint24 callbackGasLimit, uint256 gasPrice) external view returns (uint256);
-
-    /// @notice Gas units a request with `callbackGasLimit` pays for: the limit, the 1/64 the caller must hold
-    /// back (EIP-150) and the fixed cost of calling back (0 when `callbackGasLimit` is 0).
-    function callbackGasCharged(uint24 callbackGasLimit) external pure returns (uint256);
-
-    /// @notice The callback gas price `requestId`'s requester committed to (0: none; the callback is skipped
-    /// unless the base fee is 0).
-    function callbackGasPriceOf(uint256 requestId) external view returns (uint256);
 
     /// @notice Attests `output` for a pending request, locking the model's bond from the caller's free stake.
     /// During the request's exclusive period only its assignee may (`NotAssigned`); after it, anyone staked.
@@ -181,18 +174,8 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
     /// @notice Sends the caller's credits (fees, rewards, refunds) to `to`.
     function withdraw(address payable to) external;
 
-    /// @notice Derived status of a request.
-    function statusOf(uint256 requestId) external view returns (Status);
+    /// @notice Sends the caller's credits in the ERC-20 `token` (fees, rewards, refunds of token-fee models)
+    /// to `to`.
+    function withdrawToken(address token, address to) external;
 
-    /// @notice A request with its result and derived status.
-    function getRequest(uint256 requestId) external view returns (RequestView memory);
-
-    /// @notice True when `output` is the attested output of `requestId` (results stay provable on-chain).
-    function isAttestedOutput(uint256 requestId, bytes calldata output) external view returns (bool);
-
-    /// @notice Withdrawable credits of `account`.
-    function creditsOf(address account) external view returns (uint256);
-
-    /// @notice The request id that `nonce` and `input` produce (see the id scheme above).
-    function computeRequestId(uint64 nonce, bytes calldata input) external pure returns (uint256);
 }

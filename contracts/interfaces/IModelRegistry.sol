@@ -20,12 +20,13 @@ interface IModelRegistry {
     struct ModelSpec {
         bytes32 onnxHash; // keccak256 of the ONNX file bytes
         bytes32 programCommitment; // keccak256 of the integer program bytes (EXACT), zero for ATTESTED
-        uint96 fee; // wei a requester pays per inference
-        uint96 bond; // wei of operator stake locked per attestation (>= minBondRatio * fee)
+        uint96 fee; // what a requester pays per inference: wei, or base units of `feeToken`
+        uint96 bond; // wei of operator stake locked per attestation (>= minBondRatio * fee for an ETH fee; > 0)
         uint24 inputLength; // bytes of canonical input
         uint24 outputLength; // bytes of canonical output
         Mode mode;
         string uri; // where the ONNX file can be fetched (file://, https://, ...)
+        address feeToken; // the ERC-20 the fee is paid in, fixed for the version; address(0): ETH
     }
 
     /// @notice A registered model version as stored.
@@ -40,6 +41,7 @@ interface IModelRegistry {
         bytes32 onnxHash;
         bytes32 programCommitment;
         string uri;
+        address feeToken; // address(0): the fee is in ETH
     }
 
     /// @notice Emitted when a model version is registered.
@@ -72,6 +74,8 @@ interface IModelRegistry {
     error BondTooLow(uint256 bond, uint256 minimum);
     /// @notice Input and output lengths must be between 1 and `MAX_IO_LENGTH` bytes.
     error InvalidIOLength(uint256 inputLength, uint256 outputLength);
+    /// @notice A fee token must be a contract (address(0) stands for ETH).
+    error InvalidFeeToken(address token);
     /// @notice The ONNX hash and URI must be set.
     error MissingModelData();
     /// @notice `EXACT` models need program chunks and a commitment; `ATTESTED` models must have neither.

@@ -52,6 +52,15 @@ def load(name: str) -> Artifact:
     return Artifact(name, data["abi"], data["bytecode"], data["deployedBytecode"])
 
 
+def oracle_abi(own: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The ABI served at the oracle's address: `InferenceOracle`'s own functions (``own``: another build of it)
+    and the `IOracleViews` its fallback serves from the lens."""
+    own = load("InferenceOracle").abi if own is None else own
+    names = {item.get("name") for item in own if item.get("type") == "function"}
+    views = [item for item in load("IOracleViews").abi if item.get("type") == "function" and item["name"] not in names]
+    return [*own, *views]
+
+
 def all_error_abis() -> list[dict[str, Any]]:
     """Every custom error declared by any shipped contract (used to decode reverts by name)."""
     out: dict[str, dict[str, Any]] = {}

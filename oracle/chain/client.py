@@ -21,7 +21,7 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from oracle.chain import artifacts
+from oracle.chain import artifacts, erc20
 from oracle.chain.reverts import from_web3_error
 from oracle.chain.tx import Signer, send
 from oracle.chain.types import (
@@ -46,7 +46,7 @@ class OracleClient:
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
         # decode_tuples: struct results come back as named tuples, read by field name (types.*.from_struct)
-        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifacts.load("InferenceOracle").abi,
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifacts.oracle_abi(),
                                                   decode_tuples=True)
 
     # ------------------------------------------------------------- calls
@@ -104,6 +104,11 @@ class OracleClient:
     def credits_of(self, account: str) -> int:
         return int(self._call(self.contract.functions.creditsOf(Web3.to_checksum_address(account))))
 
+    def token_credits_of(self, account: str, token: str) -> int:
+        """Withdrawable credits of ``account`` in the fee token ``token``."""
+        fn = self.contract.functions.tokenCreditsOf(Web3.to_checksum_address(account), Web3.to_checksum_address(token))
+        return int(self._call(fn))
+
     def is_attested_output(self, request_id: int, output: bytes) -> bool:
         return bool(self._call(self.contract.functions.isAttestedOutput(request_id, output)))
 
@@ -140,6 +145,9 @@ class OracleClient:
     def withdraw_fn(self, to: str) -> ContractFunction:
         return self.contract.functions.withdraw(Web3.to_checksum_address(to))
 
+    def withdraw_token_fn(self, token: str, to: str) -> ContractFunction:
+        return self.contract.functions.withdrawToken(Web3.to_checksum_address(token), Web3.to_checksum_address(to))
+
     # ------------------------------------------------------------- convenience senders
     def callback_gas_charged(self, callback_gas: int) -> int:
         """Gas units a request with ``callback_gas`` pays for (mirror of ``callbackGasCharged``)."""
@@ -153,27 +161,43 @@ class OracleClient:
         return 2 * base
 
     def quote(self, model_id: int, callback_gas: int = 0, callback_gas_price: int | None = None) -> int:
-        """Full price of a request (fee + callback gas at ``callback_gas_price``, default twice the base fee)."""
+        """The ``msg.value`` of a request: the fee when it is in ETH, plus callback gas at ``callback_gas_price``
+        (default twice the base fee). A token fee is not included: see :meth:`price`."""
+        return self.price(model_id, callback_gas, callback_gas_price)[2]
+
+    def price(self, model_id: int, callback_gas: int = 0,
+              callback_gas_price: int | None = None) -> tuple[str, int, int]:
+        """Full price of a request: (fee token, the zero address for ETH; fee; exact ``msg.value``)."""
         if callback_gas_price is None:
             callback_gas_price = self.default_callback_gas_price() if callback_gas else 0
-        return int(self.contract.functions.quoteRequest(model_id, callback_gas, callback_gas_price).call())
+        token, fee, value = self._call(self.contract.functions.priceOf(model_id, callback_gas, callback_gas_price))
+        return str(token), int(fee), int(value)
 
     def callback_gas_price_of(self, request_id: int) -> int:
         return int(self.contract.functions.callbackGasPriceOf(request_id).call())
 
     def request(self, signer: Signer, model_id: int, data: bytes, callback_gas: int = 0,
-                fee: int | None = None, callback_gas_price: int | None = None) -> tuple[int, TxReceipt]:
+                fee: int | None = None, callback_gas_price: int | None = None,
+                approve: bool = True) -> tuple[int, TxReceipt]:
         """Requests an inference; returns (request id, receipt).
 
         Pays ``fee`` (default: the model's fee) plus the callback deposit: ``callbackGasCharged(callback_gas)``
         at ``callback_gas_price`` wei per gas (default twice the latest base fee). The callback only runs if
-        that price is at least the base fee at settlement.
+        that price is at least the base fee at settlement. A model whose fee is in an ERC-20 takes it with
+        ``transferFrom``: with ``approve`` (default) the signer approves the oracle for the fee first when its
+        allowance is short; ``msg.value`` is then only the callback deposit (callback gas is paid in ETH).
         """
+        model = self.get_model(model_id)
         if fee is None:
-            fee = self.get_model(model_id).fee
+            fee = model.fee
         if callback_gas_price is None:
             callback_gas_price = self.default_callback_gas_price() if callback_gas else 0
-        value = fee + self.callback_gas_charged(callback_gas) * callback_gas_price
+        value = self.callback_gas_charged(callback_gas) * callback_gas_price
+        if model.fee_in_token:
+            if approve:
+                erc20.ensure_allowance(self.w3, model.fee_token, signer, self.address, model.fee)
+        else:
+            value += fee
         receipt = send(self.w3, self.request_fn(model_id, data, callback_gas), signer, value=value)
         events = self.contract.events.InferenceRequested().process_receipt(receipt, errors=DISCARD)
         return int(events[0]["args"]["requestId"]), receipt
@@ -192,6 +216,9 @@ class OracleClient:
 
     def withdraw(self, signer: Signer, to: str) -> TxReceipt:
         return send(self.w3, self.withdraw_fn(to), signer)
+
+    def withdraw_token(self, signer: Signer, token: str, to: str) -> TxReceipt:
+        return send(self.w3, self.withdraw_token_fn(token, to), signer)
 
     def stake(self, signer: Signer, amount: int) -> TxReceipt:
         return send(self.w3, self.contract.functions.stake(), signer, value=amount)

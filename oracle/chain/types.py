@@ -13,6 +13,10 @@ __all__ = ["InferenceRequested", "Mode", "Model", "ModelSpec", "RequestView", "R
            "Status"]
 
 
+#: `feeToken` of a model whose fee is paid in ETH.
+ETH = "0x" + "00" * 20
+
+
 class Mode(IntEnum):
     """`IModelRegistry.Mode`."""
 
@@ -32,10 +36,11 @@ class ModelSpec:
     mode: Mode
     uri: str
     program_commitment: bytes = b"\x00" * 32
+    fee_token: str = ETH  # the ERC-20 the fee is paid in (ETH: the zero address)
 
     def as_tuple(self) -> tuple[object, ...]:
         return (self.onnx_hash, self.program_commitment, self.fee, self.bond, self.input_length,
-                self.output_length, int(self.mode), self.uri)
+                self.output_length, int(self.mode), self.uri, self.fee_token)
 
 
 @dataclass(frozen=True)
@@ -53,12 +58,17 @@ class Model:
     onnx_hash: bytes
     program_commitment: bytes
     uri: str
+    fee_token: str = ETH  # the ERC-20 the fee is paid in (ETH: the zero address)
+
+    @property
+    def fee_in_token(self) -> bool:
+        return int(self.fee_token, 16) != 0
 
     @classmethod
     def from_struct(cls, model_id: int, m: Any) -> Model:
         """From `getModel`'s `IModelRegistry.Model` struct, as web3 decodes it with ``decode_tuples``."""
         return cls(model_id, m.owner, m.retired, Mode(m.mode), m.fee, m.bond, m.inputLength, m.outputLength,
-                   bytes(m.onnxHash), bytes(m.programCommitment), m.uri)
+                   bytes(m.onnxHash), bytes(m.programCommitment), m.uri, str(m.feeToken))
 
 
 @dataclass(frozen=True)

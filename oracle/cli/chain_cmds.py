@@ -14,7 +14,7 @@ from web3 import Web3
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.tx import Signer, address_of
-from oracle.chain.types import Mode, ModelSpec
+from oracle.chain.types import ETH, Mode, ModelSpec
 from oracle.cli.errors import CliError, OracleTyper, acting_as, check_rpc, load_deployment, signer_from_key
 
 app = OracleTyper(help="Start a devnet, deploy contracts, fund accounts, register models.", no_args_is_help=True)
@@ -107,7 +107,7 @@ def deploy(
 def register(
     onnx_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     uri: Annotated[str, typer.Option(help="Where workers fetch the file (file://, https://, cas://0x<keccak>).")],
-    fee: Annotated[int, typer.Option(help="Fee in wei.")],
+    fee: Annotated[int, typer.Option(help="Fee in wei (in the token's base units with --fee-token).")],
     input_length: Annotated[int, typer.Option(help="Canonical input bytes.")],
     output_length: Annotated[int, typer.Option(help="Canonical output bytes.")],
     deployment: Annotated[Path, typer.Option()] = Path("deployment.json"),
@@ -115,6 +115,8 @@ def register(
     bond: Annotated[int | None, typer.Option(help="Bond in wei (default: min ratio x fee).")] = None,
     program: Annotated[Path | None, typer.Option(help="EXACT: compiled program (`oracle model compile`).")] = None,
     unlocked: Annotated[str | None, typer.Option()] = None,
+    fee_token: Annotated[str | None, typer.Option(
+        help="ERC-20 the fee is paid in (default: ETH). The bond stays in ETH, at least ratio x fee.")] = None,
 ) -> None:
     """Register a model version (EXACT when --program is given, else ATTESTED).
 
@@ -124,6 +126,8 @@ def register(
     """
     from oracle.cli.checks import check_model
 
+    if fee_token is not None and not Web3.is_address(fee_token):
+        raise CliError(f"--fee-token {fee_token!r} is not an address (0x followed by 40 hex digits)", 2)
     data = onnx_file.read_bytes()
     program_bytes = program.read_bytes() if program else None
     check_model(onnx_file, data, input_length=input_length, output_length=output_length, uri=uri,
@@ -135,6 +139,27 @@ def register(
                      bond=bond if bond is not None else dep.params.min_bond_ratio * fee,
                      input_length=input_length, output_length=output_length,
                      mode=Mode.EXACT if program_bytes else Mode.ATTESTED, uri=uri,
-                     program_commitment=keccak(program_bytes) if program_bytes else b"\x00" * 32)
+                     program_commitment=keccak(program_bytes) if program_bytes else b"\x00" * 32,
+                     fee_token=Web3.to_checksum_address(fee_token) if fee_token else ETH)
     model_id = client.register_model(signer, spec, program_bytes)
-    typer.echo(json.dumps({"model_id": model_id, "mode": spec.mode.name}))
+    typer.echo(json.dumps({"model_id": model_id, "mode": spec.mode.name, "fee_token": spec.fee_token}))
+
+
+@app.command()
+def quote(
+    model_id: Annotated[int, typer.Argument(help="Model id.")],
+    callback_gas: Annotated[int, typer.Option(help="Callback gas the request asks for.")] = 0,
+    deployment: Annotated[Path, typer.Option()] = Path("deployment.json"),
+    rpc: RpcOpt = "http://127.0.0.1:8545",
+) -> None:
+    """Print the full price of a request (JSON): the fee and its asset, and the ETH value to send (the ETH fee and
+    the callback gas at twice the base fee). A token fee is pulled with transferFrom: approve the oracle first."""
+    dep = load_deployment(deployment)
+    client = OracleClient(check_rpc(rpc), dep.oracle)
+    token, fee, value = client.price(model_id, callback_gas)
+    in_token = int(token, 16) != 0
+    out: dict[str, object] = {"model_id": model_id, "fee": fee, "fee_asset": token if in_token else "ETH",
+                              "value_wei": value}
+    if in_token:
+        out["approve"] = f"approve {dep.oracle} for at least {fee} of {token} before requesting"
+    typer.echo(json.dumps(out))

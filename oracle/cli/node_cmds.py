@@ -76,15 +76,30 @@ def withdraw_stake(to: Annotated[str | None, typer.Option(help="Recipient (defau
 
 @app.command()
 def withdraw(to: Annotated[str | None, typer.Option(help="Recipient (default: the operator).")] = None,
-             config: ConfigOpt = None) -> None:
-    """Withdraw earned credits (fees). Stop the node first, or use its POST /admin/withdraw."""
+             config: ConfigOpt = None,
+             token: Annotated[str | None, typer.Option(
+                 help="Withdraw the credits in this ERC-20 fee token instead of ETH.")] = None) -> None:
+    """Withdraw earned credits (fees), in ETH or, with --token, in a fee token. Stop the node first, or use its
+    POST /admin/withdraw (ETH)."""
+    from web3 import Web3
+
+    if token is not None and not Web3.is_address(token):
+        raise CliError(f"--token {token!r} is not an address (0x followed by 40 hex digits)", 2)
     _, account, client = _ctx(config)
-    credits = client.credits_of(account.address)
+    if token is None:
+        credits = client.credits_of(account.address)
+    else:
+        credits = client.token_credits_of(account.address, token)
     if credits == 0:
         typer.echo("no credits to withdraw")
         return
-    receipt = client.withdraw(account, to or account.address)
-    typer.echo(f"withdrew {_eth(credits)} in tx {receipt['transactionHash'].to_0x_hex()}")
+    if token is None:
+        receipt = client.withdraw(account, to or account.address)
+        amount = _eth(credits)
+    else:
+        receipt = client.withdraw_token(account, token, to or account.address)
+        amount = f"{credits} (base units of {Web3.to_checksum_address(token)})"
+    typer.echo(f"withdrew {amount} in tx {receipt['transactionHash'].to_0x_hex()}")
 
 
 TRY_KEY_ENV = "ORACLE_TRY_PRIVATE_KEY"

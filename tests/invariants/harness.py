@@ -36,7 +36,7 @@ from oracle.chain import artifacts
 from oracle.chain.artifacts import _type_str
 from oracle.chain.client import OracleClient
 from oracle.chain.reverts import decode_revert_data
-from oracle.chain.tx import deploy
+from oracle.chain.tx import deploy, send
 from oracle.chain.types import Mode, ModelSpec
 from oracle.profile import program, reference
 from oracle.profile.models import model_entry, program_bytes
@@ -55,6 +55,8 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ATT_FEE, ATT_BOND = 10**15, 4 * 10**15
 # Different fee/bond on the EXACT model so a bug that reads the wrong model's economics shows up.
 EXACT_FEE, EXACT_BOND = 2 * 10**15, 10**16
+#: The token model's fee, in base units of the test token (18 decimals): not comparable with the ETH bond.
+TOKEN_FEE = 3 * 10**18
 UNKNOWN_MODEL = 77
 
 #: Gas for ordinary transactions; challenges re-execute the model and get more; batches carry several callbacks.
@@ -327,6 +329,9 @@ class FuzzSystem:
     att_model: int
     exact_model: int
     retired_model: int
+    token_model: int  # the digits EXACT model again, its fee in `token` (requested by EOAs, which approved it)
+    token: str
+    token_abi: Abi
     initial_stake: dict[str, int]
     exact_samples: list[tuple[bytes, bytes]]  # (input, reference output)
     force_sender_bytecode: str
@@ -342,9 +347,9 @@ def _oracle_artifact() -> tuple[list[dict[str, Any]], str, str]:
     override = os.environ.get(ORACLE_ARTIFACT_ENV)
     if override:
         data = json.loads(Path(override).read_text())
-        return data["abi"], data["bytecode"], override
+        return artifacts.oracle_abi(data["abi"]), data["bytecode"], override
     art = artifacts.load("InferenceOracle")
-    return art.abi, art.bytecode, "shipped"
+    return artifacts.oracle_abi(art.abi), art.bytecode, "shipped"
 
 
 def deploy_fuzz_system(url: str) -> FuzzSystem:
@@ -374,6 +379,17 @@ def deploy_fuzz_system(url: str) -> FuzzSystem:
         onnx_hash=keccak(b"fuzz-retired"), fee=ATT_FEE, bond=ATT_BOND, input_length=64, output_length=32,
         mode=Mode.ATTESTED, uri="file:///models/fuzz-retired.onnx"))
     client.retire_model(actors.owner, retired)
+    token_art = artifacts.load("TestToken")
+    token = deploy(w3, token_art.abi, token_art.bytecode, actors.owner)
+    token_model = client.register_model(actors.owner, ModelSpec(
+        onnx_hash=bytes.fromhex(digits["onnx_keccak256"][2:]), fee=TOKEN_FEE, bond=EXACT_BOND, input_length=64,
+        output_length=1, mode=Mode.EXACT, uri="file:///models/digits.onnx",
+        program_commitment=bytes.fromhex(digits["program_commitment"][2:]), fee_token=token),
+        program_bytes("digits"))
+    tok = w3.eth.contract(address=token, abi=token_art.abi)
+    for requester in actors.requesters:
+        send(w3, tok.functions.mint(requester, 10**30), actors.owner)
+        send(w3, tok.functions.approve(oracle, 2**256 - 1), requester)
 
     consumers: dict[str, str] = {}
     consumer_abi: dict[str, Abi] = {}
@@ -394,7 +410,8 @@ def deploy_fuzz_system(url: str) -> FuzzSystem:
     rpc = Rpc(url)
     return FuzzSystem(
         url=url, rpc=rpc, oracle=oracle, abi=Abi(abi), consumer_abi=consumer_abi, consumers=consumers,
-        actors=actors, att_model=att, exact_model=exact, retired_model=retired, initial_stake=initial_stake,
+        actors=actors, att_model=att, exact_model=exact, retired_model=retired, token_model=token_model, token=token,
+        token_abi=Abi(token_art.abi), initial_stake=initial_stake,
         exact_samples=samples, force_sender_bytecode=force.bytecode, oracle_artifact=source,
     )
 

@@ -2,14 +2,16 @@
 
 Actors: two honest operators and one poor one (never cheat), two dishonest operators (post wrong results,
 sometimes correct ones, challenge themselves), two requester EOAs, four consumer contracts (recording,
-reverting, gas-burning, reentrant), two challengers, a force-sender, a stranger. Models: an ATTESTED model
-and the EXACT digits model with its on-chain program; a retired and an unknown model id are exercised too.
+reverting, gas-burning, reentrant), two challengers, a force-sender, a stranger. Models: an ATTESTED model,
+the EXACT digits model with its on-chain program, and the same EXACT model with its fee in an ERC-20 (requested
+by the EOAs, which approved the oracle); a retired and an unknown model id are exercised too.
 
 Every rule asks ``ProtocolModel`` what must happen (a custom error by name, or exact effects and events),
 sends one transaction at an explicit timestamp, and checks the receipt. After every step ``check_state``
 reads the whole chain state in one batched RPC and checks protocol.md §8:
 
-  1. solvency: oracle balance == Σ staked + Σ pending + escrowed fees + Σ credits + force-sent ETH
+  1. solvency: oracle balance == Σ staked + Σ pending + escrowed fees + Σ credits + force-sent ETH, and per
+     asset: the oracle's token balance == Σ token credits + escrowed token fees
   2. forward-only status per request; settled and called back at most once
   3. each fee paid exactly once (operator credit, challenger reward or refund), read from the events
   4. no slash without a proven fraud (Slashed is paired with FraudProven on a wrong output); honest
@@ -164,11 +166,13 @@ class OracleMachine(RuleBasedStateMachine):
             s.att_model: ModelM(s.att_model, False, *self._fee_bond(s.att_model), 64, 32),
             s.exact_model: ModelM(s.exact_model, True, *self._fee_bond(s.exact_model), 64, 1),
             s.retired_model: ModelM(s.retired_model, False, *self._fee_bond(s.retired_model), 64, 32, True),
+            s.token_model: ModelM(s.token_model, True, *self._fee_bond(s.token_model), 64, 1, token=True),
         }
+        self.token_holders = [*a.eoas, s.oracle]
         self.model = ProtocolModel(
             models=models,
             ops={op: OpM(staked=s.initial_stake[op]) for op in self.operators},
-            eth=dict(balances), oracle=s.oracle, burn=BURN_ADDRESS,
+            eth=dict(balances), oracle=s.oracle, burn=BURN_ADDRESS, tokens=self._read_tokens(),
             deposits=dict(s.initial_stake),
             roster=[op for op, amount in s.initial_stake.items() if amount],  # in staking order
             weight_cap=max(s.initial_stake.values()),
@@ -207,6 +211,12 @@ class OracleMachine(RuleBasedStateMachine):
 
     def _call(self, to: str, data: str) -> str:
         return str(self.sys.rpc.call("eth_call", [{"to": to, "data": data}, "latest"]))
+
+    def _read_tokens(self) -> dict[str, int]:
+        fn = self.sys.token_abi.balanceOf
+        res = self.sys.rpc.batch([("eth_call", [{"to": self.sys.token, "data": fn.cached_data(a)}, "latest"])
+                                  for a in self.token_holders])
+        return {a: int(v, 16) for a, v in zip(self.token_holders, res, strict=True)}
 
     def _read_balances(self) -> dict[str, int]:
         res = self.sys.rpc.batch([("eth_getBalance", [a, "latest"]) for a in self.tracked])
@@ -301,7 +311,7 @@ class OracleMachine(RuleBasedStateMachine):
         return self.rule_counts[name] < 3 or self.focus is not None or any(want(r) for r in self.model.reqs)
 
     @precondition(lambda self: self._few_open())
-    @rule(who=one_of(0, 1), which=weighted((8, "att"), (8, "exact"), (1, "retired"), (1, "unknown")),
+    @rule(who=one_of(0, 1), which=weighted((8, "att"), (8, "exact"), (6, "token"), (1, "retired"), (1, "unknown")),
           inp=picks, cb=weighted((3, 0), (1, 10_000), (2, 200_000), (1, 1_000_000), (1, CB_TOO_HIGH)),
           fee=weighted((14, "ok"), (3, "cbpay"), (1, "cbodd"), (1, "low"), (1, "high"), (1, "zero")),
           short=chance(5))
@@ -322,8 +332,8 @@ class OracleMachine(RuleBasedStateMachine):
     def _request(self, payer: str, kind: str | None, which: str, inp: int, cb: int, fee: str, short: bool) -> None:
         s = self.sys
         model_id = {"att": s.att_model, "exact": s.exact_model, "retired": s.retired_model,
-                    "unknown": 77}[which]
-        if which == "exact":
+                    "token": s.token_model, "unknown": 77}[which]
+        if which in ("exact", "token"):
             # Even draws: the model's shipped samples; odd: arbitrary bytes (the whole int8 input range),
             # answered by the reference interpreter, so the verifier is cross-checked against the spec.
             if inp % 2 == 0:
@@ -337,12 +347,13 @@ class OracleMachine(RuleBasedStateMachine):
         if short:
             data = data[:-1]
         m = self.model.models.get(model_id)
-        base = m.fee if m else 10**15
+        base = m.eth_fee if m else 10**15  # a token fee is pulled with transferFrom, not sent
         # cbpay: a callback deposit at 1-3 units of committed gas price (the callback runs: base fee 0);
         # cbodd: a deposit that is not a whole number of units (refused).
         per_unit = callback_gas_charged(cb) * GAS_PRICE_UNIT
         value = {"ok": base, "low": base - 1, "high": base + 1, "zero": 0, "cbpay": base + per_unit * (1 + inp % 3),
                  "cbodd": base + per_unit + 1}[fee]
+        value = max(value, 0)  # "low" for a token model (no ETH fee): nothing sent
         expected = self.model.check_request(model_id, data, cb, value)
         if kind is None:
             requester = payer
@@ -550,6 +561,24 @@ class OracleMachine(RuleBasedStateMachine):
             (ev,) = self._events(res, "CreditsWithdrawn")
             expect(ev["account"] == account and ev["to"] == dest and ev["amount"] == amount, f"CreditsWithdrawn {ev}")
 
+    @precondition(lambda self: self.rule_counts["withdraw_token"] < 2 or any(self.model.token_credits.values()))
+    @rule(who=picks, anyone=chance(15), to=weighted((6, "self"), (1, "stranger")))
+    @step
+    def withdraw_token(self, who: int, anyone: bool, to: str) -> None:
+        a = self.sys.actors
+        accounts = [*self.operators, *a.challengers, *a.requesters]
+        with_credits = [x for x in accounts if self.model.token_credits.get(x, 0)]
+        pool = with_credits if with_credits and not anyone else accounts
+        account = pool[who % len(pool)]
+        dest = account if to == "self" else a.stranger
+        expected = self.model.check_withdraw_token(account)
+        res = self._send(account, "withdrawToken", self.sys.token, dest)
+        if self._outcome(res, expected, "withdrawToken"):
+            amount = self.model.apply_withdraw_token(account, dest)
+            (ev,) = self._events(res, "TokenCreditsWithdrawn")
+            expect(ev["account"] == account and ev["to"] == dest and ev["amount"] == amount
+                   and ev["token"] == self.sys.token, f"TokenCreditsWithdrawn {ev}")
+
     # ------------------------------------------------------------ staking
     @precondition(lambda self: self._under("stake", 8))
     @rule(op=one_of(*range(5)), amount=weighted((1, 0), (1, 1), (2, 4 * 10**15), (3, 10**16), (3, 3 * 10**16)))
@@ -649,6 +678,8 @@ class OracleMachine(RuleBasedStateMachine):
         calls: list[tuple[str, list[Any]]] = [("eth_getBalance", [a, "latest"]) for a in self.tracked]
         calls += [call(s.oracle, abi.stakeOf.cached_data(op)) for op in self.operators]
         calls += [call(s.oracle, abi.creditsOf.cached_data(a)) for a in credit_accounts]
+        calls += [call(s.oracle, abi.tokenCreditsOf.cached_data(a, s.token)) for a in s.actors.eoas]
+        calls += [call(s.token, s.token_abi.balanceOf.cached_data(a)) for a in self.token_holders]
         calls += [call(s.oracle, abi.getRequest.cached_data(r.rid)) for r in reqs]
         calls += [call(s.oracle, abi.statusOf.cached_data(self.unknown_id))]
         calls += [call(rec, rec_abi.deliveries.cached_data()), call(rec, rec_abi.lastRequestId.cached_data()),
@@ -664,6 +695,8 @@ class OracleMachine(RuleBasedStateMachine):
         balances = {a: int(next(it), 16) for a in self.tracked}
         stakes = {op: words(next(it)) for op in self.operators}
         credits = {a: int(next(it), 16) for a in credit_accounts}
+        token_credits = {a: int(next(it), 16) for a in s.actors.eoas}
+        tokens = {a: int(next(it), 16) for a in self.token_holders}
         views = {r.rid: words(next(it)) for r in reqs}
         unknown_status = int(next(it), 16)
         deliveries = int(next(it), 16)
@@ -684,6 +717,11 @@ class OracleMachine(RuleBasedStateMachine):
         for a in credit_accounts:
             expect(credits[a] == m.credits.get(a, 0),
                    f"credits of {a}: chain {credits[a]}, model {m.credits.get(a, 0)}")
+        for a in s.actors.eoas:
+            expect(token_credits[a] == m.token_credits.get(a, 0),
+                   f"token credits of {a}: chain {token_credits[a]}, model {m.token_credits.get(a, 0)}")
+        for a in self.token_holders:
+            expect(tokens[a] == m.tokens[a], f"token balance of {a}: chain {tokens[a]}, model {m.tokens[a]}")
         statuses: dict[int, St] = {}
         for r in reqs:
             v = views[r.rid]
@@ -699,12 +737,17 @@ class OracleMachine(RuleBasedStateMachine):
         # --- 1. solvency, from chain values only
         staked_total = sum(v[0] + v[2] for v in stakes.values())
         # Escrow: fee and callback deposit of every open request (statuses from the chain).
-        escrow = sum(r.model.fee + r.deposit for r in reqs if statuses[r.rid] in ESCROWED)
+        escrow = sum(r.model.eth_fee + r.deposit for r in reqs if statuses[r.rid] in ESCROWED)
         owed = staked_total + escrow + sum(credits.values())
         bal = balances[s.oracle]
         expect(bal >= owed, f"INSOLVENT: balance {bal} < owed {owed}")
         expect(bal == owed + m.forced, f"solvency: balance {bal} != owed {owed} + force-sent {m.forced}")
         expect(sum(balances.values()) == self.total_eth, "ETH was created or destroyed")
+        # ... and per asset: the oracle's token balance is exactly its token credits plus escrowed token fees.
+        token_escrow = sum(r.model.fee for r in reqs if r.model.token and statuses[r.rid] in ESCROWED)
+        token_owed = token_escrow + sum(token_credits.values())
+        expect(tokens[s.oracle] == token_owed,
+               f"token solvency: balance {tokens[s.oracle]} != escrow {token_escrow} + credits")
 
         # --- 2. forward-only lifecycle, settled and called back at most once
         for rid, status in statuses.items():
@@ -790,6 +833,10 @@ class OracleMachine(RuleBasedStateMachine):
                 res = self._send(account, "withdraw", account)
             self._outcome(res, None, "settle: withdraw")
             m.apply_withdraw(account, account)
+        for account in [x for x in list(m.token_credits) if m.token_credits[x]]:
+            self._outcome(self._send(account, "withdrawToken", self.sys.token, account), None,
+                          "settle: withdrawToken")
+            m.apply_withdraw_token(account, account)
         for op in self.operators:
             s = m.ops[op]
             expect(s.locked == 0, f"{op} still has locked stake after settlement")
@@ -805,6 +852,8 @@ class OracleMachine(RuleBasedStateMachine):
         expect(m.owed(self.chain.last_ts) == 0, "something is still owed after full settlement")
         bal = int(self.sys.rpc.call("eth_getBalance", [self.sys.oracle, "latest"]), 16)
         expect(bal == m.forced, f"after full settlement the oracle holds {bal}, force-sent {m.forced}")
+        expect(m.tokens[self.sys.oracle] == 0 and m.token_escrow(self.chain.last_ts) == 0,
+               f"after full settlement the oracle holds {m.tokens[self.sys.oracle]} of the fee token")
         for r in m.reqs:
             expect(self.settled[r.rid] == 1, f"request {r.rid:#x} settled {self.settled[r.rid]} times")
 

@@ -81,6 +81,12 @@ class ModelM:
     input_length: int
     output_length: int
     retired: bool = False
+    token: bool = False  # the fee is in the test ERC-20 (callback deposit and bond stay ETH)
+
+    @property
+    def eth_fee(self) -> int:
+        """The part of the fee paid in ETH (msg.value, escrow, ETH credits)."""
+        return 0 if self.token else self.fee
 
 
 @dataclass
@@ -168,6 +174,8 @@ class ProtocolModel:
     oracle: str
     burn: str
     credits: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)  # test-token balance of every tracked address
+    token_credits: dict[str, int] = field(default_factory=dict)
     reqs: list[Req] = field(default_factory=list)
     by_id: dict[int, Req] = field(default_factory=dict)
     nonce: int = 0
@@ -200,11 +208,11 @@ class ProtocolModel:
             return "UnknownModel"
         if m.retired:
             return "ModelIsRetired"
-        if value != m.fee:
+        if value != m.eth_fee:
             per_unit = callback_gas_charged(cb_gas) * GAS_PRICE_UNIT
-            if value < m.fee or per_unit == 0 or (value - m.fee) % per_unit != 0:
+            if value < m.eth_fee or per_unit == 0 or (value - m.eth_fee) % per_unit != 0:
                 return "IncorrectFee"
-            if (value - m.fee) // per_unit >= 2**24:
+            if (value - m.eth_fee) // per_unit >= 2**24:
                 return "CallbackGasPriceTooHigh"
         if len(data) != m.input_length:
             return "InputLengthMismatch"
@@ -218,11 +226,14 @@ class ProtocolModel:
         m = self.models[model_id]
         self.nonce += 1
         req = Req(rid, self.nonce, requester, kind, m, data, correct, cb_gas, now, assignee=assignee)
-        if value is not None and value != m.fee:
-            req.price_units = (value - m.fee) // (callback_gas_charged(cb_gas) * GAS_PRICE_UNIT)
+        if value is not None and value != m.eth_fee:
+            req.price_units = (value - m.eth_fee) // (callback_gas_charged(cb_gas) * GAS_PRICE_UNIT)
         self.reqs.append(req)
         self.by_id[rid] = req
-        self._move(payer, self.oracle, m.fee + req.deposit)
+        self._move(payer, self.oracle, m.eth_fee + req.deposit)
+        if m.token:  # pulled from the requester (msg.sender) with transferFrom
+            self.tokens[requester] -= m.fee
+            self.tokens[self.oracle] += m.fee
         return req
 
     # ------------------------------------------------------------ submissions
@@ -301,7 +312,7 @@ class ProtocolModel:
         only ever a flag, never an input to the money arithmetic)."""
         assert req.operator is not None
         self.ops[req.operator].locked -= req.model.bond
-        self._credit(req.operator, req.model.fee)
+        self._credit_fee(req.operator, req.model)
         self._pay_deposit(req, settler)
         req.finalized = True
         req.settlements += 1
@@ -347,8 +358,9 @@ class ProtocolModel:
         s.staked -= bond
         self.slashed[req.operator] = self.slashed.get(req.operator, 0) + bond
         burned = bond // 2
-        reward = bond - burned + fee
-        self._credit(challenger, reward)
+        reward = bond - burned + (0 if req.model.token else fee)  # the event's reward: the ETH part
+        self._credit(challenger, bond - burned)
+        self._credit_fee(challenger, req.model)
         self._pay_deposit(req, challenger)
         self._move(self.oracle, self.burn, burned)
         self.burned += burned
@@ -371,7 +383,9 @@ class ProtocolModel:
     def apply_refund(self, req: Req) -> None:
         req.refunded = True
         req.settlements += 1
-        self._credit(req.requester, req.model.fee + req.deposit)
+        self._credit_fee(req.requester, req.model)
+        if req.deposit:
+            self._credit(req.requester, req.deposit)
 
     # ------------------------------------------------------------ money out
     def check_withdraw(self, account: str, to: str, rejects: bool) -> str | None:
@@ -384,6 +398,15 @@ class ProtocolModel:
     def apply_withdraw(self, account: str, to: str) -> int:
         amount = self.credits.pop(account)
         self._move(self.oracle, to, amount)
+        return amount
+
+    def check_withdraw_token(self, account: str) -> str | None:
+        return "NoCredits" if self.token_credits.get(account, 0) == 0 else None
+
+    def apply_withdraw_token(self, account: str, to: str) -> int:
+        amount = self.token_credits.pop(account)
+        self.tokens[self.oracle] -= amount
+        self.tokens[to] = self.tokens.get(to, 0) + amount
         return amount
 
     # ------------------------------------------------------------ staking
@@ -441,7 +464,10 @@ class ProtocolModel:
 
     # ------------------------------------------------------------ derived quantities
     def escrow(self, now: int) -> int:
-        return sum(r.model.fee + r.deposit for r in self.reqs if r.status(now) in ESCROWED)
+        return sum(r.model.eth_fee + r.deposit for r in self.reqs if r.status(now) in ESCROWED)
+
+    def token_escrow(self, now: int) -> int:
+        return sum(r.model.fee for r in self.reqs if r.model.token and r.status(now) in ESCROWED)
 
     def owed(self, now: int) -> int:
         return (sum(s.staked + s.pending for s in self.ops.values()) + self.escrow(now)
@@ -449,6 +475,13 @@ class ProtocolModel:
 
     def _credit(self, account: str, amount: int) -> None:
         self.credits[account] = self.credits.get(account, 0) + amount
+
+    def _credit_fee(self, account: str, model: ModelM) -> None:
+        """A fee payout, in the fee's asset."""
+        if model.token:
+            self.token_credits[account] = self.token_credits.get(account, 0) + model.fee
+        else:
+            self._credit(account, model.fee)
 
     def _move(self, src: str, dst: str, amount: int) -> None:
         if src in self.eth:

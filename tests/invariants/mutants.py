@@ -74,6 +74,13 @@ MUTANTS = [
         "            if (free > (seed >> 128) % cap) return op;",
         "a request is assigned to an operator that cannot lock its bond: nobody answers it until the period ends",
     ),
+    Mutant(
+        "token-refund-in-eth", "contracts/InferenceOracle.sol",
+        "        if (_modelCore[modelId].flags & MODEL_TOKEN_FEE != 0) _tokenCredits",
+        "        if (false) _tokenCredits",
+        "a refunded token fee is credited in ETH: ETH credits exceed the ETH held, the token stays stuck (§8.1 "
+        "per asset)",
+    ),
 ]
 
 
