@@ -114,8 +114,9 @@ contract DisputeGame {
     error PlanMismatch(uint256 gameId);
     /// @notice The program (`planKey`) is over the one-transaction cap and its plan is not fixed: `fixPlan`.
     error PlanNotFixed(bytes32 key);
-    /// @notice The plan's steps do not fit the game's 32-bit step index.
-    error TooManySteps(uint256 steps);
+    /// @notice A checked plan's figures do not fit their fields (32-bit steps and ids, 64-bit gas, 24-bit
+    /// lengths): refused rather than truncated.
+    error PlanOutOfRange();
     error NoCredits();
     error TransferFailed();
     error Reentrancy();
@@ -155,14 +156,19 @@ contract DisputeGame {
     /// @notice Fixes the tile plan of the program in `chunks` (anyone may; the plan is a function of the
     /// program, computed off-chain by `oracle.profile.tiles.plan`): `StepGasBound.checkPlan` verifies it
     /// (the plan's rule, every game transaction within the oracle's cap) and the game keeps its hash and
-    /// what `open` needs, so no transaction searches or replays the plan again.
+    /// what `open` needs, so no transaction searches or replays the plan again. Once fixed, a program's plan
+    /// never changes (a second call is a no-op), so games on a registered model always use the same one.
     function fixPlan(address[] calldata chunks, uint256[] calldata tiles) external returns (bytes32 key) {
+        key = planKey(chunks);
+        if (plans[key].hash != bytes32(0)) return key;
         StepGasBound.Checked memory k = STEP_GAS_BOUND.checkPlan(chunks, ORACLE.TX_GAS_CAP(), tiles);
-        if (k.steps > type(uint32).max) revert TooManySteps(k.steps);
-        key = keccak256(abi.encode(k.programHash, chunks.length));
+        // Never truncated: what the registry compares (I/O lengths) and what `open` uses must be exact.
+        if (
+            k.steps > type(uint32).max || k.execGas > type(uint64).max || k.inputLength > type(uint24).max
+                || k.outputLength > type(uint24).max || k.inputId > type(uint32).max || k.outputId > type(uint32).max
+                || k.depth > type(uint8).max
+        ) revert PlanOutOfRange();
         bytes32 hash = keccak256(abi.encodePacked(tiles));
-        // Widths are 1..8 bytes, lengths at most the decoder's limits; execGas fits 64 bits for any program
-        // whose plan fits (its every step does).
         plans[key] = Plan(hash, uint64(k.execGas), uint32(k.steps), uint24(k.inputLength), uint24(k.outputLength),
             uint32(k.inputId), uint32(k.outputId), uint8(k.inputWidth), uint8(k.outputWidth), uint8(k.depth));
         emit PlanFixed(key, hash, k.steps, k.stepGas);

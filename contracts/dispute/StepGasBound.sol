@@ -33,7 +33,6 @@ contract StepGasBound {
 
     /// @notice What the game keeps of a program whose plan `checkPlan` accepted.
     struct Checked {
-        bytes32 programHash; // keccak256 of the program bytes
         uint256 execGas; // the verifier's `executionGasBound`
         uint256 inputLength;
         uint256 outputLength;
@@ -92,7 +91,6 @@ contract StepGasBound {
         returns (Checked memory k)
     {
         bytes memory program = DataChunks.read(chunks);
-        k.programHash = keccak256(program);
         Program memory p = ProgramDecoder.decode(program);
         uint256 nOps = p.ops.length;
         if (tiles.length != nOps) revert PlanLengthMismatch(nOps, tiles.length);

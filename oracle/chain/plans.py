@@ -19,6 +19,7 @@ from web3.types import TxReceipt
 from oracle.chain import artifacts
 from oracle.chain.reverts import from_web3_error
 from oracle.chain.tx import Signer, send
+from oracle.errors import ChainError
 from oracle.profile import tiles
 from oracle.profile.program import decode
 
@@ -35,16 +36,23 @@ def ensure_plan(w3: Web3, oracle: Contract, signer: Signer, chunks: Sequence[str
     """Fixes the plan of the program stored in ``chunks`` if the oracle's dispute game needs it to register
     the program (its proof is over the cap and no plan is fixed); returns the ``fixPlan`` receipt, or None
     (no game, the program fits one transaction, the plan is fixed already, or the registration will
-    report what is wrong with the program)."""
+    report what is wrong with the program). Raises :class:`ChainError` if the game holds another plan for
+    the program than the one every node and challenger uses (then no game on it could be played)."""
     address = oracle.functions.DISPUTE_GAME().call()
     if int(address, 16) == 0:
         return None
     game = w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load("DisputeGame").abi)
+    fixed = bytes(game.functions.plans(game.functions.planKey(list(chunks)).call()).call()[0])
+    plan = packed_plan(program, int(oracle.functions.TX_GAS_CAP().call()))
+    if fixed != bytes(32):
+        if fixed != Web3.solidity_keccak(["uint256[]"], [plan]):
+            raise ChainError("the dispute game holds another tile plan for this program than oracle.profile.tiles "
+                             "computes: do not register it on this deployment")
+        return None
     try:
         game.functions.executionGasBound(list(chunks)).call()
         return None
     except ContractLogicError as exc:
         if from_web3_error(exc).name != "PlanNotFixed":
             return None
-    plan = packed_plan(program, int(oracle.functions.TX_GAS_CAP().call()))
     return send(w3, game.functions.fixPlan(list(chunks), plan), signer)

@@ -62,7 +62,7 @@ class GameSystem:
 
     def step_gas_bound(self) -> int:
         """`StepGasBound.checkPlan`'s bound on every game transaction under the plan."""
-        return int(self.steps.functions.checkPlan(self.chunks(), TX_GAS_CAP, self.plan()).call()[5])
+        return int(self.steps.functions.checkPlan(self.chunks(), TX_GAS_CAP, self.plan()).call()[4])
 
     def advance(self, seconds: int) -> None:
         self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]

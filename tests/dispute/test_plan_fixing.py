@@ -45,7 +45,7 @@ def test_the_wide_matmul_is_split_along_k_and_its_plan_accepted(wide: GameSystem
     plan = wide.plan()
     assert K // 2 < KB < K and plan == [entry(2, 1, KB), 1 << 192]
     checked = wide.steps.functions.checkPlan(wide.chunks(), TX_GAS_CAP, plan).call()
-    assert checked[4] == 3 and checked[5] <= TX_GAS_CAP  # steps, step bound
+    assert checked[3] == 3 and checked[4] <= TX_GAS_CAP  # steps, step bound
 
 
 @pytest.mark.parametrize(("tiles", "error"), [
@@ -77,18 +77,20 @@ def test_a_wrong_plan_for_the_wide_matmul_is_refused(wide: GameSystem, tiles: li
     (1, 5, 1, "BadPlanEntry"),  # a K block for an elementwise op
 ])
 def test_a_wrong_tile_of_the_tiled_model_is_refused(tgs: GameSystem, op: int, rb: int, kb: int, error: str) -> None:
-    """The tiled model (32 x 512 x 512 MatMuls in tiles of 2 rows, Div and Clip in blocks of 5 rows)."""
+    """The tiled model (32 x 512 x 512 MatMuls in tiles of 2 rows, Div and Clip in blocks of 5 rows; its plan is
+    fixed already, so `fixPlan` would be a no-op: the check itself is called)."""
     plan = tgs.plan()
     assert plan[:2] == [entry(16, 2, 512), entry(7, 5, 0)]
     m, k = 32, 512
     plan[op] = entry(-(-m // rb) * (-(-k // kb) if kb else 1), rb, kb)
     with revert_named(error):
-        tgs.game.functions.fixPlan(tgs.chunks(), plan).call({"from": tgs.challenger})
+        tgs.steps.functions.checkPlan(tgs.chunks(), TX_GAS_CAP, plan).call()
 
 
 def test_a_game_provable_program_needs_its_plan_fixed_and_a_game_opens_with_it(gs: GameSystem) -> None:
     """Registered directly (no `fixPlan`): refused with PlanNotFixed; once the plan is fixed (by anyone) it
-    registers, and a game against it opens with that plan's hash and step count."""
+    registers, the plan can no longer change, and a game against it opens with that plan's hash and step
+    count."""
     program = chained_mlp(2, 512, seed=7, rows=32)  # weights of its own: no plan of it is fixed yet
     data = encode(program)
     chunks = gs.client.write_program(gs.owner, data)
@@ -99,6 +101,11 @@ def test_a_game_provable_program_needs_its_plan_fixed_and_a_game_opens_with_it(g
     gas_used([send(gs.w3, gs.game.functions.fixPlan(chunks, plan), gs.challenger)])  # anyone may fix it
     send(gs.w3, gs.client.contract.functions.registerModel(spec, chunks), gs.owner)
     model_id = gs.client.model_count()
+    # Fixed once and for all: another plan sent later (here one a check would refuse) changes nothing.
+    key = gs.game.functions.planKey(chunks).call()
+    kept = gs.game.functions.plans(key).call()
+    again = send(gs.w3, gs.game.functions.fixPlan(chunks, [1 << 192] * len(plan)), gs.user)
+    assert not gs.game.events.PlanFixed().process_receipt(again) and gs.game.functions.plans(key).call() == kept
     mlp = dataclasses.replace(gs, program=program, model_id=model_id)
     assert mlp.plan() == plan
     rid, x = mlp.request(1)
