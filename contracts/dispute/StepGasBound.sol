@@ -54,7 +54,8 @@ contract StepGasBound {
     uint256 private constant STEP_GAS_PER_PROOF_LEVEL = 3_000;
     /// @dev Per word of constant operands: copied out of the program, ABI-encoded, copied by the verifier.
     uint256 private constant STEP_GAS_PER_CONST_WORD = 30;
-    /// @dev The plan's replay (`open` calls `openState`) per op, over the decode part of the bound.
+    /// @dev Per op, over the decode part of the bound, in `open`'s bound (it was the plan's replay; `open` now
+    /// only reads and hashes the program: a margin kept).
     uint256 private constant PLAN_GAS_PER_OP = 6_000;
     /// @dev `open` per input element: widened to 8 bytes and hashed.
     uint256 private constant OPEN_GAS_PER_INPUT_ELEMENT = 200;
