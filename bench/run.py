@@ -54,6 +54,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "ops.bound_over_measured_min": (">=", 1.0),
     "ops.bound_over_measured_max": ("<=", 1.5),
     "dispute.daemons.max_tx_gas": ("<=", 16_777_216),
+    "registration.max_tx_gas": ("<=", 16_777_216),
 }
 
 #: name -> (module, needs a chain)
@@ -71,6 +72,7 @@ SUITES: dict[str, tuple[str, bool]] = {
     "dispute": ("bench.dispute_bench", True),
     "ops": ("bench.transformer_ops_bench", True),
     "dispute_daemons": ("bench.dispute_daemons_bench", True),
+    "registration": ("bench.registration_bench", True),
 }
 
 

@@ -49,12 +49,10 @@ def test_demo_runs_the_whole_story_and_exits_zero(demo: subprocess.CompletedProc
     assert re.search(r"largest model registration.*│\s*[\d,]+ gas \(\w+\)", out), out[-3000:]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="registerModel of digits_transformer takes ~19.3M gas (the on-chain game-provability "
-                   "check), over the EIP-7825 cap; remove this mark once registration fits")
 def test_every_shipped_model_registers_within_the_tx_gas_cap(demo: subprocess.CompletedProcess[str]) -> None:
     largest = re.search(r"largest model registration.*│\s*([\d,]+) gas \((\w+)\)", demo.stdout)
-    assert int(largest.group(1).replace(",", "")) <= TX_GAS_CAP, largest.groups()  # type: ignore[union-attr]
+    # With margin: the largest is the transformer's fixPlan (its registerModel reads the bound fixPlan kept).
+    assert int(largest.group(1).replace(",", "")) <= TX_GAS_CAP * 3 // 4, largest.groups()  # type: ignore[union-attr]
 
 
 def test_demo_keep_running_leaves_the_try_page_up_until_sigterm() -> None:

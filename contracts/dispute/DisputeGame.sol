@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {IInferenceOracle} from "../interfaces/IInferenceOracle.sol";
 import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
 import {IOracleViews} from "../interfaces/IOracleViews.sol";
+import {DataChunks} from "../libraries/DataChunks.sol";
 import {IIntegerVerifier} from "../verifier/IIntegerVerifier.sol";
 import {IDisputeOracle} from "./IDisputeOracle.sol";
 import {StateMerkle} from "./StateMerkle.sol";
@@ -16,13 +17,14 @@ import {StepGasBound} from "./StepGasBound.sol";
 /// operator posts the state root after the last op (proving the attested output is in it), then the
 /// operator posts midpoint state roots and the challenger agrees or disagrees until one step separates an
 /// agreed state from a disputed one (a step: an op, a tile of a MatMul or a row block of an elementwise
-/// op, as `StepGasBound.plan` splits them); a one-step proof (`OneStepProver`) re-executes that step with
+/// op, as the program's tile plan splits them, fixed by `fixPlan` before the model is registered); a one-step proof (`OneStepProver`) re-executes that step with
 /// the verifier's `runOp` (the kernels of a whole-program run), operands proven against the agreed state by
 /// Merkle proofs and constants read from the program chunks. Each side has a chess clock; running out of
 /// time loses.
-/// @dev Every transaction is bounded: moves are O(log) hashing, `open` decodes and plans the program once
-/// (`StepGasBound.openState`) and `step` re-executes one step, every one bounded by `stepGasBound`, which
-/// the oracle checks against its cap when the model is registered (the plan makes each step fit it).
+/// @dev Every transaction is bounded: moves are O(log) hashing, `open` reads the plan fixed for the program
+/// (no decode) and hashes the input, and `step` re-executes one step; `fixPlan` checked that every one of
+/// them fits the oracle's cap (`StepGasBound.checkPlan`), and the oracle registers a model over the
+/// one-transaction cap only once its program's plan is fixed (`executionGasBound`).
 contract DisputeGame {
     enum Phase {
         None,
@@ -52,7 +54,21 @@ contract DisputeGame {
         bytes32 rootLo;
         bytes32 rootHi;
         bytes32 rootMid;
-        bytes32 planHash; // keccak256 of the tile plan (`StepGasBound.plan`), fixed at open
+        bytes32 planHash; // keccak256 of the tile plan (packed), from `plans` at open
+    }
+
+    /// @notice A program's checked tile plan (`fixPlan`), by `planKey`.
+    struct Plan {
+        bytes32 hash; // keccak256 of the packed plan; zero: none fixed
+        uint64 execGas; // the verifier's `executionGasBound`
+        uint32 steps;
+        uint24 inputLength;
+        uint24 outputLength;
+        uint32 inputId;
+        uint32 outputId;
+        uint8 inputWidth;
+        uint8 outputWidth;
+        uint8 depth;
     }
 
     IDisputeOracle public immutable ORACLE;
@@ -73,7 +89,10 @@ contract DisputeGame {
     /// @notice Open games by request.
     mapping(uint256 requestId => uint256) public openGames;
     uint256 private _lock = 1;
+    /// @notice Checked tile plans, by `planKey` of the program.
+    mapping(bytes32 key => Plan) public plans;
 
+    event PlanFixed(bytes32 indexed key, bytes32 planHash, uint256 steps, uint256 stepGasBound);
     event GameOpened(
         uint256 indexed gameId, uint256 indexed requestId, address indexed challenger, address operator, uint256 numSteps, bytes32 root0
     );
@@ -94,6 +113,11 @@ contract DisputeGame {
     error OutputNotAttested(uint256 gameId);
     error RootMismatch(uint256 tensor);
     error PlanMismatch(uint256 gameId);
+    /// @notice The program (`planKey`) is over the one-transaction cap and its plan is not fixed: `fixPlan`.
+    error PlanNotFixed(bytes32 key);
+    /// @notice A checked plan's figures do not fit their fields (32-bit steps and ids, 64-bit gas, 24-bit
+    /// lengths): refused rather than truncated.
+    error PlanOutOfRange();
     error NoCredits();
     error TransferFailed();
     error Reentrancy();
@@ -128,6 +152,35 @@ contract DisputeGame {
         PROVER = prover;
     }
 
+    // ---------------------------------------------------------------- plans
+
+    /// @notice Fixes the tile plan of the program in `chunks` (anyone may; the plan is a function of the
+    /// program, computed off-chain by `oracle.profile.tiles.plan`): `StepGasBound.checkPlan` verifies it
+    /// (the plan's rule, every game transaction within the oracle's cap) and the game keeps its hash and
+    /// what `open` needs, so no transaction searches or replays the plan again. Once fixed, a program's plan
+    /// never changes (a second call is a no-op), so games on a registered model always use the same one.
+    function fixPlan(address[] calldata chunks, uint256[] calldata tiles) external returns (bytes32 key) {
+        key = planKey(chunks);
+        if (plans[key].hash != bytes32(0)) return key;
+        StepGasBound.Checked memory k = STEP_GAS_BOUND.checkPlan(chunks, ORACLE.TX_GAS_CAP(), tiles);
+        // Never truncated: what the registry compares (I/O lengths) and what `open` uses must be exact.
+        if (
+            k.steps > type(uint32).max || k.execGas > type(uint64).max || k.inputLength > type(uint24).max
+                || k.outputLength > type(uint24).max || k.inputId > type(uint32).max || k.outputId > type(uint32).max
+                || k.depth > type(uint8).max
+        ) revert PlanOutOfRange();
+        bytes32 hash = keccak256(abi.encodePacked(tiles));
+        plans[key] = Plan(hash, uint64(k.execGas), uint32(k.steps), uint24(k.inputLength), uint24(k.outputLength),
+            uint32(k.inputId), uint32(k.outputId), uint8(k.inputWidth), uint8(k.outputWidth), uint8(k.depth));
+        emit PlanFixed(key, hash, k.steps, k.stepGas);
+    }
+
+    /// @notice The key of the program in `chunks` in `plans`: its bytes' keccak256 and its chunk count
+    /// (the bounds depend on both).
+    function planKey(address[] memory chunks) public view returns (bytes32) {
+        return keccak256(abi.encode(DataChunks.hash(chunks), chunks.length));
+    }
+
     // ---------------------------------------------------------------- moves
 
     /// @notice Opens a game against `requestId`'s claim (`input` is the request's input), with `GAME_BOND`.
@@ -136,10 +189,12 @@ contract DisputeGame {
         (address operator, uint32 modelId, bytes32 outputHash) = _checkClaim(requestId, input);
         // Several games may run against one claim; the oracle holds the claim while any is open.
         if (openGames[requestId]++ == 0) ORACLE.setDisputed(requestId, true, address(0));
-        // [steps, plan hash, state 0, tree depth, output id, output width]
-        uint256[6] memory o = STEP_GAS_BOUND.openState(
-            IModelRegistry(address(ORACLE)).programChunks(modelId), ORACLE.TX_GAS_CAP(), input
-        );
+        // The plan fixed before registration (a game-provable model has one: `executionGasBound`).
+        address[] memory chunks = IModelRegistry(address(ORACLE)).programChunks(modelId);
+        bytes32 key = planKey(chunks);
+        Plan memory pl = plans[key];
+        if (pl.hash == bytes32(0)) revert PlanNotFixed(key);
+        bytes32 root0 = STEP_GAS_BOUND.inputRoot(input, pl.inputWidth, pl.inputId, pl.depth);
         gameId = ++gameCount;
         Game storage g = _games[gameId];
         g.requestId = requestId;
@@ -149,15 +204,15 @@ contract DisputeGame {
         g.operator = operator;
         g.operatorClock = uint40(CLOCK);
         g.modelId = modelId;
-        g.hi = uint32(o[0]);
+        g.hi = pl.steps;
         g.phase = Phase.Defend;
-        g.depth = uint8(o[3]);
-        g.outputWidth = uint8(o[5]);
-        g.outputId = uint32(o[4]);
+        g.depth = pl.depth;
+        g.outputWidth = pl.outputWidth;
+        g.outputId = pl.outputId;
         g.outputHash = outputHash;
-        g.rootLo = bytes32(o[2]);
-        g.planHash = bytes32(o[1]);
-        emit GameOpened(gameId, requestId, msg.sender, operator, o[0], bytes32(o[2]));
+        g.rootLo = root0;
+        g.planHash = pl.hash;
+        emit GameOpened(gameId, requestId, msg.sender, operator, pl.steps, root0);
     }
 
     /// @notice Operator: the state root after the last op, with the output tensor (8 bytes per element)
@@ -253,15 +308,22 @@ contract DisputeGame {
         secondsLeft = used >= left ? 0 : left - used;
     }
 
-    /// @notice The oracle's registration check when it has a game: the verifier's `executionGasBound`,
-    /// after refusing (`StepGasTooHigh`) a program whose one-transaction proof exceeds the oracle's cap
-    /// (`StepGasBound.proofGasBound`, the oracle's formula) and whose game has a step over the cap.
+    /// @notice The oracle's registration check when it has a game: the verifier's `executionGasBound` (kept
+    /// by `fixPlan` when the program's plan is fixed), refusing (`PlanNotFixed`) a program whose
+    /// one-transaction proof exceeds the oracle's cap (`StepGasBound.proofGasBound`, the oracle's formula)
+    /// while its plan is not fixed: a registered game-provable model has every game transaction in the cap.
     function executionGasBound(address[] calldata chunks)
         external
         view
         returns (uint256 gas, uint256 inputLength, uint256 outputLength)
     {
-        return STEP_GAS_BOUND.registrationBound(VERIFIER, chunks, ORACLE.TX_GAS_CAP());
+        bytes32 key = planKey(chunks);
+        Plan storage pl = plans[key];
+        if (pl.hash != bytes32(0)) return (pl.execGas, pl.inputLength, pl.outputLength);
+        (gas, inputLength, outputLength) = VERIFIER.executionGasBound(chunks);
+        if (STEP_GAS_BOUND.proofGasBound(gas, chunks.length, inputLength, outputLength) > ORACLE.TX_GAS_CAP()) {
+            revert PlanNotFixed(key);
+        }
     }
 
     // ---------------------------------------------------------------- internals

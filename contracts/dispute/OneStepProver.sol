@@ -125,7 +125,7 @@ contract OneStepProver {
         }
     }
 
-    /// @dev Tile `j` of MatMul `op` (plan entry `pl`, see `StepGasBound.plan`): the product of
+    /// @dev Tile `j` of MatMul `op` (plan entry `pl`, see `StepGasBound.checkPlan`): the product of
     /// its input slices by `runOp`, added (int64, wrapping) to its rows of the partial sum in `rootLo`.
     function _tileState(Pre memory g, Program memory p, Op memory op, uint256 pl, uint256 j, StepProof calldata sp)
         private

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {IExactVerifier} from "../interfaces/IExactVerifier.sol";
 import {DataChunks} from "../libraries/DataChunks.sol";
 import {GasBound} from "../verifier/GasBound.sol";
 import {Op, Program, ProgramDecoder} from "../verifier/ProgramDecoder.sol";
@@ -10,18 +9,41 @@ import {MatMulKernels} from "../verifier/MatMulKernels.sol";
 import {StateMerkle} from "./StateMerkle.sol";
 
 /// @title StepGasBound
-/// @notice The tile plan of a program and the static gas bound of any transaction of its dispute game
-/// (`DisputeGame.stepGasBound`), in a contract of its own for the EIP-170 limit. Mirrored by
+/// @notice Checks the tile plan of a program and bounds the gas of any transaction of its dispute game
+/// (`DisputeGame.fixPlan`), in a contract of its own for the EIP-170 limit. Mirrored by
 /// `oracle.profile.tiles` (a test keeps the two identical).
 /// @dev A game step is one op, or one tile of a MatMul: rows `[r0, r0 + rb)` x K block `[k0, k0 + kb)`,
-/// whose product is added (int64, wrapping) to those rows of the op's partial-sum output. The plan picks,
-/// per MatMul, the largest tile whose step bound fits the cap: all K and as many rows as fit, else one row
-/// and as much K as fits (so every operand slice is contiguous). Every step then fits by construction;
-/// a program with a step that cannot fit (one row by one K element, or a non-MatMul op) is refused by
-/// the registry (`StepGasTooHigh`).
+/// whose product is added (int64, wrapping) to those rows of the op's partial-sum output, or one row block
+/// of an elementwise op. The plan takes, per MatMul, the largest tile whose step bound fits the cap: all K
+/// and as many rows as fit, else one row and as much K as fits (so every operand slice is contiguous); per
+/// elementwise op the most rows that fit. The registrant computes it off-chain (`oracle.profile.tiles.plan`)
+/// and `checkPlan` verifies it with at most two bound evaluations per op (the entry fits; one more row, or
+/// one more K element, would not), so an accepted plan is that one and every step of it fits. A program
+/// with a step that cannot fit (one row by one K element, or an op that is not tiled) is refused
+/// (`StepGasTooHigh`).
 contract StepGasBound {
-    /// @notice A program over the one-transaction cap whose largest game step is over it too: unprovable.
+    /// @notice A step of the program (or `open`) is over the cap under the supplied plan: the game could not
+    /// prove it (with the plan's smallest tile, unprovable).
     error StepGasTooHigh(uint256 stepGas, uint256 cap);
+    /// @notice The plan has `length` entries; the program has `ops` ops.
+    error PlanLengthMismatch(uint256 ops, uint256 length);
+    /// @notice Plan entry `entry` of op `op` is not the plan's (`steps << 192 | rb << 96 | kb`, rows and K
+    /// within the op, the largest that fit).
+    error BadPlanEntry(uint256 op, uint256 entry);
+
+    /// @notice What the game keeps of a program whose plan `checkPlan` accepted.
+    struct Checked {
+        uint256 execGas; // the verifier's `executionGasBound`
+        uint256 inputLength;
+        uint256 outputLength;
+        uint256 steps; // of the whole game
+        uint256 stepGas; // bound on any game transaction's gas
+        uint256 depth; // of the state tree
+        uint256 inputId;
+        uint256 inputWidth;
+        uint256 outputId;
+        uint256 outputWidth;
+    }
 
     /// @dev Gas of a step outside the program decode and the op, with margin: the transaction's own reads,
     /// writes and events, the settlement in the oracle (slash, burn transfer), the verifier call.
@@ -32,7 +54,8 @@ contract StepGasBound {
     uint256 private constant STEP_GAS_PER_PROOF_LEVEL = 3_000;
     /// @dev Per word of constant operands: copied out of the program, ABI-encoded, copied by the verifier.
     uint256 private constant STEP_GAS_PER_CONST_WORD = 30;
-    /// @dev The plan's replay (`open` calls `openState`) per op, over the decode part of the bound.
+    /// @dev Per op, over the decode part of the bound, in `open`'s bound (it was the plan's replay; `open` now
+    /// only reads and hashes the program: a margin kept).
     uint256 private constant PLAN_GAS_PER_OP = 6_000;
     /// @dev `open` per input element: widened to 8 bytes and hashed.
     uint256 private constant OPEN_GAS_PER_INPUT_ELEMENT = 200;
@@ -54,19 +77,42 @@ contract StepGasBound {
         uint256 frameWords; // the game frame's words outside the op
         uint256 depth;
         uint256[] bits;
+        bool[] tiled; // by op: in tiles or row blocks
     }
 
-    /// @notice The tile plan of the program in `chunks` under `cap`: per op, `steps << 192 | rb << 96 | kb`:
-    /// a MatMul in `steps` tiles of `rb` rows by `kb` K elements (row blocks outer), an elementwise op in
-    /// `steps` blocks of `rb` rows (`kb` 0), else `1 << 192` (one step).
-    function plan(address[] calldata chunks, uint256 cap) external view returns (uint256[] memory tiles) {
-        (tiles,) = _plan(chunks, cap);
-    }
-
-    /// @notice Upper bound on the gas of any transaction of a game over the program in `chunks` when its
-    /// MatMuls are tiled for `cap` (over `cap` if some step cannot fit).
-    function stepGasBound(address[] calldata chunks, uint256 cap) external view returns (uint256 gas) {
-        (, gas) = _plan(chunks, cap);
+    /// @notice Verifies `tiles`, the tile plan of the program in `chunks` under `cap` (per op,
+    /// `steps << 192 | rb << 96 | kb`: a MatMul in `steps` tiles of `rb` rows by `kb` K elements, row blocks
+    /// outer; an elementwise op in `steps` blocks of `rb` rows, `kb` 0; else `1 << 192`, one step), and
+    /// bounds every game transaction under it. Reverts `PlanLengthMismatch`, `BadPlanEntry` (not the plan),
+    /// `StepGasTooHigh` (a step over `cap`). One decode and one replay of the program: the verifier's
+    /// whole-program bound comes from the same replay.
+    function checkPlan(address[] calldata chunks, uint256 cap, uint256[] calldata tiles)
+        external
+        view
+        returns (Checked memory k)
+    {
+        bytes memory program = DataChunks.read(chunks);
+        Program memory p = ProgramDecoder.decode(program);
+        uint256 nOps = p.ops.length;
+        if (tiles.length != nOps) revert PlanLengthMismatch(nOps, tiles.length);
+        (Ctx memory c, uint256 gas, uint256 execGas) = _ctx(p, program.length, chunks.length, cap);
+        for (uint256 i; i < nOps; ++i) {
+            uint256 g;
+            if (!c.tiled[i]) {
+                if (tiles[i] != 1 << 192) revert BadPlanEntry(i, tiles[i]);
+            } else if (_tileableMatMul(p, p.ops[i])) {
+                g = _checkTile(c, p, i, tiles[i]);
+            } else {
+                g = _checkRows(c, p, i, tiles[i]);
+            }
+            if (g > gas) gas = g;
+            k.steps += tiles[i] >> 192;
+        }
+        if (gas > cap) revert StepGasTooHigh(gas, cap);
+        (k.execGas, k.stepGas, k.depth) = (execGas, gas, c.depth);
+        (k.inputId, k.inputWidth, k.outputId, k.outputWidth) = (p.inputId, p.inputWidth, p.outputId, p.outputWidth);
+        k.inputLength = TensorKernels.numel(p.shapes[p.inputId]) * p.inputWidth;
+        k.outputLength = TensorKernels.numel(p.shapes[p.outputId]) * p.outputWidth;
     }
 
     /// @notice `InferenceOracle._proofGasBound`: the one-transaction `challenge` bound for a program whose
@@ -83,96 +129,51 @@ contract StepGasBound {
         return standard > floor ? standard : floor;
     }
 
-    /// @notice `DisputeGame.executionGasBound`: the verifier's bound, after refusing (`StepGasTooHigh`) a
-    /// program whose one-transaction proof exceeds `cap` and whose game has a step over it too.
-    function registrationBound(IExactVerifier verifier, address[] calldata chunks, uint256 cap)
-        external
-        view
-        returns (uint256 gas, uint256 inputLength, uint256 outputLength)
-    {
-        (gas, inputLength, outputLength) = verifier.executionGasBound(chunks);
-        if (this.proofGasBound(gas, chunks.length, inputLength, outputLength) > cap) {
-            (, uint256 stepGas) = _plan(chunks, cap);
-            if (stepGas > cap) revert StepGasTooHigh(stepGas, cap);
-        }
-    }
-
     /// @notice keccak256 of the canonical output encoding at width `w` of 8-byte elements (saturating,
     /// like the verifier): what a defended output must hash to.
     function outputHash(bytes calldata values, uint256 w) external pure returns (bytes32) {
         return keccak256(_saturate(values, w));
     }
 
-    /// @notice What `DisputeGame.open` needs of the program in `chunks` and the request's `input`: [steps,
-    /// keccak256 of the plan (packed), the state root before the first step, the state tree's depth, the
-    /// output tensor id, the output width].
-    function openState(address[] calldata chunks, uint256 cap, bytes calldata input)
-        external
-        view
-        returns (uint256[6] memory o)
-    {
-        bytes memory program = DataChunks.read(chunks);
-        Program memory p = ProgramDecoder.decode(program);
-        (uint256[] memory tiles,) = _plan(p, program.length, chunks.length, cap);
-        for (uint256 i; i < tiles.length; ++i) {
-            o[0] += tiles[i] >> 192;
-        }
-        o[1] = uint256(keccak256(abi.encodePacked(tiles)));
-        o[3] = StateMerkle.depth(p.shapes.length);
-        o[2] = uint256(StateMerkle.singleLeafRoot(StateMerkle.tensorHash(_widen(input, p.inputWidth)), p.inputId, o[3]));
-        (o[4], o[5]) = (p.outputId, p.outputWidth);
+    /// @notice The state root before the first step of a game (`DisputeGame.open`): the request's `input`
+    /// (`w` bytes an element) widened to 8 bytes an element, as tensor `inputId` of a tree of `depth` levels.
+    function inputRoot(bytes calldata input, uint256 w, uint256 inputId, uint256 depth) external pure returns (bytes32) {
+        return StateMerkle.singleLeafRoot(StateMerkle.tensorHash(_widen(input, w)), inputId, depth);
     }
 
-    function _plan(address[] calldata chunks, uint256 cap) private view returns (uint256[] memory tiles, uint256 gas) {
-        bytes memory program = DataChunks.read(chunks);
-        return _plan(ProgramDecoder.decode(program), program.length, chunks.length, cap);
-    }
-
-    function _plan(Program memory p, uint256 programLength, uint256 nChunks, uint256 cap)
-        private
-        pure
-        returns (uint256[] memory tiles, uint256 gas)
-    {
-        Ctx memory c;
-        (c, gas) = _ctx(p, programLength, nChunks, cap);
-        uint256 nOps = p.ops.length;
-        tiles = new uint256[](nOps);
-        for (uint256 i; i < nOps; ++i) {
-            tiles[i] = 1 << 192;
-            uint256 g;
-            if (_tileableMatMul(p, p.ops[i])) (tiles[i], g) = _tile(c, p, p.ops[i]);
-            else if (_rowTileable(p, p.ops[i])) (tiles[i], g) = _rowTile(c, p, p.ops[i]);
-            if (g > gas) gas = g;
-        }
-    }
-
-    /// @dev The shared parts, and the bound of the steps that are not tiles: a non-MatMul op (operands and
-    /// output whole) and `open` (hashes the input).
+    /// @dev The shared parts, which ops are tiled, the bound of the steps that are not tiles (a non-MatMul
+    /// op, operands and output whole) and of `open`, and the verifier's whole-program bound.
     function _ctx(Program memory p, uint256 programLength, uint256 nChunks, uint256 cap)
         private
         pure
-        returns (Ctx memory c, uint256 gas)
+        returns (Ctx memory c, uint256 gas, uint256 execGas)
     {
         bool[] memory tiled = new bool[](p.ops.length);
         for (uint256 i; i < tiled.length; ++i) {
             tiled[i] = _tileableMatMul(p, p.ops[i]) || _rowTileable(p, p.ops[i]);
         }
-        (uint256[4] memory b, uint256[] memory bits) = GasBound.opBounds(p, programLength, nChunks, tiled);
+        (uint256[4] memory b, uint256[] memory bits, uint256 total) = GasBound.opBounds(p, programLength, nChunks, tiled);
+        execGas = total;
         // A step decodes the program but not an input.
         b[0] -= TensorKernels.numel(p.shapes[p.inputId]) * GasBound.PER_INPUT_ELEMENT;
         uint256 words = (programLength + 31) / 32 + 40 * p.shapes.length + 40 * p.ops.length + 2_000;
-        // A step checks the plan (calldata) against its hash; `open` computes it (a call, in its own frame).
+        // A step checks the plan (calldata) against its hash.
         c = Ctx(cap, 21_000 + STEP_FIXED_GAS + b[0] + p.ops.length * PLAN_GAS_PER_ENTRY, words + p.ops.length,
-            StateMerkle.depth(p.shapes.length), bits);
+            StateMerkle.depth(p.shapes.length), bits, tiled);
         gas = _stepGas(c, b[1], b[2], b[3], 4 * c.depth, 0);
-        // `open`: the input in calldata (at most 8 bytes an element), then `openState` decodes the program,
-        // plans, and widens and hashes the input (a word an element covers its memory), in its own frame.
+        uint256 openGas = _openGas(p, b[0], words);
+        if (openGas > gas) gas = openGas;
+    }
+
+    /// @dev `open`: the input in calldata (at most 8 bytes an element), the program read and hashed (to find
+    /// its fixed plan; priced as a decode, `decodeGas`, and a plan replay: far above), the input widened and
+    /// hashed (a word an element covers its memory), in the game's frame and `inputRoot`'s.
+    function _openGas(Program memory p, uint256 decodeGas, uint256 words) private pure returns (uint256) {
         uint256 countIn = TensorKernels.numel(p.shapes[p.inputId]);
         words += countIn;
-        uint256 openGas = b[0] + countIn * (GasBound.PER_INPUT_ELEMENT + OPEN_GAS_PER_INPUT_ELEMENT)
+        uint256 openGas = decodeGas + countIn * (GasBound.PER_INPUT_ELEMENT + OPEN_GAS_PER_INPUT_ELEMENT)
             + p.ops.length * PLAN_GAS_PER_OP + 3 * words + (words * words) / 512;
-        openGas = 21_000 + STEP_FIXED_GAS + 40 * (1_024 + countIn * 8) + (openGas * 64 + 62) / 63;
-        if (openGas > gas) gas = openGas;
+        return 21_000 + STEP_FIXED_GAS + 40 * (1_024 + countIn * 8) + (openGas * 64 + 62) / 63;
     }
 
     /// @dev A 2-D MatMul ([M, K] x [K, N]) is split in tiles; a batched one (rank 3) is one step.
@@ -181,18 +182,20 @@ contract StepGasBound {
             && p.shapes[op.inputs[1]].length == 2;
     }
 
-    /// @dev The largest tile of `op` that fits: all K and the most rows, else one row and the most K.
-    function _tile(Ctx memory c, Program memory p, Op memory op) private pure returns (uint256 entry, uint256 g) {
-        (uint256 rb, uint256 kb) = (p.shapes[op.inputs[0]][0], p.shapes[op.inputs[0]][1]);
+    /// @dev Checks MatMul op `i`'s entry `e` (`[M, K] x [K, N]`): `1 <= rb <= M`, `1 <= kb <= K`, its step
+    /// count, and the plan's rule: all K and the most rows (`rb == M`, or `rb + 1` rows do not fit), else
+    /// one row and the most K (`kb + 1` does not fit). Returns the tile's step bound (the caller checks it
+    /// against the cap, so the entry fits: it is the largest that does, the gas growing with rows and K).
+    function _checkTile(Ctx memory c, Program memory p, uint256 i, uint256 e) private pure returns (uint256 g) {
+        Op memory op = p.ops[i];
+        (uint256 m, uint256 k) = (p.shapes[op.inputs[0]][0], p.shapes[op.inputs[0]][1]);
+        (uint256 rb, uint256 kb) = (uint96(e >> 96), uint96(e));
+        if (rb == 0 || rb > m || kb == 0 || kb > k) revert BadPlanEntry(i, e);
+        if (e != ((((m + rb - 1) / rb) * ((k + kb - 1) / kb)) << 192 | (rb << 96) | kb)) revert BadPlanEntry(i, e);
+        bool largest = kb == k ? rb == m || _tileGas(c, p, op, rb + 1, k) > c.cap
+            : rb == 1 && _tileGas(c, p, op, 1, kb + 1) > c.cap;
+        if (!largest) revert BadPlanEntry(i, e);
         g = _tileGas(c, p, op, rb, kb);
-        if (g > c.cap) {
-            rb = _largest(c, p, op, rb, kb, true);
-            if (rb == 0) (rb, kb) = (1, _largest(c, p, op, kb, kb, false));
-            if (kb == 0) kb = 1;
-            g = _tileGas(c, p, op, rb, kb);
-        }
-        uint256[] memory sa = p.shapes[op.inputs[0]];
-        entry = (((sa[0] + rb - 1) / rb) * ((sa[1] + kb - 1) / kb) << 192) | (rb << 96) | kb;
     }
 
     /// @dev An elementwise op (Add ... Clip) whose every input has its output's shape (sliced by rows) or is
@@ -208,21 +211,15 @@ contract StepGasBound {
         return true;
     }
 
-    /// @dev The most rows of elementwise `op` whose step fits (all, if they do).
-    function _rowTile(Ctx memory c, Program memory p, Op memory op) private pure returns (uint256 entry, uint256 g) {
+    /// @dev Checks elementwise op `i`'s entry `e`: `1 <= rb <= m` rows, its step count, `kb` 0, and the most
+    /// rows (`rb == m`, or `rb + 1` do not fit). Returns the row block's step bound (see `_checkTile`).
+    function _checkRows(Ctx memory c, Program memory p, uint256 i, uint256 e) private pure returns (uint256 g) {
+        Op memory op = p.ops[i];
         uint256 m = p.shapes[op.output][0];
-        uint256 rb = m;
-        if (_rowGas(c, p, op, m) > c.cap) {
-            (uint256 lo, uint256 hi) = (1, m);
-            while (hi - lo > 1) {
-                uint256 mid = (lo + hi) / 2;
-                if (_rowGas(c, p, op, mid) <= c.cap) lo = mid;
-                else hi = mid;
-            }
-            rb = lo;
-        }
+        uint256 rb = uint96(e >> 96);
+        if (rb == 0 || rb > m || e != (((m + rb - 1) / rb) << 192 | (rb << 96))) revert BadPlanEntry(i, e);
+        if (rb < m && _rowGas(c, p, op, rb + 1) <= c.cap) revert BadPlanEntry(i, e);
         g = _rowGas(c, p, op, rb);
-        entry = (((m + rb - 1) / rb) << 192) | (rb << 96);
     }
 
     /// @dev Bound of the step of `rb` rows of elementwise `op`: its sliced inputs and output rows proven by
@@ -244,20 +241,6 @@ contract StepGasBound {
         uint256 opGas = els * ROW_GAS_PER_ELEMENT + rb * ROW_GAS_PER_ROW + ROW_GAS_FIXED + constEls * ROW_GAS_PER_CONST
             + t[3] * GasBound.PER_UNPACK_ELEMENT;
         return _stepGas(c, opGas, t[0], t[2], t[1], 0);
-    }
-
-    /// @dev Largest rows (`rows`) or K (else) in [1, limit) whose tile fits, 0 if none (gas grows with both).
-    function _largest(Ctx memory c, Program memory p, Op memory op, uint256 limit, uint256 k, bool rows)
-        private
-        pure
-        returns (uint256 lo)
-    {
-        uint256 hi = limit; // does not fit
-        while (hi - lo > 1) {
-            uint256 mid = (lo + hi) / 2;
-            if (_tileGas(c, p, op, rows ? mid : 1, rows ? k : mid) <= c.cap) lo = mid;
-            else hi = mid;
-        }
     }
 
     /// @dev Bound of the step of an `rb` x `kb` tile of MatMul `op`: its operand slices and partial-sum rows

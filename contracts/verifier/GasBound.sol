@@ -89,19 +89,37 @@ library GasBound {
         pure
         returns (uint256)
     {
+        (State memory s,) = _replay(p, programLength, nChunks, new bool[](0));
+        return _total(s, p);
+    }
+
+    /// @dev Replays the program (`executionBound` without its output part); `b` as `opBounds` returns it
+    /// when `tiled` has an entry per op (empty: not computed).
+    function _replay(Program memory p, uint256 programLength, uint256 nChunks, bool[] memory tiled)
+        private
+        pure
+        returns (State memory s, uint256[4] memory b)
+    {
         uint256 nT = p.shapes.length;
-        State memory s;
         s.bits = new uint256[](nT);
         s.root = new uint256[](nT);
         s.lastUse = new uint256[](nT);
         s.packed = new bool[](nT);
         s.pool = new uint256[](nT);
         _fixed(s, p, programLength, nChunks);
+        b[0] = s.gas;
         _liveness(s, p);
         uint256 numOps = p.ops.length;
+        bool perOp = tiled.length == numOps;
         for (uint256 i; i < numOps; ++i) {
+            uint256 before = s.gas;
             _op(s, p, i);
+            if (perOp && !tiled[i]) _stepMax(p, i, s.gas - before, b);
         }
+    }
+
+    /// @dev The output part, and the bound from the replayed state.
+    function _total(State memory s, Program memory p) private pure returns (uint256) {
         uint256 countOut = TensorKernels.numel(p.shapes[p.outputId]);
         if (s.packed[p.outputId]) {
             s.mem += 1 + countOut;
@@ -124,25 +142,12 @@ library GasBound {
     function opBounds(Program memory p, uint256 programLength, uint256 nChunks, bool[] memory tiled)
         internal
         pure
-        returns (uint256[4] memory b, uint256[] memory bits)
+        returns (uint256[4] memory b, uint256[] memory bits, uint256 total)
     {
-        uint256 nT = p.shapes.length;
         State memory s;
-        s.bits = new uint256[](nT);
-        s.root = new uint256[](nT);
-        s.lastUse = new uint256[](nT);
-        s.packed = new bool[](nT);
-        s.pool = new uint256[](nT);
-        _fixed(s, p, programLength, nChunks);
-        b[0] = s.gas;
-        _liveness(s, p);
-        uint256 numOps = p.ops.length;
-        for (uint256 i; i < numOps; ++i) {
-            uint256 before = s.gas;
-            _op(s, p, i);
-            if (!tiled[i]) _stepMax(p, i, s.gas - before, b);
-        }
+        (s, b) = _replay(p, programLength, nChunks, tiled);
         bits = s.bits;
+        total = _total(s, p); // last: it adds the output's words to the replayed state
     }
 
     /// @dev Raises `b` [1..3] (see `opBounds`) to op `i`'s, whose compute bound is `gas`.

@@ -22,6 +22,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from oracle.chain import artifacts, erc20
+from oracle.chain.plans import ensure_plan
 from oracle.chain.reverts import from_web3_error
 from oracle.chain.tx import Signer, send
 from oracle.chain.types import (
@@ -243,12 +244,14 @@ class OracleClient:
         return chunks
 
     def register_model(self, signer: Signer, spec: ModelSpec, program: bytes | None = None) -> int:
-        """Registers a model version (writing its program chunks first for EXACT); returns its id."""
+        """Registers a model version (writing its program chunks first for EXACT, and fixing its dispute game
+        tile plan when it is game-provable: :func:`oracle.chain.plans.ensure_plan`); returns its id."""
         chunks: list[str] = []
         if spec.mode is Mode.EXACT:
             if program is None:
                 raise ValueError("an EXACT model needs its program bytes (oracle model compile ...)")
             chunks = self.write_program(signer, program)
+            ensure_plan(self.w3, self.contract, signer, chunks, program)
         receipt = send(self.w3, self.contract.functions.registerModel(spec.as_tuple(), chunks), signer)
         ev = self.contract.events.ModelRegistered().process_receipt(receipt, errors=DISCARD)
         return int(ev[0]["args"]["modelId"])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
 from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.dispute.party import TX_GAS_CAP
@@ -38,7 +39,7 @@ class ShippedRun:
     name: str
     model_id: int
     proof_gas: int
-    registration_gas: int = 0  # of the registerModel transaction (its program check included)
+    registration_gas: int = 0  # its largest registration transaction: registerModel, or fixPlan before it
     request_id: int = 0
     expected: bytes = b""
     output: bytes = b""
@@ -81,8 +82,15 @@ def register_shipped(console: Console, client: OracleClient, owner: str, fee: in
 
 
 def _registration_gas(client: OracleClient, model_id: int) -> int:
+    """Gas of the largest transaction that registered ``model_id``: ``registerModel`` (its program check
+    included) or, for a game-provable model, the ``fixPlan`` that fixed its tile plan first."""
     logs = client.contract.events.ModelRegistered().get_logs(from_block=0, argument_filters={"modelId": model_id})
-    return int(client.w3.eth.get_transaction_receipt(logs[-1]["transactionHash"])["gasUsed"])
+    game_address = client.contract.functions.DISPUTE_GAME().call()
+    if int(game_address, 16):
+        game = client.w3.eth.contract(address=game_address, abi=artifacts.load("DisputeGame").abi)
+        key = game.functions.planKey(client.contract.functions.programChunks(model_id).call()).call()
+        logs += game.events.PlanFixed().get_logs(from_block=0, argument_filters={"key": key})
+    return max(int(client.w3.eth.get_transaction_receipt(log["transactionHash"])["gasUsed"]) for log in logs)
 
 
 def ask_shipped(console: Console, client: OracleClient, user: str, runs: list[ShippedRun],

@@ -1,10 +1,12 @@
-"""The dispute game's tile plan (docs/protocol.md §6, "Tiles"): mirrors ``contracts/dispute/StepGasBound.sol``.
+"""The dispute game's tile plan (docs/protocol.md §6, "Tiles"): computed here, verified on-chain by
+``contracts/dispute/StepGasBound.sol`` (``checkPlan``, through ``DisputeGame.fixPlan``).
 
 A game step is one op, or one tile of a MatMul ``[m, k] x [k, n]``: rows ``[r0, r0 + rb)`` by K block
 ``[k0, k0 + kb)``, whose product is added (int64, wrapping) to those rows of the op's partial-sum output.
 Per MatMul the plan takes the largest tile whose step bound (the same ``GasBound`` replay and prices as
 the registry's whole-program bound) fits the cap: all of K and as many rows as fit, else one row and as
-much of K as fits, so every operand slice is contiguous. A test keeps this module and the contract equal.
+much of K as fits, so every operand slice is contiguous. The contract accepts only this plan (it checks that
+each entry fits and one more row or K element would not), and tests keep the bounds of both equal.
 """
 
 from __future__ import annotations
@@ -180,8 +182,8 @@ def _ctx(program: Program, cap: int, program_length: int | None = None) -> _Ctx:
 
 def plan(program: Program, cap: int = TX_GAS_CAP, program_length: int | None = None) -> list[tuple[int, int]]:
     """Per op, ``(rb, kb)`` of its tiles for a MatMul, ``(rb, 0)`` for an elementwise op in row blocks,
-    ``(0, 0)`` for an op that is one step (``StepGasBound.plan``). A MatMul whose one-row, one-K tile does
-    not fit gets ``(1, 1)`` (a row block: ``(1, 0)``): the registry refuses such a program."""
+    ``(0, 0)`` for an op that is one step: the plan ``StepGasBound.checkPlan`` accepts. A MatMul whose one-row,
+    one-K tile does not fit gets ``(1, 1)`` (a row block: ``(1, 0)``): ``fixPlan`` refuses such a program."""
     c = _ctx(program, cap, program_length)
     out: list[tuple[int, int]] = []
     for op in program.ops:
@@ -223,11 +225,5 @@ def tiles_of(program: Program, op_index: int, entry: tuple[int, int]) -> list[Ti
 
 
 def packed(program: Program, entries: list[tuple[int, int]]) -> list[int]:
-    """The plan as ``StepGasBound.plan`` returns it (``steps << 192 | rb << 96 | kb``; one step: ``1 << 192``)."""
+    """The plan as ``DisputeGame.fixPlan`` takes it (``steps << 192 | rb << 96 | kb``; one step: ``1 << 192``)."""
     return [(len(tiles_of(program, i, e)) << 192) | (e[0] << 96) | e[1] for i, e in enumerate(entries)]
-
-
-def contract_plan(entries: list[int]) -> list[tuple[int, int]]:
-    """``StepGasBound.plan``'s packed entries (``steps << 192 | rb << 96 | kb``) as ``plan`` returns them."""
-    mask = (1 << 96) - 1
-    return [((e >> 96) & mask, e & mask) for e in entries]

@@ -15,6 +15,7 @@ from web3.exceptions import ContractLogicError
 from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import Deployment, DeployParams, deploy_system
+from oracle.chain.plans import packed_plan
 from oracle.chain.reverts import from_web3_error
 from oracle.chain.types import Mode, ModelSpec
 from oracle.dispute.actors import TX_GAS_CAP
@@ -57,8 +58,13 @@ class GameSystem:
     def chunks(self) -> list[str]:
         return list(self.client.contract.functions.programChunks(self.model_id).call())
 
+    def plan(self) -> list[int]:
+        """The program's tile plan, packed (what registration fixed on the game)."""
+        return packed_plan(encode(self.program), TX_GAS_CAP)
+
     def step_gas_bound(self) -> int:
-        return int(self.steps.functions.stepGasBound(self.chunks(), TX_GAS_CAP).call())
+        """`StepGasBound.checkPlan`'s bound on every game transaction under the plan."""
+        return int(self.steps.functions.checkPlan(self.chunks(), TX_GAS_CAP, self.plan()).call()[4])
 
     def advance(self, seconds: int) -> None:
         self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
@@ -77,13 +83,17 @@ def game_deployed(session_w3: Web3, accounts: list[str]) -> tuple[Deployment, in
     return dep, model_id, program
 
 
-def register(client: OracleClient, owner: str, program: Program) -> int:
-    data = encode(program)
+def model_spec(program: Program) -> ModelSpec:
+    """An EXACT spec for ``program`` (its I/O lengths and commitment)."""
     n_in = int(np.prod(program.input_shape)) * program.input_width
     n_out = int(np.prod(program.output_shape)) * program.output_width
-    spec = ModelSpec(onnx_hash=b"\x33" * 32, fee=FEE, bond=BOND, input_length=n_in, output_length=n_out,
-                     mode=Mode.EXACT, uri="file:///mlp.onnx", program_commitment=Web3.keccak(data))
-    return client.register_model(owner, spec, data)
+    return ModelSpec(onnx_hash=b"\x33" * 32, fee=FEE, bond=BOND, input_length=n_in, output_length=n_out,
+                     mode=Mode.EXACT, uri="file:///mlp.onnx", program_commitment=Web3.keccak(encode(program)))
+
+
+def register(client: OracleClient, owner: str, program: Program) -> int:
+    """Registers ``program`` through the client (which fixes its tile plan when it is game-provable)."""
+    return client.register_model(owner, model_spec(program), encode(program))
 
 
 @pytest.fixture(scope="session")

@@ -215,7 +215,8 @@ def test_step_refuses_operands_not_in_the_agreed_state(gs: GameSystem) -> None:
 
 @pytest.mark.parametrize(("seed", "lie_at"), [(8, 30), (8, 33), (8, 34), (8, 35)])
 def test_step_gas_is_within_the_registered_step_bound(gs: GameSystem, seed: int, lie_at: int) -> None:
-    """The one-step proof of a MatMul, Div or Clip: its receipt is under `stepGasBound`, itself under the cap."""
+    """The one-step proof of a MatMul, Div or Clip: its receipt is under the plan's step bound (`checkPlan`),
+    itself under the cap."""
     rid, x = gs.request(seed)
     honest = Trace.from_input_bytes(gs.program, x)
     lie = _lying_trace(gs, x, lie_at)

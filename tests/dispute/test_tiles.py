@@ -11,9 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from oracle.chain import artifacts
+from oracle.chain.reverts import from_web3_error
 from oracle.chain.tx import deploy
 from oracle.dispute.actors import TX_GAS_CAP, Actor, GameView, Phase, play
 from oracle.errors import ContractRevert
@@ -29,7 +31,7 @@ from oracle.profile.trace import (
     tensor_bytes,
     tensor_hash,
 )
-from tests.dispute.conftest import BOND, FEE, GAME_BOND, GameSystem, gas_used, register, revert_named
+from tests.dispute.conftest import BOND, FEE, GAME_BOND, GameSystem, gas_used, model_spec, register, revert_named
 
 FEW = settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -58,11 +60,14 @@ def test_range_proofs_and_zero_hash_match_solidity(harness: Contract, count: int
 
 
 def test_plan_is_the_contracts_and_every_step_fits(tgs: GameSystem, gs: GameSystem) -> None:
-    """The Python plan (oracle.profile.tiles) is the contract's; the tiled model's MatMuls are each over the
-    one-transaction limit and split in several tiles, every step within the cap."""
+    """The Python plan (oracle.profile.tiles) is the one the contract accepts and the game fixed at
+    registration; the tiled model's MatMuls are each over the one-transaction limit and split in several
+    tiles, every step within the cap."""
     for s in (tgs, gs):
-        plan = tiles.plan(s.program)
-        assert tiles.packed(s.program, plan) == s.steps.functions.plan(s.chunks(), TX_GAS_CAP).call()
+        plan = tiles.packed(s.program, tiles.plan(s.program))
+        fixed = s.game.functions.plans(s.game.functions.planKey(s.chunks()).call()).call()
+        assert fixed[0] == Web3.solidity_keccak(["uint256[]"], [plan])
+        assert fixed[2] == sum(e >> 192 for e in plan)
         assert s.step_gas_bound() <= TX_GAS_CAP
     matmul = tgs.program.ops[0]
     one_op = Program(1, 8, (tgs.program.shapes[0], tgs.program.shapes[1], tgs.program.shapes[3]), 0, 2,
@@ -210,13 +215,18 @@ def test_a_model_whose_one_tile_cannot_fit_is_refused(gs: GameSystem) -> None:
                       (Op(Opcode.MATMUL, (0, 1), 2, ()), Op(Opcode.ARGMAX, (2,), 3, (1, 1, 0))))
     assert tiles.plan(program)[0] == (1, 1)
     count = gs.client.model_count()
-    with pytest.raises(ContractRevert) as err:
+    with pytest.raises(ContractRevert) as err:  # the client fixes the plan first: refused there
         register(gs.client, gs.owner, program)
-    assert err.value.name == "ProgramNotExecutable"
-    reason = bytes(err.value.args_decoded[0])
-    assert reason[:4] == Web3.keccak(text="StepGasTooHigh(uint256,uint256)")[:4]
-    step, cap = int.from_bytes(reason[4:36], "big"), int.from_bytes(reason[36:68], "big")
+    assert err.value.name == "StepGasTooHigh"
+    step, cap = err.value.args_decoded
     assert step > cap == TX_GAS_CAP
+    # Registering without a plan is refused too: the game has none for it.
+    chunks = gs.client.write_program(gs.owner, encode(program))
+    with pytest.raises(ContractLogicError) as exc:
+        gs.client.contract.functions.registerModel(model_spec(program).as_tuple(), chunks).call({"from": gs.owner})
+    err = from_web3_error(exc.value)
+    assert err.name == "ProgramNotExecutable"
+    assert bytes(err.args_decoded[0])[:4] == Web3.keccak(text="PlanNotFixed(bytes32)")[:4]
     assert gs.client.model_count() == count
 
 

@@ -67,8 +67,7 @@ def _request(gs: GameSystem, sample: int) -> tuple[int, bytes]:
 def test_transformer_is_game_provable_not_one_transaction(gs: GameSystem) -> None:
     data = program_bytes("digits_transformer")
     assert gas_bound.execution_bound(PROGRAM, len(data)).total > TX_GAS_CAP
-    chunks = gs.client.contract.functions.programChunks(gs.model_id).call()
-    assert gs.steps.functions.stepGasBound(chunks, TX_GAS_CAP).call() <= TX_GAS_CAP
+    assert gs.step_gas_bound() <= TX_GAS_CAP
     rid, x = _request(gs, 0)
     gs.client.submit(gs.operator, rid, bytes.fromhex(ENTRY["samples"][0]["expected_output_hex"][2:]))
     with pytest.raises(ContractLogicError):
