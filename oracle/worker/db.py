@@ -32,13 +32,14 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from oracle.chain.txstore import TXS_SCHEMA, TxRecord, TxState, TxStore
 from oracle.dispute.book import SCHEMA as GAMES_SCHEMA
+from oracle.jobstate import JobState, job_state_for
 from oracle.storage import Migration, SqliteFile, add_missing_columns
-from oracle.worker.jobstate import JobState, job_state_for
-from oracle.worker.txstore import TxRecord, TxState, TxStore
 
 __all__ = ["Database", "Job", "JobState", "NewJob", "TxRecord", "TxState", "rid_hex", "job_state_for", "KEEP_BLOCKS"]
 
@@ -73,25 +74,7 @@ CREATE TABLE IF NOT EXISTS blocks (
     number INTEGER PRIMARY KEY,
     hash TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS txs (
-    tx_hash TEXT PRIMARY KEY,
-    nonce INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    request_ids TEXT NOT NULL,
-    raw BLOB NOT NULL,
-    max_fee INTEGER NOT NULL,
-    priority_fee INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    block_number INTEGER,
-    sent_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS txs_state ON txs(state);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+""" + TXS_SCHEMA
 #: version 2: models the node parked (too slow) and binding verdicts of EXACT files, both kept across restarts
 MODEL_STATE = """
 CREATE TABLE IF NOT EXISTS parked_models (
@@ -183,6 +166,24 @@ class Database(TxStore):
         self.path = Path(path)
         self.sql = SqliteFile(path, MIGRATIONS)
 
+    # ------------------------------------------------------------------ how a transaction moves its jobs
+    def _move_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, now: float) -> None:
+        c.executemany("UPDATE jobs SET state=?, tx_hash=?, nonce=?, updated_at=? WHERE request_id=?",
+                      [(state.value, rec.tx_hash, rec.nonce, now, rid_hex(r)) for r in rec.request_ids])
+
+    def _revive_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, from_states: Sequence[Enum],
+                         now: float) -> list[int]:
+        marks = ",".join("?" * len(from_states))
+        revived = []
+        for r in rec.request_ids:
+            n = c.execute(f"UPDATE jobs SET state=?, tx_hash=?, nonce=?, updated_at=? WHERE request_id=?"
+                          f" AND state IN ({marks}) AND (tx_hash IS NULL OR nonce=?)",
+                          (state.value, rec.tx_hash, rec.nonce, now, rid_hex(r), *[s.value for s in from_states],
+                           rec.nonce)).rowcount
+            if n:
+                revived.append(r)
+        return revived
+
     @property
     def writes(self) -> int:
         """Committed write transactions so far: the node loop's measure of progress (its backoff resets on it)."""
@@ -198,20 +199,6 @@ class Database(TxStore):
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self.sql.read(sql, args)
 
-    # ------------------------------------------------------------------ meta
-    def get_meta(self, key: str) -> str | None:
-        rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
-        return rows[0]["value"] if rows else None
-
-    def set_meta(self, key: str, value: str, conn: sqlite3.Connection | None = None) -> None:
-        sql = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
-        if conn is not None:
-            conn.execute(sql, (key, value))
-        else:
-            with self.tx() as c:
-                c.execute(sql, (key, value))
-
-    # ------------------------------------------------------------------ cursor and blocks
     def last_block(self) -> tuple[int, str] | None:
         """(number, hash) of the last fully processed block (the listener's cursor), None before the first."""
         rows = self._query("SELECT block_number, block_hash FROM cursor WHERE id=1")

@@ -17,16 +17,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
 import structlog
 from web3 import HTTPProvider, Web3
-from web3.exceptions import BlockNotFound, TimeExhausted, Web3RPCError
+from web3.exceptions import Web3RPCError
 
 from oracle.chain.client import OracleClient
-from oracle.worker.errors import TransientRpcError
+from oracle.chain.faults import is_transient
+from oracle.chain.types import Head
+from oracle.errors import TransientRpcError
 
 log = structlog.get_logger("oracle.worker.rpc")
 
@@ -37,16 +38,6 @@ BACKOFF_FACTOR = 0.1
 MAX_BACKOFF = 10.0
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Head:
-    """The latest block as seen at the start of a loop iteration."""
-
-    number: int
-    hash: str
-    timestamp: int
-    base_fee: int
 
 
 class Backoff:
@@ -192,18 +183,3 @@ class Rpc:
             out[n] = None if b is None else {"number": int(b["number"], 16), "hash": b["hash"],
                                               "parentHash": b["parentHash"], "timestamp": int(b["timestamp"], 16)}
         return out
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures of the transport or the node that a retry may fix."""
-    if isinstance(exc, (TransientRpcError, requests.RequestException, ConnectionError, TimeoutError,
-                        TimeExhausted, BlockNotFound)):
-        return True
-    if isinstance(exc, OSError):
-        return True
-    if isinstance(exc, Web3RPCError):
-        msg = str(exc).lower()
-        return any(s in msg for s in ("header not found", "timeout", "busy", "try again", "rate limit",
-                                      "unavailable", "internal"))
-    # web3 wraps non-JSON bodies (an HTML 502 page) in ValueError / JSONDecodeError
-    return isinstance(exc, ValueError) and any(s in str(exc).lower() for s in ("json", "decode", "502", "503"))
