@@ -30,7 +30,7 @@ from web3 import Web3
 from oracle.chain.client import OracleClient
 from oracle.chain.follower import Follower, Fork, Range
 from oracle.chain.tx import Signer
-from oracle.chain.txmanager import FeePolicy
+from oracle.chain.txmanager import AccountMismatch, FeePolicy
 from oracle.chain.types import Mode, Model
 from oracle.challenger.games import GamePlayer, GamePolicy
 from oracle.challenger.metrics import ChallengerMetrics
@@ -122,6 +122,9 @@ class Challenger:
             try:
                 self.setup()
                 break
+            except AccountMismatch:
+                self.cleanup()
+                raise  # the state file belongs to another key: no retry fixes that
             except Exception as exc:  # noqa: BLE001 - e.g. the RPC endpoint is not up yet: never exit on it
                 log.warning("challenger_setup_failed", error=str(exc), retry_in=backoff)
                 self._stop.wait(backoff)
