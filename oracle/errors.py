@@ -28,6 +28,10 @@ class ChainError(OracleError, RuntimeError):
     """A chain interaction failed (RPC, transaction, revert)."""
 
 
+class TransientRpcError(ChainError):
+    """The RPC endpoint failed in a way worth retrying (5xx, reset, timeout); the daemon backs off."""
+
+
 class ContractRevert(ChainError):
     """A call or transaction reverted with a decoded custom error.
 

@@ -15,7 +15,7 @@ at random times. Every component asks the predicates below instead of listing st
 
 Bounds never overlap: before a deadline is ``now < deadline``, after it is ``now >= deadline``. Each daemon
 maps a chain status to its own local state in one function beside its store (the worker's ``job_state_for``
-in ``oracle.worker.jobstate``, the challenger's ``claim_state_for`` in ``oracle.challenger.store``).
+in ``oracle.jobstate``, the challenger's ``claim_state_for`` in ``oracle.challenger.store``).
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ import pytest
 
 from oracle.challenger import store as challenger_store
 from oracle.challenger.store import ClaimState, Store
+from oracle.jobstate import JobState
 from oracle.storage import SqliteFile
 from oracle.worker import schema as worker_schema
 from oracle.worker.db import Database
 from oracle.worker.job import NewJob
-from oracle.worker.jobstate import JobState
 
 #: the challenger's claims table as first released, before nonce, tx_block, settled and orphaned
 CHALLENGER_V0 = f"""
@@ -51,13 +51,34 @@ def test_a_version_0_challenger_file_migrates_and_keeps_its_claims(tmp_path: Pat
     assert _pragma(path, "user_version") == 0
 
     s = Store(path)
-    assert s.sql.version == len(challenger_store.MIGRATIONS) == 3
+    assert s.sql.version == len(challenger_store.MIGRATIONS) == 4
     (claim,) = s.claims()
     assert (claim.request_id, claim.state, claim.expected) == (7, ClaimState.CORRECT, b"\x01")
     assert (claim.nonce, claim.tx_block, claim.settled, claim.orphaned) == (None, None, False, False)
     assert s.last_block() == (10, "0xab")
+    assert s.all_txs() == [] and s.get_meta("next_nonce") is None  # version 4: the shared manager's txs table
     s.close()
+    assert _pragma(path, "user_version") == 4
+
+
+def test_a_version_3_challenger_file_keeps_its_challenge_in_flight_for_the_chain_to_settle(tmp_path: Path) -> None:
+    """Before version 4 a challenge in flight lived only in its claim (tx hash, nonce); the shared manager has
+    no stored bytes for it, so the prover settles that claim from the chain (and sends anew if still open)."""
+    path = tmp_path / "challenger.db"
+    old = SqliteFile(path, challenger_store.MIGRATIONS[:3])
+    with old.tx() as c:
+        c.execute("INSERT INTO claims(request_id, model_id, operator, output, block_number, submitted_at, deadline,"
+                  " state, tx_hash, nonce, updated_at) VALUES"
+                  f" ('0x{9:064x}', 1, '0xop', x'02', 10, 100, 400, 'challenging', '0xfeed', 3, 0)")
+    old.close()
     assert _pragma(path, "user_version") == 3
+
+    s = Store(path)
+    assert s.sql.version == 4
+    (claim,) = s.claims()
+    assert (claim.state, claim.tx_hash, claim.nonce) == (ClaimState.CHALLENGING, "0xfeed", 3)
+    assert s.tx_record("0xfeed") is None and s.pending_txs() == []
+    s.close()
 
 
 def test_a_version_0_worker_file_opens_at_the_newest_version_with_its_jobs(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from oracle.api.deps import Control
+from oracle.api.ports import Control
 from oracle.api.routes import admin, health, jobs, metrics, models
 
 DEFAULT_MAX_BODY = 64 * 1024

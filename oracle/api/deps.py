@@ -1,41 +1,13 @@
-"""Dependencies shared by the routers: the node control facade and the admin key check."""
+"""Dependencies shared by the routers: the node control port (:mod:`oracle.api.ports`) and the admin key check."""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any, Protocol
+from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from oracle.worker.db import Database
-from oracle.worker.metrics import Metrics
-from oracle.worker.models import ModelStore
-
-
-class Control(Protocol):
-    """What the API needs from a node (``oracle.worker.node.NodeControl`` implements it)."""
-
-    @property
-    def db(self) -> Database: ...
-
-    @property
-    def store(self) -> ModelStore: ...
-
-    @property
-    def metrics(self) -> Metrics: ...
-
-    @property
-    def admin_key(self) -> str | None: ...
-
-    def status(self) -> Any: ...
-
-    def pause(self) -> None: ...
-
-    def resume(self) -> None: ...
-
-    def withdraw(self, to: str | None) -> dict[str, Any]: ...
-
-    def unpark(self, model_id: int) -> bool: ...
+from oracle.api.ports import Control
 
 
 def get_control(request: Request) -> Control:

@@ -9,7 +9,7 @@ from typing import Any
 
 from oracle.lifecycle import Status
 
-__all__ = ["InferenceRequested", "Mode", "Model", "ModelSpec", "RequestView", "ResultSubmitted", "StakeInfo",
+__all__ = ["Head", "InferenceRequested", "Mode", "Model", "ModelSpec", "RequestView", "ResultSubmitted", "StakeInfo",
            "Status"]
 
 
@@ -133,3 +133,13 @@ class ResultSubmitted:
     block_hash: bytes
     tx_hash: bytes
     log_index: int
+
+
+@dataclass(frozen=True)
+class Head:
+    """The latest block as seen at the start of a loop iteration."""
+
+    number: int
+    hash: str
+    timestamp: int
+    base_fee: int

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 from web3 import Web3
@@ -30,13 +31,14 @@ from oracle.chain.client import OracleClient
 from oracle.chain.follower import Follower, Fork, Range
 from oracle.chain.retry import Backoff, retry_until_stopped
 from oracle.chain.tx import Signer
+from oracle.chain.txmanager import AccountMismatch, FeePolicy
 from oracle.chain.types import Mode, Model
 from oracle.challenger.games import GamePlayer, GamePolicy
 from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.prover import Prover
 from oracle.challenger.sandbox import SandboxFailure
-from oracle.challenger.sender import ChallengeSender, FeePolicy
 from oracle.challenger.store import Claim, ClaimState, Store
+from oracle.challenger.txs import ChallengeTxs
 from oracle.challenger.verify import ClaimVerifier, NoVerdict
 from oracle.errors import OracleError
 
@@ -60,7 +62,8 @@ class ChallengerConfig:
     retry_unprovable: float = 30.0  # seconds between new attempts at an unprovable wrong result
     quarantine_seconds: float = 3600.0  # a quarantined program is tried again after this long
     audit_models: bool = True  # check every model's ONNX file against its program in the background
-    fees: FeePolicy = field(default_factory=FeePolicy)
+    #: fees and replacement of our transactions (a challenge pooled ``stuck_after`` seconds is re-priced)
+    fees: FeePolicy = field(default_factory=partial(FeePolicy, stuck_after=12.0))
     play_games: bool = True  # prove wrong results of game-provable models in the dispute game
     games: GamePolicy = field(default_factory=GamePolicy)
 
@@ -74,14 +77,16 @@ class Challenger:
         self.verifier = verifier
         self.config = config or ChallengerConfig()
         self.metrics = metrics or ChallengerMetrics()
-        self.sender = ChallengeSender(self.w3, signer, self.config.fees)
-        self.address = self.sender.address
+        #: the one owner of our nonce: challenges, game opens and moves, withdrawals
+        self.txs = ChallengeTxs(self.w3, store, signer, self.metrics, self.config.fees)
+        self.address = self.txs.address
         self.follower = Follower(self.w3, store, confirmations=self.config.confirmations,
                                  block_range=self.config.block_range, start_block=self.config.start_block)
-        self.prover = Prover(client, store, self.sender, self.metrics, self._input, workers=self.config.workers,
+        self.prover = Prover(client, store, self.txs, self.metrics, self._input, workers=self.config.workers,
                              max_tx_gas=self.config.max_tx_gas, challenge_gas=self.config.challenge_gas,
                              recheck_interval=self.config.recheck_interval,
                              retry_unprovable=self.config.retry_unprovable)
+        self.txs.settle = self.prover.settle_all
         self._stop = threading.Event()
         self._models: dict[int, Model] = {}
         self._window = 0
@@ -92,10 +97,9 @@ class Challenger:
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
         self._window = self.client.parameters()["challenge_window"]
-        held = [c.nonce for c in self.store.claims([ClaimState.CHALLENGING], orphaned=True) if c.nonce is not None]
-        self.sender.sync(floor=max(held, default=-1) + 1)
+        self.txs.setup()  # re-broadcasts what is stored in flight, repairs a reorg meanwhile, syncs the nonce
         if self.config.play_games and self.games is None:
-            self.games = GamePlayer(self.client, self.store, self.sender, self._input, self.config.games)
+            self.games = GamePlayer(self.client, self.store, self.txs, self._input, self.config.games)
         self.warm_up()
         log.info("challenger_started", address=self.address, oracle=self.client.address,
                  cursor=self.store.last_block(), window=self._window, quarantined=self._quarantined())
@@ -119,8 +123,11 @@ class Challenger:
     def run(self) -> None:
         try:  # e.g. the RPC endpoint is not up yet: never exit on it
             retry_until_stopped(self.setup, self._stop, Backoff(self.config.poll_interval, MAX_LOOP_BACKOFF),
-                                lambda _exc: True, lambda exc, delay: log.warning(
+                                lambda exc: not isinstance(exc, AccountMismatch), lambda exc, delay: log.warning(
                                     "challenger_setup_failed", error=str(exc), retry_in=round(delay, 2)))
+        except AccountMismatch:
+            self.cleanup()
+            raise  # the state file belongs to another key: no retry fixes that
         except Exception:  # noqa: BLE001 - raised only once stopped
             self.cleanup()
             return
@@ -167,10 +174,12 @@ class Challenger:
         if isinstance(step, Fork):
             undone = self.store.rollback_to(step.number, step.hash)
             self.metrics.reorgs.inc()
+            self.txs.resync_nonce()  # our transactions in dropped blocks are re-sent on their nonces
             self._reorged = True
             log.warning("reorg_detected", fork_block=step.number, depth=step.depth, **undone)
             return False
         self._ingest(step)
+        self.txs.verify_mined(step.first, step.last)  # ours mined in the range: still there?
         return False
 
     def _events(self, first: int, last: int) -> list:  # type: ignore[type-arg]

@@ -13,15 +13,15 @@ daemon round, :meth:`GamePlayer.step`:
 - **settles**: a won game makes the claim ``proven`` (the oracle slashed the operator), a lost one
   ``game_lost`` (an alarm); the bonds won are withdrawn.
 
-At most one game transaction is sent per round, and only when none of ours waits in the node's pool, so each
-move is decided on the state the previous one produced and nothing needs to survive a ``kill -9`` but the
-``games`` rows (:mod:`oracle.dispute.book`). A transaction that stays pooled past ``stuck_after`` is replaced
-on its nonce with higher fees.
+At most one game transaction is sent per round, and only when none of ours is in flight, so each move is
+decided on the state the previous one produced. The transactions go through the challenger's shared manager
+(:class:`oracle.challenger.txs.ChallengeTxs`): stored before broadcast, replaced on their nonce with higher fees
+when stuck past the fee policy's ``stuck_after``, re-sent after a reorg; the game itself is read from the chain
+every round (the ``games`` rows, :mod:`oracle.dispute.book`, say which games are ours).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +33,8 @@ from web3.exceptions import ContractLogicError
 from oracle.chain.client import OracleClient
 from oracle.chain.gas import gas_limit
 from oracle.chain.reverts import from_web3_error
-from oracle.challenger.sender import ChallengeSender, SendError
 from oracle.challenger.store import Claim, ClaimState, Store, claim_state_for
+from oracle.challenger.txs import ChallengeTxs
 from oracle.dispute.actors import Phase
 from oracle.dispute.book import GameBook, GameRow
 from oracle.dispute.party import TX_GAS_CAP, Party, game_address, game_contract
@@ -47,34 +47,22 @@ log = structlog.get_logger("oracle.challenger.games")
 class GamePolicy:
     max_game_bond: int = 10**18  # wei: a game needing a larger bond is not opened (an alarm)
     max_open_games: int = 8  # games of ours running at once
-    stuck_after: float = 12.0  # seconds a move may wait in the pool before it is replaced
-
-
-@dataclass
-class _Sent:
-    tx_hash: str
-    nonce: int
-    fn: Any
-    gas: int
-    value: int
-    at: float
 
 
 class GamePlayer:
-    def __init__(self, client: OracleClient, store: Store, sender: ChallengeSender, input_of: Callable[[Claim], bytes],
+    def __init__(self, client: OracleClient, store: Store, txs: ChallengeTxs, input_of: Callable[[Claim], bytes],
                  policy: GamePolicy | None = None) -> None:
         self.client = client
         self.store = store
-        self.sender = sender
+        self.txs = txs
         self.input_of = input_of
         self.policy = policy or GamePolicy()
         self.book = GameBook(store.sql)
         address = game_address(client)
         self.party = None if address is None else Party(client, game_contract(client.w3, address),
-                                                        sender.address, "challenger")
+                                                        txs.address, "challenger")
         self.bond = 0 if self.party is None else int(self.party.game.functions.GAME_BOND().call())
         self._proof_gas: dict[int, int] = {}
-        self._last: _Sent | None = None
 
     def game_provable(self, model_id: int) -> bool:
         """The registry says the model's one-transaction proof does not fit, and there is a game to play."""
@@ -98,7 +86,7 @@ class GamePlayer:
     # ------------------------------------------------------------------ one round
     def step(self) -> int:
         """Plays at most one transaction of one of our games; returns how many were sent (0 or 1)."""
-        if self.party is None or self._waiting():
+        if self.party is None or self.txs.busy:  # wait for ours in flight (the manager replaces a stuck one)
             return 0
         for row in self.book.rows(open_only=True):
             claim = self.store.claim(row.request_id)
@@ -110,23 +98,6 @@ class GamePlayer:
         if self.book.rows(limit=1) and self.party.credits() > 0:
             return self._send(self.party.withdraw_call(), "withdraw")
         return 0
-
-    def _waiting(self) -> bool:
-        """A transaction of ours still waits in the pool: wait for it (replace it if stuck)."""
-        me = Web3.to_checksum_address(self.sender.address)
-        if self.client.w3.eth.get_transaction_count(me, "pending") <= self.client.w3.eth.get_transaction_count(
-                me, "latest"):
-            self._last = None
-            return False
-        last = self._last
-        if last is not None and time.monotonic() - last.at > self.policy.stuck_after:
-            try:
-                s = self.sender.replace(last.fn, last.gas, last.nonce, last.tx_hash, last.value)
-                self._last = _Sent(s.tx_hash, s.nonce, last.fn, last.gas, last.value, time.monotonic())
-                log.warning("game_tx_replaced", tx_hash=s.tx_hash, nonce=s.nonce)
-            except SendError as exc:
-                log.warning("game_tx_replace_failed", error=str(exc))
-        return True
 
     def _open(self, row: GameRow, claim: Claim) -> int:
         assert self.party is not None
@@ -154,7 +125,7 @@ class GamePlayer:
         assert self.party is not None
         logs = self.party.game.events.GameOpened().get_logs(
             from_block=max(0, claim_block(self.store, request_id)), to_block="latest",
-            argument_filters={"requestId": request_id, "challenger": Web3.to_checksum_address(self.sender.address)})
+            argument_filters={"requestId": request_id, "challenger": Web3.to_checksum_address(self.txs.address)})
         ids = [int(e["args"]["gameId"]) for e in logs]
         return max((i for i in ids if self.party.view(i) is not None), default=0)
 
@@ -184,7 +155,7 @@ class GamePlayer:
                                                        request_id=hex(row.request_id), reason=error)
 
     def _send(self, fn: Any, what: str, row: GameRow | None = None, value: int = 0) -> int:
-        me = self.sender.address
+        me = self.txs.address
         try:
             gas = min(gas_limit(int(fn.estimate_gas({"from": me, "value": value}))), TX_GAS_CAP)
         except ContractLogicError as exc:
@@ -194,11 +165,13 @@ class GamePlayer:
             log.error("game_budget", move=what, needed=value, error="balance too low to post the game bond")
             return 0
         try:
-            s = self.sender.send(fn, gas, value)
-        except SendError as exc:
+            s = self.txs.send(what, fn, [row.request_id] if row else [], None, self.txs.rpc.head(), gas=gas,
+                              value=value)
+        except Exception as exc:  # noqa: BLE001 - stored already: the manager re-broadcasts it
             log.warning("game_send_failed", move=what, error=str(exc))
             return 0
-        self._last = _Sent(s.tx_hash, s.nonce, fn, gas, value, time.monotonic())
+        if s is None:
+            return 0
         if row is not None:
             self.book.update(row.request_id, row.game_id, tx_hash=s.tx_hash)
         log.info("game_move", move=what, game=row.game_id if row else None, tx_hash=s.tx_hash)

@@ -30,6 +30,12 @@ class ChallengerMetrics:
                                          "No-op transactions sent so later challenges are not stuck behind a gap",
                                          registry=r)
         self.reorgs = Counter("challenger_reorgs", "Reorgs rolled back to their fork point", registry=r)
+        # the shared transaction manager's counters (oracle.chain.txmanager.TxMetrics), every kind of ours
+        self.txs_sent = Counter("challenger_txs_sent", "Transactions signed and broadcast", ["kind"], registry=r)
+        self.txs_replaced = Counter("challenger_txs_replaced", "Fee-bumped replacements", registry=r)
+        self.txs_resent = Counter("challenger_txs_resent", "Transactions re-sent after a reorg dropped them",
+                                  registry=r)
+        self.submission_seconds = Histogram("challenger_tx_seconds", "Broadcast to receipt", registry=r)
         self.errors = Counter("challenger_errors", "Errors while polling or verifying", ["kind"], registry=r)
         self.verify_seconds = Histogram("challenger_verify_seconds", "Time to re-execute one batch of claims",
                                         registry=r)

@@ -2,9 +2,10 @@
 
 - :meth:`Prover.challenge` simulates every ``wrong`` claim once (``eth_estimateGas``, several at a time), sends
   the ones the chain accepts and returns: the estimate is the gas limit, nothing is simulated twice;
-- :meth:`Prover.track` looks at every challenge in flight without blocking: mined → ``proven`` (or settled
-  from the request's on-chain status); still pooled too long → replaced on its nonce with higher fees;
-  dropped from the pool → re-sent on its nonce; nonce used by something else → sent anew;
+- :meth:`Prover.track` advances every challenge in flight without blocking, through the shared transaction
+  manager (:class:`oracle.challenger.txs.ChallengeTxs`): mined → ``proven`` (or settled from the request's
+  on-chain status); still pooled too long → replaced on its nonce with higher fees; dropped from the pool or
+  by a reorg → re-sent on its nonce; nonce used by something else → settled, and sent anew if still open;
 - :meth:`Prover.recheck` asks the chain (``statusOf``) about every ``proven`` claim until its window is
   over: a proof that a reorg dropped sends the claim back to be tracked and re-sent while the window is open.
 
@@ -17,7 +18,7 @@ while the window is open in case the cause goes away).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,9 +28,10 @@ from web3.exceptions import ContractLogicError
 from oracle.chain.client import OracleClient
 from oracle.chain.gas import gas_limit
 from oracle.chain.reverts import from_web3_error
+from oracle.chain.txstore import TxState
 from oracle.challenger.metrics import ChallengerMetrics
-from oracle.challenger.sender import ChallengeSender, SendError
 from oracle.challenger.store import Claim, ClaimState, Store, claim_state_for
+from oracle.challenger.txs import CHALLENGE, ChallengeTxs
 from oracle.errors import ContractRevert, OracleError
 from oracle.lifecycle import Status, is_challengeable
 
@@ -41,13 +43,13 @@ class ProofTooBig(OracleError):
 
 
 class Prover:
-    def __init__(self, client: OracleClient, store: Store, sender: ChallengeSender, metrics: ChallengerMetrics,
+    def __init__(self, client: OracleClient, store: Store, txs: ChallengeTxs, metrics: ChallengerMetrics,
                  input_of: Callable[[Claim], bytes], *, workers: int = 4, max_tx_gas: int = 16_777_216,
                  challenge_gas: int | None = None, recheck_interval: float = 3.0,
                  retry_unprovable: float = 30.0) -> None:
         self.client = client
         self.store = store
-        self.sender = sender
+        self.txs = txs
         self.metrics = metrics
         self.input_of = input_of
         self.max_tx_gas = max_tx_gas
@@ -66,7 +68,7 @@ class Prover:
     # ------------------------------------------------------------------ sending
     def _simulate(self, fn: Any) -> int | Exception:
         try:
-            return int(fn.estimate_gas({"from": self.sender.address}))
+            return int(fn.estimate_gas({"from": self.txs.address}))
         except ContractLogicError as exc:
             return from_web3_error(exc)
         except Exception as exc:  # noqa: BLE001 - RPC trouble (retried next round) or a proof that cannot fit
@@ -132,19 +134,23 @@ class Prover:
             log.error("alarm", kind="proof_over_tx_cap", request_id=hex(claim.request_id), gas=estimate,
                       cap=self.max_tx_gas)
         gas = min(self._gas_limit(estimate), block_gas)
-        try:
-            tx = self.sender.send(fn, gas)
-        except SendError as exc:
-            if "gas" in str(exc) and ("cap" in str(exc) or "exceed" in str(exc)):
-                self.alarm(claim, "unprovable", f"the node refused the proof transaction: {exc}")
-            else:
-                self.metrics.errors.labels(kind="send").inc()
-                log.warning("challenge_send_failed", request_id=hex(claim.request_id), error=str(exc))
+        try:  # stored with the claim ``challenging`` before it is broadcast
+            tx = self.txs.send(CHALLENGE, fn, [claim.request_id], ClaimState.CHALLENGING, self.txs.rpc.head(),
+                               gas=gas)
+        except Exception as exc:  # noqa: BLE001 - stored already: re-broadcast or settled by the manager
+            self.metrics.errors.labels(kind="send").inc()
+            log.warning("challenge_send_failed", request_id=hex(claim.request_id), error=str(exc))
+            return False
+        assert tx is not None  # the gas is given: nothing was simulated, so nothing was refused
+        refused = self.txs.refusals.pop(tx.tx_hash, None)
+        if refused is not None:
+            if "gas" in refused.lower() and ("cap" in refused.lower() or "exceed" in refused.lower()):
+                self.alarm(self.store.claim(claim.request_id) or claim, "unprovable",
+                           f"the node refused the proof transaction: {refused}")
             return False
         margin = claim.deadline - now
         self.metrics.margin_seconds.observe(max(margin, 0))
         self.metrics.challenges_sent.inc()
-        self.store.set_state(claim.request_id, ClaimState.CHALLENGING, tx_hash=tx.tx_hash, nonce=tx.nonce)
         log.info("challenge_sent", request_id=hex(claim.request_id), tx=tx.tx_hash, nonce=tx.nonce,
                  margin_seconds=margin)
         return True
@@ -191,16 +197,18 @@ class Prover:
     def _proven_by_us(self, claim: Claim) -> int | None:
         logs = self.client.contract.events.FraudProven().get_logs(
             from_block=claim.block_number, argument_filters={"requestId": claim.request_id})
-        ours = [e for e in logs if e["args"]["challenger"] == self.sender.address]
+        ours = [e for e in logs if e["args"]["challenger"] == self.txs.address]
         return int(ours[-1]["blockNumber"]) if ours else None
 
     # ------------------------------------------------------------------ in flight
     def track(self, now: int, head: int | None = None) -> None:
-        """Looks at every challenge in flight; with ``head``, only when a block arrived since the last look or
-        a second has passed (a pool can drop a transaction between blocks)."""
+        """Advances our transactions in flight (the manager re-sends, replaces, repairs reorgs) and settles the
+        challenges it cannot carry on; with ``head``, only when a block arrived since the last look or a second
+        has passed (a pool can drop a transaction between blocks)."""
         if head is not None and head == self._tracked[0] and time.monotonic() - self._tracked[1] < 1.0:
             return
         self._tracked = (head if head is not None else -1, time.monotonic())
+        self.txs.tick(self.txs.rpc.head())
         flying = self.store.claims([ClaimState.CHALLENGING], orphaned=True)
         self.metrics.in_flight.set(len(flying))
         for claim in flying:
@@ -208,55 +216,30 @@ class Prover:
                 self._track(claim, now)
             except OracleError as exc:
                 log.warning("challenge_tracking_failed", request_id=hex(claim.request_id), error=str(exc))
-        if flying:
-            held = {c.nonce for c in self.store.claims([ClaimState.CHALLENGING], orphaned=True) if c.nonce is not None}
-            if self.sender.fill_gap(held) is not None:
-                self.metrics.nonce_gaps_filled.inc()
 
     def _track(self, claim: Claim, now: int) -> None:
-        if not claim.tx_hash:
-            self.store.set_state(claim.request_id, ClaimState.WRONG)
+        rec = self.txs.record(claim.tx_hash) if claim.tx_hash else None
+        if rec is not None and rec.state in (TxState.PENDING, TxState.ORPHANED):
+            if now >= claim.deadline:  # else the manager carries it (replaced, re-sent, re-included)
+                self.settle_by_status(claim, "window closed with the challenge unmined")
             return
-        what, receipt = self.sender.check(claim.tx_hash, claim.nonce)
-        if what == "mined" and receipt["status"] == 1:
-            self.metrics.challenges_won.inc()
-            self.store.set_state(claim.request_id, ClaimState.PROVEN, tx_block=int(receipt["blockNumber"]))
-            log.info("fraud_proven", request_id=hex(claim.request_id), operator=claim.operator,
-                     tx=claim.tx_hash, block=int(receipt["blockNumber"]))
-        elif what == "mined":
-            self.settle_by_status(claim, "challenge reverted on-chain")
-        elif what == "consumed":
-            self.settle_by_status(claim, "challenge nonce used by another transaction")
-        elif now >= claim.deadline:
-            self.settle_by_status(claim, "window closed with the challenge unmined")
-        elif what == "dropped" or self.sender.stuck(claim.tx_hash):
-            self._resend(claim, what, now)
+        if rec is not None and rec.state is TxState.MINED:
+            receipt = self.txs.receipt(rec.tx_hash)
+            if receipt is None:
+                return  # its block was reorganised away: the manager re-sends it on its next tick
+            if int(receipt["status"]) == 1:
+                self.store.set_state(claim.request_id, ClaimState.PROVEN, tx_block=int(receipt["blockNumber"]))
+            else:
+                self.settle_by_status(claim, "challenge reverted on-chain")
+            return
+        self.settle_by_status(claim, "challenge nonce used by another transaction")
 
-    def _resend(self, claim: Claim, why: str, now: int) -> None:
-        status = self.client.status_of(claim.request_id)
-        if not is_challengeable(status):
-            self.settle_by_status(claim, f"challenge {why}")
-            return
-        fn = self.client.challenge_fn(claim.request_id, self.input_of(claim))
-        est = self._simulate(fn)
-        if isinstance(est, ContractRevert):
-            self.refused(claim, est)
-            return
-        if isinstance(est, Exception) or claim.nonce is None:
-            return
-        reason = "dropped" if why == "dropped" else "stuck"
-        try:
-            tx = self.sender.replace(fn, self._gas_limit(est), claim.nonce,
-                                     claim.tx_hash if why == "pending" else None)
-        except SendError as exc:
-            log.warning("challenge_resend_failed", request_id=hex(claim.request_id), error=str(exc))
-            if "nonce too low" in str(exc):
-                self.store.set_state(claim.request_id, ClaimState.WRONG, error="nonce used; sending anew")
-            return
-        self.metrics.challenges_resent.labels(reason=reason).inc()
-        self.store.set_state(claim.request_id, ClaimState.CHALLENGING, tx_hash=tx.tx_hash, nonce=tx.nonce)
-        log.warning("challenge_resent", request_id=hex(claim.request_id), reason=reason, tx=tx.tx_hash,
-                    nonce=tx.nonce, seconds_left=claim.deadline - now)
+    def settle_all(self, request_ids: Sequence[int], why: str) -> None:
+        """Settles from the chain the claims whose challenge the manager gave up (reverted, nonce taken)."""
+        for r in request_ids:
+            claim = self.store.claim(r)
+            if claim is not None and claim.state is ClaimState.CHALLENGING:
+                self.settle_by_status(claim, why)
 
     # ------------------------------------------------------------------ after proof
     def recheck(self, now: int, force: bool = False) -> int:

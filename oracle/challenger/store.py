@@ -14,6 +14,8 @@ Schema::
            settled INTEGER,                           -- 1: proven and the window is over (no more re-checks)
            orphaned INTEGER)                          -- 1: its block was reorganised away (verdict kept)
     games(...)                                        -- dispute games we play (oracle.dispute.book)
+    txs(...)                                          -- every transaction we signed, stored before it is
+                                                      -- broadcast (oracle.chain.txstore; meta: account, nonce)
     models(model_id INTEGER, aspect TEXT,             -- aspect: 'program' (re-execution) or 'onnx' (the file)
            status TEXT, reason TEXT, updated_at REAL)  -- e.g. program/quarantined, onnx/bound, onnx/mismatch
 
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from oracle.chain.txstore import TXS_SCHEMA, TxRecord, TxStore
 from oracle.dispute.book import SCHEMA as GAMES_SCHEMA
 from oracle.lifecycle import Status, is_challengeable
 from oracle.storage import Migration, SqliteFile, add_missing_columns
@@ -53,8 +56,10 @@ CREATE INDEX IF NOT EXISTS claims_state ON claims(state, deadline);
 ADDED_COLUMNS = (("nonce", "INTEGER"), ("tx_block", "INTEGER"), ("settled", "INTEGER NOT NULL DEFAULT 0"),
                  ("orphaned", "INTEGER NOT NULL DEFAULT 0"))
 #: schema versions (PRAGMA user_version): 1 the first release's tables, 2 the columns added since, 3 the dispute
-#: games we play (:mod:`oracle.dispute.book`)
-MIGRATIONS: tuple[Migration, ...] = (SCHEMA, add_missing_columns("claims", ADDED_COLUMNS), GAMES_SCHEMA)
+#: games we play (:mod:`oracle.dispute.book`), 4 the transactions the shared manager signs and tracks
+#: (:mod:`oracle.chain.txstore`; a challenge in flight from an older file is settled from the chain)
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA, add_missing_columns("claims", ADDED_COLUMNS), GAMES_SCHEMA,
+                                     TXS_SCHEMA)
 KEEP_BLOCKS = 512
 
 
@@ -121,9 +126,9 @@ def _claim(r: sqlite3.Row) -> Claim:
                  r["nonce"], r["tx_block"], bool(r["settled"]), bool(r["orphaned"]))
 
 
-class Store:
+class Store(TxStore):
     """The challenger's state file (:class:`~oracle.storage.SqliteFile`: one connection, one lock, WAL, schema
-    versions)."""
+    versions); it also holds the transactions of :class:`oracle.challenger.txs.ChallengeTxs`."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -137,6 +142,21 @@ class Store:
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
         return self.sql.read(sql, args)
+
+    _query = _rows
+
+    # how a challenge moves its claim (oracle.chain.txstore) ----------------
+    def _move_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, now: float) -> None:
+        c.executemany("UPDATE claims SET state=?, tx_hash=?, nonce=?, error=NULL, updated_at=? WHERE request_id=?",
+                      [(state.value, rec.tx_hash, rec.nonce, now, rid(r)) for r in rec.request_ids])
+
+    def _revive_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, from_states: Sequence[Enum],
+                         now: float) -> list[int]:
+        marks = ",".join("?" * len(from_states))
+        return [r for r in rec.request_ids if c.execute(
+            f"UPDATE claims SET state=?, tx_hash=?, nonce=?, tx_block=NULL, settled=0, updated_at=?"
+            f" WHERE request_id=? AND state IN ({marks}) AND (nonce IS NULL OR nonce=?)",
+            (state.value, rec.tx_hash, rec.nonce, now, rid(r), *[s.value for s in from_states], rec.nonce)).rowcount]
 
     # cursor and blocks ----------------------------------------------------
     def last_block(self) -> tuple[int, str] | None:
@@ -224,13 +244,18 @@ class Store:
 
     def set_state(self, request_id: int, state: ClaimState, *, expected: bytes | None = None,
                   tx_hash: str | None = None, error: str | None = None, nonce: int | None = None,
-                  tx_block: int | None = None, settled: bool | None = None) -> None:
-        with self.tx() as c:
-            c.execute("UPDATE claims SET state=?, expected=COALESCE(?, expected), tx_hash=COALESCE(?, tx_hash),"
-                      " nonce=COALESCE(?, nonce), tx_block=?, settled=COALESCE(?, settled), error=?, updated_at=?"
-                      " WHERE request_id=?",
-                      (state.value, expected, tx_hash, nonce, tx_block,
-                       None if settled is None else int(settled), error, time.time(), rid(request_id)))
+                  tx_block: int | None = None, settled: bool | None = None,
+                  conn: sqlite3.Connection | None = None) -> None:
+        if conn is None:
+            with self.tx() as c:
+                self.set_state(request_id, state, expected=expected, tx_hash=tx_hash, error=error, nonce=nonce,
+                               tx_block=tx_block, settled=settled, conn=c)
+            return
+        conn.execute("UPDATE claims SET state=?, expected=COALESCE(?, expected), tx_hash=COALESCE(?, tx_hash),"
+                     " nonce=COALESCE(?, nonce), tx_block=?, settled=COALESCE(?, settled), error=?, updated_at=?"
+                     " WHERE request_id=?",
+                     (state.value, expected, tx_hash, nonce, tx_block, None if settled is None else int(settled),
+                      error, time.time(), rid(request_id)))
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self._rows("SELECT state, COUNT(*) FROM claims WHERE orphaned=0 GROUP BY state")}

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from prometheus_client import start_http_server
 from web3 import Web3
 
 from oracle.chain.client import OracleClient
 from oracle.chain.tx import Signer
+from oracle.chain.txmanager import GWEI, FeePolicy
 from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.games import GamePolicy
 from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.sandbox import SandboxLimits
-from oracle.challenger.sender import GWEI, FeePolicy
 from oracle.challenger.store import Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.cli.errors import CliError, OracleTyper, check_port, check_rpc, load_deployment, signer_from_key
@@ -97,7 +95,7 @@ def run(
     quarantine_seconds: Annotated[float, typer.Option(help="How long a model over the limits is left alone.")] = (
         3600.0),
     max_fee_gwei: Annotated[int, typer.Option(help="Cap on a challenge's maxFeePerGas.")] = 500,
-    stuck_after: Annotated[float, typer.Option(help="Seconds before a pooled challenge is re-priced.")] = 12.0,
+    stuck_after: Annotated[float, typer.Option(help="Seconds before a pooled tx of ours is re-priced.")] = 12.0,
     max_game_bond_eth: Annotated[float, typer.Option(help="Largest dispute-game bond to post (ETH).")] = 1.0,
     max_open_games: Annotated[int, typer.Option(help="Dispute games of ours running at once.")] = 8,
 ) -> None:
@@ -106,19 +104,17 @@ def run(
     client, start = _client(rpc, deployment, oracle)
     check_port("127.0.0.1", metrics_port, "challenger's /metrics endpoint")
     metrics = ChallengerMetrics()
-    if metrics_port:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
     models = ModelStore(model_dir, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
     limits = SandboxLimits(timeout=sandbox_timeout, memory_bytes=sandbox_memory_mb * 2**20)
     config = ChallengerConfig(confirmations=confirmations, poll_interval=poll, start_block=start,
                               quarantine_seconds=quarantine_seconds,
                               fees=FeePolicy(max_fee=max_fee_gwei * GWEI, stuck_after=stuck_after),
                               games=GamePolicy(max_game_bond=int(max_game_bond_eth * 10**18),
-                                               max_open_games=max_open_games, stuck_after=stuck_after))
+                                               max_open_games=max_open_games))
     daemon = Challenger(client, Store(db), ClaimVerifier(client, models, limits), signer, config, metrics)
-    signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
-    signal.signal(signal.SIGINT, lambda *_: daemon.stop())
-    daemon.run()  # closes its sandbox children on the way out
+    from oracle.app import run_challenger
+
+    run_challenger(daemon, metrics_port)
 
 
 @app.command()

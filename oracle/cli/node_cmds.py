@@ -123,6 +123,7 @@ def run(
     from web3 import Web3
 
     from oracle.api.dashboard import dashboard_router
+    from oracle.app import serve_node
     from oracle.chain.client import OracleClient
     from oracle.settings import NodeSettings, load_account
     from oracle.worker.node import Node
@@ -156,7 +157,7 @@ def run(
         routers.append(dashboard_router(OracleClient(w3, oracle_address),
                                         start_block=settings.default_start_block() or 0,
                                         try_signer=try_signer, try_model_id=try_model))
-    node.serve(install_signals=True, extra_routers=routers)
+    serve_node(node, install_signals=True, extra_routers=routers)
 
 
 @app.command()

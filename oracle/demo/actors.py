@@ -11,6 +11,7 @@ from typing import Any
 from eth_account import Account
 from fastapi import APIRouter
 
+from oracle.app import start_api
 from oracle.chain.client import OracleClient
 from oracle.chain.devnet import DEV_MNEMONIC
 from oracle.chain.types import Mode
@@ -70,7 +71,7 @@ class RunningNode:
     def start(self, extra_routers: Sequence[APIRouter] = (), serve_api: bool = False) -> RunningNode:
         self.node.setup()
         if serve_api:
-            self.api_port = self.node.start_api(port=0, extra_routers=extra_routers)
+            self.api_port = start_api(self.node, port=0, extra_routers=extra_routers)
         self.thread = threading.Thread(target=self.node.run, name=f"node-{self.name}", daemon=True)
         self.thread.start()
         return self

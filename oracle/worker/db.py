@@ -5,7 +5,7 @@ and a signed transaction is stored *before* it is broadcast, so a restart re-bro
 (same hash, same nonce) instead of sending a second submission.
 
 The tables and their versions are :mod:`oracle.worker.schema`; the rows are :mod:`oracle.worker.job`; the
-signed transactions (:class:`~oracle.worker.txstore.TxStore`) and the per-model state
+signed transactions (:class:`~oracle.chain.txstore.TxStore`) and the per-model state
 (:class:`~oracle.worker.modelstate.ModelStateStore`) are mixins of :class:`Database`.
 """
 
@@ -15,18 +15,18 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from oracle.chain.txstore import TxRecord, TxState, TxStore
+from oracle.jobstate import JobState
 from oracle.storage import SqliteFile
 from oracle.worker.job import Job, NewJob, rid_hex
-from oracle.worker.jobstate import JobState
 from oracle.worker.modelstate import ModelStateStore
 from oracle.worker.schema import MIGRATIONS
-from oracle.worker.txstore import TxRecord, TxState, TxStore
 
-#: re-exported for oracle.worker.txmanager, oracle.worker.lanes and oracle.api, which import them from here
-__all__ = ["Database", "Job", "JobState", "TxRecord", "TxState"]
+__all__ = ["Database"]
 
 #: final states of a job assigned to this node that it did not answer itself
 MISSED_STATES = (JobState.LOST, JobState.EXPIRED, JobState.SKIPPED, JobState.FAILED)
@@ -45,6 +45,24 @@ class Database(TxStore, ModelStateStore):
         self.path = Path(path)
         self.sql = SqliteFile(path, MIGRATIONS)
 
+    # ------------------------------------------------------------------ how a transaction moves its jobs
+    def _move_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, now: float) -> None:
+        c.executemany("UPDATE jobs SET state=?, tx_hash=?, nonce=?, updated_at=? WHERE request_id=?",
+                      [(state.value, rec.tx_hash, rec.nonce, now, rid_hex(r)) for r in rec.request_ids])
+
+    def _revive_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, from_states: Sequence[Enum],
+                         now: float) -> list[int]:
+        marks = ",".join("?" * len(from_states))
+        revived = []
+        for r in rec.request_ids:
+            n = c.execute(f"UPDATE jobs SET state=?, tx_hash=?, nonce=?, updated_at=? WHERE request_id=?"
+                          f" AND state IN ({marks}) AND (tx_hash IS NULL OR nonce=?)",
+                          (state.value, rec.tx_hash, rec.nonce, now, rid_hex(r), *[s.value for s in from_states],
+                           rec.nonce)).rowcount
+            if n:
+                revived.append(r)
+        return revived
+
     @property
     def writes(self) -> int:
         """Committed write transactions so far: the node loop's measure of progress (its backoff resets on it)."""
@@ -60,20 +78,6 @@ class Database(TxStore, ModelStateStore):
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self.sql.read(sql, args)
 
-    # ------------------------------------------------------------------ meta
-    def get_meta(self, key: str) -> str | None:
-        rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
-        return rows[0]["value"] if rows else None
-
-    def set_meta(self, key: str, value: str, conn: sqlite3.Connection | None = None) -> None:
-        sql = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
-        if conn is not None:
-            conn.execute(sql, (key, value))
-        else:
-            with self.tx() as c:
-                c.execute(sql, (key, value))
-
-    # ------------------------------------------------------------------ cursor and blocks
     def last_block(self) -> tuple[int, str] | None:
         """(number, hash) of the last fully processed block (the listener's cursor), None before the first."""
         rows = self._query("SELECT block_number, block_hash FROM cursor WHERE id=1")

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import structlog
 
+from oracle.chain.types import Head
 from oracle.dispute.actors import Phase
 from oracle.dispute.book import GameBook
 from oracle.dispute.party import Party, game_address, game_contract
 from oracle.profile.trace import Tamper
 from oracle.worker.db import Database
-from oracle.worker.rpc import Head, Rpc
+from oracle.worker.rpc import Rpc
 from oracle.worker.submitter import Submitter
 
 log = structlog.get_logger("oracle.worker.defender")

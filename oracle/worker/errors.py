@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oracle.errors import ChainError, InferenceError, ModelError, OracleError
+from oracle.errors import ChainError, InferenceError, ModelError, OracleError, TransientRpcError
 
 __all__ = ["ChainError", "InferenceError", "InferenceTimeout", "ModelError", "NotRun", "WorkerError",
            "TransientRpcError", "NonceError"]
@@ -10,10 +10,6 @@ __all__ = ["ChainError", "InferenceError", "InferenceTimeout", "ModelError", "No
 
 class WorkerError(OracleError, RuntimeError):
     """The worker cannot continue (misconfiguration found at run time); the message says what to fix."""
-
-
-class TransientRpcError(ChainError):
-    """The RPC endpoint failed in a way worth retrying (5xx, reset, timeout); the worker backs off."""
 
 
 class NonceError(ChainError):

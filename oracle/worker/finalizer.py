@@ -20,11 +20,12 @@ import structlog
 from eth_utils.crypto import keccak
 from web3.contract.contract import ContractFunction
 
+from oracle.chain.types import Head
+from oracle.jobstate import JobState
 from oracle.lifecycle import is_finalizable
 from oracle.worker.db import Database
 from oracle.worker.job import Job
-from oracle.worker.jobstate import JobState
-from oracle.worker.rpc import Head, Rpc
+from oracle.worker.rpc import Rpc
 from oracle.worker.submitter import Submitter
 
 log = structlog.get_logger("oracle.worker.finalizer")

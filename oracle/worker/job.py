@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from oracle.worker.jobstate import JobState
+from oracle.jobstate import JobState
 
 
 def rid_hex(request_id: int) -> str:

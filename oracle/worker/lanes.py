@@ -21,8 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from oracle.chain.types import Model
-from oracle.worker.db import Job
 from oracle.worker.executor import Executor, Result
+from oracle.worker.job import Job
 from oracle.worker.models import ModelInfo, ModelStore
 
 

@@ -20,11 +20,11 @@ from typing import Any
 import structlog
 
 from oracle.chain.follower import Follower, Fork
-from oracle.chain.types import ResultSubmitted
+from oracle.chain.types import Head, ResultSubmitted
 from oracle.worker.db import Database
 from oracle.worker.job import NewJob
 from oracle.worker.metrics import Metrics
-from oracle.worker.rpc import Head, Rpc
+from oracle.worker.rpc import Rpc
 
 log = structlog.get_logger("oracle.worker.listener")
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from oracle.worker.jobstate import JobState
+from oracle.jobstate import JobState
 
 
 class ModelStateStore:

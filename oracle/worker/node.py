@@ -6,26 +6,27 @@ background thread: the loop never waits on a model), advance the in-flight trans
 dispute game against our claims (:mod:`oracle.worker.defender`), send the next result batch, finalize what is
 due.
 Everything is persisted between steps, so the loop can die anywhere. Transient RPC failures back off
-exponentially (with jitter, capped) and rotate to the next endpoint; SIGTERM / SIGINT stop the loop at the
-next step boundary. The operator API runs in a second thread and talks to the loop through :class:`NodeControl`
-(commands that need the nonce, like withdraw, are queued to the loop thread).
+exponentially (with jitter, capped) and rotate to the next endpoint; :meth:`Node.stop` ends the loop at the
+next step boundary. Commands that need the nonce, like withdraw, are queued to the loop thread
+(:meth:`Node.submit_command`). The node knows nothing of HTTP: :mod:`oracle.app` (the composition root) serves
+the operator API next to it and installs the signal handlers.
 """
 
 from __future__ import annotations
 
 import queue
-import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from fastapi import APIRouter
 
+from oracle.chain.faults import is_transient
 from oracle.chain.retry import MAX_BACKOFF, Backoff, retry_until_stopped
+from oracle.chain.types import Head
 from oracle.profile.binding import read_onchain_program
 from oracle.profile.trace import Tamper
 from oracle.settings import NodeSettings, load_account
@@ -39,7 +40,7 @@ from oracle.worker.metrics import Metrics
 from oracle.worker.models import ModelStore
 from oracle.worker.parking import Parking
 from oracle.worker.processor import Processor
-from oracle.worker.rpc import Head, Rpc, is_transient
+from oracle.worker.rpc import Rpc
 from oracle.worker.submitter import GWEI, FeePolicy, SubmitPolicy, Submitter
 
 log = structlog.get_logger("oracle.worker.node")
@@ -92,8 +93,7 @@ class Node:
         self._last_error: str | None = None
         self._errors = 0
         self._started = False
-        self._api: Any = None
-        self._api_thread: threading.Thread | None = None
+        self._closers: list[Callable[[], None]] = []
         self.listener: Listener
         self.processor: Processor
         self.submitter: Submitter
@@ -134,8 +134,9 @@ class Node:
         params = self._retry(self.rpc.client.parameters, "setup")
         self.submitter = Submitter(
             self.rpc, self.db, self.account, self.metrics,
-            fees=FeePolicy(int(s.max_fee_gwei * GWEI), int(s.priority_fee_gwei * GWEI), s.fee_bump_percent),
-            policy=SubmitPolicy(s.batch_size, s.stuck_after, s.min_time_left, params["request_timeout"],
+            fees=FeePolicy(int(s.max_fee_gwei * GWEI), int(s.priority_fee_gwei * GWEI), s.fee_bump_percent,
+                           s.stuck_after),
+            policy=SubmitPolicy(s.batch_size, s.min_time_left, params["request_timeout"],
                                 params["challenge_window"], s.max_attempts))
         self.listener = Listener(self.rpc, self.db, self.metrics, confirmations=s.confirmations,
                                  block_range=s.block_range, start_block=s.default_start_block())
@@ -218,60 +219,20 @@ class Node:
         self._stop.set()
         self._wake.set()
 
+    def add_closer(self, close: Callable[[], None]) -> None:
+        """Runs ``close`` first in :meth:`cleanup` (the composition root stops the operator API this way)."""
+        self._closers.append(close)
+
     def cleanup(self) -> None:
-        self.stop_api()
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
         try:
             self.preparer.close()
             self.executor.close()
         finally:
             self.db.close()
         log.info("node_stopped")
-
-    def serve(self, install_signals: bool = True, extra_routers: Sequence[APIRouter] = ()) -> None:
-        """setup → (API, plus ``extra_routers`` such as the dashboard) → run until SIGTERM/SIGINT → cleanup."""
-        if install_signals:
-            def _on_signal(signum: int, _frame: Any) -> None:
-                log.info("node_stopping", signal=signal.Signals(signum).name)
-                self.stop()
-
-            signal.signal(signal.SIGTERM, _on_signal)
-            signal.signal(signal.SIGINT, _on_signal)
-        try:
-            self.setup()
-            if self.settings.api_port:
-                self.start_api(extra_routers=extra_routers)
-            self.run()
-        finally:
-            self.cleanup()
-
-    # ------------------------------------------------------------------ API thread
-    def start_api(self, port: int | None = None, extra_routers: Sequence[APIRouter] = ()) -> int:
-        """Serves the operator API (plus e.g. the dashboard routers) on a background thread; returns the port."""
-        import uvicorn
-
-        from oracle.api.app import create_app
-
-        app = create_app(control=NodeControl(self), extra_routers=extra_routers)
-        config = uvicorn.Config(app, host=self.settings.api_host, port=port if port is not None
-                                else self.settings.api_port, log_level="warning", access_log=False)
-        server = uvicorn.Server(config)
-        # uvicorn only installs signal handlers on the main thread; this server runs in its own thread.
-        self._api = server
-        self._api_thread = threading.Thread(target=server.run, name="oracle-api", daemon=True)
-        self._api_thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else config.port
-        log.info("api_started", host=self.settings.api_host, port=bound)
-        return int(bound)
-
-    def stop_api(self) -> None:
-        if self._api is not None:
-            self._api.should_exit = True
-            if self._api_thread is not None:
-                self._api_thread.join(timeout=5)
-            self._api = None
 
     # ------------------------------------------------------------------ control
     def _run_commands(self, head: Head) -> None:
@@ -309,7 +270,7 @@ class Node:
             if self.submitter.busy:
                 raise RuntimeError("a transaction is in flight; retry in a few seconds")
             fn = self.rpc.client.withdraw_fn(to or self.account.address)
-            ok = self.submitter.send("withdraw", fn, [], None, head)
+            ok = self.submitter.send("withdraw", fn, [], None, head) is not None
             pending = self.db.pending_txs() or self.db.all_txs()[-1:]
             return {"sent": ok, "credits": credits, "tx_hash": pending[-1].tx_hash if pending and ok else None}
 
@@ -344,46 +305,3 @@ class Node:
         self.metrics.credits_wei.set(self.rpc.client.credits_of(addr))
         for kind, n in self.db.assignment_counts(addr).items():
             self.metrics.assignments.labels(kind=kind).set(n)
-
-
-class NodeControl:
-    """What the operator API may see and do (a narrow facade over :class:`Node`)."""
-
-    def __init__(self, node: Node) -> None:
-        self._node = node
-
-    @property
-    def db(self) -> Database:
-        return self._node.db
-
-    @property
-    def store(self) -> ModelStore:
-        return self._node.store
-
-    @property
-    def metrics(self) -> Metrics:
-        return self._node.metrics
-
-    @property
-    def admin_key(self) -> str | None:
-        k = self._node.settings.admin_key
-        return k.get_secret_value() if k is not None else None
-
-    @property
-    def max_body_bytes(self) -> int:
-        return self._node.settings.max_body_bytes
-
-    def status(self) -> NodeStatus:
-        return self._node.status()
-
-    def pause(self) -> None:
-        self._node.pause()
-
-    def resume(self) -> None:
-        self._node.resume()
-
-    def withdraw(self, to: str | None) -> dict[str, Any]:
-        return self._node.withdraw_credits(to)
-
-    def unpark(self, model_id: int) -> bool:
-        return self._node.unpark(model_id)

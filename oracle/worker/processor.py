@@ -31,16 +31,16 @@ from collections.abc import Callable
 
 import structlog
 
-from oracle.chain.types import Model
+from oracle.chain.types import Head, Model
+from oracle.jobstate import JobState
 from oracle.worker.db import Database
 from oracle.worker.errors import InferenceError, InferenceTimeout, ModelError, NotRun
 from oracle.worker.executor import Result
 from oracle.worker.job import Job
-from oracle.worker.jobstate import JobState
 from oracle.worker.lanes import Batch, Lanes, Preparer
 from oracle.worker.metrics import Metrics
 from oracle.worker.parking import Parking
-from oracle.worker.rpc import Head, Rpc
+from oracle.worker.rpc import Rpc
 
 log = structlog.get_logger("oracle.worker.processor")
 

@@ -16,17 +16,18 @@ whenever a step made progress.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 import structlog
 from web3 import HTTPProvider, Web3
-from web3.exceptions import BlockNotFound, TimeExhausted, Web3RPCError
+from web3.exceptions import Web3RPCError
 
 from oracle.chain.client import OracleClient
+from oracle.chain.faults import is_transient
 from oracle.chain.retry import retry
-from oracle.worker.errors import TransientRpcError
+from oracle.chain.types import Head
+from oracle.errors import TransientRpcError
 
 log = structlog.get_logger("oracle.worker.rpc")
 
@@ -34,16 +35,6 @@ log = structlog.get_logger("oracle.worker.rpc")
 RETRY_ERRORS: tuple[type[BaseException], ...] = (requests.ConnectionError, requests.Timeout, requests.HTTPError)
 RETRIES = 3
 BACKOFF_FACTOR = 0.1
-
-
-@dataclass(frozen=True)
-class Head:
-    """The latest block as seen at the start of a loop iteration."""
-
-    number: int
-    hash: str
-    timestamp: int
-    base_fee: int
 
 
 def _is_transport_error(exc: BaseException) -> bool:
@@ -156,18 +147,3 @@ class Rpc:
             out[n] = None if b is None else {"number": int(b["number"], 16), "hash": b["hash"],
                                               "parentHash": b["parentHash"], "timestamp": int(b["timestamp"], 16)}
         return out
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures of the transport or the node that a retry may fix."""
-    if isinstance(exc, (TransientRpcError, requests.RequestException, ConnectionError, TimeoutError,
-                        TimeExhausted, BlockNotFound)):
-        return True
-    if isinstance(exc, OSError):
-        return True
-    if isinstance(exc, Web3RPCError):
-        msg = str(exc).lower()
-        return any(s in msg for s in ("header not found", "timeout", "busy", "try again", "rate limit",
-                                      "unavailable", "internal"))
-    # web3 wraps non-JSON bodies (an HTML 502 page) in ValueError / JSONDecodeError
-    return isinstance(exc, ValueError) and any(s in str(exc).lower() for s in ("json", "decode", "502", "503"))

@@ -23,6 +23,7 @@ Schema (opened through :mod:`oracle.storage`; request ids are uint256, stored as
 
 from __future__ import annotations
 
+from oracle.chain.txstore import TXS_SCHEMA
 from oracle.dispute.book import SCHEMA as GAMES_SCHEMA
 from oracle.storage import Migration, add_missing_columns
 
@@ -57,25 +58,7 @@ CREATE TABLE IF NOT EXISTS blocks (
     number INTEGER PRIMARY KEY,
     hash TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS txs (
-    tx_hash TEXT PRIMARY KEY,
-    nonce INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    request_ids TEXT NOT NULL,
-    raw BLOB NOT NULL,
-    max_fee INTEGER NOT NULL,
-    priority_fee INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    block_number INTEGER,
-    sent_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS txs_state ON txs(state);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
+""" + TXS_SCHEMA
 #: version 2: models the node parked (too slow) and binding verdicts of EXACT files, both kept across restarts
 MODEL_STATE = """
 CREATE TABLE IF NOT EXISTS parked_models (

@@ -1,5 +1,6 @@
 """Submitter: turns executed jobs into result batches (``submitResults``) and follows what the chain did with
-them; the transactions themselves go through :class:`~oracle.worker.txmanager.TxManager` (the nonce owner).
+them; the transactions themselves go through the shared :class:`~oracle.chain.txmanager.TxManager` (the nonce
+owner), whose hooks this class fills in for jobs.
 
 One bad item never sinks a batch, and attempts are counted per job, not per batch:
 
@@ -14,7 +15,10 @@ One bad item never sinks a batch, and attempts are counted per job, not per batc
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import structlog
@@ -23,12 +27,14 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from oracle.chain.reverts import from_web3_error
-from oracle.chain.types import RequestView, Status
+from oracle.chain.txmanager import GWEI, FeePolicy, TxManager, Update
+from oracle.chain.txstore import TxRecord
+from oracle.chain.types import Head, RequestView, Status
+from oracle.jobstate import JobState, job_state_for
+from oracle.worker.db import Database
 from oracle.worker.job import Job
-from oracle.worker.jobstate import JobState, job_state_for
-from oracle.worker.rpc import Head
-from oracle.worker.txmanager import GWEI, FeePolicy, SubmitPolicy, TxManager
-from oracle.worker.txstore import TxRecord
+from oracle.worker.metrics import Metrics
+from oracle.worker.rpc import Rpc
 
 __all__ = ["GWEI", "FeePolicy", "SubmitPolicy", "Submitter"]
 
@@ -42,10 +48,31 @@ _WHY = {JobState.ORPHANED: "request unknown on-chain (reorg?)",
         JobState.EXPIRED: "deadline passed before our submission"}
 
 
+@dataclass(frozen=True)
+class SubmitPolicy:
+    batch_size: int = 50
+    min_time_left: int = 30
+    request_timeout: int = 3600
+    challenge_window: int = 3600
+    max_attempts: int = 3
+
+
 class Submitter(TxManager):
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
+    in_flight: dict[str, Enum] = {"submit": JobState.SENT, "finalize": JobState.FINALIZING}
+    revive_from: dict[str, tuple[Enum, ...]] = {
+        "submit": (JobState.EXECUTED, JobState.SENT, JobState.SUBMITTED),
+        "finalize": (JobState.SUBMITTED, JobState.FINALIZING, JobState.FINALIZED)}
+    rpc: Rpc
+    db: Database
+    metrics: Metrics
+
+    def __init__(self, rpc: Rpc, db: Database, account: Any, metrics: Metrics, *, fees: FeePolicy,
+                 policy: SubmitPolicy, **kw: Any) -> None:
+        super().__init__(rpc, db, account, metrics, fees=fees, **kw)
+        self.policy = policy
         self._bonds: dict[int, int] = {}
+        # a transport failure the RPC layer retried in place is still a fault the node saw: count it
+        rpc.on_retry = lambda _exc: metrics.rpc_errors.inc()
 
     # ------------------------------------------------------------------ the loop's entry point
     def submit_ready(self, head: Head) -> int:
@@ -164,7 +191,7 @@ class Submitter(TxManager):
         return {j.request_id: self.apply_view(j, views[j.request_id]) for j in jobs}
 
     def apply_view(self, job: Job, rv: RequestView | None) -> JobState:
-        """Moves a job to the state its request's on-chain view says (:func:`~oracle.worker.jobstate.job_state_for`)."""
+        """Moves a job to the state its request's on-chain view says (:func:`~oracle.jobstate.job_state_for`)."""
         rid = job.request_id
         ours = rv is not None and rv.operator.lower() == self.address.lower()
         state = job_state_for(Status.NONE if rv is None else rv.status, ours)
@@ -182,8 +209,20 @@ class Submitter(TxManager):
         return state
 
     # ------------------------------------------------------------------ TxManager hooks
-    def _apply_receipt(self, rec: TxRecord, receipt: Any) -> tuple[list[tuple[int, JobState, dict[str, Any]]],
-                                                                   list[int]]:
+    def _record_mined(self, c: sqlite3.Connection, rec: TxRecord, updates: Sequence[Update],
+                      recheck: Sequence[int]) -> None:
+        for rid, state, fields in updates:
+            self.db.set_state([rid], JobState(state), conn=c, **fields)
+        # an item the transaction did not settle (reverted, or skipped by the contract) used an attempt
+        self.db.bump_attempts(recheck, conn=c)
+
+    def _mined(self, rec: TxRecord, receipt: Any, updates: Sequence[Update]) -> None:
+        if rec.kind == "submit":
+            self.metrics.requests_submitted.inc(len(updates))
+        elif rec.kind == "finalize":
+            self.metrics.requests_finalized.inc(len(updates))
+
+    def _apply_receipt(self, rec: TxRecord, receipt: Any) -> tuple[list[Update], list[int]]:
         from oracle.chain.tx import replay_revert
 
         client = self.rpc.client
@@ -198,7 +237,7 @@ class Submitter(TxManager):
             window_end = 0
             if ours:  # the window ends at the submission block's timestamp + CHALLENGE_WINDOW
                 window_end = int(self.rpc.w3.eth.get_block(block)["timestamp"]) + self.policy.challenge_window
-            updates = [(rid, JobState.SUBMITTED, {"tx_hash": rec.tx_hash, "submit_block": block,
+            updates: list[Update] = [(rid, JobState.SUBMITTED, {"tx_hash": rec.tx_hash, "submit_block": block,
                                                   "challenge_deadline": int(e.get("challengeDeadline", window_end))})
                        for rid, e in ours.items()]
             return updates, [r for r in rec.request_ids if r not in ours]

@@ -22,6 +22,7 @@ from eth_account import Account
 from fastapi import APIRouter
 from web3 import Web3
 
+from oracle.app import start_api
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import Deployment, DeployParams, deploy_system
 from oracle.chain.devnet import DEV_MNEMONIC
@@ -88,7 +89,7 @@ def live_api(session_w3: Web3, devnet: Any, tmp_path_factory: pytest.TempPathFac
     thread.start()
     try:
         routers = _dashboard_routers(client, dep.block, payer, model_id)
-        port = node.start_api(port=0, extra_routers=routers)
+        port = start_api(node, port=0, extra_routers=routers)
         rids = []
         for s in DIGITS["samples"][:3]:
             rid, _ = client.request(requester, model_id, bytes.fromhex(s["input_hex"][2:]))

@@ -11,6 +11,7 @@ from web3 import Web3
 
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import Deployment, DeployParams, deploy_system
+from oracle.chain.txmanager import AccountMismatch
 from oracle.chain.types import Mode, ModelSpec
 from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.store import ClaimState, Store
@@ -93,6 +94,19 @@ def run_once(ch: Challenger) -> None:
     while not ch.poll():
         pass
     ch.process()
+
+
+def test_a_state_file_refuses_another_account(env: Env, tmp_path: Path, opened: list[Challenger]) -> None:
+    """The state file holds the signed transactions and the nonce of one account: a daemon started on it with
+    another key stops at once with a one-line reason instead of fighting over (or reusing) nonces."""
+    run_once(make_challenger(env, tmp_path, opened))
+    other = Challenger(env.client, Store(tmp_path / "challenger.db"), ClaimVerifier(env.client, ModelStore(
+        tmp_path / "models", max_model_bytes=10_000_000, max_tensor_bytes=10_000_000)), env.w3.eth.accounts[5],
+        ChallengerConfig(start_block=env.deployment.block))
+    opened.append(other)
+    with pytest.raises(AccountMismatch, match="belongs to account") as err:
+        other.run()
+    assert "\n" not in str(err.value) and env.challenger in str(err.value)
 
 
 def test_never_challenges_correct_results(env: Env, tmp_path: Path, opened: list[Challenger]) -> None:

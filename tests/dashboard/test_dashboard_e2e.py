@@ -17,6 +17,7 @@ from eth_account import Account
 from web3 import Web3
 
 from oracle.api.dashboard import dashboard_router
+from oracle.app import start_api
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.devnet import DEV_MNEMONIC, Devnet
@@ -141,7 +142,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             router = dashboard_router(
                 reader, start_block=dep.block, try_signer=acct[TRY_INDEX], try_model_id=exact_id
             )
-            port = node.start_api(port=0, extra_routers=[router])
+            port = start_api(node, port=0, extra_routers=[router])
             yield Stack(
                 f"http://127.0.0.1:{port}",
                 client,

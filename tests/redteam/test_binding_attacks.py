@@ -31,13 +31,13 @@ from oracle.chain.client import OracleClient
 from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.types import Mode, ModelSpec, Status
 from oracle.cli import app
+from oracle.jobstate import JobState
 from oracle.profile.codec import encode_tensor
 from oracle.profile.models import model_entry, model_path, program_bytes
 from oracle.profile.opcodes import Opcode
 from oracle.profile.program import Constant, Op, Program, decode, encode
 from oracle.profile.reference import run_bytes
 from oracle.settings import NodeSettings
-from oracle.worker.jobstate import JobState
 from oracle.worker.node import Node
 from tests.worker.conftest import RunningNode, dev_account, wait_for
 

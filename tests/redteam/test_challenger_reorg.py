@@ -116,3 +116,42 @@ def test_deep_reorg_rolls_back_to_the_fork_point_only(env: Env, tmp_path: Path) 
         assert not daemon.died and daemon.alive
     finally:
         daemon.stop()
+
+
+def test_proof_dropped_by_a_reorg_while_the_daemon_is_down_is_resent_from_its_state_file(env: Env,
+                                                                                           tmp_path: Path) -> None:
+    """The shared transaction manager's guarantee, now the challenger's too: a challenge is stored (signed
+    bytes, nonce) before its first broadcast, so when a reorg drops it the challenger re-sends that very
+    transaction on its nonce. Here the reorg happens while the daemon is down; the restarted daemon finds the
+    gap from its state file at start-up and the same transaction proves the fraud again, inside the window."""
+    wrong = answer(env, 0)
+    stake_before = env.client.stake_of(env.operator).staked
+    daemon = Daemon(make_challenger(env, tmp_path)).start()
+    try:
+        first = wait_for(lambda: (c := daemon.claim(wrong)) and c.state is ClaimState.PROVEN and c, 30,
+                         "first proof")
+    finally:
+        daemon.stop()
+    assert first.tx_hash is not None and first.nonce is not None and first.tx_block is not None
+    (event,) = proven_on_chain(env, wrong)
+    assert event["tx"] == first.tx_hash
+    env.rpc("anvil_reorg", env.w3.eth.block_number - first.tx_block + 1, [])
+    assert env.client.status_of(wrong).name == "SUBMITTED"  # the proof is gone: the wrong answer would stand
+    assert env.w3.eth.get_transaction_count(env.challenger, "latest") == first.nonce  # its nonce is free again
+
+    again = Daemon(make_challenger(env, tmp_path)).start()  # same state file
+    try:
+        proofs = wait_for(lambda: [e for e in proven_on_chain(env, wrong) if e["block_hash"] != event["block_hash"]],
+                          30, "the wrong result proven again after the reorg")
+        assert proofs[0]["tx"] == first.tx_hash  # the stored transaction itself, not a new one
+        assert env.w3.eth.get_transaction(first.tx_hash)["nonce"] == first.nonce  # type: ignore[arg-type]
+        assert proofs[0]["challenger"] == env.challenger
+        assert proofs[0]["timestamp"] < env.client.get_request(wrong).submitted_at + WINDOW
+        metrics = again.challenger.metrics
+        assert metrics.challenges_resent.labels(reason="reorg")._value.get() >= 1  # type: ignore[attr-defined]
+        wait_for(lambda: state_of(again, wrong) is ClaimState.PROVEN, 10, "the store says proven again")
+        assert again.claim(wrong).tx_hash == first.tx_hash  # type: ignore[union-attr]
+        assert not again.died and again.alive
+    finally:
+        again.stop()
+    assert env.client.stake_of(env.operator).staked == stake_before - BOND  # slashed once

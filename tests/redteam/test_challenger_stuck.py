@@ -26,8 +26,9 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from oracle.chain.deploy import Deployment
+from oracle.chain.txmanager import GWEI, FeePolicy
+from oracle.chain.txstore import TxRecord
 from oracle.challenger.daemon import ChallengerConfig
-from oracle.challenger.sender import GWEI, FeePolicy, Sent
 from oracle.challenger.store import ClaimState
 from tests.challenger.harness import (
     Daemon,
@@ -80,22 +81,23 @@ def env(deployed: tuple[Deployment, int], w3: Web3) -> Iterator[Env]:
     yield env_of(w3, *deployed, WINDOW)
 
 
-def sabotage_first_send(daemon: Daemon, miner: Miner, attack: Callable[[Sent], Any]) -> list[Sent]:
+def sabotage_first_send(daemon: Daemon, miner: Miner, attack: Callable[[TxRecord], Any]) -> list[TxRecord]:
     """Runs ``attack`` on the daemon's first challenge right after it reaches the pool, before any block."""
-    sender = daemon.challenger.sender
-    original = sender.send
-    hit: list[Sent] = []
+    txs = daemon.challenger.txs
+    original = txs.send
+    hit: list[TxRecord] = []
 
-    def send(fn: Any, gas: int) -> Sent:
-        if hit:
-            return original(fn, gas)
+    def send(kind: str, *args: Any, **kw: Any) -> TxRecord | None:
+        if hit or kind != "challenge":
+            return original(kind, *args, **kw)
         with miner.lock:
-            sent = original(fn, gas)
+            sent = original(kind, *args, **kw)
+            assert sent is not None
             attack(sent)
             hit.append(sent)
             return sent
 
-    sender.send = send  # type: ignore[method-assign]
+    txs.send = send  # type: ignore[method-assign]
     return hit
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from eth_utils import keccak
 
+from oracle.app import serve_node
 from oracle.chain.types import Mode
 from oracle.settings import NodeSettings
 from oracle.worker.executor import ExecutorLimits, ProcessExecutor, Result
@@ -87,7 +88,7 @@ def main() -> None:
 
     node: Any = Node.from_settings(settings, executor_factory=lane)
     trace_errors(node)
-    node.serve(install_signals=True)
+    serve_node(node, install_signals=True)
 
 
 if __name__ == "__main__":

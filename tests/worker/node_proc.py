@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from oracle.app import serve_node
 from oracle.profile.trace import perturb_at
 from oracle.settings import NodeSettings
 from oracle.worker.executor import ProcessExecutor, Result
@@ -35,7 +36,7 @@ def main() -> None:
     lie = os.environ.get("WORKER_TEST_GAME_LIE")
     if lie:
         node.game_tamper = perturb_at(int(lie))
-    node.serve(install_signals=True)
+    serve_node(node, install_signals=True)
 
 
 if __name__ == "__main__":

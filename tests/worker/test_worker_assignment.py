@@ -13,7 +13,7 @@ from web3 import Web3
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import DeployParams, deploy_system
 from oracle.chain.types import Mode, Status
-from oracle.worker.jobstate import JobState
+from oracle.jobstate import JobState
 from tests.worker.conftest import (
     OPERATOR_INDEX,
     TIMEOUT,

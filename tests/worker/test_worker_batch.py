@@ -6,7 +6,7 @@ from __future__ import annotations
 from eth_utils import keccak
 
 from oracle.chain.types import Mode, ModelSpec, Status
-from oracle.worker.jobstate import JobState
+from oracle.jobstate import JobState
 from oracle.worker.node import Node
 
 from .conftest import (

@@ -7,7 +7,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from oracle.chain.types import Mode, Status
-from oracle.worker.jobstate import JobState
+from oracle.jobstate import JobState
 
 from .conftest import (
     OPERATOR_INDEX,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
+from oracle.chain.txstore import TxState
 from oracle.chain.types import Status
-from oracle.worker.jobstate import JobState
+from oracle.jobstate import JobState
 from oracle.worker.node import Node
-from oracle.worker.txstore import TxState
 
 from .conftest import OPERATOR_INDEX, TIMEOUT, WorkerSystem, dev_account, int_input, wait_for
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from oracle.chain.types import Status
+from oracle.jobstate import JobState
 from oracle.worker.db import Database
-from oracle.worker.jobstate import JobState
 
 from .conftest import OPERATOR_INDEX, WorkerSystem, dev_account, int_input, wait_for
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from oracle.app import start_api
 from oracle.chain.types import Status
-from oracle.worker.jobstate import JobState
+from oracle.jobstate import JobState
 
 from .conftest import (
     FEE,
@@ -39,7 +40,7 @@ def test_request_is_answered_finalized_and_paid(ws: WorkerSystem, node_factory) 
     assert ws.client.credits_of(op) == credits_before + 2 * FEE
     wait_for(lambda: rn.node.db.job(rid_int).state is JobState.FINALIZED, what="db finalized")
 
-    port = rn.node.start_api(0)
+    port = start_api(rn.node, 0)
     base = f"http://127.0.0.1:{port}"
     jobs = httpx.get(f"{base}/jobs").json()
     assert jobs["counts"]["finalized"] == 2

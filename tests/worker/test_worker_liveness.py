@@ -13,7 +13,7 @@ from web3 import Web3
 
 from oracle.chain.retry import Backoff
 from oracle.chain.types import Status
-from oracle.worker.jobstate import JobState
+from oracle.jobstate import JobState
 from oracle.worker.node import Node
 from oracle.worker.rpc import Rpc
 

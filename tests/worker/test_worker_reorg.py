@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from oracle.chain.txstore import TxState
 from oracle.chain.types import Status
+from oracle.jobstate import JobState
 from oracle.worker.db import Database
-from oracle.worker.jobstate import JobState
-from oracle.worker.txstore import TxState
 
 from .conftest import OPERATOR_INDEX, WINDOW, WorkerSystem, dev_account, int_input, wait_for
 

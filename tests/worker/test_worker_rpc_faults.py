@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oracle.chain.types import Status
-from oracle.worker.jobstate import JobState
+from oracle.jobstate import JobState
 
 from .conftest import OPERATOR_INDEX, WorkerSystem, dev_account, int_input, wait_for
 from .rpc_proxy import FaultProxy

@@ -22,8 +22,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from oracle.chain.types import Mode, Status
+from oracle.jobstate import JobState
 from oracle.worker.db import Database
-from oracle.worker.jobstate import JobState
 
 from ..cli.helpers import closed_port, run_oracle
 from .conftest import OPERATOR_INDEX, WorkerSystem, dev_account, int_input, wait_for

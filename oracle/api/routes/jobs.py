@@ -5,13 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from oracle.api.deps import ControlDep
+from oracle.api.ports import JobView
 from oracle.api.schemas import JobList, JobOut
-from oracle.worker.db import Job, JobState
+from oracle.jobstate import JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-def job_out(j: Job) -> JobOut:
+def job_out(j: JobView) -> JobOut:
     return JobOut(request_id=f"0x{j.request_id:064x}", model_id=j.model_id, requester=j.requester, fee=str(j.fee),
                   state=j.state.value, input="0x" + j.input.hex(),
                   output="0x" + j.output.hex() if j.output is not None else None, tx_hash=j.tx_hash, nonce=j.nonce,

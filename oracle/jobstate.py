@@ -1,7 +1,8 @@
 """Where a job is in the worker's pipeline, and what it becomes when the chain says where its request is.
 
 :func:`job_state_for` is the worker's one mapping from the contract's status (:mod:`oracle.lifecycle`) to a
-job's state; the rest of the worker stores and reads these states through :mod:`oracle.worker.db`.
+job's state; the worker stores and reads these states through :mod:`oracle.worker.db`, and the operator API
+(:mod:`oracle.api`) shows and filters jobs by them, so the vocabulary lives here, outside both.
 """
 
 from __future__ import annotations

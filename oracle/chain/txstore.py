@@ -1,5 +1,10 @@
-"""Persistence of the worker's signed transactions (a mixin of :class:`oracle.worker.db.Database`): every
-transaction is stored before it is broadcast, with its jobs' new state, in one atomic write."""
+"""Persistence of a daemon's signed transactions (a mixin of the worker's :class:`oracle.worker.db.Database` and
+the challenger's :class:`oracle.challenger.store.Store`): every transaction is stored before it is broadcast,
+with the new state of what it is about (the worker's jobs, the challenger's claims), in one atomic write.
+
+The host provides ``tx()``, ``_query``, a ``meta(key, value)`` table and the ``txs`` table of :data:`TXS_SCHEMA`,
+and says how a transaction moves its subjects (:meth:`TxStore._move_subjects`, :meth:`TxStore._revive_subjects`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,27 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from oracle.worker.jobstate import JobState
+#: the ``txs`` table (and ``meta``, where the nonce and the account live)
+TXS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS txs (
+    tx_hash TEXT PRIMARY KEY,
+    nonce INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    request_ids TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    max_fee INTEGER NOT NULL,
+    priority_fee INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    block_number INTEGER,
+    sent_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS txs_state ON txs(state);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
 
 
 def _rid(request_id: int) -> str:
@@ -31,7 +56,8 @@ class TxState(str, Enum):
 class TxRecord:
     tx_hash: str
     nonce: int
-    kind: str  # "submit" | "finalize" | "withdraw"
+    kind: str  # worker: "submit" | "finalize" | "withdraw" | game moves; challenger: "challenge" | game moves
+    #: what the transaction is about: the worker's jobs, the challenger's claims (request ids)
     request_ids: tuple[int, ...]
     raw: bytes
     max_fee: int
@@ -48,16 +74,40 @@ class TxRecord:
 
 
 class TxStore:
-    """The ``txs`` table; needs the host's ``tx()``, ``_query`` and ``set_meta``."""
+    """The ``txs`` and ``meta`` tables; needs the host's ``tx()`` and ``_query``."""
 
     if TYPE_CHECKING:
+        path: Any  # the state file, named in errors
+
         def tx(self) -> AbstractContextManager[sqlite3.Connection]: ...
         def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]: ...
-        def set_meta(self, key: str, value: str, conn: sqlite3.Connection | None = None) -> None: ...
+
+    # ------------------------------------------------------------------ what the host says about subjects
+    def _move_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, now: float) -> None:
+        """Puts ``rec``'s subjects in ``state`` (in flight with ``rec``), inside the write that stores it."""
+
+    def _revive_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, from_states: Sequence[Enum],
+                         now: float) -> list[int]:
+        """``rec`` is pending again after a reorg: its subjects still in one of ``from_states`` (and not sent
+        since in another transaction) go back to ``state``; returns their request ids."""
+        return []
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str, conn: sqlite3.Connection | None = None) -> None:
+        sql = "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+        if conn is not None:
+            conn.execute(sql, (key, value))
+        else:
+            with self.tx() as c:
+                c.execute(sql, (key, value))
 
     # ------------------------------------------------------------------ transactions
-    def store_tx(self, rec: TxRecord, job_state: JobState | None, next_nonce: int) -> None:
-        """Stores a signed transaction and moves its jobs, *before* the broadcast (one atomic write)."""
+    def store_tx(self, rec: TxRecord, state: Enum | None, next_nonce: int) -> None:
+        """Stores a signed transaction and moves its subjects, *before* the broadcast (one atomic write)."""
         now = time.time()
         with self.tx() as c:
             # A transaction re-signed after a reorg orphaned it can have exactly the same bytes (same nonce,
@@ -70,9 +120,8 @@ class TxStore:
                 " block_number=NULL, sent_at=excluded.sent_at, updated_at=excluded.updated_at",
                 (rec.tx_hash, rec.nonce, rec.kind, json.dumps([_rid(r) for r in rec.request_ids]), rec.raw,
                  rec.max_fee, rec.priority_fee, TxState.PENDING.value, rec.sent_at, now))
-            if job_state is not None:
-                c.executemany("UPDATE jobs SET state=?, tx_hash=?, nonce=?, updated_at=? WHERE request_id=?",
-                              [(job_state.value, rec.tx_hash, rec.nonce, now, _rid(r)) for r in rec.request_ids])
+            if state is not None:
+                self._move_subjects(c, rec, state, now)
             self.set_meta("next_nonce", str(next_nonce), conn=c)
 
     def pending_txs(self) -> list[TxRecord]:
@@ -98,25 +147,19 @@ class TxStore:
                            (TxState.PENDING.value, TxState.MINED.value, TxState.ORPHANED.value))
         return rows[0]["n"] if rows and rows[0]["n"] is not None else None
 
-    def revive_tx(self, rec: TxRecord, job_state: JobState | None, from_states: Sequence[JobState],
-                  now: float) -> list[int]:
-        """A transaction a reorg dropped is pending again (same bytes), and so are its jobs that were in one of
-        ``from_states`` (and not since sent in another transaction); returns their request ids."""
+    def revive_tx(self, rec: TxRecord, state: Enum | None, from_states: Sequence[Enum], now: float) -> list[int]:
+        """A transaction a reorg dropped is pending again (same bytes), and so are its subjects that were in one
+        of ``from_states`` (:meth:`_revive_subjects`); returns their request ids."""
         with self.tx() as c:
             c.execute("UPDATE txs SET state=?, block_number=NULL, sent_at=?, updated_at=? WHERE tx_hash=?",
                       (TxState.PENDING.value, now, now, rec.tx_hash))
-            if job_state is None or not rec.request_ids:
+            if state is None or not rec.request_ids:
                 return []
-            marks = ",".join("?" * len(from_states))
-            revived = []
-            for rid in rec.request_ids:
-                n = c.execute(f"UPDATE jobs SET state=?, tx_hash=?, nonce=?, updated_at=? WHERE request_id=?"
-                              f" AND state IN ({marks}) AND (tx_hash IS NULL OR nonce=?)",
-                              (job_state.value, rec.tx_hash, rec.nonce, now, _rid(rid),
-                               *[s.value for s in from_states], rec.nonce)).rowcount
-                if n:
-                    revived.append(rid)
-            return revived
+            return self._revive_subjects(c, rec, state, from_states, now)
+
+    def tx_record(self, tx_hash: str) -> TxRecord | None:
+        rows = self._query("SELECT * FROM txs WHERE tx_hash=?", (tx_hash,))
+        return TxRecord.from_row(rows[0]) if rows else None
 
     def all_txs(self) -> list[TxRecord]:
         return [TxRecord.from_row(r) for r in self._query("SELECT * FROM txs ORDER BY nonce, sent_at")]
