@@ -57,8 +57,9 @@ def run() -> dict[str, float]:
     from oracle.profile.datasets import load_split
     from oracle.profile.models import load_manifest, model_bytes, model_path, program_bytes
     from oracle.profile.program import decode, encode_tensor, numel
-    from oracle.worker.executor import ProcessExecutor, session_options
-    from oracle.worker.models import ModelStore
+    from oracle.runtime.executor import ProcessExecutor
+    from oracle.runtime.inference import session_options
+    from oracle.runtime.model_store import ModelStore
 
     manifest = load_manifest()["models"]
     name = max((n for n, e in manifest.items() if e["mode"] == "EXACT"), key=lambda n: manifest[n]["program_size"])

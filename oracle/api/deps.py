@@ -7,9 +7,9 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
+from oracle.runtime.model_store import ModelStore
 from oracle.worker.db import Database
 from oracle.worker.metrics import Metrics
-from oracle.worker.models import ModelStore
 
 
 class Control(Protocol):

@@ -32,9 +32,10 @@ from collections.abc import Callable
 import structlog
 
 from oracle.chain.types import Model
+from oracle.errors import InferenceError, ModelError
+from oracle.runtime.errors import InferenceTimeout, NotRun
+from oracle.runtime.executor import Result
 from oracle.worker.db import Database, Job, JobState
-from oracle.worker.errors import InferenceError, InferenceTimeout, ModelError, NotRun
-from oracle.worker.executor import Result
 from oracle.worker.lanes import Batch, Lanes, Preparer
 from oracle.worker.metrics import Metrics
 from oracle.worker.parking import Parking

@@ -15,7 +15,7 @@ import pytest
 from oracle.chain import artifacts
 from oracle.profile.program import Constant, Op, Opcode, Program, encode, encode_tensor
 from oracle.profile.reference import run, run_bytes
-from oracle.worker import codec
+from oracle.runtime import codec
 from tests.contracts.conftest import BOND, FEE, System, deployed, system  # noqa: F401  (fixtures)
 from tests.contracts.proof_gas import ProofGas
 
