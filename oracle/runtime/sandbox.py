@@ -129,7 +129,10 @@ class Sandbox:
                         continue
                     break
             except (EOFError, OSError) as exc:
-                code = self._proc.exitcode if self._proc is not None else None
+                code = None
+                if self._proc is not None:
+                    self._proc.join(timeout=2)  # the pipe closed because the child is exiting: reap it
+                    code = self._proc.exitcode
                 self.last_exit_code = code
                 self._restart("died")
                 raise SandboxFailure("crash", f"{job}: child died (exit code {code})") from exc
