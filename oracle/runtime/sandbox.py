@@ -65,6 +65,7 @@ class Sandbox:
         self.restarts = 0
         #: exit code of the last child that died under a call (None: killed by the parent or never died)
         self.last_exit_code: int | None = None
+        self._closed = False
 
     @property
     def pid(self) -> int | None:
@@ -82,6 +83,8 @@ class Sandbox:
         if self._proc is not None and self._proc.is_alive():
             return
         self._kill()
+        if self._closed:  # a call racing close() must not leave a fresh child behind
+            raise SandboxFailure("crash", f"{self.name} is closed (the process is stopping)")
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(target=_child_main, args=(child, self.limits.memory_bytes, self.jobs),
                                        name=self.name, daemon=True)
@@ -159,7 +162,9 @@ class Sandbox:
         self._proc, self._conn = None, None
 
     def close(self) -> None:
-        """Stops the child; one busy with a call (in another thread) is killed rather than waited for."""
+        """Stops the child for good; one busy with a call (in another thread) is killed rather than waited for,
+        and later calls fail instead of starting a new one."""
+        self._closed = True
         if not self._lock.acquire(timeout=1.0):
             proc = self._proc
             if proc is not None and proc.is_alive():

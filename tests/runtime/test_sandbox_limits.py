@@ -104,3 +104,6 @@ def test_close_kills_a_child_busy_in_another_thread(box: Sandbox) -> None:
     t.join(timeout=10)
     assert not t.is_alive() and time.monotonic() - t0 < 10
     assert [f.kind for f in failures] == ["crash"] and box.pid is None
+    with pytest.raises(SandboxFailure, match="closed"):  # a call that races close() starts no new child
+        box.call("echo", 1)
+    assert box.pid is None
