@@ -129,7 +129,7 @@ class ProcessExecutor:
         program = (str(model.program_path), model.program_commitment) if model.program_path else None
         try:
             self.sandbox.stream("run", str(model.path), model.onnx_hash, model.input, model.output, inputs, program,
-                                each=each, timeout=limit)
+                                each=each, items=len(inputs), timeout=limit)
         except SandboxFailure as exc:
             if exc.kind == "timeout":
                 out.append(InferenceTimeout(f"inference exceeded the {limit:.1f} s wall-time limit of model "

@@ -105,23 +105,25 @@ class Sandbox:
     def call(self, job: str, *args: Any, timeout: float | None = None) -> Any:
         """Runs ``<jobs>.<job>(*args)`` in the child and returns its result; raises :class:`SandboxFailure`."""
         got: list[Any] = []
-        self._exchange("call", job, args, timeout, got.append)
+        self._exchange("call", job, args, None, timeout, got.append)
         return got[0]
 
-    def stream(self, job: str, *args: Any, each: Callable[[Any], None], timeout: float | None = None) -> None:
+    def stream(self, job: str, *args: Any, each: Callable[[Any], None], items: int | None = None,
+               timeout: float | None = None) -> None:
         """Runs the generator ``<jobs>.<job>(*args)`` in the child and calls ``each`` on every item it yields,
-        as soon as it arrives; every item has ``timeout`` seconds. Raises :class:`SandboxFailure` after the
-        items that did arrive were handed over."""
-        self._exchange("stream", job, args, timeout, each)
+        as soon as it arrives; every item has ``timeout`` seconds. With ``items``, the stream ends at that
+        many (the child marks the last one, so no end message costs a pipe round trip). Raises
+        :class:`SandboxFailure` after the items that did arrive were handed over."""
+        self._exchange("stream", job, args, items, timeout, each)
 
-    def _exchange(self, how: str, job: str, args: tuple[Any, ...], timeout: float | None,
+    def _exchange(self, how: str, job: str, args: tuple[Any, ...], items: int | None, timeout: float | None,
                   each: Callable[[Any], None]) -> None:
         limit = timeout if timeout is not None else self.limits.timeout
         with self._lock:
             self._start()
             assert self._conn is not None
             try:
-                self._conn.send((how, job, args))
+                self._conn.send((how, job, args, items))
                 while True:
                     if not self._conn.poll(limit):
                         self._restart("timeout")
@@ -130,6 +132,9 @@ class Sandbox:
                     if reply[0] == "item":
                         each(reply[1])
                         continue
+                    if reply[0] == "last":
+                        each(reply[1])
+                        return
                     break
             except (EOFError, OSError) as exc:
                 code = None
@@ -173,7 +178,7 @@ class Sandbox:
         try:
             if self._conn is not None:
                 try:
-                    self._conn.send(("stop", "", ()))
+                    self._conn.send(("stop", "", (), None))
                 except (OSError, ValueError):
                     pass
             if self._proc is not None:
@@ -204,7 +209,7 @@ def _child_main(conn: Connection, memory_bytes: int, jobs_module: str) -> None: 
     conn.send(("ready",))
     while True:
         try:
-            how, name, args = conn.recv()
+            how, name, args, items = conn.recv()
         except (EOFError, OSError):
             return
         if how == "stop":
@@ -212,11 +217,25 @@ def _child_main(conn: Connection, memory_bytes: int, jobs_module: str) -> None: 
         try:
             result = getattr(jobs, name)(*args)
             if how == "stream" and inspect.isgenerator(result):
-                for item in result:
-                    conn.send(("item", item))
+                if _send_items(conn, result, items):
+                    continue
                 result = None
             conn.send(("ok", result))
         except MemoryError:
             conn.send(("fail", "memory", "exceeded the memory limit"))
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the parent
             conn.send(("fail", "error", f"{type(exc).__name__}: {exc}"))
+
+
+def _send_items(conn: Connection, gen: Any, items: int | None) -> bool:  # pragma: no cover - runs in the child
+    """Sends what ``gen`` yields, each item as soon as it is made; True when item number ``items`` went out as
+    the last one (the parent then expects nothing more)."""
+    sent = 0
+    for item in gen:
+        sent += 1
+        if items is not None and sent >= items:
+            conn.send(("last", item))
+            gen.close()
+            return True
+        conn.send(("item", item))
+    return False

@@ -46,6 +46,16 @@ def test_each_stream_item_has_its_own_limit_and_the_finished_ones_are_handed_ove
     assert box.call("calls") == 0 and box.pid != pid
 
 
+def test_a_stream_of_known_length_ends_at_its_last_item_and_the_pipe_stays_in_step(box: Sandbox) -> None:
+    got: list[int] = []
+    box.stream("items", 5, each=got.append, items=3)  # the child marks item 3 as the last and sends no more
+    assert got == [0, 1, 2]
+    got.clear()
+    box.stream("items", 2, each=got.append, items=4)  # fewer than announced: the generator's end closes it
+    assert got == [0, 1]
+    assert box.call("echo", "next") == "next" and box.restarts == 0
+
+
 def test_a_child_that_dies_mid_stream_fails_that_call_only(box: Sandbox) -> None:
     got: list[int] = []
     generation = box.generation
