@@ -11,6 +11,9 @@ alternately on the same inputs (median over many calls, warm caches):
 - ``worker.exact_answer_us`` and ``worker.exact_ort_us``: the two medians in microseconds.
 - ``worker.exact_answer_overhead_executor``: the same ratio through the worker's sandboxed inference child
   (one input per call, pipe round trip included) for the program and for onnxruntime on the same file.
+- ``worker.executor_call_us``: the median of one such call answered by the program: what a lone ``EXACT``
+  request costs through :class:`oracle.runtime.executor.ProcessExecutor` and its sandbox (issue 13 moved
+  the executor onto the shared sandbox's stream; this figure shows what that costs).
 
 Run: ``.venv/bin/python -m bench.binding_bench``
 """
@@ -58,8 +61,9 @@ def run() -> dict[str, float]:
     from oracle.profile.models import load_manifest, model_bytes, model_path, program_bytes
     from oracle.profile.program import decode
     from oracle.profile.quantizer import Quantizer
-    from oracle.worker.executor import ProcessExecutor, session_options
-    from oracle.worker.models import ModelStore
+    from oracle.runtime.executor import ProcessExecutor
+    from oracle.runtime.inference import session_options
+    from oracle.runtime.model_store import ModelStore
 
     manifest = load_manifest()["models"]
     name = max((n for n, e in manifest.items() if e["mode"] == "EXACT"), key=lambda n: manifest[n]["program_size"])
@@ -115,6 +119,7 @@ def run() -> dict[str, float]:
         "worker.exact_answer_us": round(t_answer * 1e6, 2),
         "worker.exact_ort_us": round(t_ort * 1e6, 2),
         "worker.exact_answer_overhead_executor": round(t_ex_prog / t_ex_ort, 3),
+        "worker.executor_call_us": round(t_ex_prog * 1e6, 1),
     }
 
 

@@ -24,9 +24,9 @@ from fastapi import APIRouter
 
 from oracle.api.app import create_app
 from oracle.challenger.daemon import Challenger
+from oracle.runtime.model_store import ModelStore
 from oracle.worker.db import Database
 from oracle.worker.metrics import Metrics
-from oracle.worker.models import ModelStore
 from oracle.worker.node import Node, NodeStatus
 
 log = structlog.get_logger("oracle.app")

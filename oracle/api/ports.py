@@ -1,6 +1,6 @@
 """The read ports the operator API is written against: what it needs from a node, nothing more.
 
-The worker never imports the API; :class:`oracle.worker.db.Database`, :class:`oracle.worker.models.ModelStore`
+The worker never imports the API; :class:`oracle.worker.db.Database`, :class:`oracle.runtime.model_store.ModelStore`
 and :class:`oracle.worker.metrics.Metrics` satisfy these protocols structurally, and the composition root
 (:mod:`oracle.app`) hands a :class:`Control` over a running node to :func:`oracle.api.app.create_app`.
 """

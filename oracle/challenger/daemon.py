@@ -36,11 +36,11 @@ from oracle.chain.types import Mode, Model
 from oracle.challenger.games import GamePlayer, GamePolicy
 from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.prover import Prover
-from oracle.challenger.sandbox import SandboxFailure
 from oracle.challenger.store import Claim, ClaimState, Store
 from oracle.challenger.txs import ChallengeTxs
 from oracle.challenger.verify import ClaimVerifier, NoVerdict
 from oracle.errors import OracleError
+from oracle.runtime.sandbox import SandboxFailure
 
 log = structlog.get_logger("oracle.challenger")
 

@@ -1,4 +1,4 @@
-"""The untrusted work of the challenger; runs only inside a :class:`oracle.challenger.sandbox.Sandbox` child.
+"""The untrusted work of the challenger; runs only inside a :class:`oracle.runtime.sandbox.Sandbox` child.
 
 - :func:`load_program` decodes an on-chain program (already checked against its commitment by the parent)
   and keeps it, keyed by commitment, for the child's lifetime;
@@ -54,11 +54,11 @@ def run_reference(commitment: bytes, inputs: list[bytes]) -> list[bytes | str]:
 def bind_onnx(model: Any, cache_dir: str, max_model_bytes: int, max_tensor_bytes: int) -> str:
     """Fetches the model's ONNX file (keccak256 checked) and runs the model store's checks on it, then binds
     it to the committed program (loaded by :func:`load_program`): "bound", or raises saying why not."""
-    from oracle.worker.models import ModelStore
+    from oracle.runtime.model_store import ModelStore
 
     store = ModelStore(Path(cache_dir), max_model_bytes=max_model_bytes, max_tensor_bytes=max_tensor_bytes)
-    data = store._fetch(model)  # the store's fetch and validation; the binding runs here, in this child
-    store._validate(model, data)
+    data = store.fetch(model)  # the store's fetch and validation; the binding runs here, in this child
+    store.validate(model, data)
     if model.program_commitment not in _programs:
         raise ValueError("the committed program is not loaded")
     bind(data, model)

@@ -3,9 +3,9 @@
 The arbiter is the reference interpreter running the program stored **on-chain** (read back from the
 model's data chunks and checked against the registered commitment): exactly what the Solidity verifier
 executes in a challenge. Decoding and re-executing that untrusted program happen in a limited child
-(:mod:`oracle.challenger.sandbox`); so does the audit of the model's ONNX file (:meth:`ClaimVerifier.bind`),
-which in a second child, so a slow or hostile file never delays a verdict. The daemon simulates every
-challenge with ``eth_call`` before sending it.
+(:mod:`oracle.runtime.sandbox`, running :mod:`oracle.challenger.jobs`); so does the audit of the model's ONNX
+file (:meth:`ClaimVerifier.bind`), in a second child, so a slow or hostile file never delays a verdict. The
+daemon simulates every challenge with ``eth_call`` before sending it.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from eth_utils.crypto import keccak
 
 from oracle.chain.client import OracleClient
 from oracle.chain.types import Model
-from oracle.challenger.sandbox import Sandbox, SandboxFailure, SandboxLimits
 from oracle.errors import OracleError
 from oracle.profile.binding import read_onchain_program
-from oracle.worker.models import ModelStore
+from oracle.runtime.model_store import ModelStore
+from oracle.runtime.sandbox import Sandbox, SandboxFailure, SandboxLimits
+
+#: The challenger's untrusted work, run by name in its sandbox children.
+JOBS = "oracle.challenger.jobs"
 
 
 class ProgramMismatch(OracleError, ValueError):
@@ -48,8 +51,8 @@ class ClaimVerifier:
                  audit_limits: SandboxLimits | None = None) -> None:
         self.client = client
         self.models = models
-        self.sandbox = Sandbox(limits, name="challenger-reference")
-        self.auditor = Sandbox(audit_limits or SandboxLimits(timeout=120.0), name="challenger-audit")
+        self.sandbox = Sandbox(JOBS, limits, name="challenger-reference")
+        self.auditor = Sandbox(JOBS, audit_limits or SandboxLimits(timeout=120.0), name="challenger-audit")
         self._programs: dict[int, bytes] = {}
         self._loaded: dict[bytes, int] = {}  # commitment -> sandbox generation that holds it
 

@@ -18,11 +18,11 @@ from oracle.chain.txmanager import GWEI, FeePolicy
 from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.games import GamePolicy
 from oracle.challenger.metrics import ChallengerMetrics
-from oracle.challenger.sandbox import SandboxLimits
 from oracle.challenger.store import Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.cli.errors import CliError, OracleTyper, check_port, check_rpc, load_deployment, signer_from_key
-from oracle.worker.models import ModelStore
+from oracle.runtime.model_store import ModelStore
+from oracle.runtime.sandbox import SandboxLimits
 
 app = OracleTyper(help="Challenger: re-execute every EXACT result and prove wrong ones on-chain.",
                   no_args_is_help=True)

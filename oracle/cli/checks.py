@@ -61,8 +61,8 @@ def check_uri(uri: str, onnx_hash: bytes) -> None:
 def check_model(onnx_file: Path, data: bytes, *, input_length: int, output_length: int, uri: str,
                 program_file: Path | None, program_bytes: bytes | None) -> None:
     """Refuses what a worker would refuse, and for EXACT a file that is not bound to ``program_bytes``."""
-    from oracle.worker.errors import ModelError
-    from oracle.worker.models import ModelStore
+    from oracle.errors import ModelError
+    from oracle.runtime.model_store import ModelStore
 
     onnx_hash = keccak(data)
     check_uri(uri, onnx_hash)
@@ -99,7 +99,8 @@ def check_model(onnx_file: Path, data: bytes, *, input_length: int, output_lengt
         _check_loads_in_onnxruntime(onnx_file, data)
         return
     assert program_file is not None
-    from oracle.profile.binding import BindingError, bind_in_child
+    from oracle.profile.binding import BindingError
+    from oracle.runtime.binder import bind_in_child
 
     try:
         bind_in_child(data, program_commitment=commitment, input_length=input_length, output_length=output_length)
@@ -134,7 +135,7 @@ def _check_same_io(onnx_file: Path, data: bytes, program_file: Path, in_shape: t
 def _check_loads_in_onnxruntime(onnx_file: Path, data: bytes) -> None:
     import onnxruntime as ort
 
-    from oracle.worker.executor import session_options
+    from oracle.runtime.inference import session_options
 
     try:
         ort.InferenceSession(data, sess_options=session_options(), providers=["CPUExecutionProvider"])

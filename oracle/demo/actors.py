@@ -18,9 +18,10 @@ from oracle.chain.types import Mode
 from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.store import Store
 from oracle.challenger.verify import ClaimVerifier
+from oracle.runtime.executor import Executor, Result
+from oracle.runtime.model_checks import ModelInfo
+from oracle.runtime.model_store import ModelStore
 from oracle.settings import NodeSettings
-from oracle.worker.executor import Executor, Result
-from oracle.worker.models import ModelInfo, ModelStore
 from oracle.worker.node import Node
 
 Account.enable_unaudited_hdwallet_features()

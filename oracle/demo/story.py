@@ -32,7 +32,7 @@ from oracle.demo.models_act import ask_shipped, register_shipped, report_answers
 from oracle.demo.report import Summary, print_summary
 from oracle.dispute.party import TX_GAS_CAP
 from oracle.profile.models import model_entry, model_path, program_bytes
-from oracle.worker.executor import ProcessExecutor
+from oracle.runtime.executor import ProcessExecutor
 
 FEE = 10**15  # 0.001 ETH per inference
 BOND = 4 * FEE

@@ -6,9 +6,9 @@ nothing but this module relates them. Every off-chain party goes through it:
 
 - the CLI refuses to register a file with a program it does not compile to (:func:`bind_exact`);
 - the worker serves an ``EXACT`` model only after :func:`bind_exact` (run in a limited child process by
-  :func:`bind_in_child`) proved that the file compiles to exactly the registered commitment and to the bytes
-  of the chain's program chunks, and it then answers with :class:`ProgramRunner` over that program, never
-  with onnxruntime: the answer *is* the program's answer by construction;
+  :func:`oracle.runtime.binder.bind_in_child`) proved that the file compiles to exactly the registered
+  commitment and to the bytes of the chain's program chunks, and it then answers with :class:`ProgramRunner`
+  over that program, never with onnxruntime: the answer *is* the program's answer by construction;
 - the challenger uses the same binding to decide whether its onnxruntime fast path may be trusted.
 
 Why run the program rather than the file: compile equality proves the file and the program are the same
@@ -24,7 +24,6 @@ onnxruntime (``worker.exact_answer_overhead``).
 from __future__ import annotations
 
 import functools
-import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -143,61 +142,6 @@ def bind_exact(onnx_bytes: bytes, *, program_commitment: bytes, input_length: in
             numel(program.output_shape) * output_width != output_length:
         raise BindingError("the program's I/O shapes do not match the registered lengths")
     return Binding(program_bytes, digest)
-
-
-# ---------------------------------------------------------------------------------------------- child
-def _bind_child(conn: Any, onnx_bytes: bytes, kwargs: dict[str, Any], memory_bytes: int) -> None:  # pragma: no cover
-    import resource
-
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        conn.send(("ok", bind_exact(onnx_bytes, **kwargs).program_bytes))
-    except BindingError as exc:
-        conn.send(("error", str(exc)))
-    except MemoryError:
-        conn.send(("error", "compiling the ONNX file exceeded the compiler's memory limit"))
-    except Exception as exc:  # noqa: BLE001 - anything else is reported, never raised in the parent
-        conn.send(("error", f"compiling the ONNX file failed: {type(exc).__name__}: {str(exc)[:200]}"))
-    finally:
-        conn.close()
-
-
-def bind_in_child(onnx_bytes: bytes, *, program_commitment: bytes, input_length: int, output_length: int,
-                  onchain_program: bytes | None = None, timeout: float = BIND_TIMEOUT,
-                  memory_bytes: int = BIND_MEMORY) -> Binding:
-    """:func:`bind_exact` in a spawned child with an address-space and a wall-time limit.
-
-    Compiling runs constant folding and the interval analysis over an untrusted file: a hostile file can
-    ask for terabytes or hours. The caller (worker, challenger) survives either way and gets a
-    :class:`BindingError`.
-    """
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    kwargs = dict(program_commitment=program_commitment, input_length=input_length, output_length=output_length,
-                  onchain_program=onchain_program)
-    proc = ctx.Process(target=_bind_child, args=(child, onnx_bytes, kwargs, memory_bytes),
-                       name="oracle-binding", daemon=True)
-    proc.start()
-    child.close()
-    try:
-        if not parent.poll(timeout):
-            raise BindingLimitExceeded(f"compiling the ONNX file exceeded the {timeout:.0f} s limit")
-        try:
-            kind, payload = parent.recv()
-        except (EOFError, OSError):
-            raise BindingLimitExceeded(f"the compiler child died (exit code {proc.exitcode}); memory limit or a "
-                                       "crash while compiling the ONNX file") from None
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(timeout=5)
-        parent.close()
-    if kind != "ok":
-        raise BindingError(str(payload))
-    program_bytes = bytes(payload)
-    if commitment(program_bytes) != program_commitment:  # never trust a child's bytes blindly
-        raise BindingError("the compiler child returned a program that does not match the commitment")
-    return Binding(program_bytes, program_commitment)
 
 
 def read_onchain_program(client: Any, model_id: int) -> bytes:

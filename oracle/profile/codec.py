@@ -2,7 +2,7 @@
 
 A tensor is row-major, each element a big-endian two's complement integer of its declared width (1, 2, 4
 or 8 bytes), as in ``docs/integer-profile.md``. This is the one codec: the worker's input decoding and
-output encoding (:mod:`oracle.worker.codec`), the reference interpreter, the program format and the
+output encoding (:mod:`oracle.runtime.codec`), the reference interpreter, the program format and the
 verifier's conformance tests all use it, so an operator, a challenger and the chain cannot disagree on a
 byte.
 """

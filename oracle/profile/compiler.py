@@ -24,7 +24,6 @@ from onnx import TensorProto
 from oracle.errors import ProfileError
 from oracle.profile.codec import WIDTHS, IntArray, narrowest_width
 from oracle.profile.intervals import analyze
-from oracle.profile.node_lowering import SUPPORTED_OPS as SUPPORTED_OPS  # re-exported: oracle.worker.models
 from oracle.profile.node_lowering import NodeLowering, Value
 from oracle.profile.onnx_read import load_model, static_shape, type_name
 from oracle.profile.program import Constant, Op, Program, commitment, encode

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oracle.profile.program import Opcode, Program, numel
+from oracle.profile.codec import numel
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Program
 
 #: Bytes per program chunk (``DataChunks.MAX_CHUNK``).
 MAX_CHUNK = 24_575

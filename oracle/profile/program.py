@@ -18,10 +18,8 @@ import numpy as np
 from eth_utils.crypto import keccak
 
 from oracle.errors import ProfileError
-from oracle.profile.codec import INT64_MAX, INT64_MIN, WIDTHS, IntArray, Shape, width_range
-from oracle.profile.codec import numel as numel  # re-exported: oracle.profile.tiles and gas_bound import it here
-from oracle.profile.opcodes import ARITY, MAX_RANK, check_op_shape
-from oracle.profile.opcodes import Opcode as Opcode  # re-exported: oracle.profile.tiles and gas_bound import it
+from oracle.profile.codec import INT64_MAX, INT64_MIN, WIDTHS, IntArray, Shape, numel, width_range
+from oracle.profile.opcodes import ARITY, MAX_RANK, Opcode, check_op_shape
 
 MAGIC = 0x494F5031  # "IOP1"
 MAX_COUNT = 0xFFFF  # u16 counts and ids

@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oracle.profile import gas_bound
+from oracle.profile.codec import numel
 from oracle.profile.gas_bound import DECODE_FEATURES, MAX_CHUNK, PRICES, execution_features, matmul_gas, scratch_words
-from oracle.profile.program import Op, Opcode, Program, encode, numel
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Op, Program, encode
 
 TX_GAS_CAP = gas_bound.DEFAULT_TX_GAS_CAP  # EIP-7825
 

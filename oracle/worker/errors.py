@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from oracle.errors import ChainError, InferenceError, ModelError, OracleError, TransientRpcError
+from oracle.errors import ChainError, OracleError, TransientRpcError
 
-__all__ = ["ChainError", "InferenceError", "InferenceTimeout", "ModelError", "NotRun", "WorkerError",
-           "TransientRpcError", "NonceError"]
+__all__ = ["ChainError", "WorkerError", "TransientRpcError", "NonceError"]
 
 
 class WorkerError(OracleError, RuntimeError):
@@ -15,10 +14,3 @@ class WorkerError(OracleError, RuntimeError):
 class NonceError(ChainError):
     """The account's nonce moved under the worker (another process uses the same key?)."""
 
-
-class InferenceTimeout(InferenceError):
-    """One input ran past its model's wall-time budget; the child was killed (a strike against the model)."""
-
-
-class NotRun(InferenceError):
-    """The input was not run because an earlier one in its call timed out; it costs its job no attempt."""

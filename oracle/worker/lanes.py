@@ -4,7 +4,7 @@ The loop thread reads the chain, ingests requests, sends transactions; if it ran
 ``EXACT`` file itself, one slow model (seconds per input, issue 12) or one hostile file (up to the binding's
 120 s) would hold every other model's answers and every transaction behind it.
 
-- :class:`Lanes`: ``n`` lanes, each a thread with its own :class:`~oracle.worker.executor.Executor` (its
+- :class:`Lanes`: ``n`` lanes, each a thread with its own :class:`~oracle.runtime.executor.Executor` (its
   own limited child process). A model runs in at most one lane at a time, so a slow model holds one lane and
   the others keep answering; the processor hands a lane a chunk sized to the model's measured speed.
 - :class:`Preparer`: fetching, validating and binding a model (:meth:`ModelStore.get`) on background
@@ -21,9 +21,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from oracle.chain.types import Model
-from oracle.worker.executor import Executor, Result
+from oracle.runtime.executor import Executor, Result
+from oracle.runtime.model_checks import ModelInfo
+from oracle.runtime.model_store import ModelStore
 from oracle.worker.job import Job
-from oracle.worker.models import ModelInfo, ModelStore
 
 
 @dataclass

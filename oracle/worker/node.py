@@ -29,15 +29,15 @@ from oracle.chain.retry import MAX_BACKOFF, Backoff, retry_until_stopped
 from oracle.chain.types import Head
 from oracle.profile.binding import read_onchain_program
 from oracle.profile.trace import Tamper
+from oracle.runtime.executor import Executor, ExecutorLimits, ProcessExecutor
+from oracle.runtime.model_store import ModelStore
 from oracle.settings import NodeSettings, load_account
 from oracle.worker.db import Database
 from oracle.worker.defender import Defender
-from oracle.worker.executor import Executor, ExecutorLimits, ProcessExecutor
 from oracle.worker.finalizer import Finalizer
 from oracle.worker.lanes import Lanes, Preparer
 from oracle.worker.listener import Listener
 from oracle.worker.metrics import Metrics
-from oracle.worker.models import ModelStore
 from oracle.worker.parking import Parking
 from oracle.worker.processor import Processor
 from oracle.worker.rpc import Rpc

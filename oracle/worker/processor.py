@@ -32,10 +32,11 @@ from collections.abc import Callable
 import structlog
 
 from oracle.chain.types import Head, Model
+from oracle.errors import InferenceError, ModelError
 from oracle.jobstate import JobState
+from oracle.runtime.errors import InferenceTimeout, NotRun
+from oracle.runtime.executor import Result
 from oracle.worker.db import Database
-from oracle.worker.errors import InferenceError, InferenceTimeout, ModelError, NotRun
-from oracle.worker.executor import Result
 from oracle.worker.job import Job
 from oracle.worker.lanes import Batch, Lanes, Preparer
 from oracle.worker.metrics import Metrics

@@ -17,7 +17,7 @@ from oracle.challenger.daemon import Challenger, ChallengerConfig
 from oracle.challenger.store import ClaimState, Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.profile.models import model_entry, model_path, program_bytes
-from oracle.worker.models import ModelStore
+from oracle.runtime.model_store import ModelStore
 
 FEE = 10**15
 WINDOW = 300

@@ -15,10 +15,10 @@ from web3 import Web3
 
 from oracle.chain.deploy import Deployment
 from oracle.challenger.daemon import Challenger, ChallengerConfig
-from oracle.challenger.sandbox import SandboxLimits
 from oracle.challenger.store import ClaimState, Store
 from oracle.challenger.verify import ClaimVerifier
-from oracle.worker.models import ModelStore
+from oracle.runtime.model_store import ModelStore
+from oracle.runtime.sandbox import SandboxLimits
 from tests.challenger.harness import Env, answer, deploy, env_of
 
 WINDOW = 300

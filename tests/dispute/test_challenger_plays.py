@@ -21,7 +21,7 @@ from oracle.challenger.store import ClaimState, Store
 from oracle.challenger.verify import ClaimVerifier
 from oracle.dispute.actors import GameView, Phase
 from oracle.profile.trace import Trace, perturb_at
-from oracle.worker.models import ModelStore
+from oracle.runtime.model_store import ModelStore
 from tests.challenger.harness import Daemon, state_of
 from tests.dispute.conftest import BOND, FEE, GAME_BOND, GameSystem
 from tests.dispute.daemons import kill9, spawn_challenger, spawn_node, stop, wait_until

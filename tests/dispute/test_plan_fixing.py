@@ -18,7 +18,8 @@ from oracle.dispute.actors import TX_GAS_CAP, Actor
 from oracle.dispute.synthetic import chained_mlp
 from oracle.profile import tiles
 from oracle.profile.models import model_entry, program_bytes
-from oracle.profile.program import Constant, Op, Opcode, Program, decode, encode
+from oracle.profile.opcodes import Opcode
+from oracle.profile.program import Constant, Op, Program, decode, encode
 from oracle.profile.trace import Trace
 from tests.dispute.conftest import GAME_BOND, GameSystem, gas_used, model_spec, register, revert_named
 

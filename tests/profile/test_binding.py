@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from profile_helpers import const, make_model
 from test_profile_properties import Case, random_cases
 
-from oracle.profile.binding import BindingError, ProgramRunner, bind_exact, bind_in_child, io_widths
+from oracle.profile.binding import BindingError, ProgramRunner, bind_exact, io_widths
 from oracle.profile.codec import encode_tensor
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.datasets import load_split
@@ -20,6 +20,7 @@ from oracle.profile.models import load_manifest, model_bytes, program_bytes
 from oracle.profile.program import decode, encode
 from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run, run_bytes
+from oracle.runtime.binder import bind_in_child
 
 EXACT = sorted(n for n, e in load_manifest()["models"].items() if e["mode"] == "EXACT")
 

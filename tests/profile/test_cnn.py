@@ -333,8 +333,8 @@ def test_worker_accepts_digits_cnn_and_its_session_matches_the_manifest(tmp_path
 
     from oracle.chain.types import Mode, Model
     from oracle.profile.models import model_entry, model_path
-    from oracle.worker.executor import run_once, session_options
-    from oracle.worker.models import ModelStore
+    from oracle.runtime.inference import run_once, session_options
+    from oracle.runtime.model_store import ModelStore
 
     entry = model_entry("digits_cnn")
     data = model_bytes("digits_cnn")

@@ -164,8 +164,8 @@ def test_worker_accepts_digits_transformer_and_its_session_matches_the_manifest(
 
     from oracle.chain.types import Mode, Model
     from oracle.profile.models import model_path
-    from oracle.worker.executor import run_once, session_options
-    from oracle.worker.models import ModelStore
+    from oracle.runtime.inference import run_once, session_options
+    from oracle.runtime.model_store import ModelStore
 
     entry = model_entry("digits_transformer")
     data = model_bytes("digits_transformer")

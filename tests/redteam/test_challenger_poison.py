@@ -83,11 +83,12 @@ def test_the_file_passes_the_model_stores_checks(deployed: tuple[Deployment, int
     """The attack needs no bypass: the production model store's checks (fetch, hash, protobuf, checker, ops,
     sizes, I/O) accept the file; only compiling it blows up, which the store's binding step survives too."""
     from oracle.chain.client import OracleClient
-    from oracle.worker.models import BindingRefused, ModelStore
+    from oracle.runtime.errors import BindingRefused
+    from oracle.runtime.model_store import ModelStore
 
     model = OracleClient(session_w3, deployed[0].oracle).get_model(deployed[2])
     store = ModelStore(tmp_path, max_model_bytes=64 * 2**20, max_tensor_bytes=16 * 2**20)
-    info = store._validate(model, store._fetch(model))
+    info = store.validate(model, store.fetch(model))
     assert info.input.shape == (1, 1) and info.output.shape == (1, 1)
     with pytest.raises(BindingRefused, match="memory"):
         store.get(model)

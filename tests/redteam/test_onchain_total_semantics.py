@@ -17,7 +17,7 @@ from oracle.profile.codec import encode_tensor
 from oracle.profile.opcodes import Opcode
 from oracle.profile.program import Constant, Op, Program, encode
 from oracle.profile.reference import run, run_bytes
-from oracle.worker import codec
+from oracle.runtime import codec
 from tests.contracts.conftest import BOND, FEE, System, deployed, system  # noqa: F401  (fixtures)
 from tests.contracts.proof_gas import ProofGas
 

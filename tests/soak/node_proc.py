@@ -22,9 +22,9 @@ from eth_utils import keccak
 
 from oracle.app import serve_node
 from oracle.chain.types import Mode
+from oracle.runtime.executor import ExecutorLimits, ProcessExecutor, Result
+from oracle.runtime.model_checks import ModelInfo
 from oracle.settings import NodeSettings
-from oracle.worker.executor import ExecutorLimits, ProcessExecutor, Result
-from oracle.worker.models import ModelInfo
 from oracle.worker.node import Node
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from oracle.app import serve_node
 from oracle.profile.trace import perturb_at
+from oracle.runtime.executor import ProcessExecutor, Result
+from oracle.runtime.model_checks import ModelInfo
 from oracle.settings import NodeSettings
-from oracle.worker.executor import ProcessExecutor, Result
-from oracle.worker.models import ModelInfo
 from oracle.worker.node import Node
 
 

@@ -111,9 +111,9 @@ def test_the_dead_div_file_really_kills_onnxruntime(tmp_path) -> None:
     from eth_utils import keccak
 
     from oracle.chain.types import Model
-    from oracle.worker.errors import InferenceError
-    from oracle.worker.executor import ExecutorLimits, ProcessExecutor
-    from oracle.worker.models import ModelStore
+    from oracle.errors import InferenceError
+    from oracle.runtime.executor import ExecutorLimits, ProcessExecutor
+    from oracle.runtime.model_store import ModelStore
 
     data = _identity_model(dead_div=True)
     path = tmp_path / "dead.onnx"

@@ -12,10 +12,10 @@ from eth_utils import keccak
 from onnx import TensorProto, helper, numpy_helper
 
 from oracle.chain.types import Mode, Model, Status
+from oracle.errors import ModelError
 from oracle.jobstate import JobState
+from oracle.runtime.model_store import ModelStore
 from oracle.worker.db import Database
-from oracle.worker.errors import ModelError
-from oracle.worker.models import ModelStore
 
 from .conftest import (
     OPERATOR_INDEX,

@@ -10,10 +10,10 @@ from eth_utils import keccak
 from onnx import TensorProto, helper, numpy_helper
 
 from oracle.chain.types import Mode, Model
-from oracle.worker import codec
-from oracle.worker.errors import InferenceError, ModelError
-from oracle.worker.executor import ExecutorLimits, ProcessExecutor
-from oracle.worker.models import ModelStore
+from oracle.errors import InferenceError, ModelError
+from oracle.runtime import codec
+from oracle.runtime.executor import ExecutorLimits, ProcessExecutor
+from oracle.runtime.model_store import ModelStore
 
 from .conftest import (
     compiled_program,
@@ -173,7 +173,7 @@ def test_wall_time_limit_restarts_the_child(tmp_path: Path) -> None:
         ii = store.get(_model(tmp_path / "i.onnx", int_model().SerializeToString(), Mode.EXACT, 8, 16))
         ex.start()
         pid = ex.pid
-        orig = ex._conn.send  # noqa: SLF001
+        orig = ex.sandbox._conn.send  # noqa: SLF001
 
         def slow_send(msg):  # the child is made to sleep by a stop-the-world signal instead
             import os
@@ -181,7 +181,7 @@ def test_wall_time_limit_restarts_the_child(tmp_path: Path) -> None:
             orig(msg)
             os.kill(ex.pid, signal.SIGSTOP)
 
-        ex._conn.send = slow_send  # type: ignore[method-assign]  # noqa: SLF001
+        ex.sandbox._conn.send = slow_send  # type: ignore[method-assign]  # noqa: SLF001
         t0 = time.monotonic()
         (res,) = ex.run(ii, [int_input([1, 2, 3, 4])])
         assert isinstance(res, InferenceError) and "wall-time" in str(res)
@@ -230,17 +230,17 @@ def test_executor_refuses_a_tampered_program_file(tmp_path: Path, executor: Proc
 
 
 def test_a_binding_refusal_is_final_for_the_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import oracle.profile.binding as binding
+    import oracle.runtime.binder as binder
 
     calls = []
-    real = binding.bind_in_child
+    real = binder.bind_in_child
 
     def counting(*args: object, **kw: object) -> object:  # the real compiler child, counted
         calls.append(1)
         return real(*args, **kw)
 
-    monkeypatch.setattr(binding, "bind_in_child", counting)
-    monkeypatch.setattr("oracle.worker.models.REFUSAL_TTL", 0.0)  # other refusals are retried at once now
+    monkeypatch.setattr(binder, "bind_in_child", counting)
+    monkeypatch.setattr("oracle.runtime.model_store.REFUSAL_TTL", 0.0)  # other refusals are retried at once now
     data = int_model().SerializeToString()
     model = _model(tmp_path / "m.onnx", data, Mode.EXACT, 8, 16, program=compiled_program(data, 8, 16) + b"\x00")
     store = _store(tmp_path)
@@ -262,7 +262,7 @@ def test_a_binding_check_that_hits_its_time_limit_is_retried(tmp_path: Path,
     """A compile that times out (a node frozen by SIGSTOP or a loaded machine does that to a correct file) says
     nothing about the file: it is refused for REFUSAL_TTL, not for the life of the process (found by the soak:
     a frozen worker refused the digits model for good and never served it again)."""
-    monkeypatch.setattr("oracle.worker.models.REFUSAL_TTL", 0.0)
+    monkeypatch.setattr("oracle.runtime.model_store.REFUSAL_TTL", 0.0)
     data = int_model().SerializeToString()
     model = _model(tmp_path / "m.onnx", data, Mode.EXACT, 8, 16)
     store = ModelStore(tmp_path / "cache", max_model_bytes=1 << 20, max_tensor_bytes=1 << 20, bind_timeout=1e-6)

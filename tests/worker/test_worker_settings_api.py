@@ -9,11 +9,11 @@ from fastapi.testclient import TestClient
 
 from oracle.api.app import create_app
 from oracle.errors import ConfigError
+from oracle.runtime.model_store import ModelStore
 from oracle.settings import NodeSettings
 from oracle.worker.db import Database
 from oracle.worker.job import NewJob
 from oracle.worker.metrics import Metrics
-from oracle.worker.models import ModelStore
 
 
 def test_private_key_in_config_file_is_refused(tmp_path: Path) -> None:

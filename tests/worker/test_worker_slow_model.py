@@ -146,9 +146,9 @@ def test_each_input_has_its_models_budget_and_the_rest_of_the_chunk_is_not_run(t
     from eth_utils import keccak
 
     from oracle.chain.types import Model
-    from oracle.worker.errors import InferenceTimeout, NotRun
-    from oracle.worker.executor import ExecutorLimits, ProcessExecutor
-    from oracle.worker.models import ModelStore
+    from oracle.runtime.errors import InferenceTimeout, NotRun
+    from oracle.runtime.executor import ExecutorLimits, ProcessExecutor
+    from oracle.runtime.model_store import ModelStore
 
     from .conftest import expected_float_output, float_input, float_model
 

@@ -1,4 +1,5 @@
-"""Canonical I/O encodings the worker decodes inputs from and encodes outputs into.
+"""Canonical I/O encodings: what a request's input bytes and a result's output bytes mean, for the worker
+and the challenger alike.
 
 - Integer tensors (``EXACT`` models, and integer tensors of ``ATTESTED`` models): the integer profile's codec,
   imported from its spec :mod:`oracle.profile.codec` (row-major, big-endian two's complement of the

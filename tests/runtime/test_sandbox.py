@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import pytest
 from eth_utils import keccak
 
-from oracle.challenger.sandbox import Sandbox, SandboxFailure, SandboxLimits
+from oracle.challenger.verify import JOBS
 from oracle.profile.models import model_entry, program_bytes
 from oracle.profile.program import decode
 from oracle.profile.reference import run_bytes
+from oracle.runtime.sandbox import Sandbox, SandboxFailure, SandboxLimits
 
 DIGITS = program_bytes("digits")
 SAMPLE = bytes.fromhex(model_entry("digits")["samples"][0]["input_hex"][2:])
@@ -20,7 +21,7 @@ SAMPLE = bytes.fromhex(model_entry("digits")["samples"][0]["input_hex"][2:])
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    box = Sandbox(SandboxLimits(timeout=30.0))
+    box = Sandbox(JOBS, SandboxLimits(timeout=30.0))
     yield box
     box.close()
 
