@@ -213,12 +213,12 @@ class SoakDriver:
         cfg = self.cfg
         with ExitStack() as stack:
             if cfg.workdir is not None:
-                workdir = cfg.workdir
+                workdir = cfg.workdir.resolve()
                 if workdir.exists() and any(workdir.iterdir()):
                     if not (workdir / "challenger").is_dir():
                         raise ValueError(f"{workdir} is not empty and not a previous soak's workdir; pick another")
                     shutil.rmtree(workdir)
-                workdir.mkdir(parents=True)
+                workdir.mkdir(parents=True, exist_ok=True)
             else:
                 workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oracle-soak-")))
             devnet = stack.enter_context(Devnet())
