@@ -20,10 +20,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import structlog
+
 from oracle.chain.types import Model
 from oracle.worker.db import Job
 from oracle.worker.executor import Executor, Result
 from oracle.worker.models import ModelInfo, ModelStore
+
+log = structlog.get_logger("oracle.worker.lanes")
 
 
 @dataclass
@@ -55,6 +59,19 @@ def _run(executor: Executor, info: ModelInfo, inputs: list[bytes]) -> list[Resul
                 pass
 
 
+def _start(executor: Executor) -> None:
+    """Starts ``executor``'s child if it has one; a failure is logged here and reported again by the lane's
+    next batch (which tries to start it once more), the loop goes on."""
+    start = getattr(executor, "start", None)
+    if not callable(start):
+        return
+    try:
+        start()
+    except Exception as exc:  # noqa: BLE001 - a lane thread must not die; /ready shows the lane down
+        log.error("inference_lane_not_started", error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                  hint="check the inference memory limit and the onnxruntime install; the next batch retries")
+
+
 class Lanes:
     """``len(executors)`` inference lanes; at most one batch per lane and per model."""
 
@@ -67,10 +84,13 @@ class Lanes:
         self.wake = wake
 
     def start(self) -> None:
-        for ex in self.executors:
-            start = getattr(ex, "start", None)
-            if callable(start):
-                start()
+        """Starts every lane's child on the lane's own thread and returns at once. A spawned child imports
+        onnxruntime (seconds each on a busy machine): started one after the other before the loop, they held a
+        restarted node's due submissions and finalizations behind them (soak finding 7). The children now boot
+        side by side while the loop already ingests, sends and finalizes; a batch handed to a lane meanwhile
+        waits behind its start in the lane's thread."""
+        for pool, ex in zip(self._pools, self.executors, strict=True):
+            pool.submit(_start, ex)
 
     def alive(self) -> bool:
         for ex in self.executors:
