@@ -37,6 +37,8 @@ class Batch:
     lane: int
     info: ModelInfo
     jobs: list[Job]
+    #: ``perf_counter()`` when the lane began to run it: after its child's boot and any batch before it in the
+    #: lane (the submission time until the batch is finished), so a model's measured speed is its own
     started: float
     future: Future[list[Result]]
 
@@ -45,9 +47,11 @@ class Batch:
         return self.info.model_id
 
 
-def _run(executor: Executor, info: ModelInfo, inputs: list[bytes]) -> list[Result]:
-    """One batch in a lane; a child killed by a timeout or a crash is started again here, in the lane's
-    thread, so the lane is ready (and ``/ready`` says so) before its next batch."""
+def _run(executor: Executor, info: ModelInfo, inputs: list[bytes], began: dict[int, float], lane: int) -> list[Result]:
+    """One batch in a lane (``began[lane]``: when it really started); a child killed by a timeout or a crash is
+    started again here, in the lane's thread, so the lane is ready (and ``/ready`` says so) before its next
+    batch."""
+    began[lane] = time.perf_counter()
     try:
         return executor.run(info, inputs)
     finally:
@@ -81,6 +85,7 @@ class Lanes:
         self.executors = list(executors)
         self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"oracle-lane{i}") for i in range(len(executors))]
         self._busy: dict[int, Batch] = {}
+        self._began: dict[int, float] = {}  # lane -> when its current batch began to run (set by the lane thread)
         self.wake = wake
 
     def start(self) -> None:
@@ -123,7 +128,8 @@ class Lanes:
         lane = next((i for i in range(len(self.executors)) if i not in self._busy), None)
         if lane is None:
             return False
-        future = self._pools[lane].submit(_run, self.executors[lane], info, [j.input for j in jobs])
+        future = self._pools[lane].submit(_run, self.executors[lane], info, [j.input for j in jobs], self._began,
+                                          lane)
         self._busy[lane] = Batch(lane, info, jobs, time.perf_counter(), future)
         future.add_done_callback(lambda _f: self.wake())
         return True
@@ -133,6 +139,7 @@ class Lanes:
         done = [b for b in self._busy.values() if b.future.done()]
         for b in done:
             del self._busy[b.lane]
+            b.started = self._began.pop(b.lane, b.started)
         return done
 
     def close(self) -> None:
