@@ -85,6 +85,7 @@ class Lanes:
         self.executors = list(executors)
         self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"oracle-lane{i}") for i in range(len(executors))]
         self._busy: dict[int, Batch] = {}
+        self._booting: dict[int, Future[None]] = {}  # lane -> its child's start, until done
         self._began: dict[int, float] = {}  # lane -> when its current batch began to run (set by the lane thread)
         self.wake = wake
 
@@ -92,10 +93,12 @@ class Lanes:
         """Starts every lane's child on the lane's own thread and returns at once. A spawned child imports
         onnxruntime (seconds each on a busy machine): started one after the other before the loop, they held a
         restarted node's due submissions and finalizations behind them (soak finding 7). The children now boot
-        side by side while the loop already ingests, sends and finalizes; a batch handed to a lane meanwhile
-        waits behind its start in the lane's thread."""
-        for pool, ex in zip(self._pools, self.executors, strict=True):
-            pool.submit(_start, ex)
+        side by side while the loop already ingests, sends and finalizes. A lane is free only once its child is
+        up: no job is handed to it (and no attempt counted, which a node killed again during the boot would use
+        up) before; the loop is woken when a boot ends."""
+        for lane, (pool, ex) in enumerate(zip(self._pools, self.executors, strict=True)):
+            boot = self._booting[lane] = pool.submit(_start, ex)
+            boot.add_done_callback(lambda _f: self.wake())
 
     def alive(self) -> bool:
         for ex in self.executors:
@@ -118,14 +121,20 @@ class Lanes:
         """Request ids running now."""
         return {j.request_id for b in self._busy.values() for j in b.jobs}
 
+    def _idle(self) -> list[int]:
+        """Lanes with no batch and a booted child."""
+        for lane in [i for i, f in self._booting.items() if f.done()]:
+            del self._booting[lane]
+        return [i for i in range(len(self.executors)) if i not in self._busy and i not in self._booting]
+
     def free(self) -> int:
-        return len(self.executors) - len(self._busy)
+        return len(self._idle())
 
     def submit(self, info: ModelInfo, jobs: list[Job]) -> bool:
         """Starts ``jobs`` of one model on a free lane; False when every lane is busy (or the model runs)."""
         if self.running(info.model_id):
             return False
-        lane = next((i for i in range(len(self.executors)) if i not in self._busy), None)
+        lane = next(iter(self._idle()), None)
         if lane is None:
             return False
         future = self._pools[lane].submit(_run, self.executors[lane], info, [j.input for j in jobs], self._began,
