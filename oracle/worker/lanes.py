@@ -15,6 +15,7 @@ Both call ``wake`` when something finished, so the loop does not sleep its poll 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -96,9 +97,17 @@ class Lanes:
         side by side while the loop already ingests, sends and finalizes. A lane is free only once its child is
         up: no job is handed to it (and no attempt counted, which a node killed again during the boot would use
         up) before; the loop is woken when a boot ends."""
-        for lane, (pool, ex) in enumerate(zip(self._pools, self.executors, strict=True)):
-            boot = self._booting[lane] = pool.submit(_start, ex)
-            boot.add_done_callback(lambda _f: self.wake())
+        boots = [pool.submit(_start, ex) for pool, ex in zip(self._pools, self.executors, strict=True)]
+        self._booting = dict(enumerate(boots))
+        told = threading.Lock()
+
+        def booted(_f: Future[None]) -> None:
+            self.wake()
+            if all(f.done() for f in boots) and told.acquire(blocking=False):
+                log.info("inference_lanes_ready", lanes=len(boots))
+
+        for boot in boots:
+            boot.add_done_callback(booted)
 
     def alive(self) -> bool:
         for ex in self.executors:

@@ -216,13 +216,15 @@ class WorkerProc:
 
     @property
     def ready(self) -> bool:
-        """Alive and past its setup in this life (``node_started`` logged since the last start)."""
+        """Alive and past its setup in this life: ``node_started`` and ``inference_lanes_ready`` (its inference
+        children boot after the loop started) logged since the last start."""
         if not self.alive:
             return False
         if not self._ready:
             with open(self.log_path, "rb") as log:
                 log.seek(self._log_offset)
-                self._ready = b"node_started" in log.read()
+                text = log.read()
+                self._ready = b"node_started" in text and b"inference_lanes_ready" in text
         return self._ready
 
     def kill9(self, at: float) -> KillRecord:

@@ -276,7 +276,7 @@ class SoakDriver:
     def _wait_ready(self, workers: list[WorkerProc], challenger: ChallengerProc, timeout: float = 90.0) -> None:
         """Traffic starts once every daemon has finished its setup (a cold start on a busy CPU takes seconds)."""
         deadline = time.monotonic() + timeout
-        while not (all(w.log_count("node_started") >= w.starts for w in workers)
+        while not (all(w.ready for w in workers)
                    and challenger.log_count("challenger_started") >= challenger.starts):
             dead = [w.name for w in workers if not w.alive] + ([] if challenger.alive else ["challenger"])
             if dead or time.monotonic() > deadline:
