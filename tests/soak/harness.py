@@ -297,7 +297,7 @@ class SoakDriver:
         def kill_at_broadcast(sender: str) -> None:  # runs on the proxy's thread
             with chaos.lock:
                 w = chaos.by_operator.get(sender)
-                if w is None or not w.ready or w.name in chaos.down:
+                if w is None or not w.started or w.name in chaos.down:  # sending: its loop runs (lanes may boot)
                     return
                 now = self.elapsed()
                 rec = w.kill9(now)
