@@ -15,16 +15,21 @@ Both call ``wake`` when something finished, so the loop does not sleep its poll 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+
+import structlog
 
 from oracle.chain.types import Model
 from oracle.runtime.executor import Executor, Result
 from oracle.runtime.model_checks import ModelInfo
 from oracle.runtime.model_store import ModelStore
 from oracle.worker.job import Job
+
+log = structlog.get_logger("oracle.worker.lanes")
 
 
 @dataclass
@@ -34,6 +39,8 @@ class Batch:
     lane: int
     info: ModelInfo
     jobs: list[Job]
+    #: ``perf_counter()`` when the lane began to run it: after its child's boot and any batch before it in the
+    #: lane (the submission time until the batch is finished), so a model's measured speed is its own
     started: float
     future: Future[list[Result]]
 
@@ -42,9 +49,11 @@ class Batch:
         return self.info.model_id
 
 
-def _run(executor: Executor, info: ModelInfo, inputs: list[bytes]) -> list[Result]:
-    """One batch in a lane; a child killed by a timeout or a crash is started again here, in the lane's
-    thread, so the lane is ready (and ``/ready`` says so) before its next batch."""
+def _run(executor: Executor, info: ModelInfo, inputs: list[bytes], began: dict[int, float], lane: int) -> list[Result]:
+    """One batch in a lane (``began[lane]``: when it really started); a child killed by a timeout or a crash is
+    started again here, in the lane's thread, so the lane is ready (and ``/ready`` says so) before its next
+    batch."""
+    began[lane] = time.perf_counter()
     try:
         return executor.run(info, inputs)
     finally:
@@ -56,6 +65,19 @@ def _run(executor: Executor, info: ModelInfo, inputs: list[bytes]) -> list[Resul
                 pass
 
 
+def _start(executor: Executor) -> None:
+    """Starts ``executor``'s child if it has one; a failure is logged here and reported again by the lane's
+    next batch (which tries to start it once more), the loop goes on."""
+    start = getattr(executor, "start", None)
+    if not callable(start):
+        return
+    try:
+        start()
+    except Exception as exc:  # noqa: BLE001 - a lane thread must not die; /ready shows the lane down
+        log.error("inference_lane_not_started", error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                  hint="check the inference memory limit and the onnxruntime install; the next batch retries")
+
+
 class Lanes:
     """``len(executors)`` inference lanes; at most one batch per lane and per model."""
 
@@ -65,13 +87,28 @@ class Lanes:
         self.executors = list(executors)
         self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"oracle-lane{i}") for i in range(len(executors))]
         self._busy: dict[int, Batch] = {}
+        self._booting: dict[int, Future[None]] = {}  # lane -> its child's start, until done
+        self._began: dict[int, float] = {}  # lane -> when its current batch began to run (set by the lane thread)
         self.wake = wake
 
     def start(self) -> None:
-        for ex in self.executors:
-            start = getattr(ex, "start", None)
-            if callable(start):
-                start()
+        """Starts every lane's child on the lane's own thread and returns at once. A spawned child imports
+        onnxruntime (seconds each on a busy machine): started one after the other before the loop, they held a
+        restarted node's due submissions and finalizations behind them (soak finding 7). The children now boot
+        side by side while the loop already ingests, sends and finalizes. A lane is free only once its child is
+        up: no job is handed to it (and no attempt counted, which a node killed again during the boot would use
+        up) before; the loop is woken when a boot ends."""
+        boots = [pool.submit(_start, ex) for pool, ex in zip(self._pools, self.executors, strict=True)]
+        self._booting = dict(enumerate(boots))
+        told = threading.Lock()
+
+        def booted(_f: Future[None]) -> None:
+            self.wake()
+            if all(f.done() for f in boots) and told.acquire(blocking=False):
+                log.info("inference_lanes_ready", lanes=len(boots))
+
+        for boot in boots:
+            boot.add_done_callback(booted)
 
     def alive(self) -> bool:
         for ex in self.executors:
@@ -94,17 +131,24 @@ class Lanes:
         """Request ids running now."""
         return {j.request_id for b in self._busy.values() for j in b.jobs}
 
+    def _idle(self) -> list[int]:
+        """Lanes with no batch and a booted child."""
+        for lane in [i for i, f in self._booting.items() if f.done()]:
+            del self._booting[lane]
+        return [i for i in range(len(self.executors)) if i not in self._busy and i not in self._booting]
+
     def free(self) -> int:
-        return len(self.executors) - len(self._busy)
+        return len(self._idle())
 
     def submit(self, info: ModelInfo, jobs: list[Job]) -> bool:
         """Starts ``jobs`` of one model on a free lane; False when every lane is busy (or the model runs)."""
         if self.running(info.model_id):
             return False
-        lane = next((i for i in range(len(self.executors)) if i not in self._busy), None)
+        lane = next(iter(self._idle()), None)
         if lane is None:
             return False
-        future = self._pools[lane].submit(_run, self.executors[lane], info, [j.input for j in jobs])
+        future = self._pools[lane].submit(_run, self.executors[lane], info, [j.input for j in jobs], self._began,
+                                          lane)
         self._busy[lane] = Batch(lane, info, jobs, time.perf_counter(), future)
         future.add_done_callback(lambda _f: self.wake())
         return True
@@ -114,6 +158,7 @@ class Lanes:
         done = [b for b in self._busy.values() if b.future.done()]
         for b in done:
             del self._busy[b.lane]
+            b.started = self._began.pop(b.lane, b.started)
         return done
 
     def close(self) -> None:

@@ -129,7 +129,8 @@ class Node:
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self) -> None:
-        """Connects, reads the contract's parameters, re-broadcasts in-flight txs, starts the executor."""
+        """Connects, reads the contract's parameters, re-broadcasts in-flight txs, starts the inference lanes
+        (their children boot in the background: the loop does not wait for them)."""
         s = self.settings
         params = self._retry(self.rpc.client.parameters, "setup")
         self.submitter = Submitter(

@@ -17,7 +17,9 @@ Rules:
 - the challenger sent a challenge only for wrong results, never failed one, never missed one, never died;
 - economics: slashes only for proven frauds (bond each), honest stakes untouched, credits as earned,
   burn address got half of every slashed bond;
-- solvency at every pinned block sampled during the run and at the end (escrow then zero).
+- solvency at every pinned block sampled during the run and at the end (escrow then zero);
+- exclusive assignment: no request answered by another operator than its assignee inside its exclusive period
+  (figures: the share answered by the assignee, answer latency in block time).
 """
 
 from __future__ import annotations
@@ -192,6 +194,16 @@ def audit(run: Any, batch: BatchRpc) -> None:
                 if rid in subs:
                     deadline = ts_of[subs[rid]["blockNumber"]] + cfg.window
                     margins.append(deadline - int(b["timestamp"], 16))
+    # exclusive assignment: who answered each request, and how long after it was requested (block time)
+    assignee_of = {int(e["requestId"]): str(e["assignee"]) for e in requested}
+    requested_at = {int(e["requestId"]): ts_of[e["blockNumber"]] for e in requested}
+    by_assignee = sum(1 for rid, e in subs.items() if str(e["operator"]) == assignee_of.get(rid))
+    latencies = sorted(ts_of[e["blockNumber"]] - requested_at[rid] for rid, e in subs.items())
+    exclusive = chain.deployment.params.exclusive_period
+    for rid, e in subs.items():
+        early = ts_of[e["blockNumber"]] < requested_at[rid] + exclusive
+        if early and int(assignee_of[rid], 16) != 0 and str(e["operator"]) != assignee_of[rid]:
+            v.append(f"{rid:#x} answered by {e['operator']} inside the exclusive period of {assignee_of[rid]}")
     for (op, rid), n in submit_txs.items():
         if n > 1:
             v.append(f"{op} put {rid:#x} in {n} successful submission transactions (at most one effective "
@@ -300,6 +312,10 @@ def audit(run: Any, batch: BatchRpc) -> None:
                                 "window": cfg.window} if margins else {}),
         "challenger_claims": dict(claim_states),
         "challenger_log": dict(run.challenger_log),
+        "answered_by_assignee": by_assignee,
+        "answered_by_assignee_share": round(by_assignee / max(1, len(subs)), 4),
+        "answer_latency_s": ({"p50": latencies[len(latencies) // 2], "p99": latencies[len(latencies) * 99 // 100],
+                              "max": latencies[-1]} if latencies else {}),
         "driver_finalized": run.driver_finalized,
         "refunded_by_driver": run.refunded_by_driver,
     })

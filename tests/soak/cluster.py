@@ -214,15 +214,25 @@ class WorkerProc:
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.starts += 1
 
+    def _logged_in_this_life(self, *needles: bytes) -> bool:
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_offset)
+            text = log.read()
+        return all(n in text for n in needles)
+
+    @property
+    def started(self) -> bool:
+        """Alive and its loop running in this life (``node_started`` logged since the last start): it may send."""
+        return self.alive and (self._ready or self._logged_in_this_life(b"node_started"))
+
     @property
     def ready(self) -> bool:
-        """Alive and past its setup in this life (``node_started`` logged since the last start)."""
+        """Alive and past its setup in this life: ``node_started`` and ``inference_lanes_ready`` (its inference
+        children boot after the loop started) logged since the last start."""
         if not self.alive:
             return False
         if not self._ready:
-            with open(self.log_path, "rb") as log:
-                log.seek(self._log_offset)
-                self._ready = b"node_started" in log.read()
+            self._ready = self._logged_in_this_life(b"node_started", b"inference_lanes_ready")
         return self._ready
 
     def kill9(self, at: float) -> KillRecord:

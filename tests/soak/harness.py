@@ -213,12 +213,12 @@ class SoakDriver:
         cfg = self.cfg
         with ExitStack() as stack:
             if cfg.workdir is not None:
-                workdir = cfg.workdir
+                workdir = cfg.workdir.resolve()
                 if workdir.exists() and any(workdir.iterdir()):
                     if not (workdir / "challenger").is_dir():
                         raise ValueError(f"{workdir} is not empty and not a previous soak's workdir; pick another")
                     shutil.rmtree(workdir)
-                workdir.mkdir(parents=True)
+                workdir.mkdir(parents=True, exist_ok=True)
             else:
                 workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="oracle-soak-")))
             devnet = stack.enter_context(Devnet())
@@ -276,7 +276,7 @@ class SoakDriver:
     def _wait_ready(self, workers: list[WorkerProc], challenger: ChallengerProc, timeout: float = 90.0) -> None:
         """Traffic starts once every daemon has finished its setup (a cold start on a busy CPU takes seconds)."""
         deadline = time.monotonic() + timeout
-        while not (all(w.log_count("node_started") >= w.starts for w in workers)
+        while not (all(w.ready for w in workers)
                    and challenger.log_count("challenger_started") >= challenger.starts):
             dead = [w.name for w in workers if not w.alive] + ([] if challenger.alive else ["challenger"])
             if dead or time.monotonic() > deadline:
@@ -297,7 +297,7 @@ class SoakDriver:
         def kill_at_broadcast(sender: str) -> None:  # runs on the proxy's thread
             with chaos.lock:
                 w = chaos.by_operator.get(sender)
-                if w is None or not w.ready or w.name in chaos.down:
+                if w is None or not w.started or w.name in chaos.down:  # sending: its loop runs (lanes may boot)
                     return
                 now = self.elapsed()
                 rec = w.kill9(now)
