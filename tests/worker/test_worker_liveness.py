@@ -212,7 +212,7 @@ class SlowBootExecutor(ProcessExecutor):
         self.boot = boot
 
     def start(self) -> None:
-        if self._proc is None and self.boot:
+        if self.pid is None and self.boot:
             time.sleep(self.boot)
             self.boot = 0.0
         super().start()
