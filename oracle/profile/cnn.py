@@ -31,7 +31,7 @@ from oracle.profile.cnn_lowering import FloatCNN, extract_cnn
 from oracle.profile.codec import IntArray, narrowest_width, width_range
 from oracle.profile.compiler import compile_onnx
 from oracle.profile.converter import AccuracyReport, Conversion
-from oracle.profile.fixed_point import IR_VERSION, OPSET, weight_shift
+from oracle.profile.fixed_point import IR_VERSION, OPSET, rescale, weight_shift
 from oracle.profile.program import Program, macs
 from oracle.profile.quantizer import Quantizer
 from oracle.profile.reference import run, trunc_div
@@ -92,13 +92,7 @@ def quantize_cnn(net: FloatCNN, quantizer: Quantizer, weight_width: int, activat
         w_int = tuple(np.clip(np.rint(w * np.exp2(shifts)), -wmax, wmax).astype(np.int64) for w in ws)
         b_int = tuple(np.rint(b * np.exp2(f + shifts)).astype(np.int64).reshape(1, -1) for b in bs)
         bits.append(f)
-        divisor: IntArray | None = None
-        if not last:
-            f_next = int(min(activation_bits, int((f + shifts).min())))
-            exps = (f + shifts - f_next).astype(np.int64)
-            if exps.max() > 0:
-                divisor = (np.int64(1) << exps).reshape(1, -1)
-            f = f_next
+        divisor, f = rescale(f, shifts, activation_bits, last)
         stages.append(IntStage(w_int, b_int, divisor, st.relu))
     return IntCNN(tuple(stages), weight_width, tuple(bits))
 

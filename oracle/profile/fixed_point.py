@@ -85,15 +85,20 @@ def quantize_network(
         w_int = np.clip(np.rint(w * np.exp2(shifts)), -wmax, wmax).astype(np.int64)
         b_int = np.rint(b * np.exp2(f + shifts)).astype(np.int64)
         bits.append(f)
-        divisor: IntArray | None = None
-        if not last:
-            f_next = int(min(activation_bits, int((f + shifts).min())))
-            exps = (f + shifts - f_next).astype(np.int64)
-            if exps.max() > 0:
-                divisor = (np.int64(1) << exps).reshape(1, -1)
-            f = f_next
+        divisor, f = rescale(f, shifts, activation_bits, last)
         layers.append(IntLayer(w_int, b_int.reshape(1, -1), divisor, layer.relu))
     return IntNetwork(tuple(layers), weight_width, tuple(bits))
+
+
+def rescale(f: int, shifts: npt.NDArray[np.int64], activation_bits: int, last: bool) -> tuple[IntArray | None, int]:
+    """After a layer whose output column j is at scale ``2^(f + shifts[j])``: the per-column power-of-two
+    divisor ([1, N], None when no column needs one) that brings it to the next layer's ``f_next`` fractional
+    bits (at most ``activation_bits``), and ``f_next``. The last layer keeps its scale (no divisor)."""
+    if last:
+        return None, f
+    f_next = int(min(activation_bits, int((f + shifts).min())))
+    exps = (f + shifts - f_next).astype(np.int64)
+    return ((np.int64(1) << exps).reshape(1, -1) if exps.max() > 0 else None), f_next
 
 
 def weight_shift(colmax: float, wmax: int) -> int:
