@@ -63,8 +63,10 @@ class TriageEntry:
 
 
 def source_files() -> list[Path]:
-    """Deployable sources: everything under contracts/ except test-only directories."""
-    return sorted(p for p in CONTRACTS.rglob("*.sol") if "test" not in p.relative_to(CONTRACTS).parts)
+    """Deployable sources: everything under contracts/ except test-only directories and hidden ones (ape copies
+    its dependencies into contracts/.cache; they are analysed where our sources import them, not whole)."""
+    return sorted(p for p in CONTRACTS.rglob("*.sol")
+                  if not any(part == "test" or part.startswith(".") for part in p.relative_to(CONTRACTS).parts))
 
 
 def standard_json() -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from oracle.challenger.store import MIGRATIONS as CHALLENGER_MIGRATIONS
 from oracle.challenger.store import SCHEMA as CHALLENGER_V1
 from oracle.challenger.store import Store
 from oracle.dispute.book import SCHEMA, GameBook
@@ -37,5 +38,5 @@ def test_existing_state_files_are_migrated(tmp_path: Path) -> None:
 
     SqliteFile(tmp_path / "c.sqlite3", (CHALLENGER_V1, add_missing_columns("claims", ADDED_COLUMNS))).close()
     store = Store(tmp_path / "c.sqlite3")
-    assert store.sql.version == 3 and GameBook(store.sql).add(1, 0, "opening")
+    assert store.sql.version == len(CHALLENGER_MIGRATIONS) and GameBook(store.sql).add(1, 0, "opening")
     store.close()
