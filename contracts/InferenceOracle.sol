@@ -138,12 +138,12 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
             callbackGasPrice: uint24(units),
             requestedAt: uint32(block.timestamp)
         });
-        address assignee = _assign(requestId, model.bond);
-        if (assignee != address(0)) _results[requestId].operator = assignee;
+        RosterEntry memory assignee = _assign(requestId, model.bond);
+        if (assignee.id != 0) _results[requestId].operatorId = assignee.id;
         // Interactions last: the request is recorded before the token (chosen by the model's owner) runs.
         uint96 fee = model.fee;
         if (model.flags != 0) fee = _pullFee(modelId);
-        emit InferenceRequested(requestId, modelId, msg.sender, fee, callbackGasLimit, input, assignee);
+        emit InferenceRequested(requestId, modelId, msg.sender, fee, callbackGasLimit, input, assignee.operator);
     }
 
     /// @dev Pulls a token model's fee from the requester; returns it. The oracle's balance must grow by exactly
@@ -173,7 +173,7 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         // First valid submission wins: a late one reverts after one SLOAD.
         Result memory result = _results[requestId];
         if (result.submittedAt != 0) revert AlreadySubmitted(requestId);
-        _submit(requestId, output, result.operator);
+        _submit(requestId, output, result.operatorId, _pending[msg.sender].operatorId);
     }
 
     /// @inheritdoc IInferenceOracle
@@ -182,6 +182,7 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         returns (uint256 submitted)
     {
         if (requestIds.length != outputs.length) revert LengthMismatch();
+        uint24 senderId = _pending[msg.sender].operatorId;
         for (uint256 i; i < requestIds.length; ++i) {
             uint256 id = requestIds[i];
             Result memory result = _results[id];
@@ -190,29 +191,38 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
             // sink the batch.
             if (
                 result.submittedAt != 0 || result.flags != 0 || request.requester == address(0)
-                    || block.timestamp >= request.requestedAt + REQUEST_TIMEOUT || _reserved(request, result.operator)
+                    || block.timestamp >= request.requestedAt + REQUEST_TIMEOUT
+                    || _reserved(request, result.operatorId, senderId)
             ) continue;
-            _submit(id, outputs[i], result.operator);
+            _submit(id, outputs[i], result.operatorId, senderId);
             ++submitted;
         }
     }
 
-    function _submit(uint256 requestId, bytes calldata output, address assignee) private {
+    /// @dev `senderId` is the caller's operator id (0 if it never staked: it then has no stake to lock a bond
+    /// with, and every model's bond is non-zero, so it cannot attest).
+    function _submit(uint256 requestId, bytes calldata output, uint24 assigneeId, uint24 senderId) private {
         Request memory request = _requests[requestId];
         if (request.requester == address(0)) revert UnknownRequest(requestId);
         uint256 deadline = request.requestedAt + REQUEST_TIMEOUT;
         // Also covers refunded requests: a refund is only possible once this deadline has passed.
         if (block.timestamp >= deadline) revert RequestExpired(requestId, deadline);
         // INVARIANT: during the exclusive period only the assignee answers, so nobody can copy its output.
-        if (_reserved(request, assignee)) revert NotAssigned(requestId, assignee, request.requestedAt + EXCLUSIVE_PERIOD);
+        if (_reserved(request, assigneeId, senderId)) {
+            revert NotAssigned(requestId, _operatorAt[assigneeId], request.requestedAt + EXCLUSIVE_PERIOD);
+        }
         // Only two fields of the model's slot: no memory copy of the whole struct (hot path).
         ModelCore storage model = _modelCore[request.modelId];
         (uint256 outputLength, uint96 bond) = (model.outputLength, model.bond);
         if (output.length != outputLength) revert OutputLengthMismatch(outputLength, output.length);
 
         _lockBond(msg.sender, bond);
-        _results[requestId] = Result({operator: msg.sender, submittedAt: uint40(block.timestamp), flags: 0});
-        _outputHash[requestId] = keccak256(output);
+        _results[requestId] = Result({
+            operatorId: senderId,
+            submittedAt: uint32(block.timestamp),
+            flags: 0,
+            outputHash: bytes24(keccak256(output))
+        });
         emit ResultSubmitted(requestId, msg.sender, output);
     }
 
@@ -248,7 +258,7 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
             if (
                 result.submittedAt == 0 || result.flags & (FLAG_FINALIZED | FLAG_DISPUTED) != 0
                     || block.timestamp < result.submittedAt + CHALLENGE_WINDOW
-                    || keccak256(outputs[i]) != _outputHash[id]
+                    || bytes24(keccak256(outputs[i])) != result.outputHash
             ) continue;
             // Only an item with a callback to run is checked: without one, too little gas is an ordinary
             // out-of-gas revert, which keeps gas estimation of the batch exact.
@@ -260,16 +270,17 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     }
 
     function _finalize(uint256 requestId, bytes calldata output, Result memory result) private {
-        if (keccak256(output) != _outputHash[requestId]) revert OutputMismatch(requestId);
+        if (bytes24(keccak256(output)) != result.outputHash) revert OutputMismatch(requestId);
         Request memory request = _requests[requestId];
         ModelCore memory model = _modelCore[request.modelId];
+        address operator = _operatorAt[result.operatorId];
 
         // Effects first: once these are written the request is settled whatever the callback does.
         _results[requestId].flags = FLAG_FINALIZED;
         // The settler is paid the callback deposit for running the callback (with the fee, in one write, when
         // it is the operator); a skipped callback's deposit goes back to the requester.
         uint256 deposit = _payDeposit(request);
-        if (deposit != 0 && msg.sender != result.operator) {
+        if (deposit != 0 && msg.sender != operator) {
             _credits[msg.sender] += deposit;
             deposit = 0;
         }
@@ -278,14 +289,14 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
                 deposit += model.fee; // < 2^96 + 2^70
             }
         } else {
-            _tokenCredits[_feeToken[request.modelId]][result.operator] += model.fee;
+            _tokenCredits[_feeToken[request.modelId]][operator] += model.fee;
         }
-        _releaseBondAndCredit(result.operator, model.bond, deposit);
+        _releaseBondAndCredit(operator, model.bond, deposit);
 
         bool ok = _callback(request, requestId, output);
         // Only a record of the callback's outcome; guarded by nonReentrant and moves no money.
         if (ok) _results[requestId].flags = FLAG_FINALIZED | FLAG_CALLBACK_OK;
-        emit RequestFinalized(requestId, result.operator, model.fee, ok);
+        emit RequestFinalized(requestId, operator, model.fee, ok);
     }
 
     /// @inheritdoc IInferenceOracle
@@ -300,11 +311,11 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         if (_modelCore[modelId].mode != Mode.EXACT) revert NotChallengeable(modelId);
 
         bytes memory correct = VERIFIER.executeStored(_modelMeta[modelId].programChunks, input);
-        bytes32 correctHash = keccak256(correct);
-        if (correctHash == _outputHash[requestId]) revert ResultIsCorrect(requestId);
+        bytes24 correctHash = bytes24(keccak256(correct));
+        if (correctHash == result.outputHash) revert ResultIsCorrect(requestId);
 
-        _outputHash[requestId] = correctHash;
-        _fraud(requestId, result.operator, msg.sender, correct);
+        _results[requestId].outputHash = correctHash;
+        _fraud(requestId, _operatorAt[result.operatorId], msg.sender, correct);
     }
 
     // ---------------------------------------------------------------- dispute game (§6 v2)
@@ -319,8 +330,8 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         if (result.flags & FLAG_FRAUD != 0) return;
         if (challenger != address(0)) {
             // The attested output is proven wrong: it is no longer attested (the correct one is not known).
-            delete _outputHash[requestId];
-            return _fraud(requestId, result.operator, challenger, "");
+            result.outputHash = 0;
+            return _fraud(requestId, _operatorAt[result.operatorId], challenger, "");
         }
         // An open claim has no other flag set (finalize and fraud are refused or returned above).
         result.flags = disputed ? FLAG_DISPUTED : 0;
@@ -437,30 +448,30 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         revert NotSubmitted(requestId);
     }
 
-    /// @dev Whether `request` is still reserved for `assignee` and the caller is someone else.
-    function _reserved(Request memory request, address assignee) private view returns (bool) {
-        return assignee != msg.sender && assignee != address(0)
-            && block.timestamp < request.requestedAt + EXCLUSIVE_PERIOD;
+    /// @dev Whether `request` is still reserved for its assignee (`assigneeId`) and the caller (`senderId`) is
+    /// someone else.
+    function _reserved(Request memory request, uint24 assigneeId, uint24 senderId) private view returns (bool) {
+        return assigneeId != senderId && assigneeId != 0 && block.timestamp < request.requestedAt + EXCLUSIVE_PERIOD;
     }
 
     /// @dev Picks `requestId`'s assignee among listed operators with at least `bond` free stake, with a
     /// probability proportional to free stake: each draw takes a roster slot uniformly and accepts its
     /// operator with probability free / `_weightCap` (rejection sampling; `_weightCap` bounds every stake).
     /// Seed: this block's RANDAO mix and the request id (protocol §Assignment argues who can bias it).
-    /// Returns 0 (no assignee: anyone answers at once) if assignment is off or every draw is rejected.
-    function _assign(uint256 requestId, uint256 bond) private view returns (address) {
+    /// Returns an empty entry (no assignee: anyone answers at once) if assignment is off or every draw is
+    /// rejected.
+    function _assign(uint256 requestId, uint256 bond) private view returns (RosterEntry memory none) {
         uint256 size = _rosterSize;
-        if (EXCLUSIVE_PERIOD == 0 || size == 0) return address(0);
+        if (EXCLUSIVE_PERIOD == 0 || size == 0) return none;
         uint256 cap = _weightCap;
         uint256 seed = uint256(keccak256(abi.encode(block.prevrandao, requestId)));
         for (uint256 i; i < ASSIGN_DRAWS; ++i) {
-            address op = _rosterAt[seed % size];
-            uint256 free = _freeStake(op);
+            RosterEntry memory entry = _rosterAt[seed % size];
+            uint256 free = _freeStake(entry.operator);
             // Low and high 128 bits are independent draws: the slot, then the acceptance.
-            if (free >= bond && free > (seed >> 128) % cap) return op;
+            if (free >= bond && free > (seed >> 128) % cap) return entry;
             seed = uint256(keccak256(abi.encode(seed)));
         }
-        return address(0);
     }
 
 

@@ -172,15 +172,4 @@ abstract contract ModelRegistry is IModelRegistry, OracleStorage {
         if (core.inputLength == 0) revert UnknownModel(modelId);
         return (_modelMeta[modelId].proofGasBound, _callbackGasCap(core));
     }
-
-    /// @inheritdoc IModelRegistry
-    function programChunks(uint32 modelId) external view returns (address[] memory) {
-        if (_modelCore[modelId].inputLength == 0) revert UnknownModel(modelId);
-        return _modelMeta[modelId].programChunks;
-    }
-
-    /// @inheritdoc IModelRegistry
-    function modelCount() external view returns (uint32) {
-        return _modelCount;
-    }
 }

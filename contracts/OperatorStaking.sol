@@ -27,8 +27,16 @@ abstract contract OperatorStaking is IOperatorStaking, OracleStorage, Reentrancy
         if (total > _weightCap) _weightCap = uint80(total);
         PendingSlot storage p = _pending[msg.sender];
         if (p.rosterIndex == 0) {
+            uint24 id = p.operatorId;
+            if (id == 0) {
+                // First stake ever: the operator gets its id (results record it; see `OracleStorage.Result`).
+                if (_operatorCount == type(uint24).max) revert TooManyOperators();
+                id = ++_operatorCount;
+                p.operatorId = id;
+                _operatorAt[id] = msg.sender;
+            }
             uint32 size = _rosterSize;
-            _rosterAt[size] = msg.sender;
+            _rosterAt[size] = RosterEntry({operator: msg.sender, id: id});
             (_rosterSize, p.rosterIndex) = (size + 1, size + 1);
         }
         emit Staked(msg.sender, msg.value, total);
@@ -62,25 +70,13 @@ abstract contract OperatorStaking is IOperatorStaking, OracleStorage, Reentrancy
         if (!ok) revert TransferFailed(to, amount);
     }
 
-    /// @inheritdoc IOperatorStaking
-    function stakeOf(address operator) external view returns (StakeInfo memory) {
-        StakeSlot memory s = _stakes[operator];
-        PendingSlot memory p = _pending[operator];
-        return StakeInfo({staked: s.staked, locked: s.locked, pending: p.amount, withdrawableAt: p.withdrawableAt});
-    }
-
-    /// @inheritdoc IOperatorStaking
-    function freeStake(address operator) external view returns (uint256) {
-        return _freeStake(operator);
-    }
-
     /// @dev Swap-and-pop: the last listed operator takes the leaver's place.
     function _unlist(PendingSlot storage p) private {
         uint32 last = _rosterSize - 1;
         uint32 index = p.rosterIndex - 1; // listed: it staked before
-        address moved = _rosterAt[last];
+        RosterEntry memory moved = _rosterAt[last];
         _rosterAt[index] = moved;
-        _pending[moved].rosterIndex = index + 1;
+        _pending[moved.operator].rosterIndex = index + 1;
         delete _rosterAt[last];
         (_rosterSize, p.rosterIndex) = (last, 0);
     }

@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {IInferenceOracle} from "./interfaces/IInferenceOracle.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IOperatorStaking} from "./interfaces/IOperatorStaking.sol";
 import {IOracleViews} from "./interfaces/IOracleViews.sol";
 import {OracleStorage} from "./OracleStorage.sol";
 
@@ -39,9 +40,9 @@ contract OracleLens is IOracleViews, OracleStorage {
             modelId: request.modelId,
             callbackGasLimit: request.callbackGasLimit,
             requestedAt: request.requestedAt,
-            operator: result.operator,
+            operator: _operatorAt[result.operatorId],
             submittedAt: result.submittedAt,
-            outputHash: _outputHash[requestId],
+            outputHash: bytes32(result.outputHash),
             callbackSucceeded: result.flags & FLAG_CALLBACK_OK != 0,
             status: _status(request, result)
         });
@@ -81,8 +82,34 @@ contract OracleLens is IOracleViews, OracleStorage {
 
     /// @inheritdoc IOracleViews
     function isAttestedOutput(uint256 requestId, bytes calldata output) external view returns (bool) {
-        bytes32 stored = _outputHash[requestId];
-        return stored != bytes32(0) && stored == keccak256(output);
+        bytes24 stored = _results[requestId].outputHash;
+        return stored != bytes24(0) && stored == bytes24(keccak256(output));
+    }
+
+    /// @inheritdoc IOracleViews
+    function programChunks(uint32 modelId) external view returns (address[] memory) {
+        if (_modelCore[modelId].inputLength == 0) revert IModelRegistry.UnknownModel(modelId);
+        return _modelMeta[modelId].programChunks;
+    }
+
+    /// @inheritdoc IOracleViews
+    function modelCount() external view returns (uint32) {
+        return _modelCount;
+    }
+
+    /// @inheritdoc IOracleViews
+    function stakeOf(address operator) external view returns (IOperatorStaking.StakeInfo memory) {
+        StakeSlot memory s = _stakes[operator];
+        PendingSlot memory p = _pending[operator];
+        return IOperatorStaking.StakeInfo({
+            staked: s.staked, locked: s.locked, pending: p.amount, withdrawableAt: p.withdrawableAt
+        });
+    }
+
+    /// @inheritdoc IOracleViews
+    function freeStake(address operator) external view returns (uint256) {
+        StakeSlot memory s = _stakes[operator];
+        return s.staked - s.locked;
     }
 
     /// @inheritdoc IOracleViews

@@ -59,11 +59,19 @@ abstract contract OracleStorage {
         uint96 credits; // earned fees not yet withdrawn (pull payment, see the oracle's `withdraw`)
     }
 
-    /// @dev Unbonding state, touched only by stake / requestUnstake / withdrawStake.
+    /// @dev Unbonding state and the operator's id, touched by stake / requestUnstake / withdrawStake (and the
+    /// id read by submit).
     struct PendingSlot {
         uint96 amount; // requested for withdrawal, still slashable until withdrawn
         uint40 withdrawableAt; // unbonding end
         uint32 rosterIndex; // 1 + the operator's place in the roster (see `_rosterAt`); 0: not listed
+        uint24 operatorId; // given at the first stake, never changed nor reused; 0: never staked
+    }
+
+    /// @dev A roster place: the operator and its id, so an assignment draw reads one slot for both.
+    struct RosterEntry {
+        address operator;
+        uint24 id;
     }
 
     /// @dev The request counter shares its slot with the roster's size and weight cap: every request reads
@@ -74,7 +82,11 @@ abstract contract OracleStorage {
     /// @dev At least every listed operator's `staked` (the largest stake ever reached; it never decreases),
     /// the denominator of the assignment's acceptance test (see the oracle's `_assign`).
     uint80 internal _weightCap;
-    mapping(uint256 index => address operator) internal _rosterAt;
+    /// @dev Operator ids given so far (ids run from 1; the 2^24th first stake reverts). A result records its
+    /// operator by id, so that the id, the submission time, the flags and the output hash share one slot.
+    uint24 internal _operatorCount;
+    mapping(uint256 index => RosterEntry) internal _rosterAt;
+    mapping(uint24 operatorId => address operator) internal _operatorAt;
 
     mapping(address operator => StakeSlot) internal _stakes;
     mapping(address operator => PendingSlot) internal _pending;
@@ -106,17 +118,20 @@ abstract contract OracleStorage {
         uint32 requestedAt; // submission deadline = requestedAt + REQUEST_TIMEOUT (uint32: until 2106)
     }
 
-    /// @dev Written at request (the assignee), then at submit (or refund); one slot. Status is derived from
-    /// these timestamps and flags.
+    /// @dev Written at request (the assignee), then at submit (or refund); one slot, so a request's lifecycle
+    /// writes two fresh slots in all (this and its `Request`). Status is derived from the time and the flags.
+    /// `outputHash` keeps the first 24 bytes of keccak256(output): finding a second output with the same 192
+    /// bits, the only way to finalize or deliver an output other than the attested one, takes ~2^96 work
+    /// even for the operator choosing both (a collision), the level the request id's input binding has.
     struct Result {
-        address operator; // the assignee until a result is submitted, then the attesting operator
-        uint40 submittedAt; // 0 = no result; challenge window ends at submittedAt + CHALLENGE_WINDOW
+        uint24 operatorId; // the assignee's id until a result is submitted, then the attesting operator's; 0: none
+        uint32 submittedAt; // 0 = no result; challenge window ends at submittedAt + CHALLENGE_WINDOW (until 2106)
         uint8 flags; // FLAG_* bits
+        bytes24 outputHash; // attested output: bytes24(keccak256(output)); 0 once proven wrong by a game
     }
 
     mapping(uint256 requestId => Request) internal _requests;
     mapping(uint256 requestId => Result) internal _results;
-    mapping(uint256 requestId => bytes32) internal _outputHash;
     mapping(address account => uint256) internal _credits;
     /// @dev Credits in a token-fee model's ERC-20 (fees earned, rewarded or refunded); ETH stays in `_credits`.
     mapping(address token => mapping(address account => uint256)) internal _tokenCredits;

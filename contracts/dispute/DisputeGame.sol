@@ -50,7 +50,7 @@ contract DisputeGame {
         uint8 depth; // state tree depth
         uint8 outputWidth;
         uint32 outputId;
-        bytes32 outputHash; // the attested output's keccak256
+        bytes32 outputHash; // the attested output as the oracle's view gives it: bytes24 of its keccak256, zero-padded
         bytes32 rootLo;
         bytes32 rootHi;
         bytes32 rootMid;
@@ -190,7 +190,7 @@ contract DisputeGame {
         // Several games may run against one claim; the oracle holds the claim while any is open.
         if (openGames[requestId]++ == 0) ORACLE.setDisputed(requestId, true, address(0));
         // The plan fixed before registration (a game-provable model has one: `executionGasBound`).
-        address[] memory chunks = IModelRegistry(address(ORACLE)).programChunks(modelId);
+        address[] memory chunks = IOracleViews(address(ORACLE)).programChunks(modelId);
         bytes32 key = planKey(chunks);
         Plan memory pl = plans[key];
         if (pl.hash == bytes32(0)) revert PlanNotFixed(key);
@@ -222,7 +222,11 @@ contract DisputeGame {
         nonReentrant
     {
         Game storage g = _move(gameId, Phase.Defend);
-        if (outputValues.length % 8 != 0 || STEP_GAS_BOUND.outputHash(outputValues, g.outputWidth) != g.outputHash) {
+        // The oracle keeps the first 24 bytes of an attested output's keccak256 (zero-padded in its view).
+        if (
+            outputValues.length % 8 != 0
+                || bytes24(STEP_GAS_BOUND.outputHash(outputValues, g.outputWidth)) != bytes24(g.outputHash)
+        ) {
             revert OutputNotAttested(gameId);
         }
         if (StateMerkle.rootOf(StateMerkle.tensorHash(outputValues), g.outputId, proof, g.depth) != finalRoot) {
@@ -261,7 +265,7 @@ contract DisputeGame {
         if (g.phase != Phase.Step) revert WrongPhase(gameId, g.phase);
         if (block.timestamp - g.lastMove > g.challengerClock) revert ClockExpired(gameId);
         if (keccak256(abi.encodePacked(proof.plan)) != g.planHash) revert PlanMismatch(gameId);
-        address[] memory chunks = IModelRegistry(address(ORACLE)).programChunks(g.modelId);
+        address[] memory chunks = IOracleViews(address(ORACLE)).programChunks(g.modelId);
         bytes32 post = PROVER.postState(chunks, g.lo, g.rootLo, g.depth, proof);
         bool challengerWon = post != g.rootHi;
         emit StepProven(gameId, g.lo, post, challengerWon);

@@ -38,7 +38,7 @@ interface IInferenceOracle is IModelRegistry, IOperatorStaking {
         uint40 requestedAt;
         address operator; // the assignee (or 0) until a result is submitted, then the attesting operator
         uint40 submittedAt;
-        bytes32 outputHash;
+        bytes32 outputHash; // the attested output's first 24 bytes of keccak256, zero-padded (0: none)
         bool callbackSucceeded;
         Status status;
     }

@@ -120,9 +120,5 @@ interface IModelRegistry {
     /// still fits the per-transaction gas cap next to `gasBound` (at most MAX_CALLBACK_GAS).
     function proofGasBound(uint32 modelId) external view returns (uint256 gasBound, uint256 callbackGasCap);
 
-    /// @notice Returns the program chunks of an `EXACT` model (empty for `ATTESTED`).
-    function programChunks(uint32 modelId) external view returns (address[] memory);
-
-    /// @notice Number of registered model versions (the latest id).
-    function modelCount() external view returns (uint32);
+    // `programChunks(modelId)` and `modelCount()` are served with the oracle's other views (`IOracleViews`).
 }

@@ -38,6 +38,8 @@ interface IOperatorStaking {
     error NothingToWithdraw();
     /// @notice An operator's stake must fit in 80 bits (about 1.2 million ETH).
     error StakeOverflow();
+    /// @notice 2^24 - 1 operators have staked already: no new operator id is left.
+    error TooManyOperators();
     /// @notice An ETH transfer failed.
     error TransferFailed(address to, uint256 amount);
 
@@ -50,9 +52,5 @@ interface IOperatorStaking {
     /// @notice Sends the caller's pending withdrawal to `to` once unbonding is over.
     function withdrawStake(address payable to) external;
 
-    /// @notice Returns `operator`'s stake.
-    function stakeOf(address operator) external view returns (StakeInfo memory);
-
-    /// @notice Stake not backing any open attestation (`staked - locked`).
-    function freeStake(address operator) external view returns (uint256);
+    // `stakeOf(operator)` and `freeStake(operator)` are served with the oracle's other views (`IOracleViews`).
 }

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IInferenceOracle} from "./IInferenceOracle.sol";
+import {IOperatorStaking} from "./IOperatorStaking.sol";
 
 /// @title IOracleViews
 /// @notice The oracle's read-only views of requests, prices and credits. They are served at the oracle's own
@@ -30,6 +31,18 @@ interface IOracleViews {
 
     /// @notice True when `output` is the attested output of `requestId` (results stay provable on-chain).
     function isAttestedOutput(uint256 requestId, bytes calldata output) external view returns (bool);
+
+    /// @notice Returns the program chunks of an `EXACT` model (empty for `ATTESTED`).
+    function programChunks(uint32 modelId) external view returns (address[] memory);
+
+    /// @notice Number of registered model versions (the latest id).
+    function modelCount() external view returns (uint32);
+
+    /// @notice Returns `operator`'s stake.
+    function stakeOf(address operator) external view returns (IOperatorStaking.StakeInfo memory);
+
+    /// @notice Stake not backing any open attestation (`staked - locked`).
+    function freeStake(address operator) external view returns (uint256);
 
     /// @notice Withdrawable ETH credits of `account` (fees of ETH models, rewards, refunds, callback deposits).
     function creditsOf(address account) external view returns (uint256);

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from eth_utils.crypto import keccak
+
 from oracle.lifecycle import Status
+
+
+def attested_hash(output: bytes) -> bytes:
+    """What the oracle keeps of an attested output, as `getRequest` returns it: the first 24 bytes of its
+    keccak256, zero-padded to 32 (the result's hash shares a storage slot with its operator id, time and flags)."""
+    return keccak(output)[:24] + bytes(8)
 
 __all__ = ["Head", "InferenceRequested", "Mode", "Model", "ModelSpec", "RequestView", "ResultSubmitted", "StakeInfo",
            "Status"]
@@ -100,6 +108,10 @@ class RequestView:
     output_hash: bytes
     callback_succeeded: bool
     status: Status
+
+    def attests(self, output: bytes) -> bool:
+        """Whether `output` is this request's attested output (the oracle's `isAttestedOutput`)."""
+        return self.output_hash != bytes(32) and self.output_hash == attested_hash(output)
 
     @classmethod
     def from_struct(cls, request_id: int, v: Any) -> RequestView:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import structlog
-from eth_utils.crypto import keccak
 from web3.contract.contract import ContractFunction
 
 from oracle.chain.types import Head
@@ -110,7 +109,7 @@ class Finalizer:
         for j in jobs:
             rv = views[j.request_id]
             if rv is not None and is_finalizable(rv.status) and rv.operator.lower() == sub.address.lower():
-                if rv.output_hash != keccak(j.output or b""):
+                if not rv.attests(j.output or b""):
                     self.db.set_state([j.request_id], JobState.FAILED,
                                       error="stored output is not the attested one; cannot finalize")
                     sub.metrics.requests_failed.labels(reason="finalize").inc()

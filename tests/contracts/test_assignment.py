@@ -192,3 +192,79 @@ def test_unstaking_everything_leaves_the_roster(w3: Web3, accounts: list[str]) -
     s.client.stake(leaver, 10**18)
     assignees = {s.request(random.Random(100 + i).randbytes(64))[1] for i in range(30)}
     assert leaver in assignees
+
+
+def test_operator_ids_survive_roster_swaps_and_relisting(w3: Web3, accounts: list[str]) -> None:
+    """Results record operators by id (it shares the result's slot with the time, flags and output hash).
+    Unlisting swaps the last roster entry into the leaver's place: the moved operator keeps its id, so its
+    assignments and answers still name it, and a returning operator gets its old id back, not a new one."""
+    s = _deploy(w3, accounts, EXCLUSIVE, [10**18, 10**18, 10**18])
+    leaver, stayer, moved = s.operators
+    s.chain.ok(s.oracle.functions.requestUnstake(10**18), leaver)  # `moved` now sits in the leaver's place
+    for i in range(60):
+        rid, who = s.request(random.Random(300 + i).randbytes(64))
+        if who == moved:
+            break
+    else:
+        raise AssertionError("the moved operator was never assigned")
+    assert s.client.get_request(rid).operator == moved
+    s.chain.reverts(s.oracle.functions.submitResult(rid, OUTPUT), stayer, "NotAssigned")
+    s.chain.ok(s.oracle.functions.submitResult(rid, OUTPUT), moved)
+    view = s.client.get_request(rid)
+    assert view.operator == moved and view.attests(OUTPUT)
+    s.chain.mine(view.submitted_at + WINDOW)
+    receipt = s.chain.ok(s.oracle.functions.finalize(rid, OUTPUT), stayer)
+    (ev,) = s.client.events_in(receipt, "RequestFinalized")
+    assert ev["operator"] == moved and s.client.stake_of(moved).locked == 0
+    # The leaver comes back: listed again under its old id (no new id is used up).
+    before = _operator_count(s)
+    s.client.stake(leaver, 10**18)
+    assert _operator_count(s) == before == 3
+    for i in range(60):
+        rid, who = s.request(random.Random(400 + i).randbytes(64))
+        if who == leaver:
+            break
+    else:
+        raise AssertionError("the returning operator was never assigned")
+    s.chain.ok(s.oracle.functions.submitResult(rid, OUTPUT), leaver)
+    assert s.client.get_request(rid).operator == leaver
+
+
+def _counter_slot(s: Assigned) -> int:
+    """The storage slot of the request nonce, which packs the roster size, the weight cap and the operator
+    count (`OracleStorage`): found by its known content, not by a hard-coded layout."""
+    requests = _request_count(s)
+    for slot in range(64):
+        v = int.from_bytes(s.w3.eth.get_storage_at(s.oracle.address, slot), "big")
+        if v and v & (2**64 - 1) == requests and (v >> 64) & (2**32 - 1) == _listed(s):
+            return slot
+    raise AssertionError("no slot holds the request nonce")
+
+
+def _listed(s: Assigned) -> int:
+    return sum(1 for o in s.operators if s.client.stake_of(o).staked > 0)
+
+
+def _request_count(s: Assigned) -> int:
+    return len(s.oracle.events.InferenceRequested().get_logs(from_block=0))
+
+
+def _operator_count(s: Assigned) -> int:
+    v = int.from_bytes(s.w3.eth.get_storage_at(s.oracle.address, _counter_slot(s)), "big")
+    return (v >> 176) & (2**24 - 1)
+
+
+def test_operator_ids_run_out_with_a_clear_error(w3: Web3, accounts: list[str]) -> None:
+    """Ids are 24 bits: once 2^24 - 1 operators have staked, a new one is refused with `TooManyOperators`
+    (reached here by writing the counter; staking 16.7M accounts for real would cost ~1,500 ETH of gas at 1
+    gwei). Operators who already have an id keep staking."""
+    s = _deploy(w3, accounts, EXCLUSIVE, [10**18])
+    s.request()
+    slot = _counter_slot(s)
+    v = int.from_bytes(s.w3.eth.get_storage_at(s.oracle.address, slot), "big")
+    assert (v >> 176) & (2**24 - 1) == 1
+    full = v | ((2**24 - 1) << 176)
+    s.chain.rpc("anvil_setStorageAt", [s.oracle.address, hex(slot), "0x" + full.to_bytes(32, "big").hex()])
+    s.chain.reverts(s.oracle.functions.stake(), accounts[12], "TooManyOperators", value=10**18)
+    s.chain.ok(s.oracle.functions.stake(), s.operators[0], value=10**18)
+    assert s.client.stake_of(s.operators[0]).staked == 2 * 10**18

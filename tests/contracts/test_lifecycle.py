@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from oracle.chain.types import Status
+from eth_utils.crypto import keccak
+
+from oracle.chain.types import Status, attested_hash
 from tests.contracts.conftest import BOND, FEE, INPUT, OUTPUT, TIMEOUT, WINDOW, System
 
 
@@ -40,6 +42,15 @@ def test_submit_locks_bond_and_emits_output(system: System) -> None:
     assert system.client.status_of(rid) is Status.SUBMITTED
     assert system.client.is_attested_output(rid, OUTPUT)
     assert not system.client.is_attested_output(rid, bytes(32))
+    # What is stored: the first 24 bytes of the output's keccak256, in the result's one slot.
+    view = system.client.get_request(rid)
+    assert view.output_hash == keccak(OUTPUT)[:24] + bytes(8) == attested_hash(OUTPUT)
+    assert view.attests(OUTPUT) and not view.attests(OUTPUT[:-1] + bytes([OUTPUT[-1] ^ 1]))
+    # Finalizing with any other output is refused; a batch skips it.
+    system.chain.mine(view.submitted_at + WINDOW)
+    other = OUTPUT[:-1] + bytes([OUTPUT[-1] ^ 1])
+    system.chain.reverts(system.oracle.functions.finalize(rid, other), system.operator, "OutputMismatch")
+    assert system.oracle.functions.finalizeBatch([rid], [other]).call({"from": system.operator}) == 0
 
 
 def test_finalize_pays_operator_unlocks_bond(system: System) -> None:
