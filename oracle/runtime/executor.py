@@ -30,9 +30,13 @@ from typing import Any, Protocol
 from oracle.errors import InferenceError
 from oracle.runtime.errors import InferenceTimeout, NotRun
 from oracle.runtime.model_checks import ModelInfo
-from oracle.runtime.sandbox import Sandbox, SandboxFailure, SandboxLimits
+from oracle.runtime.sandbox import Sandbox, SandboxClosed, SandboxFailure, SandboxLimits
 
 Result = bytes | InferenceError
+
+
+class ExecutorClosed(InferenceError):
+    """The executor was closed (the node is stopping); starting it again is refused, and that is no fault."""
 
 
 class Executor(Protocol):
@@ -68,9 +72,11 @@ class ProcessExecutor:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         if self._closed:
-            raise InferenceError("the inference executor is closed (the node is stopping)")
+            raise ExecutorClosed("the inference executor is closed (the node is stopping)")
         try:
             self.sandbox.start()
+        except SandboxClosed:
+            raise ExecutorClosed("the inference executor is closed (the node is stopping)") from None
         except SandboxFailure as exc:
             raise InferenceError(f"inference child failed to start: {exc.detail}") from None
 

@@ -1,9 +1,10 @@
 """The one sandbox: untrusted work (running a model, compiling an ONNX file, re-executing a program) in a
 limited child process.
 
-A :class:`Sandbox` keeps one long-lived ``spawn`` child that ignores Ctrl-C (the parent decides when it
-stops), sets ``RLIMIT_AS`` on itself before it imports anything that touches untrusted bytes, then runs the
-functions of one *jobs module* by name and keeps that module's caches between calls. The parent enforces a
+A :class:`Sandbox` keeps one long-lived ``spawn`` child that ignores Ctrl-C from its first instruction (the
+parent decides when it stops; see :func:`_sigint_immune_python`), sets ``RLIMIT_AS`` on itself before it
+imports anything that touches untrusted bytes, then runs the functions of one *jobs module* by name and keeps
+that module's caches between calls. The parent enforces a
 wall-time limit (kill and restart) and restarts the child after it died or ran out of memory;
 :attr:`Sandbox.generation` changes on every start so callers know when a cache was lost.
 
@@ -22,7 +23,14 @@ re-execution and the ONNX audit, jobs in :mod:`oracle.challenger.jobs`).
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +58,10 @@ class SandboxFailure(OracleError, RuntimeError):
         self.detail = message
 
 
+class SandboxClosed(SandboxFailure):
+    """The sandbox was closed (its process is stopping): not a fault of the child or of the job."""
+
+
 class Sandbox:
     """A limited child running the functions of ``jobs`` (a module path) by name; thread-safe."""
 
@@ -58,6 +70,7 @@ class Sandbox:
         self.limits = limits or SandboxLimits()
         self.name = name
         self._ctx = mp.get_context("spawn")
+        _sigint_immune_python(self._ctx)
         self._proc: Any = None
         self._conn: Connection | None = None
         self._lock = threading.Lock()
@@ -84,7 +97,7 @@ class Sandbox:
             return
         self._kill()
         if self._closed:  # a call racing close() must not leave a fresh child behind
-            raise SandboxFailure("crash", f"{self.name} is closed (the process is stopping)")
+            raise SandboxClosed("crash", f"{self.name} is closed (the process is stopping)")
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(target=_child_main, args=(child, self.limits.memory_bytes, self.jobs),
                                        name=self.name, daemon=True)
@@ -97,6 +110,8 @@ class Sandbox:
             hello = None
         if hello != ("ready",):
             self._kill()
+            if self._closed:  # close() killed it while it booted: the process is stopping, nothing failed
+                raise SandboxClosed("crash", f"{self.name} is closed (the process is stopping)")
             why = hello[1] if isinstance(hello, tuple) and len(hello) == 2 else \
                 f"not ready within {self.limits.start_timeout:.0f} s"
             raise SandboxFailure("crash", f"{self.name} child did not start: {why}")
@@ -186,6 +201,43 @@ class Sandbox:
             self._kill()
         finally:
             self._lock.release()
+
+
+_launcher_lock = threading.Lock()
+_launcher_tried = False
+
+
+def _sigint_immune_python(ctx: Any) -> None:
+    """Makes ``spawn`` start children through ``sh -c "trap '' INT; exec python"`` (once per process).
+
+    A terminal's Ctrl-C reaches the whole process group. A child ignores SIGINT once :func:`_child_main`
+    runs, but before that it spends seconds re-importing the parent's modules, and a Ctrl-C then printed the
+    interpreter's ``KeyboardInterrupt`` traceback into the operator's terminal. An ignored signal stays
+    ignored across ``exec`` and Python keeps it so, which closes that window; blocking the signal instead does
+    not work (spawn resets the child's signal mask) and ``signal.signal`` cannot be called from the worker's
+    lane threads, where children start. ``multiprocessing`` takes one interpreter path for every spawn in the
+    process, hence a small launcher script; if it cannot be written or run (a read-only or ``noexec`` temp
+    directory) children start as before."""
+    global _launcher_tried
+    with _launcher_lock:
+        if _launcher_tried or not sys.executable or os.name != "posix":
+            return
+        _launcher_tried = True
+        folder = tempfile.mkdtemp(prefix="oracle-sandbox-")
+        path = os.path.join(folder, "python")
+        try:
+            with open(path, "w") as f:
+                f.write(f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+            os.chmod(path, 0o700)
+            ok = subprocess.run([path, "-c", "pass"], capture_output=True, timeout=60).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        if not ok:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.warning("sandbox_launcher_unavailable", folder=folder)
+            return
+        ctx.set_executable(path)
+        atexit.register(shutil.rmtree, folder, True)
 
 
 def _child_main(conn: Connection, memory_bytes: int, jobs_module: str) -> None:  # pragma: no cover - the child

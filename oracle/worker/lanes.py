@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import structlog
 
 from oracle.chain.types import Model
-from oracle.runtime.executor import Executor, Result
+from oracle.runtime.executor import Executor, ExecutorClosed, Result
 from oracle.runtime.model_checks import ModelInfo
 from oracle.runtime.model_store import ModelStore
 from oracle.worker.job import Job
@@ -65,17 +65,21 @@ def _run(executor: Executor, info: ModelInfo, inputs: list[bytes], began: dict[i
                 pass
 
 
-def _start(executor: Executor) -> None:
-    """Starts ``executor``'s child if it has one; a failure is logged here and reported again by the lane's
-    next batch (which tries to start it once more), the loop goes on."""
+def _start(executor: Executor) -> bool:
+    """Starts ``executor``'s child if it has one; False if it was closed meanwhile (the node is stopping). A
+    failure is logged here and reported again by the lane's next batch (which tries to start it once more),
+    the loop goes on."""
     start = getattr(executor, "start", None)
     if not callable(start):
-        return
+        return True
     try:
         start()
+    except ExecutorClosed:  # the node is stopping (Ctrl-C during the boot): nothing went wrong
+        return False
     except Exception as exc:  # noqa: BLE001 - a lane thread must not die; /ready shows the lane down
         log.error("inference_lane_not_started", error=f"{type(exc).__name__}: {str(exc)[:200]}",
                   hint="check the inference memory limit and the onnxruntime install; the next batch retries")
+    return True
 
 
 class Lanes:
@@ -87,7 +91,7 @@ class Lanes:
         self.executors = list(executors)
         self._pools = [ThreadPoolExecutor(1, thread_name_prefix=f"oracle-lane{i}") for i in range(len(executors))]
         self._busy: dict[int, Batch] = {}
-        self._booting: dict[int, Future[None]] = {}  # lane -> its child's start, until done
+        self._booting: dict[int, Future[bool]] = {}  # lane -> its child's start, until done
         self._began: dict[int, float] = {}  # lane -> when its current batch began to run (set by the lane thread)
         self.wake = wake
 
@@ -102,10 +106,11 @@ class Lanes:
         self._booting = dict(enumerate(boots))
         told = threading.Lock()
 
-        def booted(_f: Future[None]) -> None:
+        def booted(_f: Future[bool]) -> None:
             self.wake()
             if all(f.done() for f in boots) and told.acquire(blocking=False):
-                log.info("inference_lanes_ready", lanes=len(boots))
+                if all(not f.cancelled() and f.result() for f in boots):  # else the node is stopping
+                    log.info("inference_lanes_ready", lanes=len(boots))
 
         for boot in boots:
             boot.add_done_callback(booted)

@@ -193,9 +193,10 @@ def test_scrub_removes_secret_env_values_with_and_without_0x(monkeypatch: pytest
 
 
 # ------------------------------------------------------------------ Ctrl-C
-def _ctrl_c(args: list[str], env: dict[str, str], cwd: Path, ready: str) -> tuple[int, str]:
-    """Starts a daemon in its own process group, waits for ``ready``, sends SIGINT to the whole group (what a
-    terminal's Ctrl-C does, reaching the inference child too); returns its exit code and output."""
+def _ctrl_c(args: list[str], env: dict[str, str], cwd: Path, ready: str, settle: float = 1.0) -> tuple[int, str]:
+    """Starts a daemon in its own process group, waits for ``ready`` and ``settle`` seconds more, sends SIGINT
+    to the whole group (what a terminal's Ctrl-C does, reaching the inference child too); returns its exit
+    code and output."""
     import os
     import signal
     import subprocess
@@ -214,7 +215,7 @@ def _ctrl_c(args: list[str], env: dict[str, str], cwd: Path, ready: str) -> tupl
             assert proc.poll() is None, log.read_text()
             time.sleep(0.3)
         assert ready in log.read_text(), log.read_text()
-        time.sleep(1.0)
+        time.sleep(settle)
         os.killpg(proc.pid, signal.SIGINT)
         code = proc.wait(timeout=60)
     finally:
@@ -226,12 +227,21 @@ def _ctrl_c(args: list[str], env: dict[str, str], cwd: Path, ready: str) -> tupl
 
 def test_ctrl_c_stops_the_node_and_the_challenger_without_a_traceback(devnet: Devnet, tmp_path: Path,
                                                                       deployment: Path) -> None:
-    # Once its inference children are up (they boot in the lanes' threads after node_started; a child still
-    # re-importing the node stack when Ctrl-C arrives prints the interpreter's KeyboardInterrupt: known, see
-    # oracle/worker/lanes.py).
     code, out = _ctrl_c(["node", "run"], _node_env(devnet.url, deployment), tmp_path, "inference_lanes_ready")
     assert code == 0 and "Traceback" not in out and "KeyboardInterrupt" not in out, out
     assert "node_stopped" in out
     code, out = _ctrl_c(["challenger", "run", "--rpc", devnet.url, "--deployment", str(deployment), "--unlocked",
                          DEV_ACCOUNT_0], {}, tmp_path, "challenger_started")
     assert code == 0 and "Traceback" not in out and "KeyboardInterrupt" not in out, out
+
+
+def test_ctrl_c_while_the_inference_children_boot_prints_no_traceback(devnet: Devnet, tmp_path: Path,
+                                                                      deployment: Path) -> None:
+    """The children boot in the lanes' threads after ``node_started`` and take seconds to re-import the node
+    stack. A Ctrl-C in that window printed each booting child's ``KeyboardInterrupt`` traceback (they ignore
+    SIGINT only once running); they now start with SIGINT ignored (oracle/runtime/sandbox.py)."""
+    code, out = _ctrl_c(["node", "run"], _node_env(devnet.url, deployment), tmp_path, "node_started", settle=0.3)
+    ready_at = out.find("inference_lanes_ready")
+    assert ready_at == -1 or out.index("signal=SIGINT") < ready_at, "Ctrl-C came after the boot: window missed"
+    assert code == 0 and "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert "node_stopped" in out
