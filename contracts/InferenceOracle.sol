@@ -58,6 +58,7 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     /// @param exclusivePeriod seconds only a request's assignee may answer (e.g. 1 minute; 0: none); below
     /// `requestTimeout`.
     /// @param unbondingPeriod seconds before unstaked funds can be withdrawn; must exceed the window.
+    /// @param minOperatorStake stake an operator needs to be listed for assignment (at least 1 wei).
     /// @param minBondRatio bond >= minBondRatio * fee for every model (protocol default 4).
     /// @param maxCallbackGas cap on a request's callback gas (e.g. 1,000,000; at most 2^24 - 1).
     /// @param txGasCap per-transaction gas cap every proof transaction must fit (16,777,216 on Ethereum).
@@ -70,15 +71,17 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         uint256 requestTimeout,
         uint256 exclusivePeriod,
         uint256 unbondingPeriod,
+        uint256 minOperatorStake,
         uint256 minBondRatio,
         uint256 maxCallbackGas,
         uint256 txGasCap,
         address disputeGame
-    ) ModelRegistry(minBondRatio, maxCallbackGas) OperatorStaking(unbondingPeriod) {
+    ) ModelRegistry(minBondRatio, maxCallbackGas) OperatorStaking(unbondingPeriod, minOperatorStake) {
         // INVARIANT: unbonding outlasts the window, so stake backing an open result cannot escape a slash.
         if (
             challengeWindow == 0 || requestTimeout == 0 || unbondingPeriod <= challengeWindow || minBondRatio < 3
                 || maxCallbackGas >= 2 ** 24 || txGasCap < 1_000_000 || exclusivePeriod >= requestTimeout
+                || minOperatorStake == 0
         ) revert InvalidParameters();
         VERIFIER = verifier;
         CHALLENGE_WINDOW = challengeWindow;

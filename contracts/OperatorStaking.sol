@@ -12,9 +12,12 @@ import {OracleStorage} from "./OracleStorage.sol";
 abstract contract OperatorStaking is IOperatorStaking, OracleStorage, ReentrancyGuardTransient {
     /// @notice Seconds between `requestUnstake` and `withdrawStake`.
     uint256 public immutable UNBONDING_PERIOD;
+    /// @notice Stake an operator needs to be listed for assignment (see `stake`).
+    uint256 public immutable MIN_OPERATOR_STAKE;
 
-    constructor(uint256 unbondingPeriod) {
+    constructor(uint256 unbondingPeriod, uint256 minOperatorStake) {
         UNBONDING_PERIOD = unbondingPeriod;
+        MIN_OPERATOR_STAKE = minOperatorStake;
     }
 
     /// @inheritdoc IOperatorStaking
@@ -26,15 +29,18 @@ abstract contract OperatorStaking is IOperatorStaking, OracleStorage, Reentrancy
         s.staked = uint80(total);
         if (total > _weightCap) _weightCap = uint80(total);
         PendingSlot storage p = _pending[msg.sender];
-        if (p.rosterIndex == 0) {
-            uint24 id = p.operatorId;
-            if (id == 0) {
-                // First stake ever: the operator gets its id (results record it; see `OracleStorage.Result`).
-                if (_operatorCount == type(uint24).max) revert TooManyOperators();
-                id = ++_operatorCount;
-                p.operatorId = id;
-                _operatorAt[id] = msg.sender;
-            }
+        uint24 id = p.operatorId;
+        if (id == 0) {
+            // First stake ever: the operator gets its id (results record it; see `OracleStorage.Result`).
+            if (_operatorCount == type(uint24).max) revert TooManyOperators();
+            id = ++_operatorCount;
+            p.operatorId = id;
+            _operatorAt[id] = msg.sender;
+        }
+        // Listed for assignment only with MIN_OPERATOR_STAKE: each draw takes a roster place uniformly, so
+        // dust stakes from many accounts would otherwise fill the roster and leave most requests unassigned
+        // (open to answer-copying again). Below it an operator still answers what is open to all.
+        if (p.rosterIndex == 0 && total >= MIN_OPERATOR_STAKE) {
             uint32 size = _rosterSize;
             _rosterAt[size] = RosterEntry({operator: msg.sender, id: id});
             (_rosterSize, p.rosterIndex) = (size + 1, size + 1);
@@ -51,7 +57,7 @@ abstract contract OperatorStaking is IOperatorStaking, OracleStorage, Reentrancy
         if (amount > free) revert InsufficientFreeStake(msg.sender, amount, free);
         s.staked -= uint80(amount); // amount <= free <= staked < 2^80
         PendingSlot storage p = _pending[msg.sender];
-        if (s.staked == 0) _unlist(p);
+        if (s.staked < MIN_OPERATOR_STAKE && p.rosterIndex != 0) _unlist(p);
         p.amount += amount;
         uint256 readyAt = block.timestamp + UNBONDING_PERIOD;
         p.withdrawableAt = uint40(readyAt);

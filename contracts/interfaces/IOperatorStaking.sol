@@ -19,6 +19,11 @@ interface IOperatorStaking {
     /// @notice Seconds between `requestUnstake` and `withdrawStake`.
     function UNBONDING_PERIOD() external view returns (uint256);
 
+    /// @notice Stake an operator needs to be listed for assignment: listed by `stake` once its stake reaches
+    /// it, unlisted by `requestUnstake` once it falls below. Any operator with stake for the bond attests
+    /// requests open to all (unassigned, or past their exclusive period).
+    function MIN_OPERATOR_STAKE() external view returns (uint256);
+
     /// @notice Emitted when an operator adds stake.
     event Staked(address indexed operator, uint256 amount, uint256 totalStaked);
     /// @notice Emitted when an operator starts unbonding `amount`.

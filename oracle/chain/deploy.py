@@ -25,6 +25,10 @@ class DeployParams:
     - ``exclusive_period``: 30 s (two or three blocks) after a request during which only its assignee (a staked
       operator drawn by free stake) may answer; then anyone staked may. 0 turns assignment off.
     - ``unbonding_period``: 7 days, far longer than window + dispute (v1 disputes are one transaction).
+    - ``min_operator_stake``: 0.1 ETH, the stake an operator needs to be listed for assignment. Each draw
+      takes a roster place uniformly (then accepts by free stake), so without a floor many 1-wei stakes would
+      fill the roster and leave most requests unassigned, open to answer-copying again; with it that costs
+      the attacker 0.1 ETH per account, locked for the unbonding period.
     - ``min_bond_ratio``: 4, so bond >= 4 x fee: fraud never pays and a self-challenge always loses.
     - ``max_callback_gas``: 1,000,000, enough for real consumers, bounded so finalize stays cheap to call.
     - ``tx_gas_cap``: 16,777,216, Ethereum's per-transaction gas cap since Osaka (EIP-7825): every proof
@@ -50,6 +54,7 @@ class DeployParams:
     game_bond: int = 10**17
     game_clock: int | None = None
     exclusive_period: int = 30
+    min_operator_stake: int = 10**17
 
     def clock(self) -> int:
         """The game's clock: ``game_clock``, or the longest (up to 24 hours) the unbonding period allows."""
@@ -117,7 +122,8 @@ def deploy_system(
         game = create_address(sender, nonce + 1)
     oracle = deploy(
         w3, o.abi, o.bytecode, signer, verifier, params.challenge_window, params.request_timeout,
-        params.exclusive_period, params.unbonding_period, params.min_bond_ratio, params.max_callback_gas,
+        params.exclusive_period, params.unbonding_period, params.min_operator_stake, params.min_bond_ratio,
+        params.max_callback_gas,
         params.tx_gas_cap, game,
     )
     if params.dispute_game:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from web3 import Web3
@@ -56,9 +56,10 @@ class Assigned:
         return [o for o in self.operators if o != who]
 
 
-def _deploy(w3: Web3, accounts: list[str], exclusive: int, stakes: list[int], copier: bool = False) -> Assigned:
-    params = DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, exclusive_period=exclusive,
-                          unbonding_period=UNBONDING)
+def _deploy(w3: Web3, accounts: list[str], exclusive: int, stakes: list[int], copier: bool = False,
+            params: DeployParams | None = None) -> Assigned:
+    params = params or DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, exclusive_period=exclusive,
+                                    unbonding_period=UNBONDING)
     dep = deploy_system(w3, accounts[0], params)
     client = OracleClient(w3, dep.oracle)
     model_id = client.register_model(accounts[0], ModelSpec(
@@ -268,3 +269,33 @@ def test_operator_ids_run_out_with_a_clear_error(w3: Web3, accounts: list[str]) 
     s.chain.reverts(s.oracle.functions.stake(), accounts[12], "TooManyOperators", value=10**18)
     s.chain.ok(s.oracle.functions.stake(), s.operators[0], value=10**18)
     assert s.client.stake_of(s.operators[0]).staked == 2 * 10**18
+
+
+def _dust_stakers(s: Assigned, n: int) -> None:
+    """``n`` fresh accounts stake 1 wei each (what a griefer pays: gas only)."""
+    for i in range(n):
+        acct = Web3.to_checksum_address(f"0x{0xD057 << 140 | i:040x}")
+        s.chain.rpc("anvil_setBalance", [acct, hex(10**18)])
+        s.chain.rpc("anvil_impersonateAccount", [acct])
+        s.chain.ok(s.oracle.functions.stake(), acct, value=1)
+
+
+@pytest.mark.parametrize("floor", [1, None], ids=["no-floor", "default-floor"])
+def test_dust_stakes_cannot_crowd_assignment_out(w3: Web3, accounts: list[str], floor: int | None) -> None:
+    """Attack: 30 accounts stake 1 wei each. A draw takes a roster place uniformly, so with them listed most
+    draws land on dust (rejected: it cannot cover the bond) and most requests end up with no assignee, open
+    to answer-copying again (control: a floor of 1 wei, the rule before). With the default floor
+    (``DeployParams.min_operator_stake``) dust is never listed and every request keeps its assignee."""
+    params = DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, exclusive_period=EXCLUSIVE,
+                          unbonding_period=UNBONDING)
+    if floor is not None:
+        params = replace(params, min_operator_stake=floor)
+    s = _deploy(w3, accounts, EXCLUSIVE, [10**18, 10**18], params=params)
+    _dust_stakers(s, 30)
+    assignees = [s.request(random.Random(500 + i).randbytes(64))[1] for i in range(40)]
+    unassigned = sum(int(a, 16) == 0 for a in assignees)
+    assert all(a in s.operators or int(a, 16) == 0 for a in assignees)
+    if floor == 1:
+        assert unassigned >= 20, unassigned  # ~77% expected: (1 - 2/32)^4
+    else:
+        assert unassigned == 0, unassigned

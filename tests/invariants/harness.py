@@ -48,6 +48,7 @@ TIMEOUT = 900  # request timeout (s)
 EXCLUSIVE = 60  # exclusive period of a request's assignee (s)
 UNBONDING = 1_800  # > WINDOW: pending stake outlives every dispute; short so withdrawals happen in a run
 MIN_BOND_RATIO = 4
+MIN_OPERATOR_STAKE = 2 * 10**16  # listed for assignment from here: some fuzzed stakes and unstakes cross it
 MAX_CALLBACK_GAS = 1_000_000
 TX_GAS_CAP = 16_777_216
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -363,8 +364,9 @@ def deploy_fuzz_system(url: str) -> FuzzSystem:
     verifier_art = artifacts.load("IntegerVerifier")
     verifier = deploy(w3, verifier_art.abi, verifier_art.bytecode, actors.owner)
     abi, bytecode, source = _oracle_artifact()
-    oracle = deploy(w3, abi, bytecode, actors.owner, verifier, WINDOW, TIMEOUT, EXCLUSIVE, UNBONDING, MIN_BOND_RATIO,
-                    MAX_CALLBACK_GAS, TX_GAS_CAP, ZERO_ADDRESS)  # no dispute game (tests/dispute covers it)
+    # No dispute game here (tests/dispute covers it).
+    oracle = deploy(w3, abi, bytecode, actors.owner, verifier, WINDOW, TIMEOUT, EXCLUSIVE, UNBONDING,
+                    MIN_OPERATOR_STAKE, MIN_BOND_RATIO, MAX_CALLBACK_GAS, TX_GAS_CAP, ZERO_ADDRESS)
     client = OracleClient(w3, oracle)
     client.contract = w3.eth.contract(address=oracle, abi=abi)
     att = client.register_model(actors.owner, ModelSpec(

@@ -47,6 +47,7 @@ from tests.invariants.harness import (
     GAS_BATCH,
     GAS_CHALLENGE,
     GAS_STARVED,
+    MIN_OPERATOR_STAKE,
     TIMEOUT,
     UNBONDING,
     WINDOW,
@@ -174,7 +175,7 @@ class OracleMachine(RuleBasedStateMachine):
             ops={op: OpM(staked=s.initial_stake[op]) for op in self.operators},
             eth=dict(balances), oracle=s.oracle, burn=BURN_ADDRESS, tokens=self._read_tokens(),
             deposits=dict(s.initial_stake),
-            roster=[op for op, amount in s.initial_stake.items() if amount],  # in staking order
+            roster=[op for op, amount in s.initial_stake.items() if amount >= MIN_OPERATOR_STAKE],  # staking order
             weight_cap=max(s.initial_stake.values()),
         )
         self.total_eth = sum(balances.values())

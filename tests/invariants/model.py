@@ -18,7 +18,13 @@ from enum import IntEnum
 
 from eth_utils import keccak
 
-from tests.invariants.harness import EXCLUSIVE, MAX_CALLBACK_GAS, TIMEOUT, UNBONDING, WINDOW
+from tests.invariants.harness import EXCLUSIVE, MAX_CALLBACK_GAS, MIN_OPERATOR_STAKE, TIMEOUT, UNBONDING, WINDOW
+
+
+def stored_hash(output: bytes) -> bytes:
+    """What the oracle keeps of an attested output (`getRequest`'s view): keccak256's first 24 bytes, padded."""
+    return keccak(output)[:24] + bytes(8)
+
 
 #: Callback gas prices are committed in whole units of this many wei (`GAS_PRICE_UNIT`).
 GAS_PRICE_UNIT = 10**6
@@ -126,7 +132,7 @@ class Req:
     def attested_hash(self) -> bytes:
         if self.output is None:
             return b"\x00" * 32
-        return keccak(self.correct if self.fraud else self.output)
+        return stored_hash(self.correct if self.fraud else self.output)
 
     @property
     def deposit(self) -> int:
@@ -296,7 +302,7 @@ class ProtocolModel:
             return "AlreadyFinalized"
         if now < req.submitted_at + WINDOW:
             return "ChallengeWindowOpen"
-        if keccak(output) != req.attested_hash:
+        if stored_hash(output) != req.attested_hash:
             return "OutputMismatch"
         if starved and callback_attempted(req.kind, req.cb_gas) and req.cb_gas >= 200_000:
             return "InsufficientGasForCallback"
@@ -327,7 +333,7 @@ class ProtocolModel:
             if (req is None or req.submitted_at == 0 or req.finalized or req.rid in seen
                     or now < req.submitted_at + WINDOW):
                 continue
-            if keccak(output) != req.attested_hash:
+            if stored_hash(output) != req.attested_hash:
                 continue  # skipped on-chain, like every other item that cannot be finalized
             seen.add(req.rid)
             done.append(req)
@@ -417,7 +423,7 @@ class ProtocolModel:
         s = self.ops.setdefault(op, OpM())
         s.staked += value
         self.weight_cap = max(self.weight_cap, s.staked)
-        if op not in self.roster:
+        if op not in self.roster and s.staked >= MIN_OPERATOR_STAKE:
             self.roster.append(op)
         self.deposits[op] = self.deposits.get(op, 0) + value
         self._move(op, self.oracle, value)
@@ -433,7 +439,7 @@ class ProtocolModel:
     def apply_unstake(self, op: str, amount: int, now: int) -> None:
         s = self.ops[op]
         s.staked -= amount
-        if s.staked == 0:  # swap-and-pop
+        if op in self.roster and s.staked < MIN_OPERATOR_STAKE:  # swap-and-pop
             i = self.roster.index(op)
             self.roster[i] = self.roster[-1]
             self.roster.pop()
