@@ -64,6 +64,7 @@ TARGETS: dict[str, tuple[str, float]] = {
 #: name -> (module, needs a chain)
 SUITES: dict[str, tuple[str, bool]] = {
     "gas": ("bench.gas_bench", True),
+    "consumer": ("bench.consumer_bench", True),
     "challenge": ("bench.challenge_bench", True),
     "verifier": ("bench.verifier_bench", True),
     "trees": ("bench.trees_bench", True),

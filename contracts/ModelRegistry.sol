@@ -90,7 +90,8 @@ abstract contract ModelRegistry is IModelRegistry, OracleStorage {
             spec.bond,
             spec.inputLength,
             spec.outputLength,
-            spec.uri
+            spec.uri,
+            spec.feeToken
         );
     }
 

@@ -41,6 +41,9 @@ contract CreditLender is InferenceConsumer {
     error NotYourApplication(uint256 requestId, address caller);
 
     constructor(IInferenceOracle oracle, uint32 modelId, uint256 maxLoan) InferenceConsumer(oracle) {
+        // Applicants pay in ETH (msg.value); a token-fee model would be paid from this contract's tokens.
+        (address feeToken,) = _feeOf(modelId);
+        if (feeToken != address(0)) revert TokenFeeModel(modelId, feeToken);
         MODEL_ID = modelId;
         MAX_LOAN = maxLoan;
         OWNER = msg.sender;
@@ -74,8 +77,8 @@ contract CreditLender is InferenceConsumer {
     function reclaimFee(uint256 requestId) external {
         if (applications[requestId].applicant != msg.sender) revert NotYourApplication(requestId, msg.sender);
         delete applications[requestId];
-        uint256 fee = _reclaimFee(requestId, MODEL_ID, payable(msg.sender));
-        emit FeeReclaimed(requestId, msg.sender, fee);
+        (, uint256 fee, uint256 deposit) = _reclaimFee(requestId, payable(msg.sender));
+        emit FeeReclaimed(requestId, msg.sender, fee + deposit);
     }
 
     function _onInferenceResult(uint256 requestId, bytes calldata output) internal override {

@@ -34,7 +34,8 @@ contract DigitMint is ERC721, InferenceConsumer {
     /// @notice Emitted when the model recognises another digit; no token.
     event DigitRejected(uint256 indexed requestId, address indexed minter, uint8 claimed, int256 recognised);
 
-    /// @notice Emitted when a minter takes back the fee of a request the oracle never answered.
+    /// @notice Emitted when a minter takes back the fee of a request the oracle never answered (`fee`: the
+    /// model's fee and the callback deposit, in wei).
     event FeeReclaimed(uint256 indexed requestId, address indexed minter, uint256 fee);
 
     /// @notice Digits are 0..9.
@@ -46,6 +47,9 @@ contract DigitMint is ERC721, InferenceConsumer {
         ERC721("Recognised Digits", "DIGIT")
         InferenceConsumer(oracle)
     {
+        // Minters pay in ETH (msg.value); a token-fee model would be paid from this contract's tokens.
+        (address feeToken,) = _feeOf(modelId);
+        if (feeToken != address(0)) revert TokenFeeModel(modelId, feeToken);
         MODEL_ID = modelId;
         OUTPUT_WIDTH = outputWidth;
     }
@@ -62,8 +66,8 @@ contract DigitMint is ERC721, InferenceConsumer {
     function reclaimFee(uint256 requestId) external {
         if (claims[requestId].minter != msg.sender) revert NotYourRequest(requestId, msg.sender);
         delete claims[requestId];
-        uint256 fee = _reclaimFee(requestId, MODEL_ID, payable(msg.sender));
-        emit FeeReclaimed(requestId, msg.sender, fee);
+        (, uint256 fee, uint256 deposit) = _reclaimFee(requestId, payable(msg.sender));
+        emit FeeReclaimed(requestId, msg.sender, fee + deposit);
     }
 
     function _onInferenceResult(uint256 requestId, bytes calldata output) internal override {

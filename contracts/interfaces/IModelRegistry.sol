@@ -44,7 +44,7 @@ interface IModelRegistry {
         address feeToken; // address(0): the fee is in ETH
     }
 
-    /// @notice Emitted when a model version is registered.
+    /// @notice Emitted when a model version is registered (`feeToken`: the fee's ERC-20, address(0) for ETH).
     event ModelRegistered(
         uint32 indexed modelId,
         address indexed owner,
@@ -55,7 +55,8 @@ interface IModelRegistry {
         uint96 bond,
         uint24 inputLength,
         uint24 outputLength,
-        string uri
+        string uri,
+        address feeToken
     );
     /// @notice Emitted when the owner retires a model version.
     event ModelRetired(uint32 indexed modelId);

@@ -122,6 +122,36 @@ contract ChainingConsumer is TestConsumerBase {
     }
 }
 
+/// @notice A dApp that sponsors its users' fees from its own balance (ETH or the model's fee token) and gives an
+/// unanswered request's refund back to whoever asked, once.
+contract SponsoringConsumer is InferenceConsumer {
+    uint256 public deliveries;
+    mapping(uint256 requestId => address payable) public askedBy;
+
+    error NotYourRequest(uint256 requestId, address caller);
+
+    constructor(IInferenceOracle oracle) InferenceConsumer(oracle) {}
+
+    function request(uint32 modelId, bytes calldata input, uint24 gasLimit) external payable returns (uint256 id) {
+        id = _requestInference(modelId, input, gasLimit, msg.value);
+        askedBy[id] = payable(msg.sender);
+    }
+
+    function reclaim(uint256 requestId) external returns (address token, uint256 fee, uint256 deposit) {
+        if (askedBy[requestId] != msg.sender) revert NotYourRequest(requestId, msg.sender);
+        delete askedBy[requestId];
+        return _reclaimFee(requestId, payable(msg.sender));
+    }
+
+    function withdrawTokenCredits(address token, address to) external {
+        _withdrawOracleTokenCredits(token, to);
+    }
+
+    function _onInferenceResult(uint256, bytes calldata) internal override {
+        deliveries += 1;
+    }
+}
+
 /// @notice Forces ETH into a contract without calling it (selfdestruct), for solvency tests.
 contract ForceSender {
     constructor(address payable target) payable {

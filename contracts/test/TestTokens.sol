@@ -103,3 +103,9 @@ contract ReentrantToken is TestToken {
         return super.transferFrom(from, to, value);
     }
 }
+
+/// @notice Never spends allowances (`transferFrom` leaves the approval as it was): a consumer that approved the
+/// oracle would otherwise stay approved after its request.
+contract StickyAllowanceToken is TestToken {
+    function _spendAllowance(address, address, uint256) internal pure override {}
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from web3 import Web3
@@ -21,6 +22,8 @@ _ABI: list[dict[str, Any]] = [
      "outputs": [{"name": "", "type": "bool"}]},
     {"type": "function", "name": "symbol", "stateMutability": "view", "inputs": [],
      "outputs": [{"name": "", "type": "string"}]},
+    {"type": "function", "name": "decimals", "stateMutability": "view", "inputs": [],
+     "outputs": [{"name": "", "type": "uint8"}]},
 ]
 
 
@@ -43,6 +46,26 @@ def symbol(w3: Web3, address: str) -> str:
         return str(token(w3, address).functions.symbol().call())
     except Exception:  # noqa: BLE001 - symbol() is optional in ERC-20
         return Web3.to_checksum_address(address)
+
+
+@dataclass(frozen=True)
+class TokenMeta:
+    """How to show amounts of a fee token: its symbol (its address when it has none) and its decimals (0 when
+    it declares none: amounts are then shown in base units)."""
+
+    address: str
+    symbol: str
+    decimals: int
+
+
+def metadata(w3: Web3, address: str) -> TokenMeta:
+    """The token's ERC-20 metadata (both calls are optional in ERC-20; see :class:`TokenMeta`)."""
+    fns = token(w3, address).functions
+    try:
+        decimals = int(fns.decimals().call())
+    except Exception:  # noqa: BLE001 - decimals() is optional in ERC-20
+        decimals = 0
+    return TokenMeta(Web3.to_checksum_address(address), symbol(w3, address), decimals)
 
 
 def ensure_allowance(w3: Web3, address: str, signer: Signer, spender: str, amount: int) -> None:

@@ -59,6 +59,8 @@ def test_token_fee_lifecycle_credits_the_operator_in_the_token(system: System) -
     assert balance(tok, system.deployment.oracle) == TOKEN_FEE and balance(tok, system.user) == user_before - TOKEN_FEE
     assert system.chain.balance(system.deployment.oracle) == eth_before  # no ETH fee
     assert system.client.get_model(model_id).fee_token == tok.address
+    logs = system.oracle.events.ModelRegistered().get_logs(from_block=0, argument_filters={"modelId": model_id})
+    assert logs[-1]["args"]["feeToken"] == tok.address  # indexers learn the fee's asset from the event
     receipts = [system.submit(rid), system.finalize(rid)]
     assert system.client.token_credits_of(system.operator, tok.address) == TOKEN_FEE
     assert system.client.credits_of(system.operator) == 0  # nothing in ETH: the bond is released, not paid

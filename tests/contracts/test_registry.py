@@ -28,6 +28,7 @@ def test_register_emits_and_reads_back(system: System) -> None:
         system.user, FEE, BOND, 64, 32, Mode.ATTESTED, False)
     assert m.uri == "https://models.example/m.onnx" and m.onnx_hash == b"\x22" * 32
     assert ev["onnxHash"] == b"\x22" * 32 and ev["uri"] == m.uri
+    assert ev["feeToken"] == "0x" + "00" * 20  # the fee is in ETH
 
 
 def test_registration_errors(system: System) -> None:

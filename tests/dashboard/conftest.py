@@ -13,8 +13,10 @@ from fastapi.testclient import TestClient
 from web3 import Web3
 
 from oracle.api.dashboard import dashboard_router
+from oracle.chain import artifacts
 from oracle.chain.client import OracleClient
 from oracle.chain.deploy import Deployment, DeployParams, deploy_system
+from oracle.chain.tx import deploy
 from oracle.chain.types import Mode, ModelSpec
 from oracle.profile.models import model_entry, model_path, program_bytes
 
@@ -125,3 +127,13 @@ def env(dash_deployed: tuple[Deployment, int, int], w3: Web3) -> Iterator[DashEn
     """The deployed system; every chain change a test makes is reverted afterwards (the w3 fixture)."""
     dep, exact, attested = dash_deployed
     yield DashEnv(w3, OracleClient(w3, dep.oracle), dep, exact, attested)
+
+
+def token_model(client: OracleClient, owner: str, token_name: str, fee: int) -> tuple[str, int]:
+    """Deploys the test token ``token_name`` and registers an ATTESTED model (64 -> 1 bytes) whose fee is ``fee``
+    base units of it; returns (token address, model id)."""
+    art = artifacts.load(token_name)
+    token = deploy(client.w3, art.abi, art.bytecode, owner)
+    spec = ModelSpec(onnx_hash=b"\x09" * 32, fee=fee, bond=BOND, input_length=64, output_length=1,
+                     mode=Mode.ATTESTED, uri=f"https://models.example/{token_name}.onnx", fee_token=token)
+    return token, client.register_model(owner, spec)

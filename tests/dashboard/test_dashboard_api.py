@@ -11,11 +11,13 @@ from fastapi.testclient import TestClient
 from web3 import Web3
 
 from oracle.api.dashboard import DashboardIndexer, dashboard_router
+from oracle.api.dashboard import indexer as indexer_module
+from oracle.chain import artifacts, erc20
 from oracle.chain.client import OracleClient
 from oracle.chain.types import Status
 from oracle.errors import ConfigError
 
-from .conftest import BOND, DIGITS, FEE, STAKE, TIMEOUT, WINDOW, DashEnv, sample_output, sample_pixels
+from .conftest import BOND, DIGITS, FEE, STAKE, TIMEOUT, WINDOW, DashEnv, sample_output, sample_pixels, token_model
 
 
 def rid_hex(rid: int) -> str:
@@ -162,6 +164,35 @@ def test_models_list_modes_commitments_and_retirement(env: DashEnv) -> None:
     assert exact["uri"].startswith("file://") and exact["retired"] is False and exact["requests"] == 1
     assert (attested["mode"], attested["program_commitment"], attested["retired"]) == ("ATTESTED", None, True)
     assert attested["uri"] == "https://models.example/<b>not html</b>.onnx"  # served as data, never as markup
+
+
+def test_token_fees_are_shown_in_their_asset(env: DashEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    real = erc20.metadata
+
+    def metadata(w3: Web3, address: str) -> erc20.TokenMeta:
+        reads.append(address)
+        return real(w3, address)
+
+    monkeypatch.setattr(indexer_module.erc20, "metadata", metadata)
+    tst, tst_model = token_model(env.client, env.owner, "TestToken", 5 * 10**18)
+    bare, bare_model = token_model(env.client, env.owner, "NoReturnToken", 7)  # no symbol(), no decimals()
+    tc = env.app()
+    tok = env.w3.eth.contract(address=tst, abi=artifacts.load("TestToken").abi)
+    tok.functions.mint(env.user, 5 * 10**18).transact({"from": env.owner})
+    rid, _ = env.client.request(env.user, tst_model, sample_pixels(0))
+    models = {m["id"]: m for m in tc.get("/api/dashboard/state").json()["models"]}
+    asset = ("fee", "fee_token", "fee_symbol", "fee_decimals")
+    assert tuple(models[tst_model][k] for k in asset) == (str(5 * 10**18), tst, "TST", 18)
+    assert tuple(models[bare_model][k] for k in asset) == ("7", bare, bare, 0)  # the address stands in
+    assert tuple(models[env.exact_id][k] for k in asset) == (str(FEE), None, "ETH", 18)
+    assert tuple(request_json(tc, rid)[k] for k in asset) == (str(5 * 10**18), tst, "TST", 18)
+    # An operator's fees_earned is wei: a token fee is not added to it.
+    env.client.submit(env.operator, rid, b"\x01")
+    env.advance(WINDOW)
+    env.client.finalize(env.user, rid, b"\x01")
+    assert operator_json(tc.get("/api/dashboard/state").json(), env.operator)["fees_earned"] == "0"
+    assert sorted(reads) == sorted([tst, bare])  # read once per token, however many refreshes
 
 
 def test_unknown_request_is_404_and_malformed_id_is_422(env: DashEnv) -> None:

@@ -24,7 +24,7 @@ from oracle.chain.devnet import DEV_MNEMONIC, Devnet
 from oracle.settings import NodeSettings
 from oracle.worker.node import Node
 
-from .conftest import SAMPLES, STAKE, register_digits
+from .conftest import SAMPLES, STAKE, register_digits, token_model
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -68,6 +68,7 @@ class Stack:
     node: Node
     cheater: str  # a second staked operator, driven by hand to post a wrong result
     challenger: str
+    token_models: dict[int, str]  # model id -> the fee the models table must show (one token has no metadata)
 
 
 @contextmanager
@@ -102,6 +103,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         client = OracleClient(w3, dep.oracle)
         exact_id = register_digits(client, acct[0])
+        _, tst_model = token_model(client, acct[0], "TestToken", 25 * 10**17)
+        bare, bare_model = token_model(client, acct[0], "NoReturnToken", 7)
+        token_models = {tst_model: "2.5 TST", bare_model: f"7 {bare[:6]}…{bare[-4:]}"}
         client.stake(acct[OPERATOR_INDEX], STAKE)
         client.stake(acct[CHEATER_INDEX], STAKE)
         # From here on a block a second, like a real chain: windows close by the clock, not by test RPCs.
@@ -152,6 +156,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 node,
                 acct[CHEATER_INDEX],
                 acct[CHALLENGER_INDEX],
+                token_models,
             )
         finally:
             node.stop()
@@ -266,6 +271,10 @@ def draw_submit_and_watch(browser: Any, stack: Stack) -> None:
     model = page.locator(f'[data-testid="model-row"][data-model-id="{stack.exact_id}"]')
     expect(model).to_contain_text("EXACT")
     expect(model).to_contain_text("live")
+    expect(model.get_by_test_id("model-fee")).to_have_text("0.001 ETH")
+    for model_id, shown in stack.token_models.items():  # a token fee in its token, never as ETH
+        row = page.locator(f'[data-testid="model-row"][data-model-id="{model_id}"]')
+        expect(row.get_by_test_id("model-fee")).to_have_text(shown)
     expect(page.locator(f'[data-testid="operator-row"][data-address="{stack.operator}"]')).to_have_count(1)
     expect(page.get_by_test_id("total-finalized")).to_contain_text("2")
     expect(page.get_by_test_id("disputes-table").locator("tbody tr")).to_have_count(0)

@@ -11,6 +11,8 @@ How it reads the chain:
   (flags from events, timestamps from the events' blocks, evaluated at the indexed block's timestamp), so no
   call is needed per request;
 - stakes and credits are read at the indexed block, only when new events arrived.
+- a fee token's symbol and decimals (ERC-20 metadata, optional: the address and 0 stand in) are read once
+  per token, when a model of that token is first indexed; fees are shown in their model's asset.
 
 Refreshes are rate-limited (``min_interval``) and serialized by a lock; readers get an immutable
 :class:`Snapshot`. Records are frozen dataclasses replaced on change, so a snapshot is a set of references.
@@ -36,7 +38,9 @@ from oracle.api.dashboard.records import (
     RequestRecord,
     Snapshot,
 )
+from oracle.chain import erc20
 from oracle.chain.client import OracleClient
+from oracle.chain.erc20 import TokenMeta
 from oracle.chain.follower import Follower, Fork
 from oracle.chain.types import Mode
 
@@ -121,6 +125,7 @@ class DashboardIndexer:
         self._snapshot: Snapshot | None = None
         self._refreshed_at: float | None = None
         self._params: Parameters | None = None
+        self._tokens: dict[str, TokenMeta] = {}  # fee token metadata, read once per token
         self._chain_id: int | None = None
         events = [
             getattr(client.contract.events, e["name"])() for e in client.contract.abi if e["type"] == "event"
@@ -213,6 +218,9 @@ class DashboardIndexer:
             self._read_accounts(idx, block)
             idx.accounts_stale = False
             self._evict(idx, at)
+        for m in idx.models.values():
+            if m.fee_token is not None and m.fee_token not in self._tokens:
+                self._tokens[m.fee_token] = erc20.metadata(self.w3, m.fee_token)
         assert self._params is not None and self._chain_id is not None
         return Snapshot(
             chain_id=self._chain_id,
@@ -228,6 +236,7 @@ class DashboardIndexer:
             operators=tuple(idx.operators.values()),
             disputes=tuple(idx.disputes),
             models=tuple(idx.models.values()),
+            tokens=dict(self._tokens),
         )
 
     def _read_accounts(self, idx: _Index, block: int) -> None:
@@ -309,10 +318,12 @@ class DashboardIndexer:
 
     def _on_RequestFinalized(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
         op = self._op(idx, a["operator"])
-        idx.operators[op.address] = replace(
-            op, results_finalized=op.results_finalized + 1, fees_earned=op.fees_earned + int(a["fee"])
-        )
         r = idx.requests.get(int(a["requestId"]))
+        model = idx.models.get(r.model_id) if r is not None else None
+        eth_fee = 0 if model is not None and model.fee_token is not None else int(a["fee"])  # fees_earned: wei
+        idx.operators[op.address] = replace(
+            op, results_finalized=op.results_finalized + 1, fees_earned=op.fees_earned + eth_fee
+        )
         if r is not None:
             idx.requests[r.request_id] = replace(
                 r,
@@ -384,6 +395,7 @@ class DashboardIndexer:
             program_commitment=bytes(a["programCommitment"]),
             uri=str(a["uri"]),
             registered_block=block,
+            fee_token=None if int(a["feeToken"], 16) == 0 else Web3.to_checksum_address(a["feeToken"]),
         )
 
     def _on_ModelRetired(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:

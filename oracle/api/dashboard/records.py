@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from oracle.chain.erc20 import TokenMeta
 from oracle.chain.types import Mode
 from oracle.lifecycle import Status, derive_status
 
@@ -91,6 +92,7 @@ class ModelRecord:
     program_commitment: bytes
     uri: str
     registered_block: int
+    fee_token: str | None = None  # the fee's ERC-20; None: ETH
     retired: bool = False
     requests: int = 0
 
@@ -121,7 +123,17 @@ class Snapshot:
     operators: tuple[OperatorRecord, ...]
     disputes: tuple[DisputeRecord, ...]
     models: tuple[ModelRecord, ...]
+    tokens: dict[str, TokenMeta] = field(default_factory=dict)  # metadata of the models' fee tokens
     error: str | None = None  # the last refresh failed; this snapshot is older than it could be
+
+    def fee_asset(self, model_id: int) -> tuple[str | None, str, int]:
+        """The fee asset of ``model_id``: (token or None for ETH, symbol, decimals). A model registered before
+        ``start_block`` is not indexed: its fees are shown as ETH."""
+        token = next((m.fee_token for m in self.models if m.model_id == model_id), None)
+        if token is None:
+            return None, "ETH", 18
+        meta = self.tokens.get(token)
+        return (token, meta.symbol, meta.decimals) if meta else (token, token, 0)
 
     def status_of(self, r: RequestRecord) -> Status:
         return r.status(self.chain_time, self.params.challenge_window, self.params.request_timeout)

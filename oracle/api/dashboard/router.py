@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
 from web3.contract import Contract
@@ -25,6 +25,7 @@ from oracle.api.dashboard.schemas import (
     ChainOut,
     DashboardState,
     DisputeOut,
+    FeeAsset,
     GameOut,
     ModelOut,
     OperatorOut,
@@ -92,6 +93,12 @@ def _rid(request_id: int) -> str:
     return f"0x{request_id:064x}"
 
 
+def _fee_asset(snap: Snapshot, model_id: int) -> dict[str, Any]:
+    """The ``FeeAsset`` fields of a request or model of ``model_id``."""
+    token, symbol, decimals = snap.fee_asset(model_id)
+    return FeeAsset(fee_token=token, fee_symbol=symbol, fee_decimals=decimals).model_dump()
+
+
 def request_out(snap: Snapshot, r: RequestRecord) -> RequestOut:
     status = snap.status_of(r)
     window = snap.params.challenge_window
@@ -103,6 +110,7 @@ def request_out(snap: Snapshot, r: RequestRecord) -> RequestOut:
         model_id=r.model_id,
         requester=r.requester,
         fee=str(r.fee),
+        **_fee_asset(snap, r.model_id),
         callback_gas_limit=r.callback_gas_limit,
         input="0x" + r.input.hex(),
         status=status.name,  # type: ignore[arg-type]
@@ -204,6 +212,7 @@ def state_out(snap: Snapshot, limit: int) -> DashboardState:
                 owner=m.owner,
                 mode=m.mode.name,  # type: ignore[arg-type]
                 fee=str(m.fee),
+                **_fee_asset(snap, m.model_id),
                 bond=str(m.bond),
                 input_length=m.input_length,
                 output_length=m.output_length,

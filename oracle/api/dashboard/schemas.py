@@ -1,6 +1,8 @@
 """HTTP shapes of the dashboard and the try-it page.
 
-Amounts are wei as decimal strings and ids, hashes and bytes are 0x-hex, so JavaScript never rounds them.
+Amounts are wei as decimal strings and ids, hashes and bytes are 0x-hex, so JavaScript never rounds them. A
+fee is in its model's asset: ETH (wei), or the ERC-20 ``fee_token`` in base units (``fee_decimals`` of them
+make one ``fee_symbol``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ class ParametersOut(BaseModel):
     max_callback_gas: int
 
 
-class RequestOut(BaseModel):
+class FeeAsset(BaseModel):
+    """The asset a model's fee is paid in."""
+
+    fee_token: str | None = Field(description="The fee's ERC-20 token; null: the fee is in ETH (wei)")
+    fee_symbol: str = Field(description="ETH, the token's symbol, or its address when it has none")
+    fee_decimals: int = Field(description="18 for ETH; the token's decimals (0 when it declares none)")
+
+
+class RequestOut(FeeAsset):
     id: str = Field(description="Request id, 0x + 64 hex digits")
     model_id: int
     requester: str
@@ -79,7 +89,7 @@ class OperatorOut(BaseModel):
     credits: str
     results_submitted: int
     results_finalized: int
-    fees_earned: str
+    fees_earned: str = Field(description="ETH fees of finalized requests, wei (token fees are not summed here)")
     slashes: int
     slashed: str
 
@@ -100,7 +110,7 @@ class DisputeOut(BaseModel):
     tx: str
 
 
-class ModelOut(BaseModel):
+class ModelOut(FeeAsset):
     id: int
     owner: str
     mode: Literal["EXACT", "ATTESTED"]

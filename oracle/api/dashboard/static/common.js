@@ -49,16 +49,29 @@ export function hexCell(hex, head, tail) {
   return el("span", { class: "mono", title: hex || "" }, short(hex, head, tail));
 }
 
-/** Wei (decimal string) as ETH with up to 6 decimals, exact (BigInt). */
-export function eth(wei) {
-  if (wei === null || wei === undefined) return "—";
-  const v = BigInt(wei);
+/** Base units (decimal string) of an asset with `decimals` decimals, with up to 6 decimals, exact (BigInt). */
+export function amount(units, decimals, symbol) {
+  if (units === null || units === undefined) return "—";
+  const v = BigInt(units);
   const neg = v < 0n;
   const a = neg ? -v : v;
-  const whole = a / 10n ** 18n;
-  let frac = (a % 10n ** 18n).toString().padStart(18, "0").slice(0, 6).replace(/0+$/, "");
-  if (!frac && a % 10n ** 18n !== 0n) frac = "000000"; // tiny but non-zero: show that it is not 0
-  return `${neg ? "-" : ""}${whole}${frac ? "." + frac : ""} ETH`;
+  const one = 10n ** BigInt(decimals);
+  const whole = a / one;
+  let frac = (a % one).toString().padStart(decimals, "0").slice(0, 6).replace(/0+$/, "");
+  if (!frac && a % one !== 0n) frac = "000000"; // tiny but non-zero: show that it is not 0
+  return `${neg ? "-" : ""}${whole}${frac ? "." + frac : ""} ${symbol}`;
+}
+
+/** Wei (decimal string) as ETH with up to 6 decimals, exact (BigInt). */
+export function eth(wei) {
+  return amount(wei, 18, "ETH");
+}
+
+/** The fee of a model or request in its asset: ETH, or its token's symbol (the shortened address if none). */
+export function fee(x) {
+  if (!x.fee_token) return eth(x.fee);
+  const symbol = x.fee_symbol === x.fee_token ? short(x.fee_token) : x.fee_symbol;
+  return amount(x.fee, x.fee_decimals, symbol);
 }
 
 /** A short output (up to 6 bytes) read as a signed big-endian integer, e.g. the digit; null otherwise. */

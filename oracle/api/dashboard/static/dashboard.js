@@ -1,5 +1,5 @@
 // The live dashboard: polls /api/dashboard/state about once a second and ticks the countdowns in between.
-import { api, el, eth, hexCell, short, showOutput, STATUS_LABEL, ChainClock, secondsLeft, formatSeconds } from "./common.js";
+import { api, el, eth, fee, hexCell, short, showOutput, STATUS_LABEL, ChainClock, secondsLeft, formatSeconds } from "./common.js";
 
 const REFRESH_MS = 1000;
 const TICK_MS = 200;
@@ -91,7 +91,7 @@ function modelRow(m) {
   return el("tr", { "data-testid": "model-row", dataset: { modelId: String(m.id), mode: m.mode } },
     el("td", {}, `#${m.id}`),
     el("td", {}, el("span", { class: "badge", dataset: { mode: m.mode } }, m.mode)),
-    el("td", { class: "num" }, eth(m.fee)),
+    el("td", { class: "num", "data-testid": "model-fee", title: m.fee_token || "" }, fee(m)),
     el("td", { class: "num" }, eth(m.bond)),
     el("td", {}, `${m.input_length} / ${m.output_length}`),
     el("td", {}, hexCell(m.onnx_hash, 10, 6)),
