@@ -2,7 +2,7 @@
 on anvil (64-byte input, 32-byte output, a plain ERC-20, 100,000 callback gas at 1 gwei).
 
 - ``gas.request_consumer_erc20``: a consumer requests a token-fee model, paying the fee from its own token
-  balance (its ``_requestInference`` reads ``priceOf``, approves the oracle for exactly the fee, the oracle pulls
+  balance (its ``_requestInferenceInToken`` reads ``priceOf``, approves the oracle for exactly the fee, the oracle pulls
   it; steady state, after a first request). Compare with ``gas.request`` (the same consumer, an ETH fee) and
   ``gas.request_erc20`` (an account, its allowance already given).
 - ``gas.consumer_reclaim_erc20``: a consumer's ``_reclaimFee`` of such a request left unanswered: the refund,
@@ -49,14 +49,15 @@ def run(w3: Web3) -> dict[str, float]:
         uri="file:///bench.onnx", fee_token=tok.address))
     deposit = client.callback_gas_charged(GAS) * PRICE
 
-    def request(consumer: Any, seed: int) -> Any:
+    def request(consumer: Any, seed: int, function: str = "request") -> Any:
         data = bytes([seed]) * 64
-        return mined(consumer.functions.request(model_id, data, GAS).transact({"from": user, "value": deposit}))
+        fn = getattr(consumer.functions, function)
+        return mined(fn(model_id, data, GAS).transact({"from": user, "value": deposit}))
 
     noop = contract("NoopConsumer", dep.oracle)
     mined(tok.functions.mint(noop.address, 10 * FEE).transact({"from": owner}))
-    request(noop, 1)  # the oracle's first token balance and the consumer's first allowance slot
-    steady = request(noop, 2)
+    request(noop, 1, "requestInToken")  # the oracle's first token balance and the consumer's first allowance slot
+    steady = request(noop, 2, "requestInToken")
 
     sponsor = contract("SponsoringConsumer", dep.oracle)
     mined(tok.functions.mint(sponsor.address, 10 * FEE).transact({"from": owner}))

@@ -13,7 +13,7 @@ import {IOracleViews} from "./interfaces/IOracleViews.sol";
 /// is paid) and the output stays provable through `ORACLE.isAttestedOutput`.
 ///
 /// Fees in an ERC-20. A model's fee may be in a token fixed at its registration (`priceOf` returns it). For
-/// such a model `_requestInference` pays the fee from THIS contract's token balance: it approves the oracle
+/// such a model call `_requestInferenceInToken` instead: it pays the fee from THIS contract's token balance: it approves the oracle
 /// for exactly the fee, the oracle pulls it, and any allowance left (by a token that does not spend
 /// allowances as ERC-20 says) is set back to 0, so the oracle is never left able to pull more. The ETH sent
 /// is then only the callback deposit. Collect the fee from your user before (e.g. `transferFrom` the user
@@ -49,12 +49,24 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         _onInferenceResult(requestId, output);
     }
 
-    /// @notice Requests `modelId` on `input`, sending `value` wei from this contract's balance: the request's
-    /// ETH value, `ORACLE.quoteRequest(modelId, callbackGasLimit, gasPrice)` for a committed gas price (the
-    /// callback is skipped at settlement if that price is below the base fee then). For an ETH-fee model that
-    /// is the fee plus the callback deposit; for a token-fee model only the deposit, and the fee is paid in
-    /// the token from this contract's balance (see the contract's notes).
+    /// @notice Requests `modelId`, a model whose fee is in ETH, on `input`, sending `value` wei from this
+    /// contract's balance: the fee plus the callback deposit, `ORACLE.quoteRequest(modelId, callbackGasLimit,
+    /// gasPrice)` for a committed gas price (the callback is skipped at settlement if that price is below the
+    /// base fee then). For a model whose fee is in an ERC-20 use `_requestInferenceInToken` (here the oracle
+    /// would find no allowance to pull the fee with, and the token would revert).
     function _requestInference(uint32 modelId, bytes memory input, uint24 callbackGasLimit, uint256 value)
+        internal
+        returns (uint256 requestId)
+    {
+        return ORACLE.requestInference{value: value}(modelId, input, callbackGasLimit);
+    }
+
+    /// @notice Requests `modelId` on `input`, paying its fee in the model's ERC-20 from this contract's token
+    /// balance and sending `value` wei, the callback deposit only (`priceOf(...).value`; 0 with no callback).
+    /// It approves the oracle for exactly the fee and sets any allowance the token left back to 0. An ETH-fee
+    /// model works too (then `value` is the fee plus the deposit, as in `_requestInference`), at the cost of
+    /// the fee-asset lookup (~5,200 gas: a view served by the oracle's lens, a cold account).
+    function _requestInferenceInToken(uint32 modelId, bytes memory input, uint24 callbackGasLimit, uint256 value)
         internal
         returns (uint256 requestId)
     {

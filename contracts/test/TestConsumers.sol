@@ -15,6 +15,15 @@ abstract contract TestConsumerBase is InferenceConsumer {
         return _requestInference(modelId, input, gasLimit, msg.value);
     }
 
+    /// @dev The same for a model whose fee is in an ERC-20, paid from this contract's token balance.
+    function requestInToken(uint32 modelId, bytes calldata input, uint24 gasLimit)
+        external
+        payable
+        returns (uint256 id)
+    {
+        return _requestInferenceInToken(modelId, input, gasLimit, msg.value);
+    }
+
     function withdrawCredits(address payable to) external {
         _withdrawOracleCredits(to);
     }
@@ -133,7 +142,7 @@ contract SponsoringConsumer is InferenceConsumer {
     constructor(IInferenceOracle oracle) InferenceConsumer(oracle) {}
 
     function request(uint32 modelId, bytes calldata input, uint24 gasLimit) external payable returns (uint256 id) {
-        id = _requestInference(modelId, input, gasLimit, msg.value);
+        id = _requestInferenceInToken(modelId, input, gasLimit, msg.value);
         askedBy[id] = payable(msg.sender);
     }
 
