@@ -41,11 +41,14 @@ def allowance(w3: Web3, address: str, owner: str, spender: str) -> int:
 
 
 def symbol(w3: Web3, address: str) -> str:
-    """The token's symbol, or its address when it has none."""
+    """The token's symbol (printable characters only, at most 32: the token's owner chooses it), or its address
+    when it has none."""
     try:
-        return str(token(w3, address).functions.symbol().call())
+        text = str(token(w3, address).functions.symbol().call())
     except Exception:  # noqa: BLE001 - symbol() is optional in ERC-20
-        return Web3.to_checksum_address(address)
+        text = ""
+    text = "".join(c for c in text if c.isprintable())[:32].strip()
+    return text or Web3.to_checksum_address(address)
 
 
 @dataclass(frozen=True)
