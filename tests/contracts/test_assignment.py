@@ -299,3 +299,17 @@ def test_dust_stakes_cannot_crowd_assignment_out(w3: Web3, accounts: list[str], 
         assert unassigned >= 20, unassigned  # ~77% expected: (1 - 2/32)^4
     else:
         assert unassigned == 0, unassigned
+
+
+def test_an_operator_below_the_floor_is_never_assigned_but_answers_open_requests(w3: Web3,
+                                                                                  accounts: list[str]) -> None:
+    s = _deploy(w3, accounts, EXCLUSIVE, [10**18, 2 * BOND])  # 2 bonds: below the 0.1 ETH floor
+    listed, small = s.operators
+    assert 2 * BOND < DeployParams().min_operator_stake
+    assignees = Counter(s.request(random.Random(700 + i).randbytes(64))[1] for i in range(20))
+    assert assignees[small] == 0 and assignees[listed] == 20
+    rid, _ = s.request(random.Random(800).randbytes(64))
+    requested_at = s.client.get_request(rid).requested_at
+    s.chain.reverts(s.oracle.functions.submitResult(rid, OUTPUT), small, "NotAssigned")
+    s.chain.ok(s.oracle.functions.submitResult(rid, OUTPUT), small, at=requested_at + EXCLUSIVE)
+    assert s.client.get_request(rid).operator == small
