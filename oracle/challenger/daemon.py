@@ -99,7 +99,7 @@ class Challenger:
         self._window = self.client.parameters()["challenge_window"]
         self.txs.setup()  # re-broadcasts what is stored in flight, repairs a reorg meanwhile, syncs the nonce
         if self.config.play_games and self.games is None:
-            self.games = GamePlayer(self.client, self.store, self.txs, self._input, self.config.games)
+            self.games = GamePlayer(self.client, self.store, self.txs, self._input, self.config.games, self.metrics)
         self.warm_up()
         log.info("challenger_started", address=self.address, oracle=self.client.address,
                  cursor=self.store.last_block(), window=self._window, quarantined=self._quarantined())

@@ -33,6 +33,7 @@ from web3.exceptions import ContractLogicError
 from oracle.chain.client import OracleClient
 from oracle.chain.gas import gas_limit
 from oracle.chain.reverts import from_web3_error
+from oracle.challenger.metrics import ChallengerMetrics
 from oracle.challenger.store import Claim, ClaimState, Store, claim_state_for
 from oracle.challenger.txs import ChallengeTxs
 from oracle.dispute.actors import Phase
@@ -51,8 +52,9 @@ class GamePolicy:
 
 class GamePlayer:
     def __init__(self, client: OracleClient, store: Store, txs: ChallengeTxs, input_of: Callable[[Claim], bytes],
-                 policy: GamePolicy | None = None) -> None:
+                 policy: GamePolicy | None = None, metrics: ChallengerMetrics | None = None) -> None:
         self.client = client
+        self.metrics = metrics or ChallengerMetrics()
         self.store = store
         self.txs = txs
         self.input_of = input_of
@@ -88,7 +90,9 @@ class GamePlayer:
         """Plays at most one transaction of one of our games; returns how many were sent (0 or 1)."""
         if self.party is None or self.txs.busy:  # wait for ours in flight (the manager replaces a stuck one)
             return 0
-        for row in self.book.rows(open_only=True):
+        rows = self.book.rows(open_only=True)
+        self.metrics.games_playing.set(sum(r.state == "playing" for r in rows))
+        for row in rows:
             claim = self.store.claim(row.request_id)
             if claim is None:
                 continue
@@ -104,6 +108,7 @@ class GamePlayer:
         found = self._our_game(row.request_id)
         if found:
             self.book.update(row.request_id, 0, state="playing", new_game_id=found)
+            self.metrics.games.labels(event="opened").inc()
             log.warning("game_opened", game=found, request_id=hex(row.request_id))
             return self._play(GameRow(row.request_id, found, "playing", row.moves, row.tx_hash, None), claim)
         status = self.client.status_of(row.request_id)
@@ -150,6 +155,9 @@ class GamePlayer:
         assert self.party is not None
         self.book.update(row.request_id, row.game_id, state=state, error=error)
         self.store.set_state(claim.request_id, claim_state, error=error, settled=True)
+        self.metrics.games.labels(event=state).inc()
+        if state == "lost":
+            self.metrics.alarms.labels(kind="game_lost").inc()
         self.party.forget(row.request_id)
         (log.warning if state == "won" else log.error)("game_ended", game=row.game_id, won=state == "won",
                                                        request_id=hex(row.request_id), reason=error)
@@ -174,6 +182,7 @@ class GamePlayer:
             return 0
         if row is not None:
             self.book.update(row.request_id, row.game_id, tx_hash=s.tx_hash)
+        self.metrics.game_moves.labels(move=what).inc()
         log.info("game_move", move=what, game=row.game_id if row else None, tx_hash=s.tx_hash)
         return 1
 

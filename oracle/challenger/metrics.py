@@ -3,7 +3,9 @@
 ``challenger_alarms_total{kind}`` is the one to page on: ``unprovable`` (a wrong result the chain will not
 let us prove), ``quarantined`` (a claim whose model's program cannot be re-executed within the limits),
 ``onnx_quarantined`` / ``onnx_unbound`` (a model file that blew the limits or does not compile to its program),
-``chain_disagrees`` (the chain says a result we found wrong is correct), ``proof_over_tx_cap``.
+``chain_disagrees`` (the chain says a result we found wrong is correct), ``proof_over_tx_cap``, ``game_lost``
+(a dispute game we opened ended for the operator). ``challenger_games_total{event}`` counts our games
+(``opened``, ``won``, ``lost``), ``challenger_game_moves_total{move}`` the game transactions sent.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class ChallengerMetrics:
         self.margin_seconds = Histogram(
             "challenger_margin_seconds", "Seconds left in the window when a challenge was sent", registry=r,
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, float("inf")))
+        self.games = Counter("challenger_games", "Dispute games of ours: opened, won, lost", ["event"], registry=r)
+        self.game_moves = Counter("challenger_game_moves", "Dispute-game transactions sent", ["move"], registry=r)
+        self.games_playing = Gauge("challenger_games_playing", "Dispute games of ours still open", registry=r)
         self.cursor = Gauge("challenger_cursor_block", "Last confirmed block processed", registry=r)
         self.in_flight = Gauge("challenger_challenges_in_flight", "Challenges sent and not yet mined", registry=r)
         self.quarantined_models = Gauge("challenger_quarantined_models",

@@ -55,6 +55,7 @@ class Defender:
                 won = not g.challenger_won
                 self.book.update(row.request_id, row.game_id, state="won" if won else "lost")
                 self.party.forget(row.request_id)
+                self.submitter.metrics.games.labels(event="won" if won else "lost").inc()
                 log.warning("game_resolved", game=row.game_id, request_id=hex(row.request_id), won=won)
                 continue
             job = self.db.job(row.request_id)
@@ -65,6 +66,7 @@ class Defender:
             if self.submitter.send("game", fn, [], None, head):
                 last = self.db.all_txs()[-1:]
                 self.book.update(row.request_id, row.game_id, tx_hash=last[0].tx_hash if last else None)
+                self.submitter.metrics.game_moves.labels(move=what).inc()
                 log.info("game_move", game=row.game_id, move=what, lo=g.lo, hi=g.hi)
                 return 1
         if self.book.rows(limit=1) and self.party.credits() > 0:
@@ -84,5 +86,6 @@ class Defender:
         ours, count = self.party.games_from(scanned + 1)
         for gid, rid in ours:
             if self.book.add(rid, gid):
+                self.submitter.metrics.games.labels(event="opened").inc()
                 log.warning("game_opened_against_us", game=gid, request_id=hex(rid))
         self.db.set_meta("games_scanned", str(count))

@@ -31,6 +31,10 @@ class Metrics:
         self.txs_resent = Counter("oracle_worker_txs_resent", "Transactions re-sent after a reorg dropped them",
                                   registry=r)
         self.reorgs = Counter("oracle_worker_reorgs", "Reorgs detected", registry=r)
+        self.games = Counter("oracle_worker_games", "Dispute games against our claims: opened, won, lost",
+                             ["event"], registry=r)
+        self.game_moves = Counter("oracle_worker_game_moves", "Dispute-game transactions sent", ["move"],
+                                  registry=r)
         self.rpc_errors = Counter("oracle_worker_rpc_errors", "Transient RPC failures (retried)", registry=r)
         self.inference_seconds = Histogram("oracle_worker_inference_seconds", "Inference wall time per job",
                                            buckets=_LATENCY_BUCKETS, registry=r)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,8 +84,27 @@ def play_against(gs: GameSystem, game_id: int, actor: Actor | None, timeout: flo
     raise AssertionError(f"game {game_id} did not end within {timeout}s: {GameView.read(gs.game, game_id)}")
 
 
-def spawn_challenger(gs: GameSystem, url: str, tmp: Path) -> subprocess.Popen[bytes]:
-    """The challenger daemon (``oracle challenger run``) on the unlocked challenger account, as its own process."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def metric(port: int, name: str, **labels: str) -> float:
+    """One sample of a daemon's Prometheus ``/metrics`` (0 when it has not been recorded)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def spawn_challenger(gs: GameSystem, url: str, tmp: Path, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+    """The challenger daemon (``oracle challenger run``) on the unlocked challenger account, as its own process
+    (its ``/metrics`` on ``metrics_port``; 0: off)."""
     e = {k: v for k, v in os.environ.items() if not k.startswith(("ORACLE_", "WORKER_TEST_"))}
     e["PYTHONPATH"] = str(ROOT)
     log = (tmp / "challenger.log").open("ab")
@@ -91,7 +112,8 @@ def spawn_challenger(gs: GameSystem, url: str, tmp: Path) -> subprocess.Popen[by
     return subprocess.Popen([sys.executable, "-c", code, "challenger", "run", "--rpc", url,
                              "--oracle", gs.deployment.oracle, "--db", str(tmp / "challenger.sqlite3"),
                              "--model-dir", str(tmp / "challenger-models"), "--unlocked", gs.challenger,
-                             "--poll", "0.1"], cwd=ROOT, env=e, stdout=log, stderr=log)
+                             "--poll", "0.1", "--metrics-port", str(metrics_port)], cwd=ROOT, env=e, stdout=log,
+                            stderr=log)
 
 
 def wait_until(cond: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:

@@ -24,7 +24,7 @@ from oracle.profile.trace import Trace, perturb_at
 from oracle.runtime.model_store import ModelStore
 from tests.challenger.harness import Daemon, state_of
 from tests.dispute.conftest import BOND, FEE, GAME_BOND, GameSystem
-from tests.dispute.daemons import kill9, spawn_challenger, spawn_node, stop, wait_until
+from tests.dispute.daemons import free_port, kill9, metric, spawn_challenger, spawn_node, stop, wait_until
 
 LIE_AT = 41
 
@@ -38,8 +38,9 @@ def test_challenger_daemon_slashes_a_lying_node(gs: GameSystem, devnet: Any, tmp
     assert lie.output_bytes() != Trace.from_input_bytes(gs.program, x).output_bytes()
     gs.client.submit(gs.operator, rid, lie.output_bytes())
     staked = gs.client.stake_of(gs.operator).staked
-    node = spawn_node(gs, devnet.url, tmp_path, WORKER_TEST_GAME_LIE=str(LIE_AT))
-    challenger = spawn_challenger(gs, devnet.url, tmp_path)
+    node_port, port = free_port(), free_port()
+    node = spawn_node(gs, devnet.url, tmp_path, WORKER_TEST_GAME_LIE=str(LIE_AT), ORACLE_API_PORT=str(node_port))
+    challenger = spawn_challenger(gs, devnet.url, tmp_path, port)
     procs = {"node": node, "challenger": challenger}
     try:
         wait_until(lambda: gs.game.functions.gameCount().call() >= 1, 120, "the challenger opened a game")
@@ -54,8 +55,9 @@ def test_challenger_daemon_slashes_a_lying_node(gs: GameSystem, devnet: Any, tmp
                 if seen == kill_at and g.phase is not Phase.RESOLVED:
                     assert kill is not None
                     kill9(procs[kill])
-                    procs[kill] = (spawn_node(gs, devnet.url, tmp_path, WORKER_TEST_GAME_LIE=str(LIE_AT))
-                                   if kill == "node" else spawn_challenger(gs, devnet.url, tmp_path))
+                    procs[kill] = (spawn_node(gs, devnet.url, tmp_path, WORKER_TEST_GAME_LIE=str(LIE_AT),
+                                              ORACLE_API_PORT=str(node_port))
+                                   if kill == "node" else spawn_challenger(gs, devnet.url, tmp_path, port))
             if g.phase is Phase.RESOLVED:
                 break
             assert all(p.poll() is None for p in procs.values()), "a daemon died"
@@ -69,6 +71,18 @@ def test_challenger_daemon_slashes_a_lying_node(gs: GameSystem, devnet: Any, tmp
             wait_until(lambda: (c := db.claim(rid)) is not None and c.state is ClaimState.PROVEN, 30, "proven")
         finally:
             db.close()
+        # The game shows in the challenger's metrics (a restarted challenger counts from its restart on).
+        assert metric(port, "challenger_games_total", event="won") == 1
+        assert metric(port, "challenger_games_total", event="lost") == 0
+        assert metric(port, "challenger_game_moves_total", move="choose") >= 1
+        if kill != "challenger":
+            assert metric(port, "challenger_games_total", event="opened") == 1
+            assert metric(port, "challenger_game_moves_total", move="open") == 1
+        # and in the node's (it lost: it defended a tampered trace)
+        wait_until(lambda: metric(node_port, "oracle_worker_games_total", event="lost") == 1, 30, "node's game lost")
+        assert metric(node_port, "oracle_worker_game_moves_total", move="bisect") >= 1
+        if kill != "node":
+            assert metric(node_port, "oracle_worker_games_total", event="opened") == 1
     finally:
         for p in procs.values():
             stop(p)
@@ -94,6 +108,9 @@ def test_challenger_keeps_to_its_game_budget(gs: GameSystem, tmp_path: Path) -> 
         wait_until(lambda: state_of(daemon, rid) is ClaimState.GAME_LOST, 90, "the claim given up")
         claim = daemon.claim(rid)
         assert claim is not None and claim.error is not None and "max_game_bond" in claim.error
+        reg = daemon.challenger.metrics.registry
+        assert reg.get_sample_value("challenger_alarms_total", {"kind": "game_lost"}) == 1
+        assert reg.get_sample_value("challenger_games_total", {"event": "lost"}) == 1
     finally:
         daemon.stop()
     assert not daemon.died
