@@ -131,3 +131,21 @@ def test_example_dapps_refuse_a_token_fee_model(system: System, name: str) -> No
         contract(system, name, system.deployment.oracle, model_id, 1)
     assert err.value.name == "TokenFeeModel"
     contract(system, name, system.deployment.oracle, system.model_id, 1)  # an ETH model is fine
+
+
+def test_the_eth_path_on_a_token_model_reverts_and_takes_nothing(system: System) -> None:
+    """`_requestInference` reads nothing first (an ETH request costs no lookup), so on a token-fee model the
+    oracle finds no allowance and the token refuses the pull: the request reverts whole, the consumer keeps its
+    tokens and its ETH. `_requestInferenceInToken` is the call for such a model."""
+    tok = token(system)
+    model_id = token_model(system, tok)
+    consumer = system.consumer("NoopConsumer")
+    system.chain.ok(tok.functions.mint(consumer.address, TOKEN_FEE), system.owner)
+    err = system.chain.reverts(consumer.functions.request(model_id, INPUT, GAS), system.user,
+                               "ERC20InsufficientAllowance", value=deposit(system))
+    assert err.args_decoded == (system.deployment.oracle, 0, TOKEN_FEE)
+    assert balance(tok, consumer.address) == TOKEN_FEE and system.chain.balance(consumer.address) == 0
+    rid = int(system.client.events_in(system.chain.ok(
+        consumer.functions.requestInToken(model_id, INPUT, GAS), system.user, value=deposit(system)),
+        "InferenceRequested")[0]["requestId"])
+    assert system.client.status_of(rid).name == "PENDING" and balance(tok, consumer.address) == 0
