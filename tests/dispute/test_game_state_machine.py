@@ -127,7 +127,14 @@ class GameMachine(RuleBasedStateMachine):
             self.stats[f"{what}:{from_web3_error(exc).name}"] += 1
             return False
         receipt = self.gs.w3.eth.wait_for_transaction_receipt(fn.transact(params))
-        assert receipt["status"] == 1, f"{what} passed its call but failed on-chain"
+        if receipt["status"] != 1:
+            # The call ran on the latest block; the transaction was mined in the next one, whose timestamp
+            # follows the wall clock: on a loaded machine a clock can run out in between. That is the game's
+            # rule, not a bug, if the same call on the state before the transaction, at the timestamp it was
+            # mined with, fails too; anything else is a real inconsistency.
+            self._assert_late(fn, params, receipt, what)
+            self.stats[f"{what}:late"] += 1
+            return False
         self.max_gas = max(self.max_gas, int(receipt["gasUsed"]))
         assert receipt["gasUsed"] <= TX_GAS_CAP, f"{what} used {receipt['gasUsed']} gas"
         for ev in self.gs.game.events.GameResolved().process_receipt(receipt, errors=DISCARD):
@@ -136,6 +143,16 @@ class GameMachine(RuleBasedStateMachine):
             self.stats["resolved:" + ("timeout" if rec.resolved_by_timeout else "step")] += 1
         self.stats[f"{what}:ok"] += 1
         return True
+
+    def _assert_late(self, fn: Any, params: dict[str, Any], receipt: Any, what: str) -> None:
+        w3 = self.gs.w3
+        mined = w3.eth.get_block(receipt["blockNumber"])
+        tx = {"from": params["from"], "to": fn.address, "data": fn._encode_transaction_data(),
+              "gas": hex(TX_GAS_CAP), "value": hex(params["value"])}
+        at_mining = {"time": hex(int(mined["timestamp"]))}
+        reply = w3.provider.make_request(  # type: ignore[arg-type]
+            "eth_call", [tx, hex(int(receipt["blockNumber"]) - 1), {}, at_mining])
+        assert "error" in reply, f"{what} passed its call but failed on-chain, and not because time moved"
 
     def _open_games(self) -> list[GameRec]:
         return [g for g in self.games if g.resolved_by_timeout is None]
