@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from oracle.chain.types import rid_hex
+
 #: the ``txs`` table (and ``meta``, where the nonce and the account live)
 TXS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS txs (
@@ -39,9 +41,6 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-
-def _rid(request_id: int) -> str:
-    return f"0x{request_id:064x}"
 
 
 class TxState(str, Enum):
@@ -118,7 +117,7 @@ class TxStore:
                 " nonce=excluded.nonce, kind=excluded.kind, request_ids=excluded.request_ids, raw=excluded.raw,"
                 " max_fee=excluded.max_fee, priority_fee=excluded.priority_fee, state=excluded.state,"
                 " block_number=NULL, sent_at=excluded.sent_at, updated_at=excluded.updated_at",
-                (rec.tx_hash, rec.nonce, rec.kind, json.dumps([_rid(r) for r in rec.request_ids]), rec.raw,
+                (rec.tx_hash, rec.nonce, rec.kind, json.dumps([rid_hex(r) for r in rec.request_ids]), rec.raw,
                  rec.max_fee, rec.priority_fee, TxState.PENDING.value, rec.sent_at, now))
             if state is not None:
                 self._move_subjects(c, rec, state, now)

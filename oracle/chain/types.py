@@ -12,6 +12,12 @@ from eth_utils.crypto import keccak
 from oracle.lifecycle import Status
 
 
+def rid_hex(request_id: int) -> str:
+    """A request id (uint256) as the node's, the challenger's and the dashboard's stores and APIs write it:
+    0x-prefixed, 64 hex digits."""
+    return f"0x{request_id:064x}"
+
+
 def attested_hash(output: bytes) -> bytes:
     """What the oracle keeps of an attested output, as `getRequest` returns it: the first 24 bytes of its
     keccak256, zero-padded to 32 (the result's hash shares a storage slot with its operator id, time and flags)."""

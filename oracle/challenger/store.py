@@ -35,6 +35,7 @@ from enum import Enum
 from pathlib import Path
 
 from oracle.chain.txstore import TXS_SCHEMA, TxRecord, TxStore
+from oracle.chain.types import rid_hex
 from oracle.dispute.book import SCHEMA as GAMES_SCHEMA
 from oracle.lifecycle import Status, is_challengeable
 from oracle.storage import Migration, SqliteFile, add_missing_columns
@@ -115,9 +116,6 @@ class Claim:
     orphaned: bool = False
 
 
-def rid(request_id: int) -> str:
-    return f"0x{request_id:064x}"
-
 
 def _claim(r: sqlite3.Row) -> Claim:
     return Claim(int(r["request_id"], 16), r["model_id"], r["operator"], bytes(r["output"]), r["block_number"],
@@ -148,7 +146,7 @@ class Store(TxStore):
     # how a challenge moves its claim (oracle.chain.txstore) ----------------
     def _move_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, now: float) -> None:
         c.executemany("UPDATE claims SET state=?, tx_hash=?, nonce=?, error=NULL, updated_at=? WHERE request_id=?",
-                      [(state.value, rec.tx_hash, rec.nonce, now, rid(r)) for r in rec.request_ids])
+                      [(state.value, rec.tx_hash, rec.nonce, now, rid_hex(r)) for r in rec.request_ids])
 
     def _revive_subjects(self, c: sqlite3.Connection, rec: TxRecord, state: Enum, from_states: Sequence[Enum],
                          now: float) -> list[int]:
@@ -156,7 +154,8 @@ class Store(TxStore):
         return [r for r in rec.request_ids if c.execute(
             f"UPDATE claims SET state=?, tx_hash=?, nonce=?, tx_block=NULL, settled=0, updated_at=?"
             f" WHERE request_id=? AND state IN ({marks}) AND (nonce IS NULL OR nonce=?)",
-            (state.value, rec.tx_hash, rec.nonce, now, rid(r), *[s.value for s in from_states], rec.nonce)).rowcount]
+            (state.value, rec.tx_hash, rec.nonce, now, rid_hex(r), *[s.value for s in from_states],
+             rec.nonce)).rowcount]
 
     # cursor and blocks ----------------------------------------------------
     def last_block(self) -> tuple[int, str] | None:
@@ -179,7 +178,7 @@ class Store(TxStore):
         now = time.time()
         with self.tx() as c:
             c.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?,?)",
-                          [(rid(r), m, inp, b) for r, m, inp, b in requests])
+                          [(rid_hex(r), m, inp, b) for r, m, inp, b in requests])
             c.executemany(
                 "INSERT INTO claims(request_id, model_id, operator, output, block_number, submitted_at,"
                 " deadline, state, updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(request_id) DO UPDATE SET"
@@ -189,7 +188,7 @@ class Store(TxStore):
                 " operator=excluded.operator, output=excluded.output, block_number=excluded.block_number,"
                 " submitted_at=excluded.submitted_at, deadline=excluded.deadline, orphaned=0,"
                 " updated_at=excluded.updated_at WHERE claims.orphaned=1",
-                [(rid(r), m, op, out, b, t, d, ClaimState.PENDING.value, now) for r, m, op, out, b, t, d in claims],
+                [(rid_hex(r), m, op, out, b, t, d, ClaimState.PENDING.value, now) for r, m, op, out, b, t, d in claims],
             )
             c.executemany("INSERT OR REPLACE INTO blocks(number, hash) VALUES (?,?)", [*blocks, cursor])
             c.execute("DELETE FROM blocks WHERE number < ?", (cursor[0] - KEEP_BLOCKS,))
@@ -200,7 +199,7 @@ class Store(TxStore):
         """Remembers a request found outside the scanned range (the cursor does not move)."""
         with self.tx() as c:
             c.execute("INSERT OR IGNORE INTO requests VALUES (?,?,?,?)",
-                      (rid(request_id), model_id, data, block_number))
+                      (rid_hex(request_id), model_id, data, block_number))
 
     def rollback_to(self, number: int, block_hash: str) -> dict[str, int]:
         """A reorg with fork point ``number``: undo what the dropped blocks said, keep verdicts (see module)."""
@@ -218,7 +217,7 @@ class Store(TxStore):
 
     # claims ---------------------------------------------------------------
     def input_of(self, request_id: int) -> tuple[int, bytes] | None:
-        rows = self._rows("SELECT model_id, input FROM requests WHERE request_id=?", (rid(request_id),))
+        rows = self._rows("SELECT model_id, input FROM requests WHERE request_id=?", (rid_hex(request_id),))
         return (int(rows[0]["model_id"]), bytes(rows[0]["input"])) if rows else None
 
     def claims(self, states: Sequence[ClaimState] | None = None, limit: int = 100_000, *,
@@ -239,7 +238,7 @@ class Store(TxStore):
         return [_claim(r) for r in self._rows(sql, [*args, limit])]
 
     def claim(self, request_id: int) -> Claim | None:
-        rows = self._rows("SELECT * FROM claims WHERE request_id=?", (rid(request_id),))
+        rows = self._rows("SELECT * FROM claims WHERE request_id=?", (rid_hex(request_id),))
         return _claim(rows[0]) if rows else None
 
     def set_state(self, request_id: int, state: ClaimState, *, expected: bytes | None = None,
@@ -255,7 +254,7 @@ class Store(TxStore):
                      " nonce=COALESCE(?, nonce), tx_block=?, settled=COALESCE(?, settled), error=?, updated_at=?"
                      " WHERE request_id=?",
                      (state.value, expected, tx_hash, nonce, tx_block, None if settled is None else int(settled),
-                      error, time.time(), rid(request_id)))
+                      error, time.time(), rid_hex(request_id)))
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self._rows("SELECT state, COUNT(*) FROM claims WHERE orphaned=0 GROUP BY state")}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from oracle.chain.types import rid_hex
 from oracle.storage import SqliteFile
 
 SCHEMA = """
@@ -25,9 +26,6 @@ CREATE INDEX IF NOT EXISTS games_state ON games(state)
 
 OPEN_STATES = ("opening", "playing")
 
-
-def _rid(request_id: int) -> str:
-    return f"0x{request_id:064x}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class GameBook:
         sql += "UPDATE SET state=excluded.state, error=NULL WHERE games.state NOT IN ('opening', 'playing')" \
             if reopen else "NOTHING"
         with self.sql.tx() as c:
-            return c.execute(sql, (_rid(request_id), game_id, state, time.time())).rowcount == 1
+            return c.execute(sql, (rid_hex(request_id), game_id, state, time.time())).rowcount == 1
 
     def update(self, request_id: int, game_id: int, *, state: str | None = None, new_game_id: int | None = None,
                tx_hash: str | None = None, error: str | None = None) -> None:
@@ -61,7 +59,7 @@ class GameBook:
                       " tx_hash=COALESCE(?, tx_hash), moves=moves + ?, error=?, updated_at=?"
                       " WHERE request_id=? AND game_id=?",
                       (state, new_game_id, tx_hash, int(tx_hash is not None), error, time.time(),
-                       _rid(request_id), game_id))
+                       rid_hex(request_id), game_id))
 
     def rows(self, open_only: bool = False, limit: int = 1000) -> list[GameRow]:
         where = f" WHERE state IN ({','.join('?' * len(OPEN_STATES))})" if open_only else ""

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from oracle.chain.txstore import TxRecord, TxState, TxStore
+from oracle.chain.types import rid_hex
 from oracle.jobstate import JobState
 from oracle.storage import SqliteFile
-from oracle.worker.job import Job, NewJob, rid_hex
+from oracle.worker.job import Job, NewJob
 from oracle.worker.modelstate import ModelStateStore
 from oracle.worker.schema import MIGRATIONS
 

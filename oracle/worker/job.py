@@ -9,10 +9,6 @@ from dataclasses import dataclass
 from oracle.jobstate import JobState
 
 
-def rid_hex(request_id: int) -> str:
-    return f"0x{request_id:064x}"
-
-
 @dataclass(frozen=True)
 class Job:
     request_id: int

@@ -39,7 +39,7 @@ from oracle.api.dashboard.schemas import (
 from oracle.api.dashboard.tryit import TryError, TryService
 from oracle.chain.client import OracleClient
 from oracle.chain.tx import Signer
-from oracle.chain.types import Mode
+from oracle.chain.types import Mode, rid_hex
 from oracle.dispute.party import game_address, game_contract
 from oracle.dispute.status import open_games
 from oracle.errors import ConfigError
@@ -89,9 +89,6 @@ def _hex(b: bytes | None) -> str | None:
     return None if b is None else "0x" + b.hex()
 
 
-def _rid(request_id: int) -> str:
-    return f"0x{request_id:064x}"
-
 
 def _fee_asset(snap: Snapshot, model_id: int) -> dict[str, Any]:
     """The ``FeeAsset`` fields of a request or model of ``model_id``."""
@@ -106,7 +103,7 @@ def request_out(snap: Snapshot, r: RequestRecord) -> RequestOut:
     open_ = is_attested(status)
     final_output = r.correct_output if r.fraud else (r.output if r.finalized else None)
     return RequestOut(
-        id=_rid(r.request_id),
+        id=rid_hex(r.request_id),
         model_id=r.model_id,
         requester=r.requester,
         fee=str(r.fee),
@@ -190,7 +187,7 @@ def state_out(snap: Snapshot, limit: int) -> DashboardState:
         ],
         disputes=[
             DisputeOut(
-                request_id=_rid(d.request_id),
+                request_id=rid_hex(d.request_id),
                 model_id=d.model_id,
                 operator=d.operator,
                 challenger=d.challenger,
@@ -323,7 +320,7 @@ def dashboard_router(
         if r is None:
             raise HTTPException(
                 404,
-                f"no request {_rid(rid) if rid < 1 << 256 else request_id} indexed "
+                f"no request {rid_hex(rid) if rid < 1 << 256 else request_id} indexed "
                 f"(up to block {snap.block}); a new one shows within a second",
             )
         return request_out(snap, r)
@@ -384,7 +381,7 @@ def dashboard_router(
             except ChainUnavailable:
                 pass
             return TryOut(
-                request_id=_rid(sent.request_id),
+                request_id=rid_hex(sent.request_id),
                 model_id=sent.model.model_id,
                 fee=str(sent.model.fee),
                 requester=sent.requester,

@@ -7,13 +7,14 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from oracle.api.deps import ControlDep
 from oracle.api.ports import JobView
 from oracle.api.schemas import JobList, JobOut
+from oracle.chain.types import rid_hex
 from oracle.jobstate import JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 def job_out(j: JobView) -> JobOut:
-    return JobOut(request_id=f"0x{j.request_id:064x}", model_id=j.model_id, requester=j.requester, fee=str(j.fee),
+    return JobOut(request_id=rid_hex(j.request_id), model_id=j.model_id, requester=j.requester, fee=str(j.fee),
                   state=j.state.value, input="0x" + j.input.hex(),
                   output="0x" + j.output.hex() if j.output is not None else None, tx_hash=j.tx_hash, nonce=j.nonce,
                   block_number=j.block_number, submit_block=j.submit_block,
