@@ -169,11 +169,7 @@ def test_challenge_priced_out_by_a_fee_spike_is_resent_with_higher_fees(env: Env
             assert_proven_in_time(env, later)
             assert not daemon.died and daemon.alive
         finally:
-            daemon.stop()
-            # anvil keeps its fee state across evm_revert: bring the base fee back down for the next tests
-            with miner.lock:
-                env.rpc("anvil_setNextBlockBaseFeePerGas", hex(GWEI))
-                env.rpc("evm_mine")
+            daemon.stop()  # the fee spike is undone with the chain by the w3 fixture (tests/conftest.py)
 
 
 def test_challenge_stuck_in_the_pool_is_replaced_on_its_nonce_with_higher_fees(env: Env, tmp_path: Path) -> None:

@@ -111,7 +111,6 @@ def test_stuck_underpriced_transaction_is_replaced_on_the_same_nonce(ws: WorkerS
         t = threading.Thread(target=miner, daemon=True)
         t.start()
         time.sleep(0.4)
-        assert ws.w3.eth.get_transaction_receipt if True else None
         assert node.submitter._receipt(first.tx_hash) is None, "the first transaction really is stuck"  # noqa: SLF001
         wait_for(lambda: (node.step(), node.db.job(rid).state is JobState.SUBMITTED)[1], timeout=30,
                  what="replacement mined")
