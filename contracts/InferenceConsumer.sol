@@ -38,6 +38,12 @@ abstract contract InferenceConsumer is IInferenceConsumer {
     error FeeTokenCallFailed(address token);
     /// @notice The model's fee is in the ERC-20 `feeToken`; this dApp takes its fees in ETH only.
     error TokenFeeModel(uint32 modelId, address feeToken);
+    /// @notice `requestId`'s refund was already paid on by `_reclaimFee`.
+    error FeeAlreadyReclaimed(uint256 requestId);
+
+    /// @dev Requests whose refund `_reclaimFee` paid on: credits are pooled, so a second payment would come
+    /// out of other requests' refunds.
+    mapping(uint256 requestId => bool) private _feeReclaimed;
 
     constructor(IInferenceOracle oracle) {
         ORACLE = oracle;
@@ -104,8 +110,9 @@ abstract contract InferenceConsumer is IInferenceConsumer {
     /// to `to`, the person who paid for it: the model's fee in its asset (`token`, address(0) for ETH) and
     /// the callback `deposit` in ETH. The oracle refunds an expired request to its requester, this contract;
     /// this refunds it (if nobody has yet), pulls this contract's credits in, and forwards both amounts.
-    /// The caller must make sure each request is reclaimed once (e.g. delete its record first): a second call
-    /// would pay again from the pooled credits.
+    /// Each request is paid back once: a second call reverts with `FeeAlreadyReclaimed` (the credits are
+    /// pooled, so it would otherwise pay out of other requests' refunds). The caller still decides who `to`
+    /// is: check that the caller is the one who paid, as the examples do.
     /// @dev Credits are pooled per asset: every credit this contract holds is a refunded fee owed to someone,
     /// and a model's fee and fee token never change (model versions are immutable), so each reclaim pays
     /// exactly what was paid.
@@ -113,6 +120,8 @@ abstract contract InferenceConsumer is IInferenceConsumer {
         internal
         returns (address token, uint256 fee, uint256 deposit)
     {
+        if (_feeReclaimed[requestId]) revert FeeAlreadyReclaimed(requestId);
+        _feeReclaimed[requestId] = true;
         IOracleViews views = IOracleViews(address(ORACLE));
         IInferenceOracle.Status status = views.statusOf(requestId);
         if (status == IInferenceOracle.Status.Expired) ORACLE.refund(requestId);

@@ -149,3 +149,29 @@ def test_the_eth_path_on_a_token_model_reverts_and_takes_nothing(system: System)
         consumer.functions.requestInToken(model_id, INPUT, GAS), system.user, value=deposit(system)),
         "InferenceRequested")[0]["requestId"])
     assert system.client.status_of(rid).name == "PENDING" and balance(tok, consumer.address) == 0
+
+
+def test_a_dapp_that_keeps_its_record_still_pays_each_refund_once(system: System) -> None:
+    # Attack: the dApp forgets to delete its record, so anyone can call its reclaim again. Credits are pooled per
+    # consumer: before the base contract remembered reclaimed requests, the second call paid the asker again out
+    # of another user's refund (the ETH-fee request below), leaving that user's reclaim unpayable.
+    tok = token(system)
+    consumer = sponsor(system, tok, 0)
+    asker, other = system.user, system.accounts[7]
+    price = system.quote(GAS)
+    mine, _ = ask(system, consumer, system.model_id, asker, value=price)
+    theirs, _ = ask(system, consumer, system.model_id, other, value=price)
+    system.chain.mine(system.chain.now() + TIMEOUT + 1)
+    system.chain.ok(system.oracle.functions.refund(theirs), system.accounts[8])  # their refund is pooled already
+    before = system.chain.balance(asker)
+    system.chain.ok(consumer.functions.reclaimKeepingTheRecord(mine), system.accounts[8])
+    assert system.chain.balance(asker) == before + price
+    err = system.chain.reverts(consumer.functions.reclaimKeepingTheRecord(mine), system.accounts[8],
+                               "FeeAlreadyReclaimed")
+    assert err.args_decoded == (mine,)
+    assert system.chain.balance(asker) == before + price  # paid once
+    before = system.chain.balance(other)
+    system.chain.ok(consumer.functions.reclaimKeepingTheRecord(theirs), system.accounts[8])
+    assert system.chain.balance(other) == before + price  # the other user's refund is whole
+    assert system.chain.balance(consumer.address) == 0 and system.client.credits_of(consumer.address) == 0
+    assert system.solvency_gap() == 0
