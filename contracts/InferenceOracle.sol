@@ -59,6 +59,8 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     /// `requestTimeout`.
     /// @param unbondingPeriod seconds before unstaked funds can be withdrawn; must exceed the window.
     /// @param minOperatorStake stake an operator needs to be listed for assignment (at least 1 wei).
+    /// @param maxAssignmentWeight free stake above this draws no more assignment weight (at least
+    /// `minOperatorStake`, below 2^80).
     /// @param minBondRatio bond >= minBondRatio * fee for every model (protocol default 4).
     /// @param maxCallbackGas cap on a request's callback gas (e.g. 1,000,000; at most 2^24 - 1).
     /// @param txGasCap per-transaction gas cap every proof transaction must fit (16,777,216 on Ethereum).
@@ -72,16 +74,17 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
         uint256 exclusivePeriod,
         uint256 unbondingPeriod,
         uint256 minOperatorStake,
+        uint256 maxAssignmentWeight,
         uint256 minBondRatio,
         uint256 maxCallbackGas,
         uint256 txGasCap,
         address disputeGame
-    ) ModelRegistry(minBondRatio, maxCallbackGas) OperatorStaking(unbondingPeriod, minOperatorStake) {
+    ) ModelRegistry(minBondRatio, maxCallbackGas) OperatorStaking(unbondingPeriod, minOperatorStake, maxAssignmentWeight) {
         // INVARIANT: unbonding outlasts the window, so stake backing an open result cannot escape a slash.
         if (
             challengeWindow == 0 || requestTimeout == 0 || unbondingPeriod <= challengeWindow || minBondRatio < 3
                 || maxCallbackGas >= 2 ** 24 || txGasCap < 1_000_000 || exclusivePeriod >= requestTimeout
-                || minOperatorStake == 0
+                || minOperatorStake == 0 || maxAssignmentWeight < minOperatorStake || maxAssignmentWeight >= 2 ** 80
         ) revert InvalidParameters();
         VERIFIER = verifier;
         CHALLENGE_WINDOW = challengeWindow;
@@ -458,8 +461,9 @@ contract InferenceOracle is IInferenceOracle, IDisputeOracle, ModelRegistry, Ope
     }
 
     /// @dev Picks `requestId`'s assignee among listed operators with at least `bond` free stake, with a
-    /// probability proportional to free stake: each draw takes a roster slot uniformly and accepts its
-    /// operator with probability free / `_weightCap` (rejection sampling; `_weightCap` bounds every stake).
+    /// probability proportional to free stake up to `_maxAssignmentWeight`: each draw takes a roster slot
+    /// uniformly and accepts its operator with probability min(free / `_weightCap`, 1) (rejection sampling;
+    /// `_weightCap` is the largest weight, so a stake above it is drawn as if it were it).
     /// Seed: this block's RANDAO mix and the request id (protocol §Assignment argues who can bias it).
     /// Returns an empty entry (no assignee: anyone answers at once) if assignment is off or every draw is
     /// rejected.

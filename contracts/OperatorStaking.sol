@@ -15,9 +15,10 @@ abstract contract OperatorStaking is IOperatorStaking, OracleStorage, Reentrancy
     /// @notice Stake an operator needs to be listed for assignment (see `stake`).
     uint256 public immutable MIN_OPERATOR_STAKE;
 
-    constructor(uint256 unbondingPeriod, uint256 minOperatorStake) {
+    constructor(uint256 unbondingPeriod, uint256 minOperatorStake, uint256 maxAssignmentWeight) {
         UNBONDING_PERIOD = unbondingPeriod;
         MIN_OPERATOR_STAKE = minOperatorStake;
+        _maxAssignmentWeight = maxAssignmentWeight;
     }
 
     /// @inheritdoc IOperatorStaking
@@ -27,7 +28,8 @@ abstract contract OperatorStaking is IOperatorStaking, OracleStorage, Reentrancy
         uint256 total = uint256(s.staked) + msg.value;
         if (total > type(uint80).max) revert StakeOverflow();
         s.staked = uint80(total);
-        if (total > _weightCap) _weightCap = uint80(total);
+        uint256 weight = total < _maxAssignmentWeight ? total : _maxAssignmentWeight;
+        if (weight > _weightCap) _weightCap = uint80(weight);
         PendingSlot storage p = _pending[msg.sender];
         uint24 id = p.operatorId;
         if (id == 0) {
@@ -87,7 +89,7 @@ abstract contract OperatorStaking is IOperatorStaking, OracleStorage, Reentrancy
         (_rosterSize, p.rosterIndex) = (last, 0);
     }
 
-    /// @dev Free stake of `operator`: the weight an assignment draws it with.
+    /// @dev Free stake of `operator`: the weight an assignment draws it with, up to `_maxAssignmentWeight`.
     function _freeStake(address operator) internal view returns (uint256) {
         StakeSlot storage s = _stakes[operator];
         return s.staked - s.locked;

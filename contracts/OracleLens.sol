@@ -113,6 +113,11 @@ contract OracleLens is IOracleViews, OracleStorage {
     }
 
     /// @inheritdoc IOracleViews
+    function maxAssignmentWeight() external view returns (uint256) {
+        return _maxAssignmentWeight;
+    }
+
+    /// @inheritdoc IOracleViews
     function creditsOf(address account) external view returns (uint256) {
         return _credits[account] + _stakes[account].credits;
     }

@@ -79,14 +79,17 @@ abstract contract OracleStorage {
     uint64 internal _requestNonce;
     /// @dev Operators with stake (listed at their first stake, unlisted when they unstake everything).
     uint32 internal _rosterSize;
-    /// @dev At least every listed operator's `staked` (the largest stake ever reached; it never decreases),
-    /// the denominator of the assignment's acceptance test (see the oracle's `_assign`).
+    /// @dev At least every listed operator's draw weight, `min(staked, _maxAssignmentWeight)` (the largest
+    /// reached; it never decreases): the denominator of the assignment's acceptance test (the oracle's `_assign`).
     uint80 internal _weightCap;
     /// @dev Operator ids given so far (ids run from 1; the 2^24th first stake reverts). A result records its
     /// operator by id, so that the id, the submission time, the flags and the output hash share one slot.
     uint24 internal _operatorCount;
     mapping(uint256 index => RosterEntry) internal _rosterAt;
     mapping(uint24 operatorId => address operator) internal _operatorAt;
+    /// @dev Free stake above this draws no more assignment weight (a deploy parameter, set by the constructor):
+    /// it keeps `_weightCap` near typical stakes, so one large stake cannot make most draws fail.
+    uint256 internal _maxAssignmentWeight;
 
     mapping(address operator => StakeSlot) internal _stakes;
     mapping(address operator => PendingSlot) internal _pending;

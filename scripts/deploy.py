@@ -29,19 +29,21 @@ from oracle.chain.deploy import DeployParams
 @click.option("--unbonding", default=DeployParams.unbonding_period, show_default=True, help="unbonding, s")
 @click.option("--min-operator-stake", default=DeployParams.min_operator_stake, show_default=True,
               help="stake (wei) an operator needs to be listed for assignment")
+@click.option("--max-assignment-weight", default=DeployParams.max_assignment_weight, show_default=True,
+              help="free stake (wei) above which an operator draws no more assignment weight")
 @click.option("--bond-ratio", default=DeployParams.min_bond_ratio, show_default=True)
 @click.option("--max-callback-gas", default=DeployParams.max_callback_gas, show_default=True)
 @click.option("--tx-gas-cap", default=DeployParams.tx_gas_cap, show_default=True,
               help="per-transaction gas cap every proof transaction must fit (EIP-7825)")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="write the deployment JSON here")
-def cli(network, alias, window, timeout, exclusive_period, unbonding, min_operator_stake, bond_ratio, max_callback_gas,
-        tx_gas_cap, out):  # type: ignore[no-untyped-def]
+def cli(network, alias, window, timeout, exclusive_period, unbonding, min_operator_stake, max_assignment_weight,
+        bond_ratio, max_callback_gas, tx_gas_cap, out):  # type: ignore[no-untyped-def]
     """Deploy IntegerVerifier + InferenceOracle."""
     sender = accounts.load(alias) if alias else accounts.test_accounts[0]
     verifier = project.IntegerVerifier.deploy(sender=sender)
     oracle = project.InferenceOracle.deploy(
-        verifier.address, window, timeout, exclusive_period, unbonding, min_operator_stake, bond_ratio,
-        max_callback_gas, tx_gas_cap,
+        verifier.address, window, timeout, exclusive_period, unbonding, min_operator_stake, max_assignment_weight,
+        bond_ratio, max_callback_gas, tx_gas_cap,
         "0x0000000000000000000000000000000000000000",  # no dispute game (see oracle.chain.deploy)
         sender=sender
     )
@@ -56,6 +58,7 @@ def cli(network, alias, window, timeout, exclusive_period, unbonding, min_operat
             "exclusive_period": exclusive_period,
             "unbonding_period": unbonding,
             "min_operator_stake": min_operator_stake,
+            "max_assignment_weight": max_assignment_weight,
             "min_bond_ratio": bond_ratio,
             "max_callback_gas": max_callback_gas,
             "tx_gas_cap": tx_gas_cap,

@@ -44,6 +44,10 @@ interface IOracleViews {
     /// @notice Stake not backing any open attestation (`staked - locked`).
     function freeStake(address operator) external view returns (uint256);
 
+    /// @notice Free stake above this draws no more assignment weight: an operator is assigned with a
+    /// probability proportional to `min(freeStake, maxAssignmentWeight)` (a deploy parameter).
+    function maxAssignmentWeight() external view returns (uint256);
+
     /// @notice Withdrawable ETH credits of `account` (fees of ETH models, rewards, refunds, callback deposits).
     function creditsOf(address account) external view returns (uint256);
 

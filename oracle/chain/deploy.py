@@ -29,6 +29,10 @@ class DeployParams:
       takes a roster place uniformly (then accepts by free stake), so without a floor many 1-wei stakes would
       fill the roster and leave most requests unassigned, open to answer-copying again; with it that costs
       the attacker 0.1 ETH per account, locked for the unbonding period.
+    - ``max_assignment_weight``: 32 ETH, the free stake above which an operator draws no more assignment
+      weight (Ethereum's effective-balance cap, for the same reason). A draw accepts its operator with
+      probability weight / the largest weight, so without a cap one 1,000 ETH stake next to twenty of
+      10-100 ETH left about 2/3 of requests unassigned; an operator with more stake runs more operators.
     - ``min_bond_ratio``: 4, so bond >= 4 x fee: fraud never pays and a self-challenge always loses.
     - ``max_callback_gas``: 1,000,000, enough for real consumers, bounded so finalize stays cheap to call.
     - ``tx_gas_cap``: 16,777,216, Ethereum's per-transaction gas cap since Osaka (EIP-7825): every proof
@@ -55,6 +59,7 @@ class DeployParams:
     game_clock: int | None = None
     exclusive_period: int = 30
     min_operator_stake: int = 10**17
+    max_assignment_weight: int = 32 * 10**18
 
     def clock(self) -> int:
         """The game's clock: ``game_clock``, or the longest (up to 24 hours) the unbonding period allows."""
@@ -122,9 +127,8 @@ def deploy_system(
         game = create_address(sender, nonce + 1)
     oracle = deploy(
         w3, o.abi, o.bytecode, signer, verifier, params.challenge_window, params.request_timeout,
-        params.exclusive_period, params.unbonding_period, params.min_operator_stake, params.min_bond_ratio,
-        params.max_callback_gas,
-        params.tx_gas_cap, game,
+        params.exclusive_period, params.unbonding_period, params.min_operator_stake, params.max_assignment_weight,
+        params.min_bond_ratio, params.max_callback_gas, params.tx_gas_cap, game,
     )
     if params.dispute_game:
         g = artifacts.load("DisputeGame")

@@ -301,6 +301,32 @@ def test_dust_stakes_cannot_crowd_assignment_out(w3: Web3, accounts: list[str], 
         assert unassigned == 0, unassigned
 
 
+@pytest.mark.parametrize("cap", [2**80 - 1, None], ids=["no-cap", "default-cap"])
+def test_one_large_stake_cannot_leave_most_requests_unassigned(w3: Web3, accounts: list[str],
+                                                              cap: int | None) -> None:
+    """Attack (or just a skewed market): one operator stakes 1,000 ETH next to eight of 10-80 ETH. A draw
+    accepts its operator with probability weight / the largest weight, so with uncapped weights a draw is
+    accepted ~15 % of the time and about half the requests end with no assignee (control: a cap above every
+    stake, the rule before), open to answer-copying. With the default ``max_assignment_weight`` (32 ETH) a
+    draw is accepted ~88 % of the time; the large operator is drawn as if it staked 32 ETH."""
+    params = DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, exclusive_period=EXCLUSIVE,
+                          unbonding_period=UNBONDING)
+    if cap is not None:
+        params = replace(params, max_assignment_weight=cap)
+    stakes = [1000 * 10**18] + [k * 10 * 10**18 for k in range(1, 9)]
+    s = _deploy(w3, accounts, EXCLUSIVE, stakes, params=params)
+    assert s.oracle.functions.maxAssignmentWeight().call() == (cap or DeployParams().max_assignment_weight)
+    assignees = Counter(s.request(random.Random(900 + i).randbytes(64))[1] for i in range(40))
+    unassigned = sum(n for a, n in assignees.items() if int(a, 16) == 0)
+    assert all(a in s.operators or int(a, 16) == 0 for a in assignees)
+    if cap is not None:
+        assert unassigned >= 12, unassigned  # ~52 % expected: (1 - 1360 / 9000)^4
+        assert assignees[s.operators[0]] > sum(assignees[o] for o in s.operators[1:])  # drawn by its full stake
+    else:
+        assert unassigned <= 2, unassigned  # ~0.02 % expected: (1 - 252 / 288)^4
+        assert assignees[s.operators[0]] < 40 // 3  # ~13 % of the draws: weight 32 of 252
+
+
 def test_an_operator_below_the_floor_is_never_assigned_but_answers_open_requests(w3: Web3,
                                                                                   accounts: list[str]) -> None:
     s = _deploy(w3, accounts, EXCLUSIVE, [10**18, 2 * BOND])  # 2 bonds: below the 0.1 ETH floor

@@ -75,7 +75,9 @@ def test_invalid_deployment_parameters_rejected(system: System) -> None:
     from oracle.errors import ContractRevert
 
     for bad in (DeployParams(challenge_window=100, unbonding_period=100), DeployParams(min_bond_ratio=1),
-                DeployParams(min_bond_ratio=2), DeployParams(max_callback_gas=2**24), DeployParams(challenge_window=0)):
+                DeployParams(min_bond_ratio=2), DeployParams(max_callback_gas=2**24), DeployParams(challenge_window=0),
+                DeployParams(max_assignment_weight=DeployParams.min_operator_stake - 1),
+                DeployParams(max_assignment_weight=2**80)):
         try:
             deploy_system(system.w3, system.owner, bad, verifier=system.deployment.verifier)
         except ContractRevert as exc:

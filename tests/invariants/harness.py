@@ -49,6 +49,7 @@ EXCLUSIVE = 60  # exclusive period of a request's assignee (s)
 UNBONDING = 1_800  # > WINDOW: pending stake outlives every dispute; short so withdrawals happen in a run
 MIN_BOND_RATIO = 4
 MIN_OPERATOR_STAKE = 2 * 10**16  # listed for assignment from here: some fuzzed stakes and unstakes cross it
+MAX_ASSIGNMENT_WEIGHT = 4 * 10**16  # free stake above it draws no more weight: the initial 5e16 stake is over it
 MAX_CALLBACK_GAS = 1_000_000
 TX_GAS_CAP = 16_777_216
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -366,7 +367,8 @@ def deploy_fuzz_system(url: str) -> FuzzSystem:
     abi, bytecode, source = _oracle_artifact()
     # No dispute game here (tests/dispute covers it).
     oracle = deploy(w3, abi, bytecode, actors.owner, verifier, WINDOW, TIMEOUT, EXCLUSIVE, UNBONDING,
-                    MIN_OPERATOR_STAKE, MIN_BOND_RATIO, MAX_CALLBACK_GAS, TX_GAS_CAP, ZERO_ADDRESS)
+                    MIN_OPERATOR_STAKE, MAX_ASSIGNMENT_WEIGHT, MIN_BOND_RATIO, MAX_CALLBACK_GAS, TX_GAS_CAP,
+                    ZERO_ADDRESS)
     client = OracleClient(w3, oracle)
     client.contract = w3.eth.contract(address=oracle, abi=abi)
     att = client.register_model(actors.owner, ModelSpec(

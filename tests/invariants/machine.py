@@ -47,6 +47,7 @@ from tests.invariants.harness import (
     GAS_BATCH,
     GAS_CHALLENGE,
     GAS_STARVED,
+    MAX_ASSIGNMENT_WEIGHT,
     MIN_OPERATOR_STAKE,
     TIMEOUT,
     UNBONDING,
@@ -176,7 +177,7 @@ class OracleMachine(RuleBasedStateMachine):
             eth=dict(balances), oracle=s.oracle, burn=BURN_ADDRESS, tokens=self._read_tokens(),
             deposits=dict(s.initial_stake),
             roster=[op for op, amount in s.initial_stake.items() if amount >= MIN_OPERATOR_STAKE],  # staking order
-            weight_cap=max(s.initial_stake.values()),
+            weight_cap=min(max(s.initial_stake.values()), MAX_ASSIGNMENT_WEIGHT),
         )
         self.total_eth = sum(balances.values())
         # Chain-derived ledgers (from events only), independent of the model.

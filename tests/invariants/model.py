@@ -18,7 +18,15 @@ from enum import IntEnum
 
 from eth_utils import keccak
 
-from tests.invariants.harness import EXCLUSIVE, MAX_CALLBACK_GAS, MIN_OPERATOR_STAKE, TIMEOUT, UNBONDING, WINDOW
+from tests.invariants.harness import (
+    EXCLUSIVE,
+    MAX_ASSIGNMENT_WEIGHT,
+    MAX_CALLBACK_GAS,
+    MIN_OPERATOR_STAKE,
+    TIMEOUT,
+    UNBONDING,
+    WINDOW,
+)
 
 
 def stored_hash(output: bytes) -> bytes:
@@ -190,11 +198,12 @@ class ProtocolModel:
     deposits: dict[str, int] = field(default_factory=dict)  # ETH each operator put into stake
     slashed: dict[str, int] = field(default_factory=dict)
     roster: list[str] = field(default_factory=list)  # listed operators, in the contract's order
-    weight_cap: int = 0  # the largest stake ever reached
+    weight_cap: int = 0  # the largest draw weight, min(stake, MAX_ASSIGNMENT_WEIGHT), ever reached
 
     # ------------------------------------------------------------ assignment
     def assign(self, rid: int, bond: int, prevrandao: int) -> str | None:
-        """The assignee the oracle draws (`_assign`): rejection sampling over the roster by free stake."""
+        """The assignee the oracle draws (`_assign`): rejection sampling over the roster by free stake (a stake
+        at or above ``weight_cap`` is always accepted: weights are capped at MAX_ASSIGNMENT_WEIGHT)."""
         if EXCLUSIVE == 0 or not self.roster:
             return None
         seed = int.from_bytes(keccak(prevrandao.to_bytes(32, "big") + rid.to_bytes(32, "big")), "big")
@@ -422,7 +431,7 @@ class ProtocolModel:
     def apply_stake(self, op: str, value: int) -> None:
         s = self.ops.setdefault(op, OpM())
         s.staked += value
-        self.weight_cap = max(self.weight_cap, s.staked)
+        self.weight_cap = max(self.weight_cap, min(s.staked, MAX_ASSIGNMENT_WEIGHT))
         if op not in self.roster and s.staked >= MIN_OPERATOR_STAKE:
             self.roster.append(op)
         self.deposits[op] = self.deposits.get(op, 0) + value
