@@ -148,26 +148,6 @@ abstract contract ModelRegistry is IModelRegistry, OracleStorage {
     }
 
     /// @inheritdoc IModelRegistry
-    function getModel(uint32 modelId) external view returns (Model memory) {
-        ModelCore memory core = _modelCore[modelId];
-        if (core.inputLength == 0) revert UnknownModel(modelId);
-        ModelMeta storage meta = _modelMeta[modelId];
-        return Model({
-            owner: meta.owner,
-            retired: core.flags & MODEL_RETIRED != 0,
-            mode: core.mode,
-            fee: core.fee,
-            bond: core.bond,
-            inputLength: core.inputLength,
-            outputLength: core.outputLength,
-            onnxHash: meta.onnxHash,
-            programCommitment: meta.programCommitment,
-            uri: meta.uri,
-            feeToken: _feeToken[modelId]
-        });
-    }
-
-    /// @inheritdoc IModelRegistry
     function proofGasBound(uint32 modelId) external view returns (uint256 gasBound, uint256 callbackGasCap) {
         ModelCore memory core = _modelCore[modelId];
         if (core.inputLength == 0) revert UnknownModel(modelId);

@@ -87,6 +87,26 @@ contract OracleLens is IOracleViews, OracleStorage {
     }
 
     /// @inheritdoc IOracleViews
+    function getModel(uint32 modelId) external view returns (IModelRegistry.Model memory) {
+        ModelCore memory core = _modelCore[modelId];
+        if (core.inputLength == 0) revert IModelRegistry.UnknownModel(modelId);
+        ModelMeta storage meta = _modelMeta[modelId];
+        return IModelRegistry.Model({
+            owner: meta.owner,
+            retired: core.flags & MODEL_RETIRED != 0,
+            mode: core.mode,
+            fee: core.fee,
+            bond: core.bond,
+            inputLength: core.inputLength,
+            outputLength: core.outputLength,
+            onnxHash: meta.onnxHash,
+            programCommitment: meta.programCommitment,
+            uri: meta.uri,
+            feeToken: _feeToken[modelId]
+        });
+    }
+
+    /// @inheritdoc IOracleViews
     function programChunks(uint32 modelId) external view returns (address[] memory) {
         if (_modelCore[modelId].inputLength == 0) revert IModelRegistry.UnknownModel(modelId);
         return _modelMeta[modelId].programChunks;

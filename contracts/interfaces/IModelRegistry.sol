@@ -111,9 +111,6 @@ interface IModelRegistry {
     /// @notice Retires a model version: no new requests; open requests still settle.
     function retireModel(uint32 modelId) external;
 
-    /// @notice Returns a model version.
-    function getModel(uint32 modelId) external view returns (Model memory);
-
     /// @notice The proof-gas figures of a model version.
     /// @return gasBound for `EXACT`: an upper bound on the gas limit a `challenge` of this model needs on
     /// any input, without the consumer callback (0 for `ATTESTED`).
@@ -121,5 +118,6 @@ interface IModelRegistry {
     /// still fits the per-transaction gas cap next to `gasBound` (at most MAX_CALLBACK_GAS).
     function proofGasBound(uint32 modelId) external view returns (uint256 gasBound, uint256 callbackGasCap);
 
-    // `programChunks(modelId)` and `modelCount()` are served with the oracle's other views (`IOracleViews`).
+    // `getModel(modelId)`, `programChunks(modelId)` and `modelCount()` are served with the oracle's other views
+    // (`IOracleViews`).
 }

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IInferenceOracle} from "./IInferenceOracle.sol";
+import {IModelRegistry} from "./IModelRegistry.sol";
 import {IOperatorStaking} from "./IOperatorStaking.sol";
 
 /// @title IOracleViews
@@ -31,6 +32,9 @@ interface IOracleViews {
 
     /// @notice True when `output` is the attested output of `requestId` (results stay provable on-chain).
     function isAttestedOutput(uint256 requestId, bytes calldata output) external view returns (bool);
+
+    /// @notice Returns a model version.
+    function getModel(uint32 modelId) external view returns (IModelRegistry.Model memory);
 
     /// @notice Returns the program chunks of an `EXACT` model (empty for `ATTESTED`).
     function programChunks(uint32 modelId) external view returns (address[] memory);
