@@ -92,7 +92,8 @@ class DashEnv:
         """A bare app with only the dashboard router, re-indexing on every call (refresh_interval=0)."""
         app = FastAPI()
         kw.setdefault("refresh_interval", 0)
-        app.include_router(dashboard_router(self.client, start_block=self.deployment.block, **kw))
+        kw.setdefault("start_block", self.deployment.block)
+        app.include_router(dashboard_router(self.client, **kw))
         return TestClient(app)
 
 

@@ -195,6 +195,32 @@ def test_token_fees_are_shown_in_their_asset(env: DashEnv, monkeypatch: pytest.M
     assert sorted(reads) == sorted([tst, bare])  # read once per token, however many refreshes
 
 
+def test_models_and_requests_from_before_the_start_block_keep_their_fee_asset(env: DashEnv) -> None:
+    # A dashboard started on a long-lived chain indexes from a recent block: the token model's ModelRegistered
+    # and the first requests are older. Before, their fees were shown as ETH and a token fee was added to an
+    # operator's fees_earned as if it were wei.
+    tst, tst_model = token_model(env.client, env.owner, "TestToken", 5 * 10**18)
+    tok = env.w3.eth.contract(address=tst, abi=artifacts.load("TestToken").abi)
+    tok.functions.mint(env.user, 10 * 10**18).transact({"from": env.owner})
+    early_tok, _ = env.client.request(env.user, tst_model, sample_pixels(0))
+    early_eth, _ = env.client.request(env.user, env.attested_id, sample_pixels(1))
+    for rid in (early_tok, early_eth):
+        env.client.submit(env.operator, rid, b"\x01")
+    start = env.w3.eth.block_number + 1
+    env.advance(WINDOW)
+    for rid in (early_tok, early_eth):
+        env.client.finalize(env.user, rid, b"\x01")  # settlements of requests the dashboard never saw
+    later, _ = env.client.request(env.user, tst_model, sample_pixels(2))
+    tc = env.app(start_block=start)
+    state = tc.get("/api/dashboard/state").json()
+    asset = ("fee", "fee_token", "fee_symbol", "fee_decimals")
+    assert tuple(request_json(tc, later)[k] for k in asset) == (str(5 * 10**18), tst, "TST", 18)
+    models = {m["id"]: m for m in state["models"]}
+    assert tuple(models[tst_model][k] for k in asset) == (str(5 * 10**18), tst, "TST", 18)
+    assert models[tst_model]["registered_block"] is None and models[tst_model]["requests"] == 1
+    assert operator_json(state, env.operator)["fees_earned"] == str(FEE)  # the ETH fee only
+
+
 def test_unknown_request_is_404_and_malformed_id_is_422(env: DashEnv) -> None:
     tc = env.app()
     r = tc.get(f"/api/dashboard/requests/{rid_hex(12345)}")

@@ -12,7 +12,10 @@ How it reads the chain:
   call is needed per request;
 - stakes and credits are read at the indexed block, only when new events arrived.
 - a fee token's symbol and decimals (ERC-20 metadata, optional: the address and 0 stand in) are read once
-  per token, when a model of that token is first indexed; fees are shown in their model's asset.
+  per token, when a model of that token is first indexed; fees are shown in their model's asset;
+- a model registered before ``start_block`` has no ``ModelRegistered`` to fold, and a request made before it
+  no ``InferenceRequested``: before a range is folded, ``getModel`` (and ``getRequest``, for a settlement of
+  such a request) are read for the models its events need, once each, so every fee has its asset.
 
 Refreshes are rate-limited (``min_interval``) and serialized by a lock; readers get an immutable
 :class:`Snapshot`. Records are frozen dataclasses replaced on change, so a snapshot is a set of references.
@@ -126,6 +129,9 @@ class DashboardIndexer:
         self._refreshed_at: float | None = None
         self._params: Parameters | None = None
         self._tokens: dict[str, TokenMeta] = {}  # fee token metadata, read once per token
+        # Read by `_prefetch` for events older than start_block allows; immutable, so kept across reindexes.
+        self._early_models: dict[int, ModelRecord] = {}  # registered before start_block
+        self._early_requests: dict[int, int] = {}  # request id -> model id, requested before start_block
         self._chain_id: int | None = None
         events = [
             getattr(client.contract.events, e["name"])() for e in client.contract.abi if e["type"] == "event"
@@ -204,7 +210,9 @@ class DashboardIndexer:
                 idx.accounts_stale = True
             # Everything a range needs is fetched before it is folded, and the cursor moves with the fold:
             # a failed RPC never leaves a half-counted range behind to be counted again.
-            self._fold(idx, (e.raw for e in step.events), step.timestamps)
+            events = [ev for ev in (self._decode(e.raw) for e in step.events) if ev is not None]
+            self._prefetch(idx, events, step.last)
+            self._fold(idx, events, step.timestamps)
             idx.cursor, idx.cursor_hash, idx.cursor_time = step.last, step.last_hash, step.timestamps[step.last]
             idx.accounts_stale = idx.accounts_stale or bool(step.events)
             if step.caught_up:
@@ -268,18 +276,43 @@ class DashboardIndexer:
             del idx.requests[rid]
 
     # ------------------------------------------------------------------ fold
-    def _fold(self, idx: _Index, logs: Iterable[Any], times: dict[int, int]) -> None:
+    def _decode(self, raw: Any) -> Any | None:
+        topics = raw["topics"]
+        event = self._events.get(bytes(topics[0])) if topics else None
+        return None if event is None else event.process_log(raw)
+
+    def _prefetch(self, idx: _Index, events: list[Any], block: int) -> None:
+        """Reads, before the fold, the models this range's events need that no event of it or before it
+        registered (those registered before ``start_block``), and the model of a settled request made before
+        ``start_block``: so the fold needs no RPC, and a token fee is never counted as wei."""
+        registered = {int(ev["args"]["modelId"]) for ev in events if ev["event"] == "ModelRegistered"}
+        requested = {int(ev["args"]["requestId"]): int(ev["args"]["modelId"])
+                     for ev in events if ev["event"] == "InferenceRequested"}
+        needed = set(requested.values())
+        for ev in events:
+            rid = int(ev["args"]["requestId"]) if ev["event"] == "RequestFinalized" else None
+            if rid is not None and rid not in idx.requests and rid not in requested:
+                if rid not in self._early_requests:
+                    self._early_requests[rid] = self.client.get_request(rid, block).model_id
+                needed.add(self._early_requests[rid])
+        for mid in sorted(needed - registered - idx.models.keys()):
+            if mid not in self._early_models:
+                m = self.client.get_model(mid)  # immutable but for `retired`, which events then update
+                self._early_models[mid] = ModelRecord(
+                    model_id=mid, owner=m.owner, mode=m.mode, fee=m.fee, bond=m.bond, input_length=m.input_length,
+                    output_length=m.output_length, onnx_hash=m.onnx_hash, program_commitment=m.program_commitment,
+                    uri=m.uri, registered_block=None, retired=m.retired,
+                    fee_token=Web3.to_checksum_address(m.fee_token) if m.fee_in_token else None,
+                )
+            idx.models[mid] = self._early_models[mid]
+
+    def _fold(self, idx: _Index, events: Iterable[Any], times: dict[int, int]) -> None:
         """Applies decoded events in chain order (no RPC: ``times`` holds the blocks' timestamps)."""
-        for raw in logs:
-            topics = raw["topics"]
-            event = self._events.get(bytes(topics[0])) if topics else None
-            if event is None:
-                continue
-            ev = event.process_log(raw)
+        for ev in events:
             handler = getattr(self, f"_on_{ev['event']}", None)  # e.g. _on_ResultSubmitted; others ignored
             if handler is not None:
-                block = int(raw["blockNumber"])
-                handler(idx, ev["args"], block, "0x" + bytes(raw["transactionHash"]).hex(), times[block])
+                block = int(ev["blockNumber"])
+                handler(idx, ev["args"], block, "0x" + bytes(ev["transactionHash"]).hex(), times[block])
 
     @staticmethod
     def _op(idx: _Index, address: str) -> OperatorRecord:
@@ -318,8 +351,9 @@ class DashboardIndexer:
 
     def _on_RequestFinalized(self, idx: _Index, a: Any, block: int, tx: str, at: int) -> None:
         op = self._op(idx, a["operator"])
-        r = idx.requests.get(int(a["requestId"]))
-        model = idx.models.get(r.model_id) if r is not None else None
+        rid = int(a["requestId"])
+        r = idx.requests.get(rid)
+        model = idx.models.get(r.model_id if r is not None else self._early_requests.get(rid, 0))
         eth_fee = 0 if model is not None and model.fee_token is not None else int(a["fee"])  # fees_earned: wei
         idx.operators[op.address] = replace(
             op, results_finalized=op.results_finalized + 1, fees_earned=op.fees_earned + eth_fee

@@ -91,7 +91,7 @@ class ModelRecord:
     onnx_hash: bytes
     program_commitment: bytes
     uri: str
-    registered_block: int
+    registered_block: int | None  # None: registered before the dashboard's start block
     fee_token: str | None = None  # the fee's ERC-20; None: ETH
     retired: bool = False
     requests: int = 0
@@ -127,8 +127,7 @@ class Snapshot:
     error: str | None = None  # the last refresh failed; this snapshot is older than it could be
 
     def fee_asset(self, model_id: int) -> tuple[str | None, str, int]:
-        """The fee asset of ``model_id``: (token or None for ETH, symbol, decimals). A model registered before
-        ``start_block`` is not indexed: its fees are shown as ETH."""
+        """The fee asset of ``model_id``: (token or None for ETH, symbol, decimals)."""
         token = next((m.fee_token for m in self.models if m.model_id == model_id), None)
         if token is None:
             return None, "ETH", 18

@@ -122,7 +122,7 @@ class ModelOut(FeeAsset):
     program_commitment: str | None = Field(description="keccak256 of the on-chain integer program (EXACT)")
     uri: str
     retired: bool
-    registered_block: int
+    registered_block: int | None = Field(description="null: registered before the dashboard's start block")
     requests: int
 
 
