@@ -102,6 +102,14 @@ class OracleClient:
     def stake_of(self, operator: str) -> StakeInfo:
         return StakeInfo.from_struct(self._call(self.contract.functions.stakeOf(Web3.to_checksum_address(operator))))
 
+    def min_operator_stake(self) -> int:
+        """Stake an operator needs to be listed for assignment."""
+        return int(self._call(self.contract.functions.MIN_OPERATOR_STAKE()))
+
+    def max_assignment_weight(self) -> int:
+        """Free stake above this draws no more assignment weight."""
+        return int(self._call(self.contract.functions.maxAssignmentWeight()))
+
     def credits_of(self, account: str) -> int:
         return int(self._call(self.contract.functions.creditsOf(Web3.to_checksum_address(account))))
 

@@ -162,7 +162,7 @@ def run(
 
 @app.command()
 def status(config: ConfigOpt = None) -> None:
-    """Show the operator's balance, stake, credits and the local job counts."""
+    """Show the operator's balance, stake, assignment weight, credits and the local job counts."""
     from rich.console import Console
     from rich.table import Table
 
@@ -175,6 +175,12 @@ def status(config: ConfigOpt = None) -> None:
     table.add_row("stake", _eth(st.staked))
     table.add_row("locked in bonds", _eth(st.locked))
     table.add_row("unbonding", _eth(st.pending))
+    floor, cap = client.min_operator_stake(), client.max_assignment_weight()
+    if st.staked < floor:
+        table.add_row("assignment", f"not listed: stake below {_eth(floor)}; requests open to all only")
+    else:  # a request's assignee is drawn in proportion to min(free stake, cap)
+        capped = f" (capped: free stake above {_eth(cap)} draws no more)" if st.free > cap else ""
+        table.add_row("assignment weight", _eth(min(st.free, cap)) + capped)
     table.add_row("credits", _eth(client.credits_of(account.address)))
     if settings.db_path.exists():
         from oracle.worker.db import Database
