@@ -93,12 +93,22 @@ def deploy(
     bond_ratio: int = DeployParams.min_bond_ratio,
     max_callback_gas: int = DeployParams.max_callback_gas,
     dispute_game: Annotated[bool, typer.Option(help="Also deploy the dispute game (models over the cap).")] = True,
+    exclusive_period: Annotated[int, typer.Option(
+        help="Seconds a request is reserved for its assigned operator (0: no assignment).")] = (
+        DeployParams.exclusive_period),
+    min_operator_stake: Annotated[int, typer.Option(
+        help="Stake (wei) an operator needs to be listed for assignment.")] = DeployParams.min_operator_stake,
+    max_assignment_weight: Annotated[int, typer.Option(
+        help="Free stake (wei) above which an operator draws no more assignment weight.")] = (
+        DeployParams.max_assignment_weight),
 ) -> None:
     """Deploy IntegerVerifier + InferenceOracle (+ DisputeGame) and write the deployment file."""
     signer = _signer(unlocked)
     w3 = check_rpc(rpc)
-    dep = deploy_system(w3, signer, DeployParams(window, timeout, unbonding, bond_ratio, max_callback_gas,
-                                                 dispute_game=dispute_game))
+    dep = deploy_system(w3, signer, DeployParams(
+        window, timeout, unbonding, bond_ratio, max_callback_gas, dispute_game=dispute_game,
+        exclusive_period=exclusive_period, min_operator_stake=min_operator_stake,
+        max_assignment_weight=max_assignment_weight))
     dep.save(out)
     typer.echo(dep.to_json())
 
