@@ -15,10 +15,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from oracle.chain.deploy import Deployment
 from oracle.chain.types import Status
@@ -62,6 +63,17 @@ def test_chaos_reorgs_and_a_restart_let_no_wrong_result_finalize(env: Env, tmp_p
                 time.sleep(0.1)
         return None
 
+    def send(fn: Any, params: dict[str, Any]) -> bytes | None:
+        """The attacker's own transaction (the node picks its nonce). A reorg that re-includes the attacker's
+        earlier transaction can take that nonce between the node's pick and the send: "nonce too low". That
+        is the test's driver losing a race, not the challenger; the loop sends again."""
+        try:
+            return bytes(fn.transact({**params, "gas": 400_000}))
+        except Web3RPCError as exc:
+            if "nonce too low" not in str(exc):
+                raise
+            return None
+
     def attacker() -> None:
         """A dishonest operator: a wrong answer to a fresh request about every second, and (as its worker
         would) the wrong answer again wherever a reorg dropped it."""
@@ -69,17 +81,16 @@ def test_chaos_reorgs_and_a_restart_let_no_wrong_result_finalize(env: Env, tmp_p
         while not stop.is_set():
             for rid in [r for r, _ in posted.items()]:
                 if env.client.status_of(rid) is Status.PENDING:
-                    env.client.submit_fn(rid, posted[rid]).transact({"from": env.operator, "gas": 400_000})
+                    send(env.client.submit_fn(rid, posted[rid]), {"from": env.operator})
             pixels, wrong = sample_io(k, wrong=True)
             k += 1
-            tx = env.client.request_fn(env.digits_id, pixels).transact({"from": env.user, "value": fee,
-                                                                        "gas": 400_000})
-            receipt = receipt_of(tx)
+            tx = send(env.client.request_fn(env.digits_id, pixels), {"from": env.user, "value": fee})
+            receipt = receipt_of(tx) if tx is not None else None
             events = env.client.contract.events.InferenceRequested().process_receipt(receipt) if receipt else []
             if events:
                 rid = int(events[0]["args"]["requestId"])
-                env.client.submit_fn(rid, wrong).transact({"from": env.operator, "gas": 400_000})
-                posted[rid] = wrong
+                if send(env.client.submit_fn(rid, wrong), {"from": env.operator}) is not None:
+                    posted[rid] = wrong
 
     def reorger() -> None:
         """Half the time the newest block holds one of the challenger's transactions, replaces it with the same
