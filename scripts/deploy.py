@@ -10,14 +10,13 @@ Prints the addresses as JSON (the same shape as ``oracle.chain.deploy.Deployment
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 
-from oracle.chain.deploy import DeployParams
+from oracle.chain.deploy import ZERO_ADDRESS, Deployment, DeployParams
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -40,31 +39,14 @@ def cli(network, alias, window, timeout, exclusive_period, unbonding, min_operat
         bond_ratio, max_callback_gas, tx_gas_cap, out):  # type: ignore[no-untyped-def]
     """Deploy IntegerVerifier + InferenceOracle."""
     sender = accounts.load(alias) if alias else accounts.test_accounts[0]
+    params = DeployParams(challenge_window=window, request_timeout=timeout, unbonding_period=unbonding,
+                          min_bond_ratio=bond_ratio, max_callback_gas=max_callback_gas, tx_gas_cap=tx_gas_cap,
+                          dispute_game=False, exclusive_period=exclusive_period,
+                          min_operator_stake=min_operator_stake, max_assignment_weight=max_assignment_weight)
     verifier = project.IntegerVerifier.deploy(sender=sender)
-    oracle = project.InferenceOracle.deploy(
-        verifier.address, window, timeout, exclusive_period, unbonding, min_operator_stake, max_assignment_weight,
-        bond_ratio, max_callback_gas, tx_gas_cap,
-        "0x0000000000000000000000000000000000000000",  # no dispute game (see oracle.chain.deploy)
-        sender=sender
-    )
-    deployment = {
-        "chain_id": chain.chain_id,
-        "oracle": oracle.address,
-        "verifier": verifier.address,
-        "block": chain.blocks.head.number,
-        "params": {
-            "challenge_window": window,
-            "request_timeout": timeout,
-            "exclusive_period": exclusive_period,
-            "unbonding_period": unbonding,
-            "min_operator_stake": min_operator_stake,
-            "max_assignment_weight": max_assignment_weight,
-            "min_bond_ratio": bond_ratio,
-            "max_callback_gas": max_callback_gas,
-            "tx_gas_cap": tx_gas_cap,
-        },
-    }
-    text = json.dumps(deployment, indent=2)
+    # No dispute game here (see oracle.chain.deploy, which deploys one).
+    oracle = project.InferenceOracle.deploy(*params.oracle_args(verifier.address, ZERO_ADDRESS), sender=sender)
+    text = Deployment(chain.chain_id, oracle.address, verifier.address, chain.blocks.head.number, params).to_json()
     if out:
         out.write_text(text + "\n")
     click.echo(text)

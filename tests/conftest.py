@@ -32,9 +32,10 @@ def session_w3(devnet: Devnet) -> Web3:
 def w3(session_w3: Web3) -> Iterator[Web3]:
     """The session's chain, reverted to its previous state after the test (cheap: evm_snapshot).
 
-    anvil keeps its fee state across ``evm_revert``: after a test whose blocks were full (the challenger chaos
-    test's proofs), the reverted head says 7 wei while the next block would charge thousands of gwei, and a
-    transaction priced from the head is refused. The next block's base fee is set back to the head's."""
+    anvil keeps its fee state across ``evm_revert``: after a test that moved the base fee (the challenger chaos
+    test's proof-heavy blocks, a fee spike), the reverted head can say 7 wei while the next block charges more
+    than a gwei, and a transaction priced from the head is refused. The next block's base fee is set back to
+    the head's."""
     snap = session_w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     try:
         yield session_w3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from web3 import Web3
 
@@ -60,6 +61,13 @@ class DeployParams:
     exclusive_period: int = 30
     min_operator_stake: int = 10**17
     max_assignment_weight: int = 32 * 10**18
+
+    def oracle_args(self, verifier: str, game: str) -> tuple[Any, ...]:
+        """`InferenceOracle`'s constructor arguments, in its order (``game``: the dispute game it trusts, or
+        the zero address)."""
+        return (verifier, self.challenge_window, self.request_timeout, self.exclusive_period,
+                self.unbonding_period, self.min_operator_stake, self.max_assignment_weight, self.min_bond_ratio,
+                self.max_callback_gas, self.tx_gas_cap, game)
 
     def clock(self) -> int:
         """The game's clock: ``game_clock``, or the longest (up to 24 hours) the unbonding period allows."""
@@ -125,11 +133,7 @@ def deploy_system(
         sender = address_of(signer)
         nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(sender), "pending")
         game = create_address(sender, nonce + 1)
-    oracle = deploy(
-        w3, o.abi, o.bytecode, signer, verifier, params.challenge_window, params.request_timeout,
-        params.exclusive_period, params.unbonding_period, params.min_operator_stake, params.max_assignment_weight,
-        params.min_bond_ratio, params.max_callback_gas, params.tx_gas_cap, game,
-    )
+    oracle = deploy(w3, o.abi, o.bytecode, signer, *params.oracle_args(verifier, game))
     if params.dispute_game:
         g = artifacts.load("DisputeGame")
         deployed = deploy(w3, g.abi, g.bytecode, signer, oracle, verifier, params.game_bond, clock, *helpers)

@@ -42,7 +42,6 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
-
 class TxState(str, Enum):
     PENDING = "pending"  # stored; broadcast or about to be
     MINED = "mined"

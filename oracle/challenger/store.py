@@ -116,7 +116,6 @@ class Claim:
     orphaned: bool = False
 
 
-
 def _claim(r: sqlite3.Row) -> Claim:
     return Claim(int(r["request_id"], 16), r["model_id"], r["operator"], bytes(r["output"]), r["block_number"],
                  r["submitted_at"], r["deadline"], ClaimState(r["state"]),

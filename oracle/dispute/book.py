@@ -27,7 +27,6 @@ CREATE INDEX IF NOT EXISTS games_state ON games(state)
 OPEN_STATES = ("opening", "playing")
 
 
-
 @dataclass(frozen=True)
 class GameRow:
     request_id: int

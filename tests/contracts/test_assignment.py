@@ -316,15 +316,18 @@ def test_one_large_stake_cannot_leave_most_requests_unassigned(w3: Web3, account
     stakes = [1000 * 10**18] + [k * 10 * 10**18 for k in range(1, 9)]
     s = _deploy(w3, accounts, EXCLUSIVE, stakes, params=params)
     assert s.oracle.functions.maxAssignmentWeight().call() == (cap or DeployParams().max_assignment_weight)
-    assignees = Counter(s.request(random.Random(900 + i).randbytes(64))[1] for i in range(40))
-    unassigned = sum(n for a, n in assignees.items() if int(a, 16) == 0)
+    # 80 requests: the draws follow prevrandao, i.e. the block numbers the suite's earlier tests leave, so each
+    # bound below is kept at least 3 standard deviations from its expectation.
+    n = 80
+    assignees = Counter(s.request(random.Random(900 + i).randbytes(64))[1] for i in range(n))
+    unassigned = sum(k for a, k in assignees.items() if int(a, 16) == 0)
     assert all(a in s.operators or int(a, 16) == 0 for a in assignees)
     if cap is not None:
-        assert unassigned >= 12, unassigned  # ~52 % expected: (1 - 1360 / 9000)^4
+        assert unassigned >= 24, unassigned  # ~52 % expected: (1 - 1360 / 9000)^4
         assert assignees[s.operators[0]] > sum(assignees[o] for o in s.operators[1:])  # drawn by its full stake
     else:
         assert unassigned <= 2, unassigned  # ~0.02 % expected: (1 - 252 / 288)^4
-        assert assignees[s.operators[0]] < 40 // 3  # ~13 % of the draws: weight 32 of 252
+        assert assignees[s.operators[0]] < n // 3  # ~13 % of the draws: weight 32 of 252
 
 
 def test_an_operator_below_the_floor_is_never_assigned_but_answers_open_requests(w3: Web3,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -82,12 +81,6 @@ def play_against(gs: GameSystem, game_id: int, actor: Actor | None, timeout: flo
         if not moved:
             time.sleep(0.05)
     raise AssertionError(f"game {game_id} did not end within {timeout}s: {GameView.read(gs.game, game_id)}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def metric(port: int, name: str, **labels: str) -> float:

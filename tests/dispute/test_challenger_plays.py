@@ -23,8 +23,9 @@ from oracle.dispute.actors import GameView, Phase
 from oracle.profile.trace import Trace, perturb_at
 from oracle.runtime.model_store import ModelStore
 from tests.challenger.harness import Daemon, state_of
+from tests.cli.helpers import closed_port
 from tests.dispute.conftest import BOND, FEE, GAME_BOND, GameSystem
-from tests.dispute.daemons import free_port, kill9, metric, spawn_challenger, spawn_node, stop, wait_until
+from tests.dispute.daemons import kill9, metric, spawn_challenger, spawn_node, stop, wait_until
 
 LIE_AT = 41
 
@@ -38,7 +39,7 @@ def test_challenger_daemon_slashes_a_lying_node(gs: GameSystem, devnet: Any, tmp
     assert lie.output_bytes() != Trace.from_input_bytes(gs.program, x).output_bytes()
     gs.client.submit(gs.operator, rid, lie.output_bytes())
     staked = gs.client.stake_of(gs.operator).staked
-    node_port, port = free_port(), free_port()
+    node_port, port = closed_port(), closed_port()  # free ports for the two /metrics
     node = spawn_node(gs, devnet.url, tmp_path, WORKER_TEST_GAME_LIE=str(LIE_AT), ORACLE_API_PORT=str(node_port))
     challenger = spawn_challenger(gs, devnet.url, tmp_path, port)
     procs = {"node": node, "challenger": challenger}

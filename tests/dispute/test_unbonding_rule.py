@@ -10,7 +10,7 @@ import pytest
 from web3 import Web3
 
 from oracle.chain import artifacts
-from oracle.chain.deploy import create_address
+from oracle.chain.deploy import DeployParams, create_address
 from oracle.chain.tx import deploy
 from oracle.errors import ContractRevert
 from tests.dispute.conftest import GAME_BOND, GameSystem
@@ -44,8 +44,8 @@ def test_an_oracle_trusting_a_game_that_breaks_the_rule_gets_no_game(gs: GameSys
     o = artifacts.load("InferenceOracle")
     nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(owner), "pending")
     predicted = create_address(owner, nonce + 1)
-    oracle = deploy(w3, o.abi, o.bytecode, owner, gs.deployment.verifier, 600, 900, 30, 3600, 10**17, 32 * 10**18,
-                    4, 1_000_000, 16_777_216, predicted)
+    params = DeployParams(challenge_window=600, request_timeout=900, unbonding_period=3600)
+    oracle = deploy(w3, o.abi, o.bytecode, owner, *params.oracle_args(gs.deployment.verifier, predicted))
     with pytest.raises(ContractRevert) as err:
         _deploy_game(gs, oracle, 1600)
     assert err.value.name == "UnbondingTooShort"

@@ -35,6 +35,7 @@ from web3 import Web3
 from oracle.chain import artifacts
 from oracle.chain.artifacts import _type_str
 from oracle.chain.client import OracleClient
+from oracle.chain.deploy import DeployParams
 from oracle.chain.reverts import decode_revert_data
 from oracle.chain.tx import deploy, send
 from oracle.chain.types import Mode, ModelSpec
@@ -366,9 +367,11 @@ def deploy_fuzz_system(url: str) -> FuzzSystem:
     verifier = deploy(w3, verifier_art.abi, verifier_art.bytecode, actors.owner)
     abi, bytecode, source = _oracle_artifact()
     # No dispute game here (tests/dispute covers it).
-    oracle = deploy(w3, abi, bytecode, actors.owner, verifier, WINDOW, TIMEOUT, EXCLUSIVE, UNBONDING,
-                    MIN_OPERATOR_STAKE, MAX_ASSIGNMENT_WEIGHT, MIN_BOND_RATIO, MAX_CALLBACK_GAS, TX_GAS_CAP,
-                    ZERO_ADDRESS)
+    params = DeployParams(challenge_window=WINDOW, request_timeout=TIMEOUT, exclusive_period=EXCLUSIVE,
+                          unbonding_period=UNBONDING, min_operator_stake=MIN_OPERATOR_STAKE,
+                          max_assignment_weight=MAX_ASSIGNMENT_WEIGHT, min_bond_ratio=MIN_BOND_RATIO,
+                          max_callback_gas=MAX_CALLBACK_GAS, tx_gas_cap=TX_GAS_CAP, dispute_game=False)
+    oracle = deploy(w3, abi, bytecode, actors.owner, *params.oracle_args(verifier, ZERO_ADDRESS))
     client = OracleClient(w3, oracle)
     client.contract = w3.eth.contract(address=oracle, abi=abi)
     att = client.register_model(actors.owner, ModelSpec(

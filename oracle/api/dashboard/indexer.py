@@ -353,7 +353,8 @@ class DashboardIndexer:
         op = self._op(idx, a["operator"])
         rid = int(a["requestId"])
         r = idx.requests.get(rid)
-        model = idx.models.get(r.model_id if r is not None else self._early_requests.get(rid, 0))
+        model_id = r.model_id if r is not None else self._early_requests.get(rid)
+        model = idx.models.get(model_id) if model_id is not None else None
         eth_fee = 0 if model is not None and model.fee_token is not None else int(a["fee"])  # fees_earned: wei
         idx.operators[op.address] = replace(
             op, results_finalized=op.results_finalized + 1, fees_earned=op.fees_earned + eth_fee

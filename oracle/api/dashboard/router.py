@@ -89,7 +89,6 @@ def _hex(b: bytes | None) -> str | None:
     return None if b is None else "0x" + b.hex()
 
 
-
 def _fee_asset(snap: Snapshot, model_id: int) -> dict[str, Any]:
     """The ``FeeAsset`` fields of a request or model of ``model_id``."""
     token, symbol, decimals = snap.fee_asset(model_id)
