@@ -40,6 +40,15 @@ def _game_receipts(gs: GameSystem, game_id: int, sender: str) -> list[Any]:
     return out
 
 
+def _book(tmp_path: Path) -> list[tuple[int, str]]:
+    """The node's games table: (game id, state) per row."""
+    games = Database(tmp_path / "node.sqlite3")
+    try:
+        return [(r.game_id, r.state) for r in GameBook(games.sql).rows()]
+    finally:
+        games.close()
+
+
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("kill_at", [None, "random", "reorg"])
 def test_honest_node_beats_a_lying_challenger(gs: GameSystem, devnet: Any, tmp_path: Path,
@@ -73,6 +82,9 @@ def test_honest_node_beats_a_lying_challenger(gs: GameSystem, devnet: Any, tmp_p
         assert end.phase is Phase.RESOLVED and not end.challenger_won
         assert not kill_at or seen[0] > kill_move, "the node was killed (or the chain reorganised) mid-game"
         wait_until(lambda: gs.game.functions.credits(gs.operator).call() == 0, 30, "the node withdrew its bond")
+        # The node may withdraw in the step whose read of the game was one block too early to see it resolved;
+        # its book says so one step later: wait for that (while it runs) before stopping it.
+        wait_until(lambda: _book(tmp_path) == [(game_id, "won")], 30, "the node's book says won")
     finally:
         stop(node)
     assert gs.client.status_of(rid).name in ("SUBMITTED", "FINALIZABLE")  # the claim stands, the stake too
@@ -85,10 +97,5 @@ def test_honest_node_beats_a_lying_challenger(gs: GameSystem, devnet: Any, tmp_p
         assert "tx_resent_after_reorg" in (tmp_path / "node.log").read_text()
     gas_paid = sum(int(r["gasUsed"]) * int(r["effectiveGasPrice"]) for r in theirs)
     assert gs.w3.eth.get_balance(gs.operator) == balance_before + GAME_BOND - gas_paid
-    games = Database(tmp_path / "node.sqlite3")
-    try:
-        book = GameBook(games.sql).rows()
-        assert [(r.game_id, r.state) for r in book] == [(game_id, "won")]
-    finally:
-        games.close()
+    assert _book(tmp_path) == [(game_id, "won")]
 
